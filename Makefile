@@ -1,0 +1,49 @@
+# vidm-sync-worker — see README.md.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 30s
+BIN       ?= bin
+IMAGE     ?= vidm-sync-worker:dev
+GOLANGCI  ?= github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2
+GOVULN    ?= golang.org/x/vuln/cmd/govulncheck@v1.1.4
+
+.PHONY: all build test vet fuzz fuzz-short bench lint vuln sim demo run docker clean
+
+all: build test
+
+build:
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+## test: vet, then every test with the race detector (what CI runs).
+test: vet
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+## fuzz: run every fuzz target for FUZZTIME each (seeds in testdata/fuzz run in `make test` too).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint:
+	$(GO) run $(GOLANGCI) run ./...
+
+vuln:
+	$(GO) run $(GOVULN) ./...
+
+## sim: the vIDM simulator on https://127.0.0.1:8443 with the example configuration.
+sim:
+	$(GO) run ./cmd/vidm-sim -ca-out $(BIN)/vidm-sim-ca.pem
+
+docker:
+	docker build -t $(IMAGE) .
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,266 @@
+// Command vidm-sim serves the strict vIDM simulator (internal/vidmsim) on a real listener, so the
+// worker and its CLI can be run and demonstrated without a vIDM instance.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "vidm-sim:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownTimeout bounds how long in-flight requests may take once a signal arrives.
+const shutdownTimeout = 10 * time.Second
+
+type options struct {
+	listen      string
+	configPath  string
+	printConfig bool
+	tlsMode     string
+	certFile    string
+	keyFile     string
+	caOut       string
+	addrFile    string
+	logFormat   string
+	logLevel    string
+}
+
+// parseFlags reads the flags; each VIDM_SIM_* variable sets the default of its flag.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var o options
+	fs := flag.NewFlagSet("vidm-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", env("VIDM_SIM_LISTEN", "127.0.0.1:8443"), "address to listen on (env VIDM_SIM_LISTEN)")
+	fs.StringVar(&o.configPath, "config", env("VIDM_SIM_CONFIG", ""), "JSON config file; default: the example config (env VIDM_SIM_CONFIG)")
+	fs.BoolVar(&o.printConfig, "print-config", false, "print the example config as JSON and exit")
+	fs.StringVar(&o.tlsMode, "tls", env("VIDM_SIM_TLS", "self-signed"), "self-signed, files (with -cert/-key) or off (env VIDM_SIM_TLS)")
+	fs.StringVar(&o.certFile, "cert", "", "certificate PEM file for -tls files")
+	fs.StringVar(&o.keyFile, "key", "", "private key PEM file for -tls files")
+	fs.StringVar(&o.caOut, "ca-out", env("VIDM_SIM_CA_OUT", ""), "with -tls self-signed: write the certificate PEM (the CA bundle clients need) here (env VIDM_SIM_CA_OUT)")
+	fs.StringVar(&o.addrFile, "addr-file", "", "write the bound host:port here once listening (useful with port 0)")
+	fs.StringVar(&o.logFormat, "log-format", env("VIDM_SIM_LOG_FORMAT", "text"), "text or json (env VIDM_SIM_LOG_FORMAT)")
+	fs.StringVar(&o.logLevel, "log-level", env("VIDM_SIM_LOG_LEVEL", "info"), "debug, info, warn or error; debug logs every request (env VIDM_SIM_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err // flag has already printed the problem and the usage
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	switch o.tlsMode {
+	case "self-signed", "off":
+	case "files":
+		if o.certFile == "" || o.keyFile == "" {
+			return options{}, errors.New("-tls files needs -cert and -key")
+		}
+	default:
+		return options{}, fmt.Errorf("-tls %q: want self-signed, files or off", o.tlsMode)
+	}
+	return o, nil
+}
+
+// run is main without the process: it serves until ctx ends or SIGINT/SIGTERM arrives.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if o.printConfig {
+		return printConfig(stdout)
+	}
+	logger, err := newLogger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(o.configPath)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	sim, err := vidmsim.New(cfg)
+	if err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	return serve(ctx, o, cfg, sim, logger)
+}
+
+func printConfig(stdout io.Writer) error {
+	b, err := json.MarshalIndent(vidmsim.ExampleConfig(), "", "  ")
+	if err != nil {
+		return fmt.Errorf("marshal example config: %w", err)
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", b); err != nil {
+		return fmt.Errorf("print config: %w", err)
+	}
+	return nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	switch format {
+	case "text":
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, NoColor: !isTerminal(w)})), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	default:
+		return nil, fmt.Errorf("-log-format %q: want text or json", format)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func loadConfig(path string) (vidmsim.Config, error) {
+	if path == "" {
+		return vidmsim.ExampleConfig(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return vidmsim.Config{}, fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := vidmsim.LoadConfig(f)
+	if err != nil {
+		return vidmsim.Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// serve listens, announces where, and shuts down gracefully when ctx ends.
+func serve(ctx context.Context, o options, cfg vidmsim.Config, sim *vidmsim.Server, logger *slog.Logger) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // Serve closes it too; this covers the early returns
+
+	srv := &http.Server{
+		Handler:           newHandler(sim, cfg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if o.tlsMode != "off" {
+		tlsCfg, cleanup, err := tlsConfig(o, ln.Addr(), logger)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		srv.TLSConfig, scheme = tlsCfg, "https"
+	}
+	addr := ln.Addr().String()
+	if o.addrFile != "" {
+		if err := writeFileAtomic(o.addrFile, []byte(addr+"\n"), 0o644); err != nil {
+			return fmt.Errorf("write -addr-file: %w", err)
+		}
+	}
+	logStart(logger, scheme+"://"+addr, cfg)
+
+	errc := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("vidm-sim shutting down")
+	sim.Resume() // hung requests would otherwise hold Shutdown until its timeout
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("vidm-sim stopped")
+	return nil
+}
+
+// logStart announces the URL and who may log in; secrets stay out of the log.
+func logStart(logger *slog.Logger, url string, cfg vidmsim.Config) {
+	var clients, users, dirs []string
+	for _, c := range cfg.Clients {
+		clients = append(clients, c.ID)
+	}
+	for _, u := range cfg.Users {
+		users = append(users, u.Username)
+	}
+	for _, d := range cfg.Directories {
+		dirs = append(dirs, d.Name)
+	}
+	logger.Info("vidm-sim listening", slog.String("url", url), slog.Any("oauth_clients", clients),
+		slog.Any("users", users), slog.Any("directories", dirs))
+}
+
+// writeFileAtomic writes via a temporary file and a rename, so a poller never reads half a file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("create temp file: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename to %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+module github.com/vidm-sync-worker/vidm-sync-worker
+
+go 1.26.0
+
+require (
+	github.com/lmittmann/tint v1.2.1
+	golang.org/x/sync v0.24.0
+)

@@ -1,0 +1,160 @@
+package vidm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Sentinel errors callers branch on with errors.Is. Every error the client returns is an *Error or a
+// *DirectoryError that wraps one of these or a transport error.
+var (
+	// ErrUnauthorized: vIDM rejected the credentials, or a fresh token was rejected again.
+	ErrUnauthorized = errors.New("credentials or token rejected")
+	// ErrDirectoryNotFound: no directory matches the name, domain or id.
+	ErrDirectoryNotFound = errors.New("directory not found")
+	// ErrAmbiguousDirectory: several directories match a domain or name.
+	ErrAmbiguousDirectory = errors.New("directory reference is ambiguous")
+	// ErrSyncInProgress: vIDM refused to start a sync because one is already running.
+	ErrSyncInProgress = errors.New("a sync is already running for the directory")
+	// ErrSyncTimeout: the sync did not reach a terminal status before the caller's deadline.
+	ErrSyncTimeout = errors.New("sync did not finish before the deadline")
+	// ErrInvalidResponse: vIDM answered something the client cannot understand (HTML, empty, too large).
+	ErrInvalidResponse = errors.New("response could not be understood")
+	// ErrInvalidArgument: the caller passed something that can never become a valid request.
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// Error describes one failed vIDM operation. It never holds a request body, header or token.
+type Error struct {
+	Op         string        // what the client was doing, e.g. "start sync"
+	StatusCode int           // HTTP status, 0 when no response arrived
+	Code       string        // vIDM's error code, when the body had one
+	Message    string        // vIDM's error message, truncated and redacted
+	RetryAfter time.Duration // from a Retry-After header
+	retryable  bool
+	Err        error // a sentinel above, or the transport error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("vidm: ")
+	b.WriteString(e.Op)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " (%s)", e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Retryable reports whether the same call may succeed later.
+func (e *Error) Retryable() bool { return e.retryable }
+
+// DirectoryError is returned by ResolveDirectory when a reference matches no directory or several.
+type DirectoryError struct {
+	Query      string
+	Candidates []string // names of the matching directories when ambiguous
+	Err        error    // ErrDirectoryNotFound or ErrAmbiguousDirectory
+}
+
+func (e *DirectoryError) Error() string {
+	if len(e.Candidates) > 0 {
+		return fmt.Sprintf("vidm: %q: %v (matches %s)", e.Query, e.Err, strings.Join(e.Candidates, ", "))
+	}
+	return fmt.Sprintf("vidm: %q: %v", e.Query, e.Err)
+}
+
+func (e *DirectoryError) Unwrap() error { return e.Err }
+
+// Retryable is false: the directory list was refreshed before this answer was given.
+func (e *DirectoryError) Retryable() bool { return false }
+
+// IsRetryable reports whether err is worth retrying later: network failures, timeouts, 429 and 5xx
+// answers, and a sync that outlived its deadline. Bad credentials, unknown directories and other 4xx
+// answers are permanent.
+func IsRetryable(err error) bool {
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
+	}
+	return false
+}
+
+// RetryAfterOf returns the delay vIDM asked for with Retry-After, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// statusRetryable classifies an HTTP answer at the boundary.
+func statusRetryable(code int) bool {
+	return code == 429 || code == 408 || code >= 500
+}
+
+// statusSentinel maps answers that callers branch on to a sentinel.
+func statusSentinel(code int) error {
+	switch code {
+	case 401:
+		return ErrUnauthorized
+	case 404:
+		return ErrDirectoryNotFound
+	case 409:
+		return ErrSyncInProgress
+	}
+	return nil
+}
+
+// transportError classifies an error from http.Client.Do. The caller's own cancellation is permanent;
+// everything else that happened on the wire (resets, EOF, refused connections, per-attempt timeouts)
+// is retryable.
+func transportError(op string, callerCtx context.Context, err error) *Error {
+	if callerCtx.Err() != nil {
+		return &Error{Op: op, Err: callerCtx.Err()}
+	}
+	return &Error{Op: op, Err: cleanTransportErr(err), retryable: isNetworkError(err)}
+}
+
+func isNetworkError(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
+
+// cleanTransportErr keeps the cause but drops *url.Error's copy of the URL: the URL holds nothing
+// secret today, but errors must stay safe whatever a future query string carries.
+func cleanTransportErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
+	}
+	return err
+}

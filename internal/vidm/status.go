@@ -1,0 +1,233 @@
+package vidm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Status is a directory sync's state, normalised from whatever vIDM reports.
+type Status string
+
+const (
+	StatusRunning   Status = "RUNNING"
+	StatusCompleted Status = "COMPLETED"
+	StatusFailed    Status = "FAILED"
+	// StatusUndefined: vIDM reports no sync (none has run, or vRA's UNDEFINED).
+	StatusUndefined Status = "UNDEFINED"
+	// StatusUnknown: a value this client does not know; SyncState.Raw keeps it.
+	StatusUnknown Status = "UNKNOWN"
+)
+
+// Terminal reports whether a sync in this status has finished.
+func (s Status) Terminal() bool { return s == StatusCompleted || s == StatusFailed }
+
+// SyncState is what one poll of a directory's sync returned.
+type SyncState struct {
+	Status     Status
+	Raw        string    // the status string as vIDM sent it
+	Message    string    // vIDM's message or error details, if any
+	StartedAt  time.Time // zero when not reported
+	FinishedAt time.Time // zero when not reported or still running
+	Progress   int       // percent, -1 when not reported
+	Connector  string    // the connector that ran the sync, when reported
+}
+
+// Field names under which vIDM versions and the vRA identity service report each value. The poll
+// body is not publicly documented, so every name seen in the wild or in the reference documents is
+// accepted; keys are compared case-insensitively.
+var (
+	statusKeys    = []string{"status", "syncstatus", "state", "syncstate", "progressstatus", "outcomestatus"}
+	messageKeys   = []string{"message", "statusmessage", "errormessage", "errordetails", "error", "details"}
+	startedKeys   = []string{"syncstartdate", "startdate", "starttime", "startedat", "syncstarttime", "started"}
+	finishedKeys  = []string{"syncenddate", "enddate", "endtime", "finishedat", "completedat", "syncendtime", "finished"}
+	progressKeys  = []string{"progresspercentage", "percentage", "progress", "percentcomplete"}
+	connectorKeys = []string{"connector", "connectorname", "syncconnector", "connectorhost"}
+)
+
+const maxMessageLen = 512
+
+// ParseSyncState reads a sync status body. It is the one place that knows the body's shape: it
+// accepts the status under several names (or nested as vRA's {"syncStatus":{"status":…}}), dates as
+// epoch milliseconds, epoch seconds or RFC 3339, and ignores unknown fields. A body that is not a
+// JSON object or has no status at all is an error wrapping ErrInvalidResponse.
+func ParseSyncState(body []byte) (SyncState, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return SyncState{}, fmt.Errorf("%w: empty sync status body", ErrInvalidResponse)
+	}
+	obj, err := decodeObject(body)
+	if err != nil {
+		return SyncState{}, fmt.Errorf("%w: sync status is not a JSON object: %s", ErrInvalidResponse, describeJSONError(err))
+	}
+	raw, nested, ok := findStatus(obj)
+	if !ok {
+		return SyncState{}, fmt.Errorf("%w: sync status body has no status field", ErrInvalidResponse)
+	}
+	st := SyncState{Status: normaliseStatus(raw), Raw: clip(raw, 64), Progress: -1}
+	for _, o := range []map[string]json.RawMessage{nested, obj} {
+		if o == nil {
+			continue
+		}
+		if st.Message == "" {
+			st.Message = clip(findText(o, messageKeys), maxMessageLen)
+		}
+		if st.StartedAt.IsZero() {
+			st.StartedAt = findTime(o, startedKeys)
+		}
+		if st.FinishedAt.IsZero() {
+			st.FinishedAt = findTime(o, finishedKeys)
+		}
+		if st.Progress < 0 {
+			st.Progress = findPercent(o, progressKeys)
+		}
+		if st.Connector == "" {
+			st.Connector = clip(findText(o, connectorKeys), 128)
+		}
+	}
+	return st, nil
+}
+
+// decodeObject decodes a JSON object into a map with lower-cased keys.
+func decodeObject(b []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("null")
+	}
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out, nil
+}
+
+// findStatus returns the first status string, and the object it sat in when nested.
+func findStatus(obj map[string]json.RawMessage) (string, map[string]json.RawMessage, bool) {
+	for _, k := range statusKeys {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return s, nil, true
+		}
+		if inner, err := decodeObject(v); err == nil {
+			for _, ik := range statusKeys {
+				if json.Unmarshal(inner[ik], &s) == nil {
+					return s, inner, true
+				}
+			}
+		}
+	}
+	return "", nil, false
+}
+
+func normaliseStatus(raw string) Status {
+	s := strings.ToUpper(strings.TrimSpace(raw))
+	s = strings.NewReplacer("-", "_", " ", "_").Replace(s)
+	switch s {
+	case "RUNNING", "IN_PROGRESS", "INPROGRESS", "STARTED", "QUEUED", "PENDING", "SYNCING", "PROCESSING":
+		return StatusRunning
+	case "COMPLETED", "COMPLETE", "SUCCESS", "SUCCEEDED", "SUCCESSFUL", "DONE", "FINISHED":
+		return StatusCompleted
+	case "FAILED", "FAILURE", "ERROR", "ABORTED", "CANCELLED", "CANCELED":
+		return StatusFailed
+	case "UNDEFINED", "NONE", "NOT_STARTED", "NEVER_RUN", "":
+		return StatusUndefined
+	}
+	return StatusUnknown
+}
+
+// findText returns a string value, or the first message/description of an error-details array.
+func findText(obj map[string]json.RawMessage, keys []string) string {
+	for _, k := range keys {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil && s != "" {
+			return s
+		}
+		var list []map[string]any
+		if json.Unmarshal(v, &list) == nil {
+			for _, item := range list {
+				for _, ik := range []string{"message", "description", "label"} {
+					if s, ok := item[ik].(string); ok && s != "" {
+						return s
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func findTime(obj map[string]json.RawMessage, keys []string) time.Time {
+	for _, k := range keys {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		var n float64
+		if json.Unmarshal(v, &n) == nil {
+			return epochTime(n)
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// epochTime reads epoch milliseconds (vIDM's usual form) or seconds; values outside any plausible
+// range are ignored rather than turned into absurd dates.
+func epochTime(n float64) time.Time {
+	switch {
+	case n <= 0 || math.IsNaN(n) || math.IsInf(n, 0):
+		return time.Time{}
+	case n > 1e11 && n < 1e14: // milliseconds: 1973 to 5138
+		return time.UnixMilli(int64(n)).UTC()
+	case n >= 1e8 && n <= 1e11: // seconds
+		return time.Unix(int64(n), 0).UTC()
+	}
+	return time.Time{}
+}
+
+func findPercent(obj map[string]json.RawMessage, keys []string) int {
+	for _, k := range keys {
+		var n float64
+		if json.Unmarshal(obj[k], &n) == nil && n >= 0 && n <= 100 {
+			return int(n)
+		}
+	}
+	return -1
+}
+
+// clip bounds a server-provided string and keeps it valid UTF-8 so it is safe in logs and events.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+func describeJSONError(err error) string {
+	return clip(err.Error(), 120)
+}
