@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
@@ -221,5 +222,39 @@ func TestConfigLogValueMasksSecrets(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), `"client_id":"id"`) {
 		t.Fatalf("non-secret fields missing: %s", b.String())
+	}
+}
+
+// TestWaitForSyncSkipsThePreviousResult: right after a POST, a vIDM may still report the previous
+// sync's COMPLETED. WaitForSync must wait for the new sync, told apart by vIDM's own start time.
+func TestWaitForSyncSkipsThePreviousResult(t *testing.T) {
+	answers := []string{
+		`{"status":"COMPLETED","syncStartDate":1795428000000,"syncEndDate":1795428060000}`, // previous sync
+		`{"status":"COMPLETED","syncStartDate":1795428000000,"syncEndDate":1795428060000}`,
+		`{"status":"RUNNING","syncStartDate":1795431600000}`,
+		`{"status":"FAILED","syncStartDate":1795431600000,"syncEndDate":1795431660000,"message":"bind failed"}`,
+	}
+	var mu sync.Mutex
+	polls := 0
+	c, _ := newFakeClient(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, answers[min(polls, len(answers)-1)])
+		polls++
+	})
+	before, err := vidm.ParseSyncState([]byte(answers[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.WaitForSync(context.Background(), "dir-1", vidm.WaitOptions{
+		InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, Timeout: 5 * time.Second, Before: &before,
+	})
+	if err != nil || st.Status != vidm.StatusFailed || st.Message != "bind failed" {
+		t.Fatalf("WaitForSync = %+v, %v; want the new sync's FAILED", st, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if polls != 4 {
+		t.Fatalf("polled %d times, want 4", polls)
 	}
 }

@@ -2,6 +2,8 @@ package vidm
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -125,19 +127,30 @@ func statusSentinel(code int) error {
 	return nil
 }
 
-// transportError classifies an error from http.Client.Do. The caller's own cancellation is permanent;
-// everything else that happened on the wire (resets, EOF, refused connections, per-attempt timeouts)
-// is retryable.
+// transportError classifies an error from http.Client.Do. The caller's own cancellation is permanent,
+// and so is a certificate vIDM's chain does not verify against (configuration, not weather);
+// resets, EOF, refused connections, DNS failures and per-attempt timeouts are retryable.
 func transportError(op string, callerCtx context.Context, err error) *Error {
 	if callerCtx.Err() != nil {
 		return &Error{Op: op, Err: callerCtx.Err()}
 	}
-	return &Error{Op: op, Err: cleanTransportErr(err), retryable: isNetworkError(err)}
+	err = cleanTransportErr(err)
+	return &Error{Op: op, Err: err, retryable: isNetworkError(err)}
 }
 
 func isNetworkError(err error) bool {
-	var ne net.Error
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		rec     tls.RecordHeaderError
+		ne      net.Error
+	)
 	switch {
+	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &host),
+		errors.As(err, &invalid), errors.As(err, &rec):
+		return false
 	case errors.As(err, &ne),
 		errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF),
