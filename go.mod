@@ -6,3 +6,8 @@ require (
 	github.com/lmittmann/tint v1.2.1
 	golang.org/x/sync v0.24.0
 )
+
+require (
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	golang.org/x/text v0.14.0 // indirect
+)
