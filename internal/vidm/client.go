@@ -194,7 +194,7 @@ func parseBaseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w: vIDM base URL: %v", ErrInvalidArgument, err)
+		return nil, fmt.Errorf("%w: vIDM base URL: %w", ErrInvalidArgument, err)
 	case u.Scheme != "https" && u.Scheme != "http":
 		return nil, fmt.Errorf("%w: vIDM base URL %q must start with https:// (or http://)", ErrInvalidArgument, raw)
 	case u.Host == "":
@@ -269,7 +269,8 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, &Error{Op: cl.op, Err: fmt.Errorf("%w (last error: %v)", ctx.Err(), err)}
+			// The cancellation is the cause; the last error is context and must not decide errors.Is.
+			return nil, &Error{Op: cl.op, Err: fmt.Errorf("%w (last error: %v)", ctx.Err(), err)} //nolint:errorlint
 		case <-t.C:
 		}
 	}

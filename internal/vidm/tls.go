@@ -23,7 +23,7 @@ func tlsConfig(caFile string, insecure bool) (*tls.Config, error) {
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading vIDM CA file: %v", ErrInvalidArgument, err)
+		return nil, fmt.Errorf("%w: reading vIDM CA file: %w", ErrInvalidArgument, err)
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {

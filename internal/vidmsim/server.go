@@ -104,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		latest:     map[string]*syncRun{},
 		maxRunning: map[string]int{},
 		faults:     map[Endpoint]*Fault{},
-		rng:        mrand.New(mrand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
+		rng:        mrand.New(mrand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)), //nolint:gosec // G115: the seed's bits are wanted, not its value
 		resume:     make(chan struct{}),
 		requests:   map[Endpoint]int{},
 		byStatus:   map[Endpoint]map[int]int{},
