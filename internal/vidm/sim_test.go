@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
@@ -47,24 +48,6 @@ func (l *syncedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
-}
-
-// fakeClock is shared by the simulator and the client to move token lifetimes without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 type simEnv struct {
@@ -247,7 +230,7 @@ func TestTokenInvalidatedMidRun(t *testing.T) {
 }
 
 func TestTokenRefreshedBeforeExpiry(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	for _, mode := range []vidm.AuthMode{vidm.AuthOAuth, vidm.AuthSystem} {
 		t.Run(string(mode), func(t *testing.T) {
 			e := newSimEnv(t,
@@ -422,7 +405,7 @@ func TestResolveDirectory(t *testing.T) {
 }
 
 func TestResolveDirectoryRefreshesOnMiss(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	e := newSimEnv(t, withClient(func(c *vidm.Config) {
 		c.Now = clock.Now
 		c.DirectoryCacheTTL = time.Hour

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
@@ -31,26 +31,8 @@ const (
 
 func syncPath(id string) string { return pathDirs + "/" + id + "/syncprofile/sync" }
 
-// fakeClock drives token expiry and sync progress without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2024, 11, 23, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newFakeClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2024, 11, 23, 12, 0, 0, 0, time.UTC))
 }
 
 // env is one simulator behind a real HTTP server.
@@ -58,7 +40,7 @@ type env struct {
 	t     *testing.T
 	sim   *vidmsim.Server
 	srv   *httptest.Server
-	clock *fakeClock
+	clock *fakeclock.Clock
 }
 
 // newEnv starts ExampleConfig (10s syncs, fake clock) after mutate, if given, has adjusted it.
