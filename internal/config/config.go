@@ -1,0 +1,745 @@
+// Package config reads the worker's configuration from the environment.
+//
+// Every setting is an environment variable (see Config). An empty variable counts as unset, so
+// that `FOO=` in a manifest means "the default" rather than "zero". Secrets can come from files
+// (NATS_PASSWORD_FILE, ...), as mounted by Kubernetes or Docker secrets. Load reports every
+// problem at once, each naming its variable, and never repeats a secret.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+)
+
+// Config is the worker's whole configuration.
+type Config struct {
+	// NATS
+	NATSURL       string `env:"NATS_URL"` // required unless Dev; comma-separated for several servers
+	NATSUser      string `env:"NATS_USER"`
+	NATSPassword  string `env:"NATS_PASSWORD"` // secret; or NATS_PASSWORD_FILE
+	NATSToken     string `env:"NATS_TOKEN"`    // secret; or NATS_TOKEN_FILE
+	NATSCredsFile string `env:"NATS_CREDS_FILE"`
+	NATSCAFile    string `env:"NATS_CA_FILE"`
+	NATSCertFile  string `env:"NATS_CERT_FILE"`
+	NATSKeyFile   string `env:"NATS_KEY_FILE"`
+	NATSName      string `env:"NATS_CLIENT_NAME,default=vidm-sync-worker"`
+
+	// JetStream names (defaults from DESIGN.md)
+	TriggerStream         string        `env:"TRIGGER_STREAM,default=DIRSYNC_TRIGGERS"`
+	TriggerSubjects       []string      `env:"TRIGGER_SUBJECTS,default=dirsync.trigger.>"` // comma-separated
+	ResultStream          string        `env:"RESULT_STREAM,default=DIRSYNC_RESULTS"`
+	ResultSubjectPrefix   string        `env:"RESULT_SUBJECT_PREFIX,default=dirsync.result"` // results go to <prefix>.<started|completed|failed>
+	DeadStream            string        `env:"DEAD_STREAM,default=DIRSYNC_DEAD"`
+	DeadSubject           string        `env:"DEAD_SUBJECT,default=dirsync.dead"`
+	Consumer              string        `env:"CONSUMER,default=vidm-sync-worker"`
+	PendingBucket         string        `env:"PENDING_BUCKET,default=DIRSYNC_PENDING"`
+	RunsBucket            string        `env:"RUNS_BUCKET,default=DIRSYNC_RUNS"`
+	LeaseBucket           string        `env:"LEASE_BUCKET,default=DIRSYNC_LEASES"`
+	ManageStreams         bool          `env:"MANAGE_STREAMS,default=true"` // false: resources are managed externally; the worker only binds
+	StreamReplicas        int           `env:"STREAM_REPLICAS,default=1"`
+	ResultDuplicateWindow time.Duration `env:"RESULT_DUPLICATE_WINDOW,default=30m"` // must outlast a lease expiry plus a restart
+
+	// vIDM
+	VIDMURL                string        `env:"VIDM_URL"`                     // required unless Dev
+	VIDMAuthMode           string        `env:"VIDM_AUTH_MODE,default=oauth"` // oauth | system
+	VIDMClientID           string        `env:"VIDM_CLIENT_ID"`
+	VIDMClientSecret       string        `env:"VIDM_CLIENT_SECRET"` // secret; or VIDM_CLIENT_SECRET_FILE
+	VIDMUsername           string        `env:"VIDM_USERNAME"`
+	VIDMPassword           string        `env:"VIDM_PASSWORD"` // secret; or VIDM_PASSWORD_FILE
+	VIDMCAFile             string        `env:"VIDM_CA_FILE"`
+	VIDMInsecureSkipVerify bool          `env:"VIDM_INSECURE_SKIP_VERIFY,default=false"`
+	VIDMRequestTimeout     time.Duration `env:"VIDM_REQUEST_TIMEOUT,default=30s"`
+	// Tenant is the tenant that triggers without "tenant" belong to; triggers naming another
+	// tenant are dead-lettered.
+	Tenant string `env:"VIDM_TENANT,default=default"`
+
+	// Behaviour
+	CoalesceWindow      time.Duration `env:"COALESCE_WINDOW,default=2s"`
+	PollInitialInterval time.Duration `env:"POLL_INITIAL_INTERVAL,default=2s"`
+	PollMaxInterval     time.Duration `env:"POLL_MAX_INTERVAL,default=15s"`
+	SyncDeadline        time.Duration `env:"SYNC_DEADLINE,default=30m"`
+	MaxConcurrentSyncs  int           `env:"MAX_CONCURRENT_SYNCS,default=8"`
+	LeaseTTL            time.Duration `env:"LEASE_TTL,default=30s"`
+	PullBatch           int           `env:"PULL_BATCH,default=64"`
+	MaxInFlight         int           `env:"MAX_IN_FLIGHT,default=512"` // trigger messages being recorded at once (consumer MaxAckPending)
+	AckWait             time.Duration `env:"ACK_WAIT,default=30s"`
+	// ResultSource is the CloudEvents source of result events. Default
+	// "urn:vidm-sync-worker:" + the hostname (the pod name in Kubernetes).
+	ResultSource string `env:"RESULT_SOURCE"`
+	LogFormat    string `env:"LOG_FORMAT,default=text"` // text | json
+	LogLevel     string `env:"LOG_LEVEL,default=info"`  // debug | info | warn | error
+
+	// Dev is set by --dev, never from the environment. It relaxes NATS_URL and VIDM_URL: an
+	// empty one means the command starts an embedded NATS server or the vIDM simulator (see
+	// EmbeddedNATS and SimulatedVIDM). (No env tag at all: go-envconfig rejects `env:"-"` as an
+	// invalid variable name.)
+	Dev bool
+}
+
+// secrets are the settings that may come from a file (VAR_FILE) and are never shown.
+func (c *Config) secrets() []struct {
+	env   string
+	field *string
+} {
+	return []struct {
+		env   string
+		field *string
+	}{
+		{"NATS_PASSWORD", &c.NATSPassword},
+		{"NATS_TOKEN", &c.NATSToken},
+		{"VIDM_CLIENT_SECRET", &c.VIDMClientSecret},
+		{"VIDM_PASSWORD", &c.VIDMPassword},
+	}
+}
+
+// Load reads the configuration through l (envconfig.OsLookuper() in production), reads the
+// *_FILE secrets, fills computed defaults and validates. dev is the --dev flag.
+func Load(ctx context.Context, l envconfig.Lookuper, dev bool) (Config, error) {
+	return load(ctx, l, dev, os.Hostname)
+}
+
+// load is Load with the hostname source injected, for tests.
+func load(ctx context.Context, l envconfig.Lookuper, dev bool, hostname func() (string, error)) (Config, error) {
+	l = emptyIsUnset{l}
+	var c Config
+	// Values that do not parse are collected rather than returned one at a time, so that Load
+	// reports every problem at once; the field stays zero and its Validate error is dropped.
+	var problems problemList
+	parse := parseChecker(&problems)
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{
+		Target:   &c,
+		Lookuper: l,
+		Mutators: []envconfig.Mutator{parse},
+	}); err != nil {
+		return Config{}, fmt.Errorf("reading the environment: %w", err)
+	}
+	c.Dev = dev
+
+	for _, sec := range c.secrets() {
+		readSecretFile(l, sec.env, sec.field, &problems)
+	}
+	if c.ResultSource == "" {
+		h, err := hostname()
+		if err != nil || h == "" {
+			problems.add("RESULT_SOURCE", fmt.Sprintf("not set, and the hostname to derive it from is unknown (%v)", err))
+		} else {
+			c.ResultSource = "urn:vidm-sync-worker:" + h
+		}
+	}
+
+	// Validate's complaint about a variable that already failed to parse or to be read would
+	// only repeat the problem (a zero duration "must be positive"), so it is left out.
+	failed := problems.vars()
+	problems.join(c.validate(), failed)
+	if err := problems.err(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// emptyIsUnset makes VAR= behave as an unset variable, so the default applies.
+type emptyIsUnset struct{ l envconfig.Lookuper }
+
+func (e emptyIsUnset) Lookup(key string) (string, bool) {
+	v, ok := e.l.Lookup(key)
+	return v, ok && v != ""
+}
+
+// parseChecker returns a mutator that checks each value parses as its field's type. A value
+// that does not is recorded and replaced by "" (which go-envconfig leaves as the zero value),
+// so processing continues with the next variable.
+func parseChecker(problems *problemList) envconfig.MutatorFunc {
+	kinds := map[string]reflect.Type{}
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if key, _, _ := strings.Cut(f.Tag.Get("env"), ","); key != "" {
+			kinds[key] = f.Type
+		}
+	}
+	return func(_ context.Context, key, _, _, v string) (string, bool, error) {
+		typ, ok := kinds[key]
+		if !ok {
+			return v, false, nil
+		}
+		var err error
+		switch {
+		case typ == reflect.TypeFor[time.Duration]():
+			_, err = time.ParseDuration(v)
+		case typ.Kind() == reflect.Int:
+			_, err = strconv.ParseInt(v, 0, strconv.IntSize)
+		case typ.Kind() == reflect.Bool:
+			_, err = strconv.ParseBool(v)
+		}
+		if err != nil {
+			// Only non-secret variables are parsed, so the value may be shown.
+			problems.add(key, fmt.Sprintf("%q is not a valid %s", v, typ))
+			return "", true, nil
+		}
+		return v, false, nil
+	}
+}
+
+// readSecretFile fills *field from the file named by VAR_FILE, if that is set.
+func readSecretFile(l envconfig.Lookuper, name string, field *string, problems *problemList) {
+	fileVar := name + "_FILE"
+	path, ok := l.Lookup(fileVar)
+	if !ok {
+		return
+	}
+	if *field != "" {
+		problems.add(name, fmt.Sprintf("both %s and %s are set; set one", name, fileVar))
+		return
+	}
+	b, err := os.ReadFile(path) //nolint:gosec // the operator names the file on purpose
+	if err != nil {
+		// The *PathError names the path and the reason, never the content.
+		problems.add(fileVar, fmt.Sprintf("reading the secret for %s: %v", name, err))
+		return
+	}
+	// Files written by editors and `echo` end in a newline that is not part of the secret.
+	secret := strings.TrimRightFunc(string(b), unicode.IsSpace)
+	if secret == "" {
+		problems.add(fileVar, fmt.Sprintf("the file %q is empty", path))
+		return
+	}
+	*field = secret
+}
+
+// Validate checks the whole configuration and reports every problem, each naming its variable.
+func (c Config) Validate() error {
+	var p problemList
+	p.join(c.validate(), nil)
+	return p.err()
+}
+
+func (c Config) validate() problemList {
+	var p problemList
+
+	// NATS connection.
+	if c.NATSURL == "" {
+		if !c.Dev {
+			p.add("NATS_URL", "required (or run with --dev for an embedded server)")
+		}
+	} else {
+		checkNATSURL(&p, c.NATSURL)
+	}
+	if c.EmbeddedNATS() {
+		if !c.ManageStreams {
+			p.add("MANAGE_STREAMS", "false needs NATS_URL: the embedded dev server has no externally managed streams")
+		}
+		if c.StreamReplicas != 1 {
+			p.add("STREAM_REPLICAS", "must be 1 with the embedded dev server (a single node)")
+		}
+	}
+	authMethods := 0
+	for _, set := range []bool{c.NATSToken != "", c.NATSUser != "" || c.NATSPassword != "", c.NATSCredsFile != ""} {
+		if set {
+			authMethods++
+		}
+	}
+	if authMethods > 1 {
+		p.add("NATS_TOKEN", "set only one of NATS_TOKEN, NATS_USER with NATS_PASSWORD, and NATS_CREDS_FILE")
+	}
+	// Pairs: the problem names the half that is missing.
+	for _, pair := range [][2]struct{ env, v string }{
+		{{"NATS_USER", c.NATSUser}, {"NATS_PASSWORD", c.NATSPassword}},
+		{{"NATS_CERT_FILE", c.NATSCertFile}, {"NATS_KEY_FILE", c.NATSKeyFile}},
+	} {
+		a, b := pair[0], pair[1]
+		switch {
+		case a.v != "" && b.v == "":
+			p.add(b.env, "required with "+a.env+" (they go together)")
+		case a.v == "" && b.v != "":
+			p.add(a.env, "required with "+b.env+" (they go together)")
+		}
+	}
+	if c.NATSName == "" {
+		p.add("NATS_CLIENT_NAME", "must not be empty")
+	}
+
+	// JetStream names.
+	for _, n := range []struct{ env, v string }{
+		{"TRIGGER_STREAM", c.TriggerStream}, {"RESULT_STREAM", c.ResultStream}, {"DEAD_STREAM", c.DeadStream},
+		{"CONSUMER", c.Consumer},
+	} {
+		if msg := checkName(n.v); msg != "" {
+			p.add(n.env, msg)
+		}
+	}
+	for _, n := range []struct{ env, v string }{
+		{"PENDING_BUCKET", c.PendingBucket}, {"RUNS_BUCKET", c.RunsBucket}, {"LEASE_BUCKET", c.LeaseBucket},
+	} {
+		if msg := checkBucket(n.v); msg != "" {
+			p.add(n.env, msg)
+		}
+	}
+	if c.TriggerStream == c.ResultStream || c.TriggerStream == c.DeadStream || c.ResultStream == c.DeadStream {
+		p.add("TRIGGER_STREAM", "TRIGGER_STREAM, RESULT_STREAM and DEAD_STREAM must be three different streams")
+	}
+	if c.PendingBucket == c.RunsBucket || c.PendingBucket == c.LeaseBucket || c.RunsBucket == c.LeaseBucket {
+		p.add("PENDING_BUCKET", "PENDING_BUCKET, RUNS_BUCKET and LEASE_BUCKET must be three different buckets")
+	}
+	subjectsOK := true
+	if len(c.TriggerSubjects) == 0 {
+		p.add("TRIGGER_SUBJECTS", "needs at least one subject")
+		subjectsOK = false
+	}
+	for _, s := range c.TriggerSubjects {
+		if msg := checkSubject(s, true); msg != "" {
+			p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q: %s", s, msg))
+			subjectsOK = false
+		}
+	}
+	if msg := checkSubject(c.ResultSubjectPrefix, false); msg != "" {
+		p.add("RESULT_SUBJECT_PREFIX", msg)
+		subjectsOK = false
+	}
+	if msg := checkSubject(c.DeadSubject, false); msg != "" {
+		p.add("DEAD_SUBJECT", msg)
+		subjectsOK = false
+	}
+	if subjectsOK {
+		// The server refuses streams whose subjects overlap; say which variables clash.
+		results := streams.ResultSubjects(c.ResultSubjectPrefix)[0]
+		for i, s := range c.TriggerSubjects {
+			if subjectsOverlap(s, results) {
+				p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q overlaps the results subjects %q (RESULT_SUBJECT_PREFIX)", s, results))
+			}
+			if subjectsOverlap(s, c.DeadSubject) {
+				p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q overlaps DEAD_SUBJECT %q", s, c.DeadSubject))
+			}
+			for _, other := range c.TriggerSubjects[i+1:] {
+				if subjectsOverlap(s, other) {
+					p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q and %q overlap", s, other))
+				}
+			}
+		}
+		if subjectsOverlap(results, c.DeadSubject) {
+			p.add("DEAD_SUBJECT", fmt.Sprintf("%q overlaps the results subjects %q (RESULT_SUBJECT_PREFIX)", c.DeadSubject, results))
+		}
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		p.add("STREAM_REPLICAS", fmt.Sprintf("%d is not between 1 and 5", c.StreamReplicas))
+	}
+
+	// vIDM.
+	if c.VIDMURL == "" {
+		if !c.Dev {
+			p.add("VIDM_URL", "required (or run with --dev for the simulator)")
+		}
+	} else {
+		checkVIDMURL(&p, c.VIDMURL)
+	}
+	// With the simulator the command supplies the credentials itself.
+	if !c.SimulatedVIDM() {
+		switch vidm.AuthMode(c.VIDMAuthMode) {
+		case vidm.AuthOAuth:
+			if c.VIDMClientID == "" {
+				p.add("VIDM_CLIENT_ID", "required with VIDM_AUTH_MODE=oauth")
+			}
+			if c.VIDMClientSecret == "" {
+				p.add("VIDM_CLIENT_SECRET", "required with VIDM_AUTH_MODE=oauth (or VIDM_CLIENT_SECRET_FILE)")
+			}
+		case vidm.AuthSystem:
+			if c.VIDMUsername == "" {
+				p.add("VIDM_USERNAME", "required with VIDM_AUTH_MODE=system")
+			}
+			if c.VIDMPassword == "" {
+				p.add("VIDM_PASSWORD", "required with VIDM_AUTH_MODE=system (or VIDM_PASSWORD_FILE)")
+			}
+		}
+	}
+	if m := vidm.AuthMode(c.VIDMAuthMode); m != vidm.AuthOAuth && m != vidm.AuthSystem {
+		p.add("VIDM_AUTH_MODE", fmt.Sprintf("%q is not oauth or system", c.VIDMAuthMode))
+	}
+	if msg := checkName(c.Tenant); msg != "" {
+		p.add("VIDM_TENANT", msg)
+	}
+
+	// Durations and counts.
+	for _, d := range []struct {
+		env string
+		v   time.Duration
+	}{
+		{"RESULT_DUPLICATE_WINDOW", c.ResultDuplicateWindow}, {"VIDM_REQUEST_TIMEOUT", c.VIDMRequestTimeout},
+		{"COALESCE_WINDOW", c.CoalesceWindow}, {"POLL_INITIAL_INTERVAL", c.PollInitialInterval},
+		{"POLL_MAX_INTERVAL", c.PollMaxInterval}, {"SYNC_DEADLINE", c.SyncDeadline},
+		{"LEASE_TTL", c.LeaseTTL}, {"ACK_WAIT", c.AckWait},
+	} {
+		if d.v <= 0 {
+			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
+		}
+	}
+	if c.PollInitialInterval > 0 && c.PollMaxInterval > 0 && c.PollMaxInterval < c.PollInitialInterval {
+		p.add("POLL_MAX_INTERVAL", fmt.Sprintf("%s is shorter than POLL_INITIAL_INTERVAL %s", c.PollMaxInterval, c.PollInitialInterval))
+	}
+	// Shorter leases make renewals a large share of the broker traffic and let a GC pause or a
+	// slow broker round trip cost a holder its lease.
+	if c.LeaseTTL > 0 && c.LeaseTTL < 3*time.Second {
+		p.add("LEASE_TTL", fmt.Sprintf("%s is under the minimum 3s", c.LeaseTTL))
+	}
+	// A resumed run re-publishes its result with the same id after the old holder's lease
+	// expired and a worker took over; the duplicate window must still hold the first publish.
+	if c.LeaseTTL > 0 && c.ResultDuplicateWindow > 0 && c.ResultDuplicateWindow < 2*c.LeaseTTL {
+		p.add("RESULT_DUPLICATE_WINDOW", fmt.Sprintf("%s is shorter than twice LEASE_TTL (%s)", c.ResultDuplicateWindow, 2*c.LeaseTTL))
+	}
+	if c.ResultDuplicateWindow > streams.ResultMaxAge {
+		p.add("RESULT_DUPLICATE_WINDOW", fmt.Sprintf("%s is longer than the results stream's retention %s", c.ResultDuplicateWindow, streams.ResultMaxAge))
+	}
+	for _, n := range []struct {
+		env string
+		v   int
+	}{{"MAX_CONCURRENT_SYNCS", c.MaxConcurrentSyncs}, {"PULL_BATCH", c.PullBatch}, {"MAX_IN_FLIGHT", c.MaxInFlight}} {
+		if n.v < 1 {
+			p.add(n.env, fmt.Sprintf("%d must be at least 1", n.v))
+		}
+	}
+	// The server delivers at most MaxAckPending unacked messages; a larger batch never fills.
+	if c.PullBatch > c.MaxInFlight && c.MaxInFlight >= 1 {
+		p.add("PULL_BATCH", fmt.Sprintf("%d is larger than MAX_IN_FLIGHT %d", c.PullBatch, c.MaxInFlight))
+	}
+
+	// Events and logs.
+	if c.ResultSource == "" {
+		p.add("RESULT_SOURCE", "must not be empty")
+	} else if _, err := url.Parse(c.ResultSource); err != nil || strings.ContainsFunc(c.ResultSource, unicode.IsSpace) {
+		p.add("RESULT_SOURCE", fmt.Sprintf("%q is not a URI reference", c.ResultSource))
+	}
+	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
+		p.add("LOG_FORMAT", fmt.Sprintf("%q is not text or json", c.LogFormat))
+	}
+	if _, ok := parseLevel(c.LogLevel); !ok {
+		p.add("LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", c.LogLevel))
+	}
+	return p
+}
+
+// checkNATSURL accepts one or more comma-separated server URLs. A URL's text is never shown:
+// it may carry credentials, which are rejected for that reason.
+func checkNATSURL(p *problemList, raw string) {
+	for _, one := range strings.Split(raw, ",") {
+		one = strings.TrimSpace(one)
+		if one == "" {
+			p.add("NATS_URL", "has an empty entry")
+			continue
+		}
+		if !strings.Contains(one, "://") {
+			one = "nats://" + one // nats.go's own default scheme
+		}
+		u, err := url.Parse(one)
+		switch {
+		case err != nil:
+			p.add("NATS_URL", "is not a valid URL")
+		case u.User != nil:
+			p.add("NATS_URL", "must not carry credentials; use NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE")
+		case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+			p.add("NATS_URL", fmt.Sprintf("scheme %q is not nats, tls, ws or wss", u.Scheme))
+		case u.Hostname() == "":
+			p.add("NATS_URL", fmt.Sprintf("%q has no host", u.Redacted()))
+		}
+	}
+}
+
+// checkVIDMURL mirrors internal/vidm's rules, so that a bad URL is reported with the rest.
+func checkVIDMURL(p *problemList, raw string) {
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
+	switch {
+	case err != nil:
+		p.add("VIDM_URL", "is not a valid URL") // the text might carry credentials
+	case u.User != nil:
+		p.add("VIDM_URL", "must not carry credentials; use VIDM_CLIENT_ID/VIDM_CLIENT_SECRET or VIDM_USERNAME/VIDM_PASSWORD")
+	case u.Scheme != "https" && u.Scheme != "http":
+		p.add("VIDM_URL", fmt.Sprintf("%q must start with https:// (or http://)", raw))
+	case u.Host == "":
+		p.add("VIDM_URL", fmt.Sprintf("%q has no host", raw))
+	case u.RawQuery != "" || u.Fragment != "":
+		p.add("VIDM_URL", fmt.Sprintf("%q must not have a query or fragment", raw))
+	}
+}
+
+// checkName checks a stream, consumer or tenant name: one NATS subject token that is also safe
+// as a file name (the server stores streams under their names).
+func checkName(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case strings.ContainsAny(s, ".*>/\\"):
+		return fmt.Sprintf("%q must not contain '.', '*', '>', '/' or '\\'", s)
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+		return fmt.Sprintf("%q must not contain spaces or control characters", s)
+	case len(s) > 255:
+		return "is longer than 255 characters"
+	}
+	return ""
+}
+
+// checkBucket applies nats.go's rule for key-value bucket names.
+func checkBucket(s string) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	allowed := func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+	}
+	for _, r := range s {
+		if !allowed(r) {
+			return fmt.Sprintf("%q may contain only letters, digits, '_' and '-'", s)
+		}
+	}
+	return ""
+}
+
+// checkSubject checks a subject: dot-separated non-empty tokens without spaces. A filter (the
+// trigger subjects) may use '*' as a whole token and '>' as its last token; other subjects are
+// literal.
+func checkSubject(s string, filter bool) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return fmt.Sprintf("%q has an empty token", s)
+		case strings.ContainsFunc(t, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+			return fmt.Sprintf("%q must not contain spaces or control characters", s)
+		case filter && t == "*":
+		case filter && t == ">" && i == len(tokens)-1:
+		case strings.ContainsAny(t, "*>"):
+			if filter {
+				return fmt.Sprintf("%q: '*' must be a whole token and '>' the last token", s)
+			}
+			return fmt.Sprintf("%q must not contain '*' or '>'", s)
+		}
+	}
+	return ""
+}
+
+// subjectsOverlap reports whether some subject matches both filters.
+func subjectsOverlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(at) && i < len(bt); i++ {
+		switch {
+		case at[i] == ">" || bt[i] == ">":
+			return true
+		case at[i] == "*" || bt[i] == "*" || at[i] == bt[i]:
+		default:
+			return false
+		}
+	}
+	return len(at) == len(bt)
+}
+
+func parseLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn", "warning":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return 0, false
+}
+
+// Level is LOG_LEVEL as a slog level (info if invalid; Load rejects invalid values).
+func (c Config) Level() slog.Level {
+	l, _ := parseLevel(c.LogLevel)
+	return l
+}
+
+// EmbeddedNATS reports that the command is to start an embedded NATS server (--dev without
+// NATS_URL).
+func (c Config) EmbeddedNATS() bool { return c.Dev && c.NATSURL == "" }
+
+// SimulatedVIDM reports that the command is to start the vIDM simulator and fill in VIDMURL and
+// the credentials itself (--dev without VIDM_URL).
+func (c Config) SimulatedVIDM() bool { return c.Dev && c.VIDMURL == "" }
+
+// VIDM maps the configuration to internal/vidm's. The caller sets Logger (and, with the
+// simulator, the URL and credentials).
+func (c Config) VIDM() vidm.Config {
+	return vidm.Config{
+		BaseURL:            c.VIDMURL,
+		AuthMode:           vidm.AuthMode(c.VIDMAuthMode),
+		ClientID:           c.VIDMClientID,
+		ClientSecret:       c.VIDMClientSecret,
+		Username:           c.VIDMUsername,
+		Password:           c.VIDMPassword,
+		CAFile:             c.VIDMCAFile,
+		InsecureSkipVerify: c.VIDMInsecureSkipVerify,
+		RequestTimeout:     c.VIDMRequestTimeout,
+	}
+}
+
+// WaitOptions are the poll settings for vidm.Client.WaitForSync (Before and Progress are per
+// call).
+func (c Config) WaitOptions() vidm.WaitOptions {
+	return vidm.WaitOptions{
+		InitialInterval: c.PollInitialInterval,
+		MaxInterval:     c.PollMaxInterval,
+		Timeout:         c.SyncDeadline,
+	}
+}
+
+// StreamNames are the JetStream resource names for internal/streams.
+func (c Config) StreamNames() streams.Names {
+	return streams.Names{
+		TriggerStream:       c.TriggerStream,
+		TriggerSubjects:     c.TriggerSubjects,
+		ResultStream:        c.ResultStream,
+		ResultSubjectPrefix: c.ResultSubjectPrefix,
+		DeadStream:          c.DeadStream,
+		DeadSubject:         c.DeadSubject,
+		Consumer:            c.Consumer,
+		PendingBucket:       c.PendingBucket,
+		RunsBucket:          c.RunsBucket,
+		LeaseBucket:         c.LeaseBucket,
+	}
+}
+
+// StreamSettings are the JetStream settings for streams.Ensure.
+func (c Config) StreamSettings() streams.Settings {
+	return streams.Settings{
+		Replicas:              c.StreamReplicas,
+		ResultDuplicateWindow: c.ResultDuplicateWindow,
+		LeaseTTL:              c.LeaseTTL,
+		AckWait:               c.AckWait,
+		MaxAckPending:         c.MaxInFlight,
+	}
+}
+
+// LogValue shows every setting, with secrets as "[redacted]" when set and "" when not, so that
+// the configuration can be logged at start.
+func (c Config) LogValue() slog.Value {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	return slog.GroupValue(
+		slog.String("nats_url", redactURLs(c.NATSURL)),
+		slog.String("nats_user", c.NATSUser),
+		slog.String("nats_password", mask(c.NATSPassword)),
+		slog.String("nats_token", mask(c.NATSToken)),
+		slog.String("nats_creds_file", c.NATSCredsFile),
+		slog.String("nats_ca_file", c.NATSCAFile),
+		slog.String("nats_cert_file", c.NATSCertFile),
+		slog.String("nats_key_file", c.NATSKeyFile),
+		slog.String("nats_client_name", c.NATSName),
+		slog.String("trigger_stream", c.TriggerStream),
+		slog.Any("trigger_subjects", c.TriggerSubjects),
+		slog.String("result_stream", c.ResultStream),
+		slog.String("result_subject_prefix", c.ResultSubjectPrefix),
+		slog.String("dead_stream", c.DeadStream),
+		slog.String("dead_subject", c.DeadSubject),
+		slog.String("consumer", c.Consumer),
+		slog.String("pending_bucket", c.PendingBucket),
+		slog.String("runs_bucket", c.RunsBucket),
+		slog.String("lease_bucket", c.LeaseBucket),
+		slog.Bool("manage_streams", c.ManageStreams),
+		slog.Int("stream_replicas", c.StreamReplicas),
+		slog.Duration("result_duplicate_window", c.ResultDuplicateWindow),
+		slog.String("vidm_url", redactURLs(c.VIDMURL)),
+		slog.String("vidm_auth_mode", c.VIDMAuthMode),
+		slog.String("vidm_client_id", c.VIDMClientID),
+		slog.String("vidm_client_secret", mask(c.VIDMClientSecret)),
+		slog.String("vidm_username", c.VIDMUsername),
+		slog.String("vidm_password", mask(c.VIDMPassword)),
+		slog.String("vidm_ca_file", c.VIDMCAFile),
+		slog.Bool("vidm_insecure_skip_verify", c.VIDMInsecureSkipVerify),
+		slog.Duration("vidm_request_timeout", c.VIDMRequestTimeout),
+		slog.String("vidm_tenant", c.Tenant),
+		slog.Duration("coalesce_window", c.CoalesceWindow),
+		slog.Duration("poll_initial_interval", c.PollInitialInterval),
+		slog.Duration("poll_max_interval", c.PollMaxInterval),
+		slog.Duration("sync_deadline", c.SyncDeadline),
+		slog.Int("max_concurrent_syncs", c.MaxConcurrentSyncs),
+		slog.Duration("lease_ttl", c.LeaseTTL),
+		slog.Int("pull_batch", c.PullBatch),
+		slog.Int("max_in_flight", c.MaxInFlight),
+		slog.Duration("ack_wait", c.AckWait),
+		slog.String("result_source", c.ResultSource),
+		slog.String("log_format", c.LogFormat),
+		slog.String("log_level", c.LogLevel),
+		slog.Bool("dev", c.Dev),
+	)
+}
+
+// redactURLs hides the user information of each comma-separated URL. Load rejects URLs with
+// credentials, but a Config may be logged before or without validation.
+func redactURLs(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	parts := strings.Split(s, ",")
+	for i, part := range parts {
+		u, err := url.Parse(strings.TrimSpace(part))
+		switch {
+		case err != nil:
+			parts[i] = "[redacted]"
+		case u.User != nil:
+			// Built by hand: url.User would escape the brackets.
+			u.User = nil
+			scheme, rest, _ := strings.Cut(u.String(), "://")
+			parts[i] = scheme + "://[redacted]@" + rest
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// problemList collects configuration problems, each naming its variable.
+type problemList []problem
+
+type problem struct{ env, msg string }
+
+func (p problem) Error() string { return p.env + ": " + p.msg }
+
+func (p *problemList) add(env, msg string) { *p = append(*p, problem{env, msg}) }
+
+// join appends other's problems, except those about a variable in skip.
+func (p *problemList) join(other problemList, skip map[string]bool) {
+	for _, q := range other {
+		if !skip[q.env] {
+			*p = append(*p, q)
+		}
+	}
+}
+
+func (p problemList) vars() map[string]bool {
+	m := make(map[string]bool, len(p))
+	for _, q := range p {
+		m[q.env] = true
+		m[strings.TrimSuffix(q.env, "_FILE")] = true // an unreadable X_FILE: don't also say X is missing
+	}
+	return m
+}
+
+func (p problemList) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	errs := make([]error, len(p))
+	for i, q := range p {
+		errs[i] = q
+	}
+	return fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+}

@@ -1,0 +1,295 @@
+// Package dirstate keeps the worker's crash-surviving state in JetStream KV: the triggers accepted
+// but not yet reported (pending), the run each directory is in (runs), and who may act on a
+// directory (leases). Any replica can pick up where another stopped because nothing here lives
+// only in memory.
+package dirstate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DirKey names one (tenant, directory) pair as two KV key tokens.
+type DirKey string
+
+var safeToken = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// NewDirKey builds the key of a directory. Ids that are not plain tokens are hashed so that no id
+// can break out of its place in the key space.
+func NewDirKey(tenant, directoryID string) DirKey {
+	return DirKey(token(tenant) + "." + token(directoryID))
+}
+
+func token(s string) string {
+	if safeToken.MatchString(s) {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "h" + hex.EncodeToString(sum[:16])
+}
+
+// DirKeyOf returns the directory part of a pending, run or lease key.
+func DirKeyOf(key string) (DirKey, bool) {
+	parts := strings.SplitN(key, ".", 3)
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		return "", false
+	}
+	return DirKey(parts[0] + "." + parts[1]), true
+}
+
+// Trigger is an accepted trigger as the pending set keeps it: what the result event must list.
+type Trigger struct {
+	ID               string    `json:"id"`
+	Source           string    `json:"source"`
+	Type             string    `json:"type"`
+	Group            string    `json:"group,omitempty"`
+	User             string    `json:"user,omitempty"`
+	Traceparent      string    `json:"traceparent,omitempty"`
+	Tenant           string    `json:"tenant"`
+	DirectoryID      string    `json:"directoryId"`
+	DirectoryName    string    `json:"directoryName"`
+	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
+	AcceptedAt       time.Time `json:"acceptedAt"`
+}
+
+// Key is the trigger's pending key. CloudEvents are unique by (source, id), so a redelivered or
+// re-published trigger lands on the same key and is recorded once.
+func (t Trigger) Key() string {
+	sum := sha256.Sum256([]byte(t.Source + "\x00" + t.ID))
+	return string(NewDirKey(t.Tenant, t.DirectoryID)) + "." + hex.EncodeToString(sum[:16])
+}
+
+// Store reads and writes the three buckets.
+type Store struct {
+	pending, runs, leases jetstream.KeyValue
+	now                   func() time.Time
+}
+
+// New returns a Store over the given buckets.
+func New(pending, runs, leases jetstream.KeyValue, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pending: pending, runs: runs, leases: leases, now: now}
+}
+
+// AddPending records an accepted trigger. It returns once the broker has stored it.
+func (s *Store) AddPending(ctx context.Context, t Trigger) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode pending trigger: %w", err)
+	}
+	if _, err := s.pending.Put(ctx, t.Key(), b); err != nil {
+		return fmt.Errorf("record pending trigger: %w", err)
+	}
+	return nil
+}
+
+// PendingEntry is one pending trigger with its key.
+type PendingEntry struct {
+	Key     string
+	Trigger Trigger
+}
+
+// Pending lists the directory's pending triggers. Entries that cannot be decoded are returned as
+// an error rather than skipped: silently dropping one would lose a trigger.
+func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error) {
+	w, err := s.pending.Watch(ctx, string(dir)+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list pending of %s: %w", dir, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []PendingEntry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("list pending of %s: watcher closed", dir)
+			}
+			if e == nil { // end of the initial values
+				return out, nil
+			}
+			var t Trigger
+			if err := json.Unmarshal(e.Value(), &t); err != nil {
+				return nil, fmt.Errorf("pending %s: %w", e.Key(), err)
+			}
+			out = append(out, PendingEntry{Key: e.Key(), Trigger: t})
+		}
+	}
+}
+
+// DeletePending forgets reported triggers. A key already gone is not an error.
+func (s *Store) DeletePending(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := s.pending.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("forget pending %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// Phase is how far a run has come; a holder that resumes a run continues from its phase.
+type Phase string
+
+const (
+	// PhaseSnapshot: the covered triggers are fixed; vIDM has not been asked yet.
+	PhaseSnapshot Phase = "snapshot"
+	// PhasePosting: the POST may or may not have reached vIDM; BeforeStart tells them apart.
+	PhasePosting Phase = "posting"
+	// PhasePosted: vIDM accepted the POST; the sync is being polled.
+	PhasePosted Phase = "posted"
+	// PhaseReported: the outcome is fixed and is being published, then forgotten.
+	PhaseReported Phase = "reported"
+)
+
+// Outcome is a run's terminal result.
+type Outcome struct {
+	Status     string    `json:"status"` // COMPLETED or FAILED
+	FinishedAt time.Time `json:"finishedAt"`
+	ErrCode    string    `json:"errCode,omitempty"`
+	ErrMessage string    `json:"errMessage,omitempty"`
+	Retryable  bool      `json:"retryable,omitempty"`
+	Connector  string    `json:"connector,omitempty"`
+}
+
+// Run is one directory sync and the triggers it covers.
+type Run struct {
+	RunID            string    `json:"runId"`
+	Tenant           string    `json:"tenant"`
+	DirectoryID      string    `json:"directoryId"`
+	DirectoryName    string    `json:"directoryName"`
+	Phase            Phase     `json:"phase"`
+	CreatedAt        time.Time `json:"createdAt"`
+	StartedAt        time.Time `json:"startedAt,omitzero"`   // when vIDM accepted our POST
+	BeforeStart      time.Time `json:"beforeStart,omitzero"` // vIDM's start time of the sync before ours
+	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
+	Keys             []string  `json:"keys"`
+	Triggers         []Trigger `json:"triggers"`
+	Outcome          *Outcome  `json:"outcome,omitempty"`
+	revision         uint64
+}
+
+// Dir returns the run's directory key.
+func (r *Run) Dir() DirKey { return NewDirKey(r.Tenant, r.DirectoryID) }
+
+// LoadRun returns the directory's unfinished run, or nil.
+func (s *Store) LoadRun(ctx context.Context, dir DirKey) (*Run, error) {
+	e, err := s.runs.Get(ctx, string(dir))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load run of %s: %w", dir, err)
+	}
+	var r Run
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, fmt.Errorf("run of %s: %w", dir, err)
+	}
+	r.revision = e.Revision()
+	return &r, nil
+}
+
+// SaveRun writes the run. Writes are compare-and-set on the revision read, so a holder that lost
+// its lease without noticing cannot overwrite the new holder's progress.
+func (s *Store) SaveRun(ctx context.Context, r *Run) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode run: %w", err)
+	}
+	var rev uint64
+	if r.revision == 0 {
+		rev, err = s.runs.Create(ctx, string(r.Dir()), b)
+	} else {
+		rev, err = s.runs.Update(ctx, string(r.Dir()), b, r.revision)
+	}
+	if err != nil {
+		return fmt.Errorf("save run %s: %w", r.RunID, err)
+	}
+	r.revision = rev
+	return nil
+}
+
+// DeleteRun forgets a reported run.
+func (s *Store) DeleteRun(ctx context.Context, r *Run) error {
+	if err := s.runs.Purge(ctx, string(r.Dir()), jetstream.LastRevision(r.revision)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("forget run %s: %w", r.RunID, err)
+	}
+	return nil
+}
+
+// Keys lists every key of a bucket's live entries, for the periodic rescan.
+func keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
+	l, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range l.Keys() {
+		out = append(out, k)
+	}
+	return out, l.Stop()
+}
+
+// Directories returns every directory that has pending triggers or an unfinished run.
+func (s *Store) Directories(ctx context.Context) ([]DirKey, error) {
+	seen := map[DirKey]bool{}
+	var out []DirKey
+	for _, kv := range []jetstream.KeyValue{s.pending, s.runs} {
+		ks, err := keys(ctx, kv)
+		if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, fmt.Errorf("scan %s: %w", kv.Bucket(), err)
+		}
+		for _, k := range ks {
+			if d, ok := DirKeyOf(k); ok && !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out, nil
+}
+
+// WatchDirectories calls f with the directory of every pending trigger and run, first for those
+// already stored, then for every new one, until ctx ends or the watch fails.
+func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
+	wp, err := s.pending.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("watch pending: %w", err)
+	}
+	defer func() { _ = wp.Stop() }()
+	wr, err := s.runs.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("watch runs: %w", err)
+	}
+	defer func() { _ = wr.Stop() }()
+	for {
+		var e jetstream.KeyValueEntry
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok = <-wp.Updates():
+		case e, ok = <-wr.Updates():
+		}
+		if !ok {
+			return errors.New("watch closed")
+		}
+		if e == nil {
+			continue
+		}
+		if d, ok := DirKeyOf(e.Key()); ok {
+			f(d)
+		}
+	}
+}

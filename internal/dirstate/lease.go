@@ -1,0 +1,141 @@
+package dirstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrLeaseHeld: another holder has the directory.
+var ErrLeaseHeld = errors.New("directory lease held by another worker")
+
+// ErrLeaseLost: the lease expired or was taken while this holder thought it had it.
+var ErrLeaseLost = errors.New("directory lease lost")
+
+// Lease is the right to act on one directory. The lease bucket's TTL expires a lease its holder
+// stops renewing, so a dead replica never blocks a directory for longer than the TTL.
+type Lease struct {
+	store  *Store
+	dir    DirKey
+	holder string
+	ttl    time.Duration
+
+	mu       sync.Mutex
+	revision uint64
+	renewed  time.Time
+	lost     bool
+}
+
+type leaseValue struct {
+	Holder     string    `json:"holder"`
+	AcquiredAt time.Time `json:"acquiredAt"`
+}
+
+// Acquire claims dir for holder with a create-if-absent write.
+func (s *Store) Acquire(ctx context.Context, dir DirKey, holder string, ttl time.Duration) (*Lease, error) {
+	b, err := json.Marshal(leaseValue{Holder: holder, AcquiredAt: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.leases.Create(ctx, string(dir), b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, ErrLeaseHeld
+	}
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease of %s: %w", dir, err)
+	}
+	return &Lease{store: s, dir: dir, holder: holder, ttl: ttl, revision: rev, renewed: s.now()}, nil
+}
+
+// Holder returns who holds dir's lease, or "" when nobody does.
+func (s *Store) Holder(ctx context.Context, dir DirKey) (string, error) {
+	e, err := s.leases.Get(ctx, string(dir))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var v leaseValue
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return "", err
+	}
+	return v.Holder, nil
+}
+
+// renew rewrites the lease on its last revision, which restarts the bucket's TTL for it.
+func (l *Lease) renew(ctx context.Context) error {
+	l.mu.Lock()
+	rev := l.revision
+	l.mu.Unlock()
+	b, err := json.Marshal(leaseValue{Holder: l.holder, AcquiredAt: l.store.now()})
+	if err != nil {
+		return err
+	}
+	newRev, err := l.store.leases.Update(ctx, string(l.dir), b, rev)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyNotFound):
+		l.lost = true
+		return ErrLeaseLost
+	case err != nil:
+		return err
+	}
+	l.revision, l.renewed = newRev, l.store.now()
+	return nil
+}
+
+// Keep renews the lease every TTL/4 until stop is called. The returned context ends when the
+// lease is lost, or when renewals have failed for half the TTL: the holder stops acting before the
+// lease can expire under it.
+func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
+	kctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(l.ttl / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-kctx.Done():
+				return
+			case <-t.C:
+			}
+			err := l.renew(kctx)
+			if errors.Is(err, ErrLeaseLost) {
+				cancel(ErrLeaseLost)
+				return
+			}
+			l.mu.Lock()
+			stale := l.store.now().Sub(l.renewed) > l.ttl/2
+			l.mu.Unlock()
+			if err != nil && stale {
+				cancel(fmt.Errorf("%w: renewals failing: %w", ErrLeaseLost, err))
+				return
+			}
+		}
+	}()
+	return kctx, func() { cancel(context.Canceled); <-done }
+}
+
+// Release gives the lease up unless it was lost. It must be called with a context that is still
+// live (not the one Keep returned).
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	lost, rev := l.lost, l.revision
+	l.mu.Unlock()
+	if lost {
+		return nil
+	}
+	err := l.store.leases.Purge(ctx, string(l.dir), jetstream.LastRevision(rev))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("release lease of %s: %w", l.dir, err)
+	}
+	return nil
+}
