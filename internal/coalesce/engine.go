@@ -1,0 +1,244 @@
+// Package coalesce turns pending triggers into as few vIDM syncs as the guarantees allow: per
+// directory, at most one sync at a time across all replicas (a KV lease), every trigger covered by
+// a sync that started after it was accepted (snapshot before POST), a burst costing the running
+// sync plus one follow-up, and a sync someone else started waited for rather than doubled.
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+)
+
+// VIDM is what the engine needs of a vIDM client.
+type VIDM interface {
+	SyncStatus(ctx context.Context, directoryID string) (vidm.SyncState, error)
+	StartSync(ctx context.Context, directoryID string, ignoreSafeguards bool) error
+	WaitForSync(ctx context.Context, directoryID string, opts vidm.WaitOptions) (vidm.SyncState, error)
+}
+
+// Results publishes what runs did.
+type Results interface {
+	Started(ctx context.Context, r *dirstate.Run) error
+	Finished(ctx context.Context, r *dirstate.Run) error
+}
+
+// Config tunes the engine. Zero values take the defaults noted.
+type Config struct {
+	Holder        string        // this replica's name in leases
+	Window        time.Duration // wait after a directory's first pending trigger before syncing it
+	LeaseTTL      time.Duration // default 30s
+	MaxConcurrent int           // directories synced at once by this replica; default 8
+	PollInitial   time.Duration // default 2s
+	PollMax       time.Duration // default 15s
+	SyncDeadline  time.Duration // default 30m
+	RetryMin      time.Duration // first wait after a retryable failure; default 2s
+	RetryMax      time.Duration // cap of that wait; default 1m
+	ScanInterval  time.Duration // full rescan of the buckets, a safety net for the watch; default 30s
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.LeaseTTL, 30*time.Second)
+	def(&c.PollInitial, 2*time.Second)
+	def(&c.PollMax, 15*time.Second)
+	def(&c.SyncDeadline, 30*time.Minute)
+	def(&c.RetryMin, 2*time.Second)
+	def(&c.RetryMax, time.Minute)
+	def(&c.ScanInterval, 30*time.Second)
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = 8
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Engine schedules directories and drives their runs.
+type Engine struct {
+	cfg     Config
+	store   *dirstate.Store
+	vidm    VIDM
+	results Results
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	due      map[dirstate.DirKey]time.Time // directories to look at, and from when
+	active   map[dirstate.DirKey]bool
+	failures map[dirstate.DirKey]int
+	wake     chan struct{}
+}
+
+// New returns an engine; Run starts it.
+func New(cfg Config, store *dirstate.Store, v VIDM, results Results) *Engine {
+	cfg = cfg.withDefaults()
+	return &Engine{
+		cfg: cfg, store: store, vidm: v, results: results, log: cfg.Logger,
+		due:      map[dirstate.DirKey]time.Time{},
+		active:   map[dirstate.DirKey]bool{},
+		failures: map[dirstate.DirKey]int{},
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+// Notify tells the engine a directory has a new pending trigger. The window counts from the first
+// trigger, not the last, so a steady trickle cannot postpone a sync forever.
+func (e *Engine) Notify(d dirstate.DirKey) { e.schedule(d, e.cfg.Now().Add(e.cfg.Window), false) }
+
+// schedule makes d due at "at"; an earlier due time wins unless force.
+func (e *Engine) schedule(d dirstate.DirKey, at time.Time, force bool) {
+	e.mu.Lock()
+	if cur, ok := e.due[d]; force || !ok || at.Before(cur) {
+		e.due[d] = at
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches the buckets and drives runs until ctx ends, then waits for the runs in flight to
+// stop (they leave their run records for the next holder) and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { e.watch(ctx) })
+	wg.Go(func() { e.rescan(ctx) })
+	var runs sync.WaitGroup
+	defer runs.Wait()
+	defer wg.Wait()
+	for {
+		next := e.dispatch(ctx, &runs)
+		t := time.NewTimer(max(time.Until(next), time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-e.wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// dispatch starts every due directory it has room for and returns when to look again.
+func (e *Engine) dispatch(ctx context.Context, runs *sync.WaitGroup) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.cfg.Now()
+	next := now.Add(time.Minute)
+	for d, at := range e.due {
+		if e.active[d] {
+			continue // a follow-up waits for the current run
+		}
+		if at.After(now) {
+			next = minTime(next, at)
+			continue
+		}
+		if len(e.active) >= e.cfg.MaxConcurrent {
+			next = minTime(next, now.Add(100*time.Millisecond))
+			continue
+		}
+		delete(e.due, d)
+		e.active[d] = true
+		runs.Go(func() { e.handle(ctx, d) })
+	}
+	return next
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// handle runs one directory once and decides when it needs looking at again.
+func (e *Engine) handle(ctx context.Context, d dirstate.DirKey) {
+	err := e.runOnce(ctx, d)
+	e.mu.Lock()
+	delete(e.active, d)
+	switch {
+	case err == nil:
+		delete(e.failures, d)
+	case ctx.Err() != nil:
+	case errors.Is(err, dirstate.ErrLeaseHeld):
+		// Another replica is on it; it runs the follow-up itself, this is the safety net.
+		e.mu.Unlock()
+		e.schedule(d, e.cfg.Now().Add(e.cfg.LeaseTTL/4), false)
+		return
+	default:
+		e.failures[d]++
+		wait := e.backoff(e.failures[d])
+		e.log.Warn("directory run failed; will retry", "directory", d, "retry_in", wait, "err", err)
+		e.mu.Unlock()
+		e.schedule(d, e.cfg.Now().Add(wait), true)
+		return
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) backoff(failures int) time.Duration {
+	d := e.cfg.RetryMin
+	for i := 1; i < failures && d < e.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, e.cfg.RetryMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// watch marks directories due as triggers and runs appear; it restarts after a broken watch
+// (a NATS restart), and the rescan covers what it missed meanwhile.
+func (e *Engine) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := e.store.WatchDirectories(ctx, e.Notify)
+		if ctx.Err() != nil {
+			return
+		}
+		e.log.Warn("watching pending triggers failed; restarting the watch", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(e.cfg.RetryMin):
+		}
+	}
+}
+
+func (e *Engine) rescan(ctx context.Context) {
+	t := time.NewTicker(e.cfg.ScanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		dirs, err := e.store.Directories(ctx)
+		if err != nil {
+			e.log.Warn("rescanning pending triggers failed", "err", err)
+			continue
+		}
+		for _, d := range dirs {
+			e.Notify(d)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+// Package intake accepts triggers from the JetStream trigger stream. A trigger is accepted once it
+// is durably recorded in the pending set; only then is its message acknowledged, so a crash at any
+// point either keeps the message for redelivery or has the trigger recorded. Bad input goes to the
+// dead-letter stream with its reason and is terminated, never redelivered forever.
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+)
+
+// Dead-letter reason codes beyond trigger's decoding codes.
+const (
+	CodeUnknownTenant      = "UNKNOWN_TENANT"
+	CodeUnknownDirectory   = "UNKNOWN_DIRECTORY"
+	CodeAmbiguousDirectory = "AMBIGUOUS_DIRECTORY"
+)
+
+// Headers a dead letter carries besides the original message's own.
+const (
+	HeaderDeadCode    = "Dirsync-Dead-Code"
+	HeaderDeadReason  = "Dirsync-Dead-Reason"
+	HeaderDeadSubject = "Dirsync-Original-Subject"
+	HeaderDeadSeq     = "Dirsync-Original-Sequence"
+)
+
+// Resolver finds the vIDM directory a trigger names.
+type Resolver interface {
+	ResolveDirectory(ctx context.Context, ref string) (vidm.Directory, error)
+}
+
+// Config tunes intake.
+type Config struct {
+	Tenant     string // the one tenant this worker serves; triggers naming another are dead-lettered
+	DeadSubject string
+	PullBatch  int
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Intake consumes triggers.
+type Intake struct {
+	cfg      Config
+	cons     jetstream.Consumer
+	js       jetstream.JetStream
+	dec      *trigger.Decoder
+	resolver Resolver
+	store    *dirstate.Store
+	notify   func(dirstate.DirKey)
+	log      *slog.Logger
+	inflight sync.WaitGroup
+}
+
+// New returns an Intake; notify is told the directory of every accepted trigger.
+func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, dec *trigger.Decoder, r Resolver, store *dirstate.Store, notify func(dirstate.DirKey)) *Intake {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PullBatch <= 0 {
+		cfg.PullBatch = 64
+	}
+	return &Intake{cfg: cfg, cons: cons, js: js, dec: dec, resolver: r, store: store, notify: notify, log: cfg.Logger}
+}
+
+// Run consumes until ctx ends, then stops pulling and waits for the triggers being recorded to be
+// acknowledged or handed back.
+func (in *Intake) Run(ctx context.Context) error {
+	cc, err := in.cons.Consume(func(m jetstream.Msg) { in.handle(ctx, m) },
+		jetstream.PullMaxMessages(in.cfg.PullBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil {
+				in.log.Warn("pulling triggers", "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume triggers: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	in.inflight.Wait()
+	return nil
+}
+
+// handle decides a message's fate. It runs on the consumer's goroutine and hands the durable write
+// to a goroutine of its own, so many writes are in flight at once (bounded by MaxAckPending).
+func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
+	t, err := in.dec.Decode(m.Headers(), m.Data())
+	if err != nil {
+		var te *trigger.Error
+		code := string(trigger.CodeMalformed)
+		if errors.As(err, &te) {
+			code = string(te.Code)
+		}
+		in.deadLetter(ctx, m, code, err.Error())
+		return
+	}
+	tenant := t.Tenant
+	if tenant == "" {
+		tenant = in.cfg.Tenant
+	}
+	if tenant != in.cfg.Tenant {
+		in.deadLetter(ctx, m, CodeUnknownTenant, fmt.Sprintf("tenant %q is not served here (this worker serves %q)", tenant, in.cfg.Tenant))
+		return
+	}
+	dir, err := in.resolver.ResolveDirectory(ctx, t.DirectoryRef())
+	switch {
+	case errors.Is(err, vidm.ErrDirectoryNotFound):
+		in.deadLetter(ctx, m, CodeUnknownDirectory, err.Error())
+		return
+	case errors.Is(err, vidm.ErrAmbiguousDirectory):
+		in.deadLetter(ctx, m, CodeAmbiguousDirectory, err.Error())
+		return
+	case err != nil:
+		// vIDM unreachable or refusing us: not accepted yet, ask for it again later.
+		in.retryLater(m, err)
+		return
+	}
+	pt := dirstate.Trigger{
+		ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User, Traceparent: t.Traceparent,
+		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
+		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
+	}
+	in.inflight.Go(func() { in.record(ctx, m, pt) })
+}
+
+func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) {
+	// Detached from shutdown: a trigger half-recorded is finished, not abandoned.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := in.store.AddPending(wctx, pt); err != nil {
+		in.retryLater(m, err)
+		return
+	}
+	if err := m.Ack(); err != nil {
+		// The trigger is recorded; a redelivery lands on the same pending key.
+		in.log.Warn("acknowledging a recorded trigger failed", "trigger_id", pt.ID, "err", err)
+	}
+	in.log.Debug("trigger accepted", "trigger_id", pt.ID, "type", pt.Type, "directory", pt.DirectoryName)
+	in.notify(dirstate.NewDirKey(pt.Tenant, pt.DirectoryID))
+}
+
+// retryLater hands the message back with a delay growing with its delivery count.
+func (in *Intake) retryLater(m jetstream.Msg, cause error) {
+	delay := 2 * time.Second
+	if md, err := m.Metadata(); err == nil {
+		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
+			delay *= 2
+		}
+	}
+	delay = min(delay, time.Minute)
+	in.log.Warn("trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
+	if err := m.NakWithDelay(delay); err != nil {
+		in.log.Warn("nak failed; the message is redelivered after the ack wait", "err", err)
+	}
+}
+
+// deadLetter publishes the message with its reason to the dead-letter subject, then terminates it.
+// If the dead letter cannot be stored, the message is handed back instead: nothing is dropped.
+func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason string) {
+	dl := nats.NewMsg(in.cfg.DeadSubject)
+	for k, vs := range m.Headers() {
+		for _, v := range vs {
+			dl.Header.Add(k, v)
+		}
+	}
+	dl.Header.Del(nats.MsgIdHdr)
+	dl.Header.Set(HeaderDeadCode, code)
+	dl.Header.Set(HeaderDeadReason, reason)
+	dl.Header.Set(HeaderDeadSubject, m.Subject())
+	opts := []jetstream.PublishOpt{}
+	if md, err := m.Metadata(); err == nil {
+		seq := strconv.FormatUint(md.Sequence.Stream, 10)
+		dl.Header.Set(HeaderDeadSeq, seq)
+		opts = append(opts, jetstream.WithMsgID("dead-"+md.Stream+"-"+seq))
+	}
+	dl.Data = m.Data()
+	if _, err := in.js.PublishMsg(ctx, dl, opts...); err != nil {
+		in.retryLater(m, fmt.Errorf("dead-lettering: %w", err))
+		return
+	}
+	in.log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject())
+	if err := m.TermWithReason(code); err != nil {
+		in.log.Warn("terminating a dead-lettered message failed", "err", err)
+	}
+}

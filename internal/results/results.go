@@ -1,0 +1,163 @@
+// Package results publishes the events that tell downstream services what a directory sync did:
+// vidm.directory.sync.started, then .completed or .failed, as binary-mode CloudEvents on JetStream.
+// Event ids derive from the run id, so a re-publish after a crash is de-duplicated by the stream.
+package results
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+)
+
+// Event types.
+const (
+	TypeStarted   = "vidm.directory.sync.started"
+	TypeCompleted = "vidm.directory.sync.completed"
+	TypeFailed    = "vidm.directory.sync.failed"
+)
+
+// Error codes of failed results.
+const (
+	CodeSyncFailed        = "VIDM_SYNC_FAILED"         // vIDM ran the sync and reported FAILED
+	CodeSyncTimeout       = "VIDM_SYNC_TIMEOUT"        // the sync did not finish before the deadline
+	CodeDirectoryNotFound = "VIDM_DIRECTORY_NOT_FOUND" // the directory vanished between intake and sync
+	CodeUnauthorized      = "VIDM_UNAUTHORIZED"        // vIDM rejected the worker's credentials
+	CodeVIDMError         = "VIDM_ERROR"               // any other permanent vIDM answer
+)
+
+// Publisher publishes result events.
+type Publisher struct {
+	js     jetstream.JetStream
+	prefix string // subject prefix; events go to prefix.started|completed|failed
+	source string // CloudEvent source: this worker deployment
+}
+
+// New returns a Publisher.
+func New(js jetstream.JetStream, subjectPrefix, source string) *Publisher {
+	return &Publisher{js: js, prefix: subjectPrefix, source: source}
+}
+
+// Started publishes that the run's sync was started in vIDM.
+func (p *Publisher) Started(ctx context.Context, r *dirstate.Run) error {
+	data := StartedData{
+		Tenant: r.Tenant, DirectoryID: r.DirectoryID, DirectoryName: r.DirectoryName,
+		RunID: r.RunID, StartedAt: r.StartedAt.UTC(),
+	}
+	return p.publish(ctx, r, r.RunID+".started", TypeStarted, "started", r.StartedAt, data)
+}
+
+// Finished publishes the run's outcome: completed or failed, listing every trigger it covers.
+func (p *Publisher) Finished(ctx context.Context, r *dirstate.Run) error {
+	if r.Outcome == nil {
+		return fmt.Errorf("run %s has no outcome", r.RunID)
+	}
+	data := ResultData(r)
+	typ, kind := TypeCompleted, "completed"
+	if data.Status != "COMPLETED" {
+		typ, kind = TypeFailed, "failed"
+	}
+	return p.publish(ctx, r, r.RunID+".result", typ, kind, r.Outcome.FinishedAt, data)
+}
+
+func (p *Publisher) publish(ctx context.Context, r *dirstate.Run, id, typ, kind string, at time.Time, data any) error {
+	e := event.New()
+	e.SetID(id)
+	e.SetSource(p.source)
+	e.SetType(typ)
+	e.SetSubject(r.DirectoryName)
+	e.SetTime(at)
+	if tp := traceparent(r); tp != "" {
+		e.SetExtension("traceparent", tp)
+	}
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return fmt.Errorf("encode %s: %w", typ, err)
+	}
+	msg, err := cenats.EncodeBinary(p.prefix+"."+kind, e)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", typ, err)
+	}
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s for run %s: %w", typ, r.RunID, err)
+	}
+	return nil
+}
+
+// traceparent carries the first covered trigger's trace into the result, so one trace shows the
+// pipeline step, the sync and the consumer of the result.
+func traceparent(r *dirstate.Run) string {
+	for _, t := range r.Triggers {
+		if t.Traceparent != "" {
+			return t.Traceparent
+		}
+	}
+	return ""
+}
+
+// StartedData is the data of a started event.
+type StartedData struct {
+	Tenant        string    `json:"tenant"`
+	DirectoryID   string    `json:"directoryId"`
+	DirectoryName string    `json:"directoryName"`
+	RunID         string    `json:"runId"`
+	StartedAt     time.Time `json:"startedAt"`
+}
+
+// Trigger is one covered trigger in a result.
+type Trigger struct {
+	ID     string `json:"id"`
+	Source string `json:"source"`
+	Type   string `json:"type"`
+	Group  string `json:"group,omitempty"`
+	User   string `json:"user,omitempty"`
+}
+
+// Error explains a failed result.
+type Error struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+// Data is the data of a completed or failed event.
+type Data struct {
+	Tenant        string    `json:"tenant"`
+	DirectoryID   string    `json:"directoryId"`
+	DirectoryName string    `json:"directoryName"`
+	RunID         string    `json:"runId"`
+	StartedAt     time.Time `json:"startedAt"`
+	FinishedAt    time.Time `json:"finishedAt"`
+	DurationMs    int64     `json:"durationMs"`
+	Status        string    `json:"status"`
+	Triggers      []Trigger `json:"triggers"`
+	Error         *Error    `json:"error,omitempty"`
+}
+
+// ResultData builds the result data of a reported run. A run that never reached vIDM counts from
+// when it was created.
+func ResultData(r *dirstate.Run) Data {
+	o := r.Outcome
+	started := r.StartedAt
+	if started.IsZero() {
+		started = r.CreatedAt
+	}
+	d := Data{
+		Tenant: r.Tenant, DirectoryID: r.DirectoryID, DirectoryName: r.DirectoryName, RunID: r.RunID,
+		StartedAt: started.UTC(), FinishedAt: o.FinishedAt.UTC(),
+		DurationMs: max(0, o.FinishedAt.Sub(started).Milliseconds()),
+		Status:     o.Status,
+		Triggers:   make([]Trigger, len(r.Triggers)),
+	}
+	for i, t := range r.Triggers {
+		d.Triggers[i] = Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User}
+	}
+	if o.Status != "COMPLETED" {
+		d.Error = &Error{Code: o.ErrCode, Message: o.ErrMessage, Retryable: o.Retryable}
+	}
+	return d
+}

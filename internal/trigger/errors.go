@@ -1,0 +1,203 @@
+package trigger
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+)
+
+// Code classifies a rejected trigger; it is stable, for metrics labels and dead-letter headers.
+type Code string
+
+const (
+	// CodeMalformed: not a CloudEvent, or data that is not JSON: bad JSON or UTF-8, nested too
+	// deep, too large, missing.
+	CodeMalformed Code = "MALFORMED"
+	// CodeUnknownType: a CloudEvent of a type the worker does not handle.
+	CodeUnknownType Code = "UNKNOWN_TYPE"
+	// CodeSchema: the data breaks its JSON Schema, or the event breaks a rule of its type, such as
+	// ad.group.* without a group. Reason names the failing JSON pointers and rules.
+	CodeSchema Code = "SCHEMA_VIOLATION"
+	// CodeUnsupportedContentType: the data is not JSON (datacontenttype other than
+	// application/json or */*+json, or a charset other than UTF-8).
+	CodeUnsupportedContentType Code = "UNSUPPORTED_CONTENT_TYPE"
+)
+
+// Limits on what an Error carries: it goes into dead-letter headers and logs.
+const (
+	maxReasonBytes = 512
+	maxIDBytes     = 256 // EventID and EventType are cut to this
+	maxLeafBytes   = 160 // one schema failure in a Reason
+	maxLeaves      = 3   // schema failures named in a Reason; the rest are counted
+	maxEchoBytes   = 48  // of untrusted input quoted in a Reason
+)
+
+// Error is a rejected trigger. Reason is at most 512 bytes of valid UTF-8 without control
+// characters and quotes at most a few dozen bytes of the input. EventID and EventType are set when
+// the message was a CloudEvent, cleaned the same way and cut to 256 bytes.
+type Error struct {
+	Code      Code
+	Reason    string
+	EventID   string
+	EventType string
+}
+
+func (e *Error) Error() string {
+	return "trigger rejected (" + string(e.Code) + "): " + e.Reason
+}
+
+func newError(code Code, reason, id, typ string) *Error {
+	return &Error{
+		Code:      code,
+		Reason:    clean(reason, maxReasonBytes),
+		EventID:   clean(id, maxIDBytes),
+		EventType: clean(typ, maxIDBytes),
+	}
+}
+
+// clean makes s printable valid UTF-8 of at most max bytes: invalid bytes and control characters
+// become '?', and a cut is marked with "…".
+func clean(s string, max int) string {
+	const ellipsis = "…"
+	var b strings.Builder
+	for i, r := range s {
+		if (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) || r < 0x20 || (r >= 0x7F && r <= 0x9F) {
+			r = '?'
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			return truncate(b.String(), max-len(ellipsis)) + ellipsis
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// truncate cuts s to at most n bytes without splitting a rune.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// echo quotes the start of untrusted input for a Reason.
+func echo(s string) string {
+	if len(s) <= maxEchoBytes {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%q…", truncate(s, maxEchoBytes))
+}
+
+// schemaReason renders a validation error as its leaf failures, "<JSON pointer>: <rule>" (or
+// "attribute <name>: <rule>" for the event attributes), sorted, the first few named and the rest
+// counted. The validator's own messages are not used as they are: they quote whole values (a 1 MiB
+// string in a pattern failure).
+func schemaReason(err error, attributes bool) string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return "validation failed"
+	}
+	var leaves []string
+	var walk func(*jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
+		}
+		var loc string
+		switch {
+		case attributes:
+			loc = "attribute " + strings.Join(e.InstanceLocation, "/")
+		case len(e.InstanceLocation) == 0:
+			loc = "(root)"
+		default:
+			loc = jsonPointer(e.InstanceLocation)
+		}
+		leaves = append(leaves, truncate(loc+": "+describe(e.ErrorKind), maxLeafBytes))
+	}
+	walk(ve)
+	slices.Sort(leaves)
+	leaves = slices.Compact(leaves)
+	if len(leaves) == 0 {
+		return "validation failed"
+	}
+	reason := strings.Join(leaves[:min(len(leaves), maxLeaves)], "; ")
+	if n := len(leaves) - maxLeaves; n > 0 {
+		reason += fmt.Sprintf("; and %d more", n)
+	}
+	return reason
+}
+
+func jsonPointer(tokens []string) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteByte('/')
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1"))
+	}
+	return b.String()
+}
+
+// describe says which rule failed, briefly, quoting input only through echo. Limits and patterns
+// come from our schemas, not from the input.
+func describe(k jsonschema.ErrorKind) string {
+	switch k := k.(type) {
+	case *kind.MaxLength:
+		return fmt.Sprintf("length must be <= %d", k.Want)
+	case *kind.MinLength:
+		return fmt.Sprintf("length must be >= %d", k.Want)
+	case *kind.Pattern:
+		return "does not match pattern " + k.Want
+	case *kind.Required:
+		return "missing property " + strings.Join(quoteAll(k.Missing), ", ")
+	case *kind.Type:
+		return fmt.Sprintf("must be %s, not %s", strings.Join(k.Want, " or "), k.Got)
+	case *kind.AdditionalProperties:
+		if len(k.Properties) == 0 {
+			return "unknown property"
+		}
+		// The validator lists them in map order; name the same one every time.
+		first := slices.Min(k.Properties)
+		more := ""
+		if len(k.Properties) > 1 {
+			more = fmt.Sprintf(" (and %d more)", len(k.Properties)-1)
+		}
+		return "unknown property " + echo(first) + more
+	case *kind.Format:
+		return "must be a valid " + k.Want
+	case *kind.Enum, *kind.Const:
+		return "value is not allowed"
+	case *kind.Minimum:
+		return "must be >= " + ratString(k.Want)
+	case *kind.Maximum:
+		return "must be <= " + ratString(k.Want)
+	case *kind.FalseSchema:
+		return "is not allowed"
+	}
+	return "fails " + strings.Join(k.KeywordPath(), "/")
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = echo(s)
+	}
+	return out
+}
+
+func ratString(r *big.Rat) string {
+	if r == nil {
+		return "?"
+	}
+	return r.RatString()
+}

@@ -1,0 +1,149 @@
+// Package worker wires the service together: NATS connection, JetStream resources, the vIDM
+// client, intake and the coalescing engine. Data flows one way: trigger in → pending set →
+// coalesced run → vIDM sync → result out.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+)
+
+// Run runs one worker replica until ctx ends, then shuts down in order: stop pulling triggers and
+// finish recording the ones in flight, stop the runs (their records and released leases let any
+// replica resume them), flush and close the NATS connection.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	nc, err := Connect(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := nc.Drain(); err != nil {
+			log.Warn("draining the NATS connection", "err", err)
+		}
+	}()
+	return Serve(ctx, nc, cfg, log)
+}
+
+// Serve runs the worker on an open connection; Run owns the connection's lifetime.
+func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	res, err := resources(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	vcfg := cfg.VIDM()
+	vcfg.Logger = log.With("component", "vidm")
+	vc, err := vidm.New(vcfg)
+	if err != nil {
+		return fmt.Errorf("vIDM client: %w", err)
+	}
+	defer vc.Close()
+	dec, err := trigger.NewDecoder()
+	if err != nil {
+		return err
+	}
+	store := dirstate.New(res.Pending, res.Runs, res.Leases, nil)
+	engine := coalesce.New(coalesce.Config{
+		Holder:        holderName(),
+		Window:        cfg.CoalesceWindow,
+		LeaseTTL:      cfg.LeaseTTL,
+		MaxConcurrent: cfg.MaxConcurrentSyncs,
+		PollInitial:   cfg.PollInitialInterval,
+		PollMax:       cfg.PollMaxInterval,
+		SyncDeadline:  cfg.SyncDeadline,
+		Logger:        log.With("component", "coalesce"),
+	}, store, vc, results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource))
+	in := intake.New(intake.Config{
+		Tenant:      cfg.Tenant,
+		DeadSubject: cfg.DeadSubject,
+		PullBatch:   cfg.PullBatch,
+		Logger:      log.With("component", "intake"),
+	}, js, res.Consumer, dec, vc, store, engine.Notify)
+
+	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "vidm", cfg.VIDMURL)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Go(func() { errs <- in.Run(ctx) })
+	wg.Go(func() { errs <- engine.Run(ctx) })
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	log.Info("worker stopped")
+	return errors.Join(all...)
+}
+
+func resources(ctx context.Context, js jetstream.JetStream, cfg config.Config) (*streams.Resources, error) {
+	if !cfg.ManageStreams {
+		return streams.Bind(ctx, js, cfg.StreamNames())
+	}
+	return streams.Ensure(ctx, js, cfg.StreamNames(), cfg.StreamSettings())
+}
+
+// Connect opens the NATS connection with the configured credentials and TLS, reconnecting forever:
+// a NATS restart pauses the worker, it does not stop it.
+func Connect(cfg config.Config, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(cfg.NATSName),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+	switch {
+	case cfg.NATSCredsFile != "":
+		opts = append(opts, nats.UserCredentials(cfg.NATSCredsFile))
+	case cfg.NATSToken != "":
+		opts = append(opts, nats.Token(cfg.NATSToken))
+	case cfg.NATSUser != "":
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	if cfg.NATSCAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCAFile))
+	}
+	if cfg.NATSCertFile != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSCertFile, cfg.NATSKeyFile))
+	}
+	nc, err := nats.Connect(cfg.NATSURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// holderName identifies this replica in leases and logs: the pod name plus a random suffix, so a
+// restarted pod never mistakes its predecessor's lease for its own.
+func holderName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}

@@ -1,0 +1,287 @@
+package worker_test
+
+// Each test asserts one guarantee of DESIGN.md against a real embedded JetStream server and the
+// vIDM simulator over HTTPS.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+)
+
+func TestSingleTriggerOneSyncStartedAndCompleted(t *testing.T) {
+	h := newHarness(t, 200*time.Millisecond, nil)
+	h.startWorker("a")
+	tr := group("corp.example.com", "proj-alpha-admins")
+	tr.Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	id := h.publish(tr)
+
+	rs := h.waitReported(15*time.Second, id)
+	if len(rs) != 2 || rs[0].Type != results.TypeStarted || rs[1].Type != results.TypeCompleted {
+		t.Fatalf("results = %+v, want started then completed", rs)
+	}
+	done := rs[1].Data
+	if done.Status != "COMPLETED" || done.DirectoryID != corpID || done.DirectoryName != "Corp AD" || done.Tenant != "default" || done.Error != nil {
+		t.Fatalf("completed data = %+v", done)
+	}
+	if len(done.Triggers) != 1 || done.Triggers[0].ID != id || done.Triggers[0].Group != "proj-alpha-admins" || done.Triggers[0].Type != "ad.group.created" {
+		t.Fatalf("triggers = %+v, want the one trigger", done.Triggers)
+	}
+	if rs[0].Data.RunID != done.RunID || rs[1].ID != done.RunID+".result" {
+		t.Fatalf("run ids differ: started %q, result %q (id %q)", rs[0].Data.RunID, done.RunID, rs[1].ID)
+	}
+	syncs := h.syncsOf(corpID)
+	if len(syncs) != 1 || syncs[0].RequestID != done.RunID || syncs[0].Traceparent != tr.Traceparent {
+		t.Fatalf("simulator syncs = %+v, want one started by run %s with the trigger's traceparent", syncs, done.RunID)
+	}
+	if done.FinishedAt.Before(done.StartedAt) || done.DurationMs != done.FinishedAt.Sub(done.StartedAt).Milliseconds() {
+		t.Fatalf("times inconsistent: %+v", done)
+	}
+}
+
+func TestBurstOf500CostsAtMostTwoSyncs(t *testing.T) {
+	h := newHarness(t, 300*time.Millisecond, nil)
+	h.startWorker("a")
+	var sent []string
+	for i := range 500 {
+		sent = append(sent, h.publish(group("corp.example.com", fmt.Sprintf("burst-%03d", i))))
+	}
+	rs := h.waitReported(60*time.Second, sent...)
+	if n := len(h.syncsOf(corpID)); n < 1 || n > 2 {
+		t.Fatalf("%d syncs for a burst of 500, want 1 or 2", n)
+	}
+	for id, rr := range reported(rs) {
+		if len(rr) != 1 {
+			t.Fatalf("trigger %s reported %d times", id, len(rr))
+		}
+	}
+	if got := len(reported(rs)); got != 500 {
+		t.Fatalf("%d triggers reported, want 500", got)
+	}
+	if h.stack.Sim.RejectedSyncPosts() != 0 {
+		t.Fatalf("%d POSTs hit a running sync", h.stack.Sim.RejectedSyncPosts())
+	}
+}
+
+func TestDirectoriesSyncInParallelOneAtATimeEach(t *testing.T) {
+	h := newHarness(t, 600*time.Millisecond, nil)
+	h.startWorker("a")
+	var sent []string
+	for _, dom := range []string{"corp.example.com", "emea.example.com", "lab.example.com"} {
+		for i := range 5 {
+			sent = append(sent, h.publish(group(dom, fmt.Sprintf("g-%d", i))))
+		}
+	}
+	h.waitReported(20*time.Second, sent...)
+	var latestStart, earliestEnd time.Time
+	for _, dir := range []string{corpID, emeaID, labID} {
+		if m := h.stack.Sim.MaxConcurrentSyncs(dir); m != 1 {
+			t.Fatalf("%s had %d syncs at once", dir, m)
+		}
+		first := h.syncsOf(dir)[0]
+		if first.StartedAt.After(latestStart) {
+			latestStart = first.StartedAt
+		}
+		if earliestEnd.IsZero() || first.FinishedAt.Before(earliestEnd) {
+			earliestEnd = first.FinishedAt
+		}
+	}
+	if !latestStart.Before(earliestEnd) {
+		t.Fatalf("the three directories' syncs did not overlap (last start %v, first end %v)", latestStart, earliestEnd)
+	}
+}
+
+func TestTriggerDuringSyncIsReportedByTheFollowUp(t *testing.T) {
+	h := newHarness(t, time.Second, nil)
+	h.startWorker("a")
+	first := h.publish(group("corp.example.com", "early"))
+	eventually(t, 10*time.Second, "the first sync to run", func() bool {
+		s := h.syncsOf(corpID)
+		return len(s) == 1 && s[0].Status == "RUNNING"
+	})
+	second := h.publish(group("corp.example.com", "late"))
+	rs := h.waitReported(20*time.Second, first, second)
+	rep := reported(rs)
+	if len(rep[first]) != 1 || len(rep[second]) != 1 {
+		t.Fatalf("each trigger must be reported once: %v", rep)
+	}
+	if rep[first][0].Data.RunID == rep[second][0].Data.RunID {
+		t.Fatal("the trigger that arrived during the sync was reported by that sync")
+	}
+	syncs := h.syncsOf(corpID)
+	if len(syncs) != 2 || syncs[1].StartedAt.Before(syncs[0].FinishedAt) {
+		t.Fatalf("syncs = %+v, want a follow-up after the first finished", syncs)
+	}
+	if !slices.Equal(ids(rep[second][0].Data.Triggers), []string{second}) {
+		t.Fatalf("follow-up covered %v, want only the late trigger", ids(rep[second][0].Data.Triggers))
+	}
+}
+
+func TestForeignRunningSyncIsWaitedFor(t *testing.T) {
+	h := newHarness(t, 200*time.Millisecond, nil)
+	if err := h.stack.Sim.StartForeignSync(corpID, 800*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	h.startWorker("a")
+	id := h.publish(group("corp.example.com", "g"))
+	h.waitReported(15*time.Second, id)
+	if n := h.stack.Sim.RejectedSyncPosts(); n != 0 {
+		t.Fatalf("%d POSTs while the foreign sync ran, want 0", n)
+	}
+	syncs := h.syncsOf(corpID)
+	if len(syncs) != 2 || !syncs[0].Foreign || syncs[1].Foreign || syncs[1].StartedAt.Before(syncs[0].FinishedAt) {
+		t.Fatalf("syncs = %+v, want the foreign one, then ours after it", syncs)
+	}
+}
+
+func TestFailedSyncGivesFailedResult(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, nil)
+	if err := h.stack.Sim.SetDirectory(vidmsim.Directory{ID: corpID, Name: "Corp AD", Domains: []string{"corp.example.com"},
+		FailMessage: "LDAP bind failed: invalid credentials"}); err != nil {
+		t.Fatal(err)
+	}
+	h.startWorker("a")
+	id := h.publish(group("corp.example.com", "g"))
+	rs := terminal(h.waitReported(15*time.Second, id))
+	if len(rs) != 1 || rs[0].Type != results.TypeFailed {
+		t.Fatalf("results = %+v, want one failed", rs)
+	}
+	e := rs[0].Data.Error
+	if rs[0].Data.Status != "FAILED" || e == nil || e.Code != results.CodeSyncFailed || !strings.Contains(e.Message, "LDAP bind failed") || e.Retryable {
+		t.Fatalf("failed data = %+v, error %+v", rs[0].Data, e)
+	}
+}
+
+func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, nil)
+	h.startWorker("a")
+	binary := func(hdr map[string]string, data string) *nats.Msg {
+		m := nats.NewMsg("dirsync.trigger.test")
+		for k, v := range hdr {
+			m.Header.Set(k, v)
+		}
+		m.Data = []byte(data)
+		return m
+	}
+	ce := func(typ string) map[string]string {
+		return map[string]string{"ce-specversion": "1.0", "ce-id": "bad-" + typ, "ce-source": "urn:test", "ce-type": typ, "Content-Type": "application/json"}
+	}
+	cases := []struct {
+		name string
+		msg  *nats.Msg
+		code string
+	}{
+		{"unknown directory", binary(ce("ad.group.created"), `{"domain":"nowhere.example.com","group":{"name":"g"}}`), intake.CodeUnknownDirectory},
+		{"bad JSON", binary(ce("ad.group.created"), `{"domain":`), "MALFORMED"},
+		{"not a CloudEvent", binary(nil, `hello`), "MALFORMED"},
+		{"missing ce-id", binary(map[string]string{"ce-specversion": "1.0", "ce-source": "urn:test", "ce-type": "ad.group.created"}, `{"domain":"corp.example.com","group":{"name":"g"}}`), "MALFORMED"},
+		{"unknown type", binary(ce("ad.computer.created"), `{"domain":"corp.example.com"}`), "UNKNOWN_TYPE"},
+		{"schema violation", binary(ce("ad.group.deleted"), `{"domain":"corp.example.com","group":{"name":"`+strings.Repeat("x", 300)+`"}}`), "SCHEMA_VIOLATION"},
+		{"unknown tenant", binary(ce("ad.group.renamed"), `{"domain":"corp.example.com","tenant":"other","group":{"name":"g"}}`), intake.CodeUnknownTenant},
+	}
+	for _, c := range cases {
+		h.publishMsg(c.msg)
+	}
+	good := h.publish(group("corp.example.com", "after-the-bad-ones"))
+	h.waitReported(15*time.Second, good)
+
+	var dead []*nats.Msg
+	eventually(t, 10*time.Second, "every bad message dead-lettered", func() bool {
+		dead = dead[:0]
+		for _, m := range h.streamMsgs(h.cfg.DeadStream) {
+			dead = append(dead, &nats.Msg{Header: m.Header, Data: m.Data})
+		}
+		return len(dead) == len(cases)
+	})
+	for i, c := range cases {
+		got := dead[i].Header.Get(intake.HeaderDeadCode)
+		reason := dead[i].Header.Get(intake.HeaderDeadReason)
+		if got != c.code || reason == "" || string(dead[i].Data) != string(c.msg.Data) {
+			t.Errorf("%s: dead letter code %q reason %q, want %q with the original data", c.name, got, reason, c.code)
+		}
+	}
+	cons, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "nothing left pending or unacknowledged", func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
+}
+
+func TestTwoWorkersOneSyncPerDirectoryNothingTwice(t *testing.T) {
+	h := newHarness(t, 300*time.Millisecond, nil)
+	h.startWorker("a")
+	h.startWorker("b")
+	var sent []string
+	for i := range 200 {
+		dom := []string{"corp.example.com", "emea.example.com", "lab.example.com"}[i%3]
+		sent = append(sent, h.publish(group(dom, fmt.Sprintf("g-%d", i))))
+	}
+	rs := h.waitReported(60*time.Second, sent...)
+	for id, rr := range reported(rs) {
+		if len(rr) != 1 {
+			t.Fatalf("trigger %s reported %d times", id, len(rr))
+		}
+	}
+	for _, dir := range []string{corpID, emeaID, labID} {
+		if m := h.stack.Sim.MaxConcurrentSyncs(dir); m != 1 {
+			t.Fatalf("%s had %d syncs at once across two workers", dir, m)
+		}
+		if n := len(h.syncsOf(dir)); n > 2 {
+			t.Fatalf("%s: %d syncs for one burst, want at most 2", dir, n)
+		}
+	}
+	if h.stack.Sim.RejectedSyncPosts() != 0 {
+		t.Fatalf("%d POSTs hit a running sync", h.stack.Sim.RejectedSyncPosts())
+	}
+}
+
+func TestWorkerKilledMidSyncIsResumedByAnother(t *testing.T) {
+	h := newHarness(t, 1500*time.Millisecond, nil)
+	crash := h.startCrashableWorker("doomed")
+	id := h.publish(group("corp.example.com", "survivor"))
+	eventually(t, 10*time.Second, "the sync to run", func() bool {
+		s := h.syncsOf(corpID)
+		return len(s) == 1 && s[0].Status == "RUNNING"
+	})
+	crash()
+	h.startWorker("fresh")
+	rs := h.waitReported(30*time.Second, id)
+	if rep := reported(rs); len(rep[id]) != 1 || rep[id][0].Data.Status != "COMPLETED" {
+		t.Fatalf("trigger reported %d times: %+v", len(rep[id]), rep[id])
+	}
+	if n := len(h.syncsOf(corpID)); n != 1 {
+		t.Fatalf("%d syncs; the fresh worker should adopt the running one, not start another", n)
+	}
+}
+
+func TestNoSecretInWorkerLogs(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, map[string]string{"LOG_LEVEL": "debug"})
+	h.startWorker("a")
+	h.stack.Sim.ExpireTokens()
+	id := h.publish(group("corp.example.com", "g"))
+	rs := h.waitReported(15*time.Second, id)
+	out := h.logs.String()
+	for _, r := range rs {
+		out += fmt.Sprintf("%+v", r)
+	}
+	for _, s := range append([]string{testSecret}, h.stack.Sim.IssuedTokens()...) {
+		if strings.Contains(out, s) {
+			t.Fatalf("secret %.8s… found in logs or events", s)
+		}
+	}
+	if !strings.Contains(out, "sync reported") {
+		t.Fatal("expected the worker's logs to be captured")
+	}
+}
