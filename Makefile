@@ -38,6 +38,14 @@ lint:
 vuln:
 	$(GO) run $(GOVULN) ./...
 
+## demo: the whole job on embedded NATS + simulator; exits non-zero unless every trigger is reported.
+demo:
+	$(GO) run ./cmd/vidm-sync-demo
+
+## run: the worker in dev mode: embedded JetStream on nats://127.0.0.1:4222 and the simulator.
+run:
+	$(GO) run ./cmd/vidm-sync-worker --dev
+
 ## sim: the vIDM simulator on https://127.0.0.1:8443 with the example configuration.
 sim:
 	$(GO) run ./cmd/vidm-sim -ca-out $(BIN)/vidm-sim-ca.pem

@@ -18,8 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lmittmann/tint"
-
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
@@ -100,9 +99,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.printConfig {
 		return printConfig(stdout)
 	}
-	logger, err := newLogger(o.logFormat, o.logLevel, stderr)
+	logger, err := logging.New(o.logFormat, o.logLevel, stderr)
 	if err != nil {
-		return err
+		return fmt.Errorf("-log-format/-log-level: %w", err)
 	}
 	cfg, err := loadConfig(o.configPath)
 	if err != nil {
@@ -125,30 +124,6 @@ func printConfig(stdout io.Writer) error {
 		return fmt.Errorf("print config: %w", err)
 	}
 	return nil
-}
-
-func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	switch format {
-	case "text":
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, NoColor: !isTerminal(w)})), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
-	default:
-		return nil, fmt.Errorf("-log-format %q: want text or json", format)
-	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func loadConfig(path string) (vidmsim.Config, error) {

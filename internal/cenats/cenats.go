@@ -136,11 +136,7 @@ func Decode(h nats.Header, payload []byte) (event.Event, error) {
 // isStructuredContentType tells structured mode from binary mode by the Content-Type header. Other
 // CloudEvents formats (batch, Avro, Protobuf) are not supported and rejected.
 func isStructuredContentType(ct string) (bool, *DecodeError) {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		// Not parsable: not structured; as a binary datacontenttype it fails validation later.
-		return false, nil
-	}
+	mt := mediaType(ct)
 	switch {
 	case mt == ContentTypeStructured || mt == "application/cloudevents":
 		return true, nil
@@ -148,6 +144,24 @@ func isStructuredContentType(ct string) (bool, *DecodeError) {
 		return false, decodeErrorf("unsupported CloudEvents content type %s", snippet(mt))
 	}
 	return false, nil
+}
+
+// mediaType is the lower-case media type of a content type, parameters ignored, also when they do
+// not parse.
+func mediaType(ct string) string {
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		return mt
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// isSuffixJSON reports the */*+json media types whose data the JSON format carries as a JSON value
+// but sdk-go treats as a string (it knows only application/json, text/json and its own types), so
+// that this binding reads and writes such data itself.
+func isSuffixJSON(ct string) bool {
+	mt := mediaType(ct)
+	return strings.HasSuffix(mt, "+json") && !strings.HasPrefix(mt, "application/cloudevents")
 }
 
 func decodeBinary(hv headerView, payload []byte) (event.Event, error) {
@@ -247,6 +261,17 @@ func decodeStructured(payload []byte) (event.Event, *DecodeError) {
 	if _, ok := top[attrSpecVersion]; !ok {
 		return event.Event{}, decodeErrorf("structured event has no specversion")
 	}
+	var jsonData json.RawMessage
+	if raw, ok := top["data"]; ok && isSuffixJSON(jsonString(top[attrDataContentType])) {
+		// Parse the attributes without the data, and take the data as the JSON value it is.
+		jsonData = raw
+		delete(top, "data")
+		b, err := json.Marshal(top)
+		if err != nil {
+			return event.Event{}, decodeErrorf("structured event: %s", truncate(err.Error(), maxErrorEcho))
+		}
+		payload = b
+	}
 	var e event.Event
 	if err := e.UnmarshalJSON(payload); err != nil {
 		return event.Event{}, decodeErrorf("invalid structured event: %s", truncate(strings.TrimSpace(err.Error()), maxErrorEcho))
@@ -254,10 +279,22 @@ func decodeStructured(payload []byte) (event.Event, *DecodeError) {
 	if e.Context == nil || e.SpecVersion() != event.CloudEventsVersionV1 {
 		return event.Event{}, decodeErrorf("specversion %s is not supported (want %s)", snippet(e.SpecVersion()), event.CloudEventsVersionV1)
 	}
+	if jsonData != nil {
+		e.DataEncoded, e.DataBase64 = jsonData, false
+	}
 	if reason := checkEvent(e); reason != "" {
 		return event.Event{}, decodeErrorf("%s", reason)
 	}
 	return e, nil
+}
+
+// jsonString is the string a raw JSON value holds, or "" if it holds none.
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // checkEvent applies what both modes, and both directions, require beyond the sdk's Validate: the
@@ -368,9 +405,9 @@ func EncodeStructured(subject string, e event.Event) (*nats.Msg, error) {
 	if err := checkEncode(subject, e); err != nil {
 		return nil, err
 	}
-	b, err := e.MarshalJSON()
+	b, err := marshalStructured(e)
 	if err != nil {
-		return nil, fmt.Errorf("cloudevent: encode structured: %w", err)
+		return nil, err
 	}
 	if len(b) > MaxDataBytes {
 		return nil, fmt.Errorf("cloudevent: structured event of %d bytes exceeds the limit of %d", len(b), MaxDataBytes)
@@ -390,4 +427,32 @@ func checkEncode(subject string, e event.Event) error {
 		return fmt.Errorf("cloudevent: cannot encode: %s", reason)
 	}
 	return nil
+}
+
+// marshalStructured is the event in the JSON format. For */*+json data it writes the data as the
+// JSON value it is, where sdk-go would write a string.
+func marshalStructured(e event.Event) ([]byte, error) {
+	data := e.Data()
+	if data == nil || e.DataBase64 || !isSuffixJSON(e.DataContentType()) {
+		b, err := e.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("cloudevent: encode structured: %w", err)
+		}
+		return b, nil
+	}
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("cloudevent: cannot encode: datacontenttype %s but the data is not JSON", e.DataContentType())
+	}
+	attrs := e.Clone()
+	attrs.DataEncoded = nil
+	b, err := attrs.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("cloudevent: encode structured: %w", err)
+	}
+	if len(b) == 0 || b[len(b)-1] != '}' {
+		return nil, errors.New("cloudevent: encode structured: attributes are not a JSON object")
+	}
+	b = append(b[:len(b)-1], `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}'), nil
 }

@@ -499,3 +499,41 @@ func readFile(t *testing.T, name string) []byte {
 	}
 	return b
 }
+
+// sdk-go reads and writes the data of */*+json types as a JSON string; the JSON format carries it
+// as the JSON value, and so does this binding, in both directions.
+func TestStructuredSuffixJSONData(t *testing.T) {
+	e := newEvent(t)
+	e.SetDataContentType("application/vnd.corp.trigger+json")
+	m, err := cenats.EncodeStructured("s", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(m.Data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(doc["data"]); got != string(e.Data()) {
+		t.Errorf("data member = %s, want the JSON value %s", got, e.Data())
+	}
+	got, err := cenats.Decode(m.Header, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameEvent(t, got, e)
+
+	// As another publisher writes it.
+	payload := `{"specversion":"1.0","id":"x","source":"/s","type":"t","datacontenttype":"application/vnd.corp.trigger+json; charset=utf-8","data":{"a":[1,"<b>"]}}`
+	got, err = cenats.Decode(structured(), []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data()) != `{"a":[1,"<b>"]}` || got.ID() != "x" {
+		t.Errorf("data %s, id %q", got.Data(), got.ID())
+	}
+
+	e.DataEncoded = []byte("not json")
+	if _, err := cenats.EncodeStructured("s", e); err == nil {
+		t.Error("EncodeStructured accepted +json data that is not JSON")
+	}
+}

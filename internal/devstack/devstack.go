@@ -28,6 +28,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// ExternalNATS skips the embedded server (the worker was given NATS_URL).
 	ExternalNATS bool
+	// NATSPort is the embedded server's port; 0 picks a free one.
+	NATSPort int
+	// NATSLogs passes the embedded server's own log lines to Logger (they are many).
+	NATSLogs bool
 }
 
 // Stack is a running embedded NATS server and simulator.
@@ -57,7 +61,11 @@ func Start(opts Options) (*Stack, error) {
 		dir, st.tmpDir = d, d
 	}
 	if !opts.ExternalNATS {
-		ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "jetstream"), Logger: log.With("component", "nats-server")})
+		var nlog *slog.Logger
+		if opts.NATSLogs {
+			nlog = log.With("component", "nats-server")
+		}
+		ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "jetstream"), Port: opts.NATSPort, Logger: nlog})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("embedded NATS: %w", err)

@@ -43,11 +43,11 @@ type Resolver interface {
 
 // Config tunes intake.
 type Config struct {
-	Tenant     string // the one tenant this worker serves; triggers naming another are dead-lettered
+	Tenant      string // the one tenant this worker serves; triggers naming another are dead-lettered
 	DeadSubject string
-	PullBatch  int
-	Logger     *slog.Logger
-	Now        func() time.Time
+	PullBatch   int
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Intake consumes triggers.

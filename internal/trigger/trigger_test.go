@@ -81,6 +81,9 @@ func TestValidFixtures(t *testing.T) {
 		"user-disabled-name": {
 			ID: "usr-2", Source: src, Type: "ad.user.disabled", Tenant: "emea-2", Domain: "corp.example.com", User: "Jürgen Müller",
 		},
+		"user-created-vendor-json": {
+			ID: "usr-3", Source: src, Type: "ad.user.created", Domain: "corp.example.com", User: "asmith@corp.example.com",
+		},
 		"sync-requested": {
 			ID: "sync-req-42", Source: "/cli/jdoe", Type: trigger.TypeSyncRequested, Time: time.Date(2025, 11, 23, 14, 2, 0, 0, time.UTC),
 			Tenant: "default", Directory: "Corp AD", IgnoreSafeguards: true, Reason: "manual resync after OU move",
@@ -117,19 +120,19 @@ func TestInvalidFixtures(t *testing.T) {
 		code   trigger.Code
 		reason string // in the Reason
 	}{
-		"unknown-type":                  {trigger.CodeUnknownType, `type "ad.computer.created" is not a trigger type`},
-		"type-with-empty-segment":       {trigger.CodeUnknownType, "is not a trigger type"},
-		"missing-domain-and-directory":  {trigger.CodeSchema, `(root): missing property "directory"; (root): missing property "domain"`},
-		"group-name-too-long":           {trigger.CodeSchema, "/group/name: length must be <= 256"},
-		"tenant-uppercase":              {trigger.CodeSchema, "/tenant: does not match pattern ^[a-z0-9][a-z0-9-]{0,62}$"},
-		"group-type-with-only-user":     {trigger.CodeSchema, "/group: required for ad.group.* events"},
-		"user-type-with-only-group":     {trigger.CodeSchema, "/user: required for ad.user.* events"},
-		"content-type-text-plain":       {trigger.CodeUnsupportedContentType, `datacontenttype "text/plain" is not JSON`},
-		"data-not-an-object":            {trigger.CodeSchema, "(root): must be object, not array"},
-		"sync-requested-misspelt-field": {trigger.CodeSchema, `(root): unknown property "directroy"`},
-		"missing-id":                    {trigger.CodeMalformed, "attribute id"},
-		"id-too-long":                   {trigger.CodeSchema, "attribute id: length must be <= 256"},
-		"no-data":                       {trigger.CodeMalformed, "event has no data"},
+		"unknown-type":                 {trigger.CodeUnknownType, `type "ad.computer.created" is not a trigger type`},
+		"type-with-empty-segment":      {trigger.CodeUnknownType, "is not a trigger type"},
+		"missing-domain-and-directory": {trigger.CodeSchema, `(root): missing property "directory"; (root): missing property "domain"`},
+		"group-name-too-long":          {trigger.CodeSchema, "/group/name: length must be <= 256"},
+		"tenant-uppercase":             {trigger.CodeSchema, "/tenant: does not match pattern ^[a-z0-9][a-z0-9-]{0,62}$"},
+		"group-type-with-only-user":    {trigger.CodeSchema, "/group: required for ad.group.* events"},
+		"user-type-with-only-group":    {trigger.CodeSchema, "/user: required for ad.user.* events"},
+		"content-type-text-plain":      {trigger.CodeUnsupportedContentType, `datacontenttype "text/plain" is not JSON`},
+		"data-not-an-object":           {trigger.CodeSchema, "(root): must be object, not array"},
+		"sync-requested-unknown-field": {trigger.CodeSchema, `(root): unknown property "directoryName"`},
+		"missing-id":                   {trigger.CodeMalformed, "attribute id"},
+		"id-too-long":                  {trigger.CodeSchema, "attribute id: length must be <= 256"},
+		"no-data":                      {trigger.CodeMalformed, "event has no data"},
 	}
 	files, _ := filepath.Glob("testdata/invalid/*.json")
 	if len(files) != len(tests) {
