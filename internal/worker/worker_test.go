@@ -285,3 +285,40 @@ func TestNoSecretInWorkerLogs(t *testing.T) {
 		t.Fatal("expected the worker's logs to be captured")
 	}
 }
+
+// TestGracefulStopHandsTheRunBack: SIGTERM mid-sync releases the lease at once (no waiting for its
+// TTL) and leaves the run record, so the next worker adopts the running sync and reports it.
+func TestGracefulStopHandsTheRunBack(t *testing.T) {
+	h := newHarness(t, 1500*time.Millisecond, map[string]string{"LEASE_TTL": "60s", "RESULT_DUPLICATE_WINDOW": "5m"})
+	stop := h.startWorker("leaving")
+	id := h.publish(group("corp.example.com", "handed-over"))
+	eventually(t, 10*time.Second, "the sync to run", func() bool {
+		s := h.syncsOf(corpID)
+		return len(s) == 1 && s[0].Status == "RUNNING"
+	})
+	stop()
+	leases, err := h.js.KeyValue(context.Background(), h.cfg.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := leases.ListKeys(context.Background()); err == nil {
+		for k := range keys.Keys() {
+			t.Fatalf("lease %s still held after a graceful stop", k)
+		}
+	}
+	runs, err := h.js.KeyValue(context.Background(), h.cfg.RunsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runs.Get(context.Background(), "default."+corpID); err != nil {
+		t.Fatalf("run record gone after a graceful stop mid-sync: %v", err)
+	}
+	h.startWorker("arriving")
+	rs := h.waitReported(20*time.Second, id)
+	if rep := reported(rs); len(rep[id]) != 1 {
+		t.Fatalf("trigger reported %d times", len(rep[id]))
+	}
+	if n := len(h.syncsOf(corpID)); n != 1 {
+		t.Fatalf("%d syncs; the arriving worker should adopt the running one", n)
+	}
+}
