@@ -102,7 +102,7 @@ func (st *Stack) startSim(opts Options, dir string, log *slog.Logger) error {
 	if err := os.WriteFile(st.CAFile, certPEM, 0o600); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,520 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
+)
+
+var uuidLine = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$`)
+
+const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+// stack is the embedded NATS server, the vIDM simulator (its example directories: "Corp AD" for
+// corp.example.com, "EMEA AD", "Lab IWA", ...) and one worker, with short timings.
+type stack struct {
+	t    *testing.T
+	dev  *devstack.Stack
+	cfg  config.Config
+	js   jetstream.JetStream
+	vars map[string]string // the CLI's environment
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	sc := vidmsim.ExampleConfig()
+	sc.SyncDuration = 200 * time.Millisecond
+	dev, err := devstack.Start(devstack.Options{StoreDir: t.TempDir(), Sim: &sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
+		"COALESCE_WINDOW":       "50ms",
+		"POLL_INITIAL_INTERVAL": "20ms",
+		"POLL_MAX_INTERVAL":     "50ms",
+		"LEASE_TTL":             "3s",
+		"SYNC_DEADLINE":         "2m",
+		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
+	}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.Apply(&cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("worker did not stop within 15s")
+		}
+	})
+
+	nc, err := nats.Connect(cfg.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, dev: dev, cfg: cfg, js: js, vars: map[string]string{"NATS_URL": cfg.NATSURL}}
+	eventually(t, 10*time.Second, "the worker's consumer", func() bool {
+		_, err := js.Consumer(context.Background(), cfg.TriggerStream, cfg.Consumer)
+		return err == nil
+	})
+	return s
+}
+
+type output struct {
+	stdout, stderr string
+	err            error
+}
+
+// run runs the command with the stack's environment plus extra "NAME=value" variables.
+func (s *stack) run(ctx context.Context, stdin string, args ...string) output {
+	return runWith(ctx, s.vars, stdin, args...)
+}
+
+func runWith(ctx context.Context, vars map[string]string, stdin string, args ...string) output {
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, args, func(k string) string { return vars[k] }, strings.NewReader(stdin), &stdout, &stderr)
+	return output{stdout.String(), stderr.String(), err}
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (s *stack) lastSeq(stream string) uint64 {
+	s.t.Helper()
+	st, err := s.js.Stream(context.Background(), stream)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st.CachedInfo().State.LastSeq
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
+	}
+}
+
+func exitCode(t *testing.T, o output, want int) {
+	t.Helper()
+	if got := report(o.err, &bytes.Buffer{}); got != want {
+		t.Fatalf("exit code %d, want %d; err %v\nstdout:\n%s\nstderr:\n%s", got, want, o.err, o.stdout, o.stderr)
+	}
+}
+
+// resultJSON is what --wait prints: the result event's attributes and data.
+type resultJSON struct {
+	ID          string       `json:"id"`
+	Type        string       `json:"type"`
+	Source      string       `json:"source"`
+	Subject     string       `json:"subject"`
+	Traceparent string       `json:"traceparent"`
+	Data        results.Data `json:"data"`
+}
+
+func parseResult(t *testing.T, s string) resultJSON {
+	t.Helper()
+	var r resultJSON
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, s)
+	}
+	return r
+}
+
+func lists(r resultJSON, id string) bool {
+	return slices.ContainsFunc(r.Data.Triggers, func(tr results.Trigger) bool { return tr.ID == id })
+}
+
+var publishedID = regexp.MustCompile(`published (\S+) to `)
+
+func TestPublishWaitCompleted(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.vars["TRACEPARENT"] = traceparent
+	o := s.run(testContext(t), "", "publish", "--domain", "corp.example.com", "--group", "g1", "--wait")
+	exitCode(t, o, 0)
+	m := publishedID.FindStringSubmatch(o.stderr)
+	if m == nil {
+		t.Fatalf("stderr names no published id:\n%s", o.stderr)
+	}
+	r := parseResult(t, o.stdout)
+	if r.Type != results.TypeCompleted || r.Data.Status != "COMPLETED" || r.Subject != "Corp AD" || !lists(r, m[1]) {
+		t.Fatalf("result = %+v, want completed for Corp AD listing %s", r, m[1])
+	}
+	if r.Traceparent != traceparent {
+		t.Errorf("result traceparent = %q, want TRACEPARENT %q carried over", r.Traceparent, traceparent)
+	}
+	if !strings.Contains(o.stderr, "sync started: directory Corp AD run "+r.Data.RunID) {
+		t.Errorf("stderr has no progress line for run %s:\n%s", r.Data.RunID, o.stderr)
+	}
+	if !strings.HasPrefix(o.stdout, "{\n  ") {
+		t.Errorf("result is not indented:\n%s", o.stdout)
+	}
+}
+
+func TestPublishFileStructuredWait(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	const id = "file-trigger-1"
+	o := s.run(testContext(t), "", "publish", "--file", "testdata/trigger.json", "--wait", "--structured", "--id", id)
+	exitCode(t, o, 0)
+	r := parseResult(t, o.stdout)
+	if r.Type != results.TypeCompleted || !lists(r, id) || r.Data.Triggers[slices.IndexFunc(r.Data.Triggers, func(tr results.Trigger) bool { return tr.ID == id })].Group != "proj-alpha-admins" {
+		t.Fatalf("result = %+v, want completed listing %s with its group", r, id)
+	}
+	st, err := s.js.Stream(context.Background(), s.cfg.TriggerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := st.GetLastMsgForSubject(context.Background(), defaultTriggerSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := msg.Header.Get("Content-Type"); ct != cenats.ContentTypeStructured {
+		t.Errorf("published Content-Type %q, want structured mode", ct)
+	}
+
+	// The same data on stdin, with a flag overriding the file's group; binary mode.
+	data, err := os.ReadFile(filepath.Join("testdata", "trigger.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = s.run(testContext(t), string(data), "publish", "--file", "-", "--group", "override", "--wait")
+	exitCode(t, o, 0)
+	r = parseResult(t, o.stdout)
+	if r.Type != results.TypeCompleted || !slices.ContainsFunc(r.Data.Triggers, func(tr results.Trigger) bool { return tr.Group == "override" }) {
+		t.Fatalf("result = %+v, want a trigger for group override", r)
+	}
+}
+
+func TestPublishWaitFailedExits3(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	if err := s.dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-emea-ad", Name: "EMEA AD", Type: vidmsim.TypeActiveDirectoryLDAP,
+		Domains: []string{"emea.example.com"}, FailMessage: "LDAP bind failed: invalid credentials"}); err != nil {
+		t.Fatal(err)
+	}
+	o := s.run(testContext(t), "", "publish", "--directory", "EMEA AD", "--group", "g", "--wait", "--id", "will-fail")
+	exitCode(t, o, exitFailed)
+	var ee *exitError
+	if !errors.As(o.err, &ee) {
+		t.Fatalf("err %T %v is not an exitError", o.err, o.err)
+	}
+	if msg := o.err.Error(); !strings.Contains(msg, results.CodeSyncFailed) || !strings.Contains(msg, "LDAP bind failed") {
+		t.Errorf("error %q names neither the code nor the message", msg)
+	}
+	r := parseResult(t, o.stdout)
+	if r.Type != results.TypeFailed || !lists(r, "will-fail") || r.Data.Error == nil {
+		t.Fatalf("result = %+v, want failed listing the trigger", r)
+	}
+}
+
+func TestPublishWaitDeadLetteredExits3(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	start := time.Now()
+	o := s.run(testContext(t), "", "publish", "--domain", "nowhere.example.com", "--group", "g", "--wait", "--timeout", "1m")
+	exitCode(t, o, exitFailed)
+	if !strings.Contains(o.err.Error(), "UNKNOWN_DIRECTORY") {
+		t.Errorf("error %q does not give the dead-letter code", o.err)
+	}
+	if o.stdout != "" {
+		t.Errorf("stdout = %q, want nothing", o.stdout)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Error("the rejection was only noticed at the timeout")
+	}
+}
+
+func TestPublishWaitTimeoutExits1(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	if err := s.dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
+		Domains: []string{"lab.example.com"}, SyncDuration: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	o := s.run(testContext(t), "", "publish", "--domain", "lab.example.com", "--group", "g", "--wait", "--timeout", "500ms")
+	exitCode(t, o, exitFailure)
+	if !strings.Contains(o.err.Error(), "no result for trigger") {
+		t.Errorf("error %q is not the timeout message", o.err)
+	}
+}
+
+func TestInvalidTriggerIsNotPublished(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	before := s.lastSeq(s.cfg.TriggerStream)
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"no group", "", []string{"--domain", "corp.example.com"}, "needs a group"},
+		{"bad tenant", "", []string{"--domain", "corp.example.com", "--group", "g", "--tenant", "BAD"}, "/tenant"},
+		{"bad domain", "", []string{"--domain", "not a domain", "--group", "g"}, "SCHEMA_VIOLATION"},
+		{"no directory", "", []string{"--group", "g"}, "directory or domain"},
+		{"unknown type", "", []string{"--type", "ad.thing.created", "--domain", "corp.example.com", "--group", "g"}, "not a trigger type"},
+		{"bad traceparent", "", []string{"--domain", "corp.example.com", "--group", "g", "--traceparent", "nope"}, "traceparent"},
+		{"unknown file field", `{"domain":"corp.example.com","grop":{"name":"g"}}`, []string{"--file", "-"}, `unknown field "grop"`},
+		{"file group without name", `{"domain":"corp.example.com","group":{}}`, []string{"--file", "-"}, "group.name"},
+		{"file not json", `domain=corp`, []string{"--file", "-"}, "not a JSON object"},
+		{"two json values", `{"domain":"corp.example.com","group":{"name":"g"}} {}`, []string{"--file", "-"}, "more than one"},
+		{"wildcard subject", "", []string{"--domain", "corp.example.com", "--group", "g", "--trigger-subject", "dirsync.trigger.>"}, "--trigger-subject"},
+		{"stray argument", "", []string{"--domain", "corp.example.com", "--group", "g", "extra"}, "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := s.run(testContext(t), tc.stdin, append([]string{"publish", "--wait"}, tc.args...)...)
+			exitCode(t, o, exitUsage)
+			if !strings.Contains(o.err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", o.err, tc.want)
+			}
+		})
+	}
+	if after := s.lastSeq(s.cfg.TriggerStream); after != before {
+		t.Fatalf("trigger stream went from seq %d to %d: something was published", before, after)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	o := runWith(ctx, nil, "", "frobnicate")
+	exitCode(t, o, exitUsage)
+	o = runWith(ctx, nil, "")
+	exitCode(t, o, exitUsage)
+	if !strings.Contains(o.stderr, "vidm-sync publish") {
+		t.Errorf("no usage on stderr without a command:\n%s", o.stderr)
+	}
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		o = runWith(ctx, nil, "", args...)
+		exitCode(t, o, 0)
+		for _, want := range []string{"vidm-sync publish", "--wait", "vidm-sync watch", "--file"} {
+			if !strings.Contains(o.stdout, want) {
+				t.Errorf("%v: usage lacks %q:\n%s", args, want, o.stdout)
+			}
+		}
+	}
+	for _, args := range [][]string{{"publish", "-h"}, {"help", "publish"}} {
+		o = runWith(ctx, nil, "", args...)
+		exitCode(t, o, 0)
+		if !strings.Contains(o.stdout, "-ignore-safeguards") || !strings.Contains(o.stdout, "-nats-url") {
+			t.Errorf("%v: flags missing:\n%s", args, o.stdout)
+		}
+	}
+	o = runWith(ctx, nil, "", "watch", "--help")
+	exitCode(t, o, 0)
+	if !strings.Contains(o.stdout, "-count") {
+		t.Errorf("watch usage lacks -count:\n%s", o.stdout)
+	}
+	for _, args := range [][]string{
+		{"publish", "--nope"},
+		{"watch", "--from", "yesterday"},
+		{"watch", "--type", "exploded"},
+		{"watch", "--count", "-1"},
+		{"help", "frobnicate"},
+	} {
+		exitCode(t, runWith(ctx, nil, "", args...), exitUsage)
+	}
+}
+
+func TestConnectionSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resolve := func(vars map[string]string, args ...string) (connFlags, error) {
+		fs := newFlagSet("test")
+		var c connFlags
+		c.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		err := c.resolve(fs, setFlags(fs), func(k string) string { return vars[k] })
+		return c, err
+	}
+	c, err := resolve(map[string]string{"NATS_URL": "nats://env:4222", "NATS_USER": "u", "NATS_PASSWORD_FILE": pwFile, "RESULT_STREAM": "R"})
+	if err != nil || c.url != "nats://env:4222" || c.user != "u" || c.password != "s3cret" || c.resultStream != "R" {
+		t.Fatalf("from env: %+v, %v", c, err)
+	}
+	c, err = resolve(map[string]string{"NATS_URL": "nats://env:4222", "NATS_TOKEN": "env-token"}, "--nats-url", "nats://flag:4222", "--nats-token", "flag-token")
+	if err != nil || c.url != "nats://flag:4222" || c.token != "flag-token" {
+		t.Fatalf("flags over env: %+v, %v", c, err)
+	}
+	for name, tc := range map[string]struct {
+		vars map[string]string
+		args []string
+	}{
+		"user without password": {nil, []string{"--nats-user", "u"}},
+		"token and user":        {map[string]string{"NATS_TOKEN": "t"}, []string{"--nats-user", "u", "--nats-password", "p"}},
+		"cert without key":      {map[string]string{"NATS_CERT_FILE": "c.pem"}, nil},
+		"password twice":        {map[string]string{"NATS_USER": "u", "NATS_PASSWORD": "p", "NATS_PASSWORD_FILE": pwFile}, nil},
+		"missing secret file":   {map[string]string{"NATS_TOKEN_FILE": filepath.Join(dir, "absent")}, nil},
+	} {
+		_, err := resolve(tc.vars, tc.args...)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != exitUsage {
+			t.Errorf("%s: err %v, want a usage error", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: error shows the secret: %v", name, err)
+		}
+	}
+	// -h never shows a secret taken from the environment.
+	o := runWith(testContext(t), map[string]string{"NATS_TOKEN": "tok-XYZ", "NATS_PASSWORD": "pw-XYZ"}, "", "publish", "-h")
+	if strings.Contains(o.stdout, "XYZ") {
+		t.Errorf("usage shows a secret:\n%s", o.stdout)
+	}
+	// Connection errors name the server without its credentials.
+	o = runWith(testContext(t), map[string]string{"NATS_URL": "nats://bob:hunter2@127.0.0.1:1"}, "", "publish", "--domain", "corp.example.com", "--group", "g")
+	exitCode(t, o, exitFailure)
+	if strings.Contains(o.err.Error(), "hunter2") {
+		t.Errorf("error shows the password: %v", o.err)
+	}
+}
+
+func TestWatchAfterTwoSyncs(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := testContext(t)
+	var ids []string
+	for _, dir := range []string{"Corp AD", "EMEA AD"} {
+		o := s.run(ctx, "", "publish", "--directory", dir, "--group", "g", "--wait")
+		exitCode(t, o, 0)
+		ids = append(ids, parseResult(t, o.stdout).Data.Triggers[0].ID)
+	}
+
+	// --count counts the events printed, started ones included: the first run's started and
+	// completed.
+	o := s.run(ctx, "", "watch", "--count", "2", "--json", "--from", "all")
+	exitCode(t, o, 0)
+	lines := strings.Split(strings.TrimSuffix(o.stdout, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("watch --count 2 printed %d lines:\n%s", len(lines), o.stdout)
+	}
+	first, second := parseResult(t, lines[0]), parseResult(t, lines[1])
+	if first.Type != results.TypeStarted || second.Type != results.TypeCompleted || !lists(second, ids[0]) || first.Data.RunID != second.Data.RunID {
+		t.Fatalf("events = %+v, %+v; want the first run's started and completed", first, second)
+	}
+
+	// Filtered by type: both completions, one per line.
+	o = s.run(ctx, "", "watch", "--from", "all", "--type", "completed", "--count", "2", "--json")
+	exitCode(t, o, 0)
+	sc := bufio.NewScanner(strings.NewReader(o.stdout))
+	var got []string
+	for sc.Scan() {
+		r := parseResult(t, sc.Text())
+		if r.Type != results.TypeCompleted {
+			t.Errorf("--type completed printed a %s", r.Type)
+		}
+		for _, tr := range r.Data.Triggers {
+			got = append(got, tr.ID)
+		}
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("completed events list %v, want %v", got, ids)
+	}
+
+	// Filtered by directory, readable.
+	o = s.run(ctx, "", "watch", "--from", "all", "--directory", "emea ad", "--type", "completed", "--count", "1")
+	exitCode(t, o, 0)
+	for _, want := range []string{" completed ", `directory="EMEA AD"`, "status=COMPLETED", "triggers=1", "run="} {
+		if !strings.Contains(o.stdout, want) {
+			t.Errorf("line %q lacks %q", o.stdout, want)
+		}
+	}
+	if strings.Count(o.stdout, "\n") != 1 {
+		t.Errorf("want one line, got:\n%s", o.stdout)
+	}
+}
+
+func TestWatchFollowsNewEventsAndPublishPrintsTheID(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := testContext(t)
+
+	// An earlier sync, which watch --from new must not show.
+	exitCode(t, s.run(ctx, "", "publish", "--domain", "emea.example.com", "--group", "old", "--wait"), 0)
+
+	watched := make(chan output, 1)
+	go func() { watched <- s.run(ctx, "", "watch", "--type", "completed", "--count", "1") }()
+	eventually(t, 10*time.Second, "watch's consumer", func() bool {
+		st, err := s.js.Stream(ctx, s.cfg.ResultStream)
+		return err == nil && st.CachedInfo().State.Consumers > 0
+	})
+
+	o := s.run(ctx, "", "publish", "--domain", "corp.example.com", "--group", "g2")
+	exitCode(t, o, 0)
+	if !uuidLine.MatchString(o.stdout) {
+		t.Fatalf("publish printed %q, want just a UUID line", o.stdout)
+	}
+	w := <-watched
+	exitCode(t, w, 0)
+	if !strings.Contains(w.stdout, `directory="Corp AD"`) || strings.Count(w.stdout, "\n") != 1 {
+		t.Fatalf("watch printed:\n%s\nwant the Corp AD completion only", w.stdout)
+	}
+
+	// --json: the publish record.
+	o = s.run(ctx, "", "publish", "--domain", "corp.example.com", "--group", "g3", "--json", "--id", "json-id")
+	exitCode(t, o, 0)
+	var rec struct {
+		ID, Subject, Stream string
+		Seq                 uint64
+	}
+	if err := json.Unmarshal([]byte(o.stdout), &rec); err != nil || rec.ID != "json-id" || rec.Subject != defaultTriggerSubject || rec.Stream != s.cfg.TriggerStream || rec.Seq == 0 {
+		t.Fatalf("--json printed %q (%v)", o.stdout, err)
+	}
+
+	// Ctrl-C ends watch without an error.
+	wctx, cancel := context.WithCancel(ctx)
+	go func() { watched <- s.run(wctx, "", "watch") }()
+	eventually(t, 10*time.Second, "the second watch's consumer", func() bool {
+		st, err := s.js.Stream(ctx, s.cfg.ResultStream)
+		return err == nil && st.CachedInfo().State.Consumers > 0
+	})
+	cancel()
+	exitCode(t, <-watched, 0)
+}

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
+)
+
+const publishUsage = `Usage: vidm-sync publish [flags]
+
+Publishes one trigger CloudEvent (binary mode; --structured for structured mode) to the worker's
+trigger stream and prints its event id, or with --json {"id","subject","stream","seq"}.
+
+The trigger data comes from the flags, or from --file (a JSON object, "-" for stdin):
+  {"domain": "corp.example.com", "directory": "Corp AD", "tenant": "default",
+   "group": {"name": "proj-alpha-admins"}, "user": {"upn": "jdoe@corp.example.com"},
+   "ignoreSafeguards": false, "reason": "..."}
+Flags given explicitly override the file's fields. ad.group.* needs a group, ad.user.* a user,
+vidm.directory.sync.requested neither; every type needs a domain or a directory. The trigger is
+checked exactly as the worker checks it before anything is sent: an invalid one exits 2.
+
+With --wait, the command follows the result stream (subscribed before publishing) and prints the
+result event that lists the trigger as indented JSON; it exits 0 when the sync COMPLETED, 3 when it
+FAILED or the worker dead-lettered the trigger, 1 when --timeout passes first. The event id and
+progress go to stderr.
+`
+
+type publishOptions struct {
+	conn                                                connFlags
+	typ, domain, directory, tenant, group, user, reason string
+	id, source, traceparent                             string
+	ignoreSafeguards                                    bool
+	file                                                string
+	structured, jsonOut, wait                           bool
+	timeout                                             time.Duration
+	deadStream                                          string
+}
+
+func publishFlags() (*flag.FlagSet, *publishOptions) {
+	fs := newFlagSet("publish")
+	o := &publishOptions{}
+	o.conn.register(fs)
+	fs.StringVar(&o.typ, "type", "ad.group.created", "event `type`: ad.group.*, ad.user.* or "+trigger.TypeSyncRequested)
+	fs.StringVar(&o.domain, "domain", "", "AD `domain` whose vIDM directory to sync")
+	fs.StringVar(&o.directory, "directory", "", "vIDM directory `name`; wins over --domain")
+	fs.StringVar(&o.tenant, "tenant", "", "`tenant` (configured vIDM instance); default: the worker's")
+	fs.StringVar(&o.group, "group", "", "group `name` (ad.group.*)")
+	fs.StringVar(&o.user, "user", "", "user `upn or name` (ad.user.*)")
+	fs.BoolVar(&o.ignoreSafeguards, "ignore-safeguards", false, "ask vIDM to ignore its sync safeguards")
+	fs.StringVar(&o.reason, "reason", "", "`text` saying why ("+trigger.TypeSyncRequested+" only)")
+	fs.StringVar(&o.id, "id", "", "event `id` (default: a new UUID)")
+	fs.StringVar(&o.source, "source", "urn:vidm-sync:cli", "event `source`")
+	fs.StringVar(&o.traceparent, "traceparent", "", "W3C `traceparent` to carry into the result (env TRACEPARENT)")
+	fs.StringVar(&o.file, "file", "", "read the trigger data from this JSON `file` (- for stdin)")
+	fs.BoolVar(&o.structured, "structured", false, "publish in structured mode (application/cloudevents+json)")
+	fs.BoolVar(&o.jsonOut, "json", false, `print {"id","subject","stream","seq"} instead of the id (without --wait)`)
+	fs.BoolVar(&o.wait, "wait", false, "wait for the result of the sync that covers the trigger")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "with --wait: how long to wait for the result")
+	fs.StringVar(&o.deadStream, "dead-stream", defaultDeadStream, "with --wait: the worker's dead-letter `stream`, to report a rejected trigger at once (env DEAD_STREAM)")
+	return fs, o
+}
+
+func runPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs, o := publishFlags()
+	if done, err := parse(fs, args, publishUsage, stdout); done || err != nil {
+		return err
+	}
+	set := setFlags(fs)
+	if err := o.conn.resolve(fs, set, getenv); err != nil {
+		return err
+	}
+	if err := applyEnv(fs, set, getenv, []envFlag{{"dead-stream", "DEAD_STREAM"}}); err != nil {
+		return err
+	}
+	if o.wait && o.timeout <= 0 {
+		return usageErrorf("--timeout must be positive")
+	}
+	t, err := o.trigger(set, getenv, stdin, stderr)
+	if err != nil {
+		return err
+	}
+	msg, id, err := o.encode(t)
+	if err != nil {
+		return err
+	}
+
+	parent := ctx
+	if o.wait {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	nc, js, err := o.conn.connect(stderr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	var res, dead *feed
+	if o.wait {
+		// Subscribed before publishing, so the result cannot go by unseen.
+		if res, err = follow(ctx, js, o.conn.resultStream, false); err != nil {
+			return fmt.Errorf("--wait: result %w (see --result-stream); nothing was published", err)
+		}
+		defer res.stop()
+		if dead, err = follow(ctx, js, o.deadStream, false); err != nil {
+			fmt.Fprintf(stderr, "warning: %v; a trigger the worker rejects will only show as a timeout\n", err)
+			dead = nil
+		} else {
+			defer dead.stop()
+		}
+	}
+
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("publish to %s: no JetStream stream takes this subject (the worker's TRIGGER_SUBJECTS must include it; see --trigger-subject): %w", msg.Subject, err)
+		}
+		return fmt.Errorf("publish to %s: %w", msg.Subject, err)
+	}
+	if ack.Duplicate {
+		fmt.Fprintf(stderr, "warning: an event with id %s was already published; the stream kept the first one\n", id)
+	}
+	if !o.wait {
+		if o.jsonOut {
+			b, err := json.Marshal(struct {
+				ID      string `json:"id"`
+				Subject string `json:"subject"`
+				Stream  string `json:"stream"`
+				Seq     uint64 `json:"seq"`
+			}{id, msg.Subject, ack.Stream, ack.Sequence})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "%s\n", b)
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, id)
+		return err
+	}
+	fmt.Fprintf(stderr, "published %s to %s (stream %s, seq %d); waiting up to %s for its result\n", id, msg.Subject, ack.Stream, ack.Sequence, o.timeout)
+	w := waiter{id: id, subject: msg.Subject, seq: ack.Sequence, directory: t.Directory, stdout: stdout, stderr: stderr}
+	err = w.wait(ctx, res, dead)
+	if err != nil && ctx.Err() != nil {
+		if parent.Err() != nil {
+			return fmt.Errorf("interrupted while waiting for the result of trigger %s (it was published and will still be synced)", id)
+		}
+		return fmt.Errorf("no result for trigger %s within %s; it was published (stream %s, seq %d) and will still be synced: follow with 'vidm-sync watch'", id, o.timeout, ack.Stream, ack.Sequence)
+	}
+	return err
+}
+
+// trigger builds the trigger from the file (if any) and the flags, which win.
+func (o *publishOptions) trigger(set map[string]bool, getenv func(string) string, stdin io.Reader, stderr io.Writer) (trigger.Trigger, error) {
+	t := trigger.Trigger{Type: o.typ, ID: o.id, Source: o.source, Traceparent: o.traceparent}
+	if !set["traceparent"] {
+		if tp := getenv("TRACEPARENT"); tp != "" {
+			// The ambient trace context is a courtesy: a malformed one must not stop the publish.
+			probe := trigger.Trigger{Type: trigger.TypeSyncRequested, Domain: "example.com", Traceparent: tp}
+			if _, err := trigger.NewEvent(probe); err != nil {
+				fmt.Fprintf(stderr, "warning: ignoring TRACEPARENT: %v\n", err)
+			} else {
+				t.Traceparent = tp
+			}
+		}
+	}
+	if o.file != "" {
+		f, err := readTriggerFile(o.file, stdin)
+		if err != nil {
+			return t, err
+		}
+		t.Domain, t.Directory, t.Tenant = f.Domain, f.Directory, f.Tenant
+		t.IgnoreSafeguards, t.Reason = f.IgnoreSafeguards, f.Reason
+		if f.Group != nil {
+			if f.Group.Name == "" {
+				return t, usageErrorf("%s: group.name is required", o.file)
+			}
+			t.Group = f.Group.Name
+			if f.Group.DN != "" {
+				fmt.Fprintf(stderr, "note: %s: group.dn is not sent (a trigger carries the group's name)\n", o.file)
+			}
+		}
+		if f.User != nil {
+			t.User = f.User.UPN
+			if t.User == "" {
+				t.User = f.User.Name
+			}
+			if t.User == "" {
+				return t, usageErrorf("%s: user needs a name or a upn", o.file)
+			}
+			if f.User.DN != "" {
+				fmt.Fprintf(stderr, "note: %s: user.dn is not sent (a trigger carries the user's upn or name)\n", o.file)
+			}
+		}
+	}
+	for _, f := range []struct {
+		name     string
+		dst, src *string
+	}{
+		{"domain", &t.Domain, &o.domain},
+		{"directory", &t.Directory, &o.directory},
+		{"tenant", &t.Tenant, &o.tenant},
+		{"group", &t.Group, &o.group},
+		{"user", &t.User, &o.user},
+		{"reason", &t.Reason, &o.reason},
+	} {
+		if o.file == "" || set[f.name] {
+			*f.dst = *f.src
+		}
+	}
+	if o.file == "" || set["ignore-safeguards"] {
+		t.IgnoreSafeguards = o.ignoreSafeguards
+	}
+	return t, nil
+}
+
+// triggerFile is the trigger data as DESIGN.md and schemas/ define it. Unknown fields are refused
+// rather than dropped: the CLI could not send them.
+type triggerFile struct {
+	Domain    string `json:"domain"`
+	Directory string `json:"directory"`
+	Tenant    string `json:"tenant"`
+	Group     *struct {
+		Name string `json:"name"`
+		DN   string `json:"dn"`
+	} `json:"group"`
+	User *struct {
+		Name string `json:"name"`
+		UPN  string `json:"upn"`
+		DN   string `json:"dn"`
+	} `json:"user"`
+	IgnoreSafeguards bool   `json:"ignoreSafeguards"`
+	Reason           string `json:"reason"`
+}
+
+func readTriggerFile(path string, stdin io.Reader) (triggerFile, error) {
+	r := stdin
+	name := "stdin"
+	if path != "-" {
+		f, err := os.Open(path) //nolint:gosec // the user names the file on purpose
+		if err != nil {
+			return triggerFile{}, usageErrorf("--file: %v", err)
+		}
+		defer f.Close()
+		r, name = f, path
+	}
+	b, err := io.ReadAll(io.LimitReader(r, cenats.MaxDataBytes+1))
+	if err != nil {
+		return triggerFile{}, usageErrorf("--file: reading %s: %v", name, err)
+	}
+	if len(b) > cenats.MaxDataBytes {
+		return triggerFile{}, usageErrorf("--file: %s is larger than %d bytes", name, cenats.MaxDataBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var f triggerFile
+	if err := dec.Decode(&f); err != nil {
+		return triggerFile{}, usageErrorf("--file: %s is not a JSON object of trigger data (domain, directory, tenant, group, user, ignoreSafeguards, reason): %v", name, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return triggerFile{}, usageErrorf("--file: %s has more than one JSON value (or data after the object)", name)
+	}
+	return f, nil
+}
+
+// encode builds the message and checks it with the worker's own decoder, so that an invalid
+// trigger fails here with the reason the worker would dead-letter it with, and is not published.
+func (o *publishOptions) encode(t trigger.Trigger) (*nats.Msg, string, error) {
+	e, err := trigger.NewEvent(t)
+	if err != nil {
+		return nil, "", usageErrorf("%v (nothing was published)", err)
+	}
+	encode := cenats.EncodeBinary
+	if o.structured {
+		encode = cenats.EncodeStructured
+	}
+	msg, err := encode(o.conn.triggerSubject, e)
+	if err != nil {
+		return nil, "", usageErrorf("%v (nothing was published)", err)
+	}
+	dec, err := trigger.NewDecoder()
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := dec.Decode(msg.Header, msg.Data); err != nil {
+		return nil, "", usageErrorf("%v (nothing was published)", err)
+	}
+	return msg, e.ID(), nil
+}
+
+// waiter waits for the terminal result that lists one trigger.
+type waiter struct {
+	id, subject    string
+	seq            uint64 // the trigger's sequence in the trigger stream
+	directory      string // the trigger's directory name, "" when it names a domain
+	stdout, stderr io.Writer
+}
+
+func (w waiter) wait(ctx context.Context, res, dead *feed) error {
+	var deadC <-chan jetstream.Msg
+	if dead != nil {
+		deadC = dead.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m, ok := <-res.C:
+			if !ok {
+				return feedEnded(ctx, res)
+			}
+			e, data, err := decodeResult(m)
+			if err != nil {
+				fmt.Fprintf(w.stderr, "warning: skipping result message: %v\n", err)
+				continue
+			}
+			if done, err := w.result(e, data); done {
+				return err
+			}
+		case m, ok := <-deadC:
+			if !ok {
+				if err := feedEnded(ctx, dead); err != nil && ctx.Err() == nil {
+					fmt.Fprintf(w.stderr, "warning: %v; no longer watching for dead letters\n", err)
+				}
+				deadC = nil
+				continue
+			}
+			if w.isDeadLetter(m) {
+				h := m.Headers()
+				return &exitError{code: exitFailed, err: fmt.Errorf("the worker rejected trigger %s (%s): %s",
+					w.id, h.Get(intake.HeaderDeadCode), h.Get(intake.HeaderDeadReason))}
+			}
+		}
+	}
+}
+
+// result handles one result event; done reports the trigger's own.
+func (w waiter) result(e event.Event, data results.Data) (done bool, err error) {
+	switch e.Type() {
+	case results.TypeStarted:
+		if w.directory == "" || strings.EqualFold(w.directory, data.DirectoryName) {
+			fmt.Fprintf(w.stderr, "sync started: directory %s run %s\n", data.DirectoryName, data.RunID)
+		}
+		return false, nil
+	case results.TypeCompleted, results.TypeFailed:
+	default:
+		return false, nil
+	}
+	if !slices.ContainsFunc(data.Triggers, func(t results.Trigger) bool { return t.ID == w.id }) {
+		return false, nil
+	}
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return true, fmt.Errorf("printing the result: %w", err)
+	}
+	if _, err := fmt.Fprintf(w.stdout, "%s\n", b); err != nil {
+		return true, err
+	}
+	if e.Type() == results.TypeCompleted {
+		return true, nil
+	}
+	msg := fmt.Sprintf("sync of directory %q (run %s) ended %s", data.DirectoryName, data.RunID, data.Status)
+	if data.Error != nil {
+		msg = fmt.Sprintf("sync of directory %q (run %s) failed: %s: %s", data.DirectoryName, data.RunID, data.Error.Code, data.Error.Message)
+	}
+	return true, &exitError{code: exitFailed, err: errors.New(msg)}
+}
+
+// isDeadLetter reports a dead letter of the published trigger: by its event id, or by where the
+// worker says it came from.
+func (w waiter) isDeadLetter(m jetstream.Msg) bool {
+	h := m.Headers()
+	if h.Get(intake.HeaderDeadSubject) == w.subject && h.Get(intake.HeaderDeadSeq) == strconv.FormatUint(w.seq, 10) {
+		return true
+	}
+	e, err := cenats.Decode(h, m.Data())
+	return err == nil && e.ID() == w.id
+}
+
+// feedEnded is the error that closed a feed (nil if the context ended it).
+func feedEnded(ctx context.Context, f *feed) error {
+	select {
+	case err := <-f.Err:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// decodeResult reads a result event and its data (started events fill the first fields only).
+func decodeResult(m jetstream.Msg) (event.Event, results.Data, error) {
+	e, err := cenats.Decode(m.Headers(), m.Data())
+	if err != nil {
+		return event.Event{}, results.Data{}, fmt.Errorf("subject %s: %w", m.Subject(), err)
+	}
+	var data results.Data
+	if err := json.Unmarshal(e.Data(), &data); err != nil {
+		return event.Event{}, results.Data{}, fmt.Errorf("event %s: data: %w", e.ID(), err)
+	}
+	return e, data, nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+)
+
+const watchUsage = `Usage: vidm-sync watch [flags]
+
+Follows the worker's result events (vidm.directory.sync.started, .completed, .failed) and prints
+one line per event: time, type, directory, status, run id, number of triggers, error; with --json
+the whole event (attributes and data) as one JSON object per line. It runs until Ctrl-C, or until
+--count events have been printed (counted after the filters; started events count too).
+`
+
+type watchOptions struct {
+	conn           connFlags
+	from, dir, typ string
+	jsonOut        bool
+	count          int
+}
+
+func watchFlags() (*flag.FlagSet, *watchOptions) {
+	fs := newFlagSet("watch")
+	o := &watchOptions{}
+	o.conn.register(fs)
+	fs.StringVar(&o.from, "from", "new", "where to start: `all` (every stored result) or new (from now)")
+	fs.StringVar(&o.dir, "directory", "", "only events of this vIDM directory `name`")
+	fs.StringVar(&o.typ, "type", "", "only events of this `type`: started, completed or failed")
+	fs.BoolVar(&o.jsonOut, "json", false, "print each event as one JSON object per line")
+	fs.IntVar(&o.count, "count", 0, "stop after printing `N` events (0: run until interrupted)")
+	return fs, o
+}
+
+func runWatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, o := watchFlags()
+	if done, err := parse(fs, args, watchUsage, stdout); done || err != nil {
+		return err
+	}
+	if err := o.conn.resolve(fs, setFlags(fs), getenv); err != nil {
+		return err
+	}
+	if o.from != "all" && o.from != "new" {
+		return usageErrorf("--from %q: want all or new", o.from)
+	}
+	if o.count < 0 {
+		return usageErrorf("--count must not be negative")
+	}
+	wantType := ""
+	switch o.typ {
+	case "":
+	case "started", results.TypeStarted:
+		wantType = results.TypeStarted
+	case "completed", results.TypeCompleted:
+		wantType = results.TypeCompleted
+	case "failed", results.TypeFailed:
+		wantType = results.TypeFailed
+	default:
+		return usageErrorf("--type %q: want started, completed or failed", o.typ)
+	}
+
+	nc, js, err := o.conn.connect(stderr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	f, err := follow(ctx, js, o.conn.resultStream, o.from == "all")
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return fmt.Errorf("result %w (see --result-stream)", err)
+	}
+	defer f.stop()
+
+	printed := 0
+	for o.count == 0 || printed < o.count {
+		select {
+		case <-ctx.Done():
+			return nil // Ctrl-C is how watch ends
+		case m, ok := <-f.C:
+			if !ok {
+				if err := feedEnded(ctx, f); err != nil && ctx.Err() == nil {
+					return err
+				}
+				return nil
+			}
+			e, data, err := decodeResult(m)
+			if err != nil {
+				fmt.Fprintf(stderr, "warning: skipping result message: %v\n", err)
+				continue
+			}
+			if wantType != "" && e.Type() != wantType {
+				continue
+			}
+			if o.dir != "" && !strings.EqualFold(o.dir, data.DirectoryName) {
+				continue
+			}
+			if o.jsonOut {
+				b, err := json.Marshal(e)
+				if err != nil {
+					return fmt.Errorf("printing event %s: %w", e.ID(), err)
+				}
+				_, err = fmt.Fprintf(stdout, "%s\n", b)
+				if err != nil {
+					return err
+				}
+			} else if _, err := fmt.Fprintln(stdout, formatLine(e, data)); err != nil {
+				return err
+			}
+			printed++
+		}
+	}
+	return nil
+}
+
+// formatLine is the readable form of a result event:
+//
+//	2025-11-23T14:52:07Z completed directory="Corp AD" status=COMPLETED run=… triggers=2
+//	2025-11-23T14:52:07Z failed directory="EMEA AD" status=FAILED run=… triggers=1 error=VIDM_SYNC_FAILED: …
+func formatLine(e event.Event, d results.Data) string {
+	var b strings.Builder
+	b.WriteString(e.Time().UTC().Format(time.RFC3339))
+	b.WriteString(" ")
+	b.WriteString(strings.TrimPrefix(e.Type(), "vidm.directory.sync."))
+	fmt.Fprintf(&b, " directory=%q", d.DirectoryName)
+	status := d.Status
+	if e.Type() == results.TypeStarted {
+		status = "RUNNING"
+	}
+	if status != "" {
+		fmt.Fprintf(&b, " status=%s", status)
+	}
+	fmt.Fprintf(&b, " run=%s", d.RunID)
+	if e.Type() != results.TypeStarted {
+		fmt.Fprintf(&b, " triggers=%d", len(d.Triggers))
+	}
+	if d.Error != nil {
+		fmt.Fprintf(&b, " error=%s: %s", d.Error.Code, d.Error.Message)
+	}
+	return b.String()
+}
