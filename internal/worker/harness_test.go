@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
@@ -23,17 +24,19 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
+	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
 )
 
 // harness is one embedded NATS server and one simulator, real over loopback, with workers started
 // and stopped by the test.
 type harness struct {
-	t     *testing.T
-	stack *devstack.Stack
-	cfg   config.Config
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	logs  *syncBuffer
+	t       *testing.T
+	stack   *devstack.Stack
+	cfg     config.Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	logs    *syncBuffer
+	schemas map[string]*jsonschema.Schema
 }
 
 type syncBuffer struct {
@@ -224,8 +227,41 @@ func (h *harness) streamMsgs(stream string) []*jetstream.RawStreamMsg {
 	return out
 }
 
+// compileSchemas loads the contract's JSON Schemas, so every result the worker publishes is checked
+// against what downstream consumers are promised.
+func compileSchemas(t *testing.T) map[string]*jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	for _, n := range schemas.Names() {
+		b, err := schemas.FS.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddResource(schemas.BaseURL+n, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string]*jsonschema.Schema{}
+	for typ, n := range map[string]string{results.TypeStarted: schemas.SyncStarted, results.TypeCompleted: schemas.SyncResult, results.TypeFailed: schemas.SyncResult} {
+		sch, err := c.Compile(schemas.BaseURL + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[typ] = sch
+	}
+	return out
+}
+
 func (h *harness) results() []resultEvent {
 	h.t.Helper()
+	if h.schemas == nil {
+		h.schemas = compileSchemas(h.t)
+	}
 	var out []resultEvent
 	for _, m := range h.streamMsgs(h.cfg.ResultStream) {
 		e, err := cenats.Decode(m.Header, m.Data)
@@ -235,6 +271,20 @@ func (h *harness) results() []resultEvent {
 		r := resultEvent{Type: e.Type(), ID: e.ID()}
 		if err := json.Unmarshal(e.Data(), &r.Data); err != nil {
 			h.t.Fatal(err)
+		}
+		sch, ok := h.schemas[r.Type]
+		if !ok {
+			h.t.Fatalf("result event of unexpected type %q", r.Type)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.Data()))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := sch.Validate(doc); err != nil {
+			h.t.Fatalf("%s event %s breaks its schema: %v", r.Type, r.ID, err)
+		}
+		if e.Source() != h.cfg.ResultSource || (r.Type != results.TypeStarted && e.Subject() != r.Data.DirectoryName) {
+			h.t.Fatalf("event attributes: source %q subject %q", e.Source(), e.Subject())
 		}
 		out = append(out, r)
 	}
