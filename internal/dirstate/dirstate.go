@@ -228,7 +228,7 @@ func (s *Store) DeleteRun(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// Keys lists every key of a bucket's live entries, for the periodic rescan.
+// keys lists every key of a bucket's live entries, for the periodic rescan.
 func keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
 	l, err := kv.ListKeys(ctx)
 	if err != nil {
@@ -238,7 +238,9 @@ func keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
 	for k := range l.Keys() {
 		out = append(out, k)
 	}
-	return out, l.Stop()
+	// The lister stops itself once every key is delivered; Stop then only reports that.
+	_ = l.Stop()
+	return out, nil
 }
 
 // Directories returns every directory that has pending triggers or an unfinished run.

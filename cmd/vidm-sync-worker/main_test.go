@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestRunRejectsBadConfigurationClearly(t *testing.T) {
+	var stderr strings.Builder
+	err := run(context.Background(), nil, env(map[string]string{"VIDM_CLIENT_SECRET": "never-print-me-42", "LEASE_TTL": "forever"}), &stderr, &stderr)
+	if err == nil {
+		t.Fatal("run accepted a configuration without NATS_URL and VIDM_URL")
+	}
+	for _, want := range []string{"NATS_URL", "VIDM_URL", "LEASE_TTL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error()+stderr.String(), "never-print-me-42") {
+		t.Fatal("the secret appeared in the error or output")
+	}
+}
+
+// TestRunDevStartsAndStops: --dev brings up the embedded stack and the worker, and a cancelled
+// context (SIGTERM) stops it cleanly.
+func TestRunDevStartsAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuilder{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--dev", "--dev-nats-port", "0", "--dev-store", t.TempDir()}, env(map[string]string{"LOG_FORMAT": "json"}), out, out)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "worker running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker did not start:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval; the deadline decides
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after cancellation")
+	}
+	if !strings.Contains(out.String(), "worker stopped") || !strings.Contains(out.String(), `"vidm_client_secret":"[redacted]"`) {
+		t.Fatalf("expected a clean stop and a masked configuration in the log:\n%s", out.String())
+	}
+}
