@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
 )
 
 // Defaults, the same as the worker's (internal/config).
@@ -138,9 +139,10 @@ func applyEnv(fs *flag.FlagSet, set map[string]bool, getenv func(string) string,
 // connect opens the NATS connection. It reconnects for as long as the caller waits, and says so
 // on stderr.
 func (c *connFlags) connect(stderr io.Writer) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{
-		nats.Name("vidm-sync"),
-		nats.MaxReconnects(-1),
+	nc, err := natsconn.Connect(natsconn.Options{
+		URL: c.url, Name: "vidm-sync", CredsFile: c.creds, Token: c.token, User: c.user, Password: c.password,
+		CAFile: c.ca, CertFile: c.cert, KeyFile: c.key,
+	},
 		nats.NoCallbacksAfterClientClose(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -150,24 +152,9 @@ func (c *connFlags) connect(stderr io.Writer) (*nats.Conn, jetstream.JetStream, 
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			fmt.Fprintf(stderr, "NATS reconnected to %s\n", nc.ConnectedUrlRedacted())
 		}),
-	}
-	switch {
-	case c.creds != "":
-		opts = append(opts, nats.UserCredentials(c.creds))
-	case c.token != "":
-		opts = append(opts, nats.Token(c.token))
-	case c.user != "":
-		opts = append(opts, nats.UserInfo(c.user, c.password))
-	}
-	if c.ca != "" {
-		opts = append(opts, nats.RootCAs(c.ca))
-	}
-	if c.cert != "" {
-		opts = append(opts, nats.ClientCert(c.cert, c.key))
-	}
-	nc, err := nats.Connect(c.url, opts...)
+	)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(c.url), err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -248,20 +235,4 @@ func follow(ctx context.Context, js jetstream.JetStream, stream string, fromAll 
 		}
 	}
 	return &feed{C: out, Err: errc, stop: stop}, nil
-}
-
-// redactURLs hides the user information of each comma-separated URL.
-func redactURLs(s string) string {
-	parts := strings.Split(s, ",")
-	for i, part := range parts {
-		part = strings.TrimSpace(part)
-		if u, err := url.Parse(part); err != nil {
-			part = "[unparsable URL]"
-		} else if u.User != nil {
-			u.User = url.User("redacted")
-			part = u.String()
-		}
-		parts[i] = part
-	}
-	return strings.Join(parts, ",")
 }

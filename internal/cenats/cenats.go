@@ -24,6 +24,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/nats-io/nats.go"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
 const (
@@ -248,7 +250,7 @@ func decodeStructured(payload []byte) (event.Event, *DecodeError) {
 		if errors.As(err, &typeErr) {
 			return event.Event{}, decodeErrorf("structured event is a JSON %s, not an object", typeErr.Value)
 		}
-		return event.Event{}, decodeErrorf("structured event is not valid JSON: %s", truncate(err.Error(), maxErrorEcho))
+		return event.Event{}, decodeErrorf("structured event is not valid JSON: %s", safetext.Truncate(err.Error(), maxErrorEcho))
 	}
 	if top == nil {
 		return event.Event{}, decodeErrorf("structured event is JSON null, not an object")
@@ -268,13 +270,13 @@ func decodeStructured(payload []byte) (event.Event, *DecodeError) {
 		delete(top, "data")
 		b, err := json.Marshal(top)
 		if err != nil {
-			return event.Event{}, decodeErrorf("structured event: %s", truncate(err.Error(), maxErrorEcho))
+			return event.Event{}, decodeErrorf("structured event: %s", safetext.Truncate(err.Error(), maxErrorEcho))
 		}
 		payload = b
 	}
 	var e event.Event
 	if err := e.UnmarshalJSON(payload); err != nil {
-		return event.Event{}, decodeErrorf("invalid structured event: %s", truncate(strings.TrimSpace(err.Error()), maxErrorEcho))
+		return event.Event{}, decodeErrorf("invalid structured event: %s", safetext.Truncate(strings.TrimSpace(err.Error()), maxErrorEcho))
 	}
 	if e.Context == nil || e.SpecVersion() != event.CloudEventsVersionV1 {
 		return event.Event{}, decodeErrorf("specversion %s is not supported (want %s)", snippet(e.SpecVersion()), event.CloudEventsVersionV1)
@@ -343,11 +345,11 @@ func checkEvent(e event.Event) string {
 func validationReason(err error) string {
 	var ve event.ValidationError
 	if !errors.As(err, &ve) {
-		return truncate(strings.TrimSpace(err.Error()), maxErrorEcho)
+		return safetext.Truncate(strings.TrimSpace(err.Error()), maxErrorEcho)
 	}
 	parts := make([]string, 0, len(ve))
 	for _, k := range slices.Sorted(maps.Keys(ve)) {
-		parts = append(parts, "attribute "+k+": "+truncate(strings.TrimSpace(ve[k].Error()), maxValidationMessage))
+		parts = append(parts, "attribute "+k+": "+safetext.Truncate(strings.TrimSpace(ve[k].Error()), maxValidationMessage))
 	}
 	return strings.Join(parts, "; ")
 }

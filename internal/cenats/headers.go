@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
 // Header values are percent-encoded as the NATS binding (1.0.3) requires: space, '"', '%' and every
@@ -131,7 +133,7 @@ func checkString(s string) error {
 	}
 	for _, r := range s {
 		switch {
-		case isControl(r):
+		case safetext.IsControl(r):
 			return errControl
 		case (r >= 0xFDD0 && r <= 0xFDEF) || r&0xFFFE == 0xFFFE:
 			return errNoncharacter

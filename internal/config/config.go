@@ -21,6 +21,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
@@ -636,7 +637,7 @@ func (c Config) LogValue() slog.Value {
 		return "[redacted]"
 	}
 	return slog.GroupValue(
-		slog.String("nats_url", redactURLs(c.NATSURL)),
+		slog.String("nats_url", natsconn.RedactURLs(c.NATSURL)),
 		slog.String("nats_user", c.NATSUser),
 		slog.String("nats_password", mask(c.NATSPassword)),
 		slog.String("nats_token", mask(c.NATSToken)),
@@ -658,7 +659,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("manage_streams", c.ManageStreams),
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.Duration("result_duplicate_window", c.ResultDuplicateWindow),
-		slog.String("vidm_url", redactURLs(c.VIDMURL)),
+		slog.String("vidm_url", natsconn.RedactURLs(c.VIDMURL)),
 		slog.String("vidm_auth_mode", c.VIDMAuthMode),
 		slog.String("vidm_client_id", c.VIDMClientID),
 		slog.String("vidm_client_secret", mask(c.VIDMClientSecret)),
@@ -682,28 +683,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel),
 		slog.Bool("dev", c.Dev),
 	)
-}
-
-// redactURLs hides the user information of each comma-separated URL. Load rejects URLs with
-// credentials, but a Config may be logged before or without validation.
-func redactURLs(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	parts := strings.Split(s, ",")
-	for i, part := range parts {
-		u, err := url.Parse(strings.TrimSpace(part))
-		switch {
-		case err != nil:
-			parts[i] = "[redacted]"
-		case u.User != nil:
-			// Built by hand: url.User would escape the brackets.
-			u.User = nil
-			scheme, rest, _ := strings.Cut(u.String(), "://")
-			parts[i] = scheme + "://[redacted]@" + rest
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // problemList collects configuration problems, each naming its variable.

@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
 )
 
@@ -115,7 +116,7 @@ func (d *Decoder) Decode(h nats.Header, payload []byte) (Trigger, error) {
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
-		return reject(CodeMalformed, "data is not valid JSON: "+truncate(err.Error(), maxEchoBytes))
+		return reject(CodeMalformed, "data is not valid JSON: "+safetext.Truncate(err.Error(), maxEchoBytes))
 	}
 
 	sch := d.adTrigger

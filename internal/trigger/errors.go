@@ -6,10 +6,11 @@ import (
 	"math/big"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
 // Code classifies a rejected trigger; it is stable, for metrics labels and dead-letter headers.
@@ -55,38 +56,10 @@ func (e *Error) Error() string {
 func newError(code Code, reason, id, typ string) *Error {
 	return &Error{
 		Code:      code,
-		Reason:    clean(reason, maxReasonBytes),
-		EventID:   clean(id, maxIDBytes),
-		EventType: clean(typ, maxIDBytes),
+		Reason:    safetext.Clean(reason, maxReasonBytes),
+		EventID:   safetext.Clean(id, maxIDBytes),
+		EventType: safetext.Clean(typ, maxIDBytes),
 	}
-}
-
-// clean makes s printable valid UTF-8 of at most max bytes: invalid bytes and control characters
-// become '?', and a cut is marked with "…".
-func clean(s string, max int) string {
-	const ellipsis = "…"
-	var b strings.Builder
-	for i, r := range s {
-		if (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) || r < 0x20 || (r >= 0x7F && r <= 0x9F) {
-			r = '?'
-		}
-		if b.Len()+utf8.RuneLen(r) > max {
-			return truncate(b.String(), max-len(ellipsis)) + ellipsis
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// truncate cuts s to at most n bytes without splitting a rune.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // echo quotes the start of untrusted input for a Reason.
@@ -94,7 +67,7 @@ func echo(s string) string {
 	if len(s) <= maxEchoBytes {
 		return fmt.Sprintf("%q", s)
 	}
-	return fmt.Sprintf("%q…", truncate(s, maxEchoBytes))
+	return fmt.Sprintf("%q…", safetext.Truncate(s, maxEchoBytes))
 }
 
 // schemaReason renders a validation error as its leaf failures, "<JSON pointer>: <rule>" (or
@@ -124,7 +97,7 @@ func schemaReason(err error, attributes bool) string {
 		default:
 			loc = jsonPointer(e.InstanceLocation)
 		}
-		leaves = append(leaves, truncate(loc+": "+describe(e.ErrorKind), maxLeafBytes))
+		leaves = append(leaves, safetext.Truncate(loc+": "+describe(e.ErrorKind), maxLeafBytes))
 	}
 	walk(ve)
 	slices.Sort(leaves)

@@ -21,6 +21,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
@@ -107,9 +108,10 @@ func resources(ctx context.Context, js jetstream.JetStream, cfg config.Config) (
 // Connect opens the NATS connection with the configured credentials and TLS, reconnecting forever:
 // a NATS restart pauses the worker, it does not stop it.
 func Connect(cfg config.Config, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name(cfg.NATSName),
-		nats.MaxReconnects(-1),
+	return natsconn.Connect(natsconn.Options{
+		URL: cfg.NATSURL, Name: cfg.NATSName, CredsFile: cfg.NATSCredsFile, Token: cfg.NATSToken,
+		User: cfg.NATSUser, Password: cfg.NATSPassword, CAFile: cfg.NATSCAFile, CertFile: cfg.NATSCertFile, KeyFile: cfg.NATSKeyFile,
+	},
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -117,26 +119,7 @@ func Connect(cfg config.Config, log *slog.Logger) (*nats.Conn, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
-	}
-	switch {
-	case cfg.NATSCredsFile != "":
-		opts = append(opts, nats.UserCredentials(cfg.NATSCredsFile))
-	case cfg.NATSToken != "":
-		opts = append(opts, nats.Token(cfg.NATSToken))
-	case cfg.NATSUser != "":
-		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
-	}
-	if cfg.NATSCAFile != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSCAFile))
-	}
-	if cfg.NATSCertFile != "" {
-		opts = append(opts, nats.ClientCert(cfg.NATSCertFile, cfg.NATSKeyFile))
-	}
-	nc, err := nats.Connect(cfg.NATSURL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
+	)
 }
 
 // holderName identifies this replica in leases and logs: the pod name plus a random suffix, so a
