@@ -322,3 +322,31 @@ func TestGracefulStopHandsTheRunBack(t *testing.T) {
 		t.Fatalf("%d syncs; the arriving worker should adopt the running one", n)
 	}
 }
+
+// TestVIDMUnreachableAtIntakeLosesNothing: while vIDM cannot resolve the directory the trigger is
+// not accepted (no ack, no dead letter) but handed back; once vIDM answers it is synced and reported.
+func TestVIDMUnreachableAtIntakeLosesNothing(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, nil)
+	h.stack.Sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: 503})
+	h.startWorker("a")
+	id := h.publish(group("corp.example.com", "during-outage"))
+	cons, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the trigger to be handed back at least once", func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumRedelivered >= 1 && h.stack.Sim.Requests(vidmsim.EndpointDirectories) >= 4
+	})
+	if n := len(h.streamMsgs(h.cfg.DeadStream)); n != 0 {
+		t.Fatalf("%d dead letters during a vIDM outage; the trigger must wait, not be rejected", n)
+	}
+	if n := len(h.stack.Sim.SyncLog()); n != 0 {
+		t.Fatalf("%d syncs while vIDM could not even list directories", n)
+	}
+	h.stack.Sim.ClearFaults()
+	rs := h.waitReported(30*time.Second, id)
+	if rep := reported(rs); len(rep[id]) != 1 || rep[id][0].Data.Status != "COMPLETED" {
+		t.Fatalf("after the outage: %+v", rep[id])
+	}
+}
