@@ -590,16 +590,6 @@ func (c Config) VIDM() vidm.Config {
 	}
 }
 
-// WaitOptions are the poll settings for vidm.Client.WaitForSync (Before and Progress are per
-// call).
-func (c Config) WaitOptions() vidm.WaitOptions {
-	return vidm.WaitOptions{
-		InitialInterval: c.PollInitialInterval,
-		MaxInterval:     c.PollMaxInterval,
-		Timeout:         c.SyncDeadline,
-	}
-}
-
 // StreamNames are the JetStream resource names for internal/streams.
 func (c Config) StreamNames() streams.Names {
 	return streams.Names{

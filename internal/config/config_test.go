@@ -552,8 +552,8 @@ func TestMappings(t *testing.T) {
 		client.Close()
 	}
 
-	if w := c.WaitOptions(); w.InitialInterval != time.Second || w.MaxInterval != 9*time.Second || w.Timeout != 45*time.Minute {
-		t.Fatalf("WaitOptions: %+v", w)
+	if c.PollInitialInterval != time.Second || c.PollMaxInterval != 9*time.Second || c.SyncDeadline != 45*time.Minute {
+		t.Fatalf("poll settings: %v %v %v", c.PollInitialInterval, c.PollMaxInterval, c.SyncDeadline)
 	}
 	wantNames := streams.Names{
 		TriggerStream: "DIRSYNC_TRIGGERS", TriggerSubjects: []string{"a.>", "b"}, ResultStream: "DIRSYNC_RESULTS",
