@@ -350,3 +350,28 @@ func TestVIDMUnreachableAtIntakeLosesNothing(t *testing.T) {
 		t.Fatalf("after the outage: %+v", rep[id])
 	}
 }
+
+// TestNATSRestartLosesNothing restarts the (file-stored) JetStream server while triggers are
+// pending and a sync runs: the worker reconnects and every trigger is still reported.
+func TestNATSRestartLosesNothing(t *testing.T) {
+	h := newHarness(t, 800*time.Millisecond, nil)
+	h.startWorker("a")
+	var sent []string
+	for i := range 20 {
+		sent = append(sent, h.publish(group("corp.example.com", fmt.Sprintf("before-%d", i))))
+	}
+	eventually(t, 10*time.Second, "a sync to run", func() bool { return len(h.syncsOf(corpID)) >= 1 })
+	if err := h.stack.NATS.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the test's connection to come back", func() bool { return h.nc.IsConnected() })
+	for i := range 20 {
+		sent = append(sent, h.publish(group("emea.example.com", fmt.Sprintf("after-%d", i))))
+	}
+	rs := h.waitReported(60*time.Second, sent...)
+	for id, rr := range reported(rs) {
+		if len(rr) != 1 {
+			t.Fatalf("trigger %s reported %d times", id, len(rr))
+		}
+	}
+}
