@@ -107,10 +107,16 @@ func (e *Engine) start(ctx context.Context, run *dirstate.Run) error {
 		e.log.Info("vIDM already runs a sync of the directory; waiting for it before starting ours",
 			"run_id", run.RunID, "directory", run.DirectoryName)
 		_, err := e.vidm.WaitForSync(ctx, run.DirectoryID, e.waitOptions(e.cfg.SyncDeadline, nil))
-		if err != nil && !errors.Is(err, vidm.ErrSyncTimeout) {
+		if errors.Is(err, vidm.ErrSyncTimeout) {
+			// Every accepted trigger gets a terminal result: a sync that never ends is reported,
+			// not waited on forever.
+			return e.record(ctx, run, dirstate.Outcome{Status: "FAILED", ErrCode: results.CodeSyncTimeout,
+				ErrMessage: fmt.Sprintf("a sync already running in vIDM did not finish within %s", e.cfg.SyncDeadline), Retryable: true})
+		}
+		if err != nil {
 			return e.vidmFailure(ctx, run, err)
 		}
-		return err // nil: look again; a foreign sync stuck past the deadline is retried later
+		return nil // look again: start ours now that theirs is over
 	}
 	run.Phase, run.BeforeStart = dirstate.PhasePosting, st.StartedAt
 	if err := e.store.SaveRun(ctx, run); err != nil {

@@ -375,3 +375,41 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncThatNeverEndsIsReportedFailed: past SYNC_DEADLINE the run is reported failed with a
+// retryable VIDM_SYNC_TIMEOUT and the directory is released; a later trigger that finds the stuck
+// sync still running is reported the same way instead of waiting forever.
+func TestSyncThatNeverEndsIsReportedFailed(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, map[string]string{"SYNC_DEADLINE": "1s"})
+	if err := h.stack.Sim.SetDirectory(vidmsim.Directory{ID: corpID, Name: "Corp AD", Domains: []string{"corp.example.com"}, SyncDuration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	h.startWorker("a")
+	first := h.publish(group("corp.example.com", "stuck-1"))
+	rs := terminal(h.waitReported(20*time.Second, first))
+	if len(rs) != 1 || rs[0].Type != results.TypeFailed || rs[0].Data.Error == nil ||
+		rs[0].Data.Error.Code != results.CodeSyncTimeout || !rs[0].Data.Error.Retryable {
+		t.Fatalf("results = %+v, want one retryable VIDM_SYNC_TIMEOUT", rs)
+	}
+	second := h.publish(group("corp.example.com", "stuck-2"))
+	other := h.publish(group("emea.example.com", "unaffected"))
+	rs = h.waitReported(20*time.Second, second, other)
+	rep := reported(rs)
+	if e := rep[second][0].Data.Error; e == nil || e.Code != results.CodeSyncTimeout {
+		t.Fatalf("second trigger: %+v, want VIDM_SYNC_TIMEOUT", rep[second][0].Data)
+	}
+	if rep[other][0].Data.Status != "COMPLETED" {
+		t.Fatalf("another directory was held up: %+v", rep[other][0].Data)
+	}
+	if n := len(h.syncsOf(corpID)); n != 1 {
+		t.Fatalf("%d syncs of the stuck directory, want 1 (no POST into a running sync)", n)
+	}
+	leases, err := h.js.KeyValue(context.Background(), h.cfg.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the leases to be released", func() bool {
+		_, err := leases.Get(context.Background(), "default."+corpID)
+		return err != nil
+	})
+}
