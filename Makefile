@@ -7,7 +7,7 @@ IMAGE     ?= vidm-sync-worker:dev
 GOLANGCI  ?= github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2
 GOVULN    ?= golang.org/x/vuln/cmd/govulncheck@v1.1.4
 
-.PHONY: all build test vet fuzz fuzz-short bench lint vuln sim demo run docker clean
+.PHONY: all build test vet fuzz fuzz-short bench lint vuln sim demo chaos run docker clean
 
 all: build test
 
@@ -41,6 +41,12 @@ vuln:
 ## demo: the whole job on embedded NATS + simulator; exits non-zero unless every trigger is reported.
 demo:
 	$(GO) run ./cmd/vidm-sync-demo
+
+## chaos: worker replicas as processes under faults (kills, broker restarts, vIDM pauses); exits non-zero if a guarantee breaks.
+## CHAOS_FLAGS: e.g. -seed 3 -triggers 2000 -duration 60s, or -short (see -help).
+CHAOS_FLAGS ?=
+chaos:
+	$(GO) run ./cmd/vidm-sync-chaos $(CHAOS_FLAGS)
 
 ## run: the worker in dev mode: embedded JetStream on nats://127.0.0.1:4222 and the simulator.
 run:

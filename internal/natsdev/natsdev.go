@@ -6,6 +6,7 @@ package natsdev
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,11 @@ type Options struct {
 	SyncAlways bool
 	// Logger receives the server's log lines. Nil: the server logs nothing.
 	Logger *slog.Logger
+	// ConfigFile is a nats-server configuration file whose settings (authorization above all)
+	// apply; Host, Port and StoreDir above override its listen address and store directory.
+	ConfigFile string
+	// TLS, when set, makes clients connect with TLS.
+	TLS *tls.Config
 }
 
 // Server is a running embedded NATS server. Its methods are safe for concurrent use.
@@ -79,14 +85,20 @@ func Start(opts Options) (*Server, error) {
 }
 
 func (s *Server) start() (*server.Server, error) {
-	sopts := &server.Options{
-		ServerName: "natsdev",
-		Host:       s.opts.Host,
-		Port:       s.opts.Port,
-		JetStream:  true,
-		StoreDir:   s.opts.StoreDir,
-		NoSigs:     true, // the embedding process owns signal handling
-		NoLog:      s.opts.Logger == nil,
+	sopts := &server.Options{}
+	if s.opts.ConfigFile != "" {
+		var err error
+		if sopts, err = server.ProcessConfigFile(s.opts.ConfigFile); err != nil {
+			return nil, fmt.Errorf("natsdev: %w", err)
+		}
+	}
+	sopts.ServerName = "natsdev"
+	sopts.Host, sopts.Port = s.opts.Host, s.opts.Port
+	sopts.JetStream, sopts.StoreDir = true, s.opts.StoreDir
+	sopts.NoSigs = true // the embedding process owns signal handling
+	sopts.NoLog = s.opts.Logger == nil
+	if s.opts.TLS != nil {
+		sopts.TLS, sopts.TLSConfig, sopts.TLSTimeout = true, s.opts.TLS, 2
 	}
 	if s.opts.SyncAlways {
 		// What the config file's "sync_interval: always" sets; the interval still drives

@@ -172,6 +172,14 @@ func (h *harness) waitConsumer() {
 // publish sends a trigger in binary mode.
 func (h *harness) publish(t trigger.Trigger) string {
 	h.t.Helper()
+	id, msg := h.triggerMsg(t)
+	h.publishMsg(msg)
+	return id
+}
+
+// triggerMsg encodes a trigger as a binary-mode message and returns its event id.
+func (h *harness) triggerMsg(t trigger.Trigger) (string, *nats.Msg) {
+	h.t.Helper()
 	e, err := trigger.NewEvent(t)
 	if err != nil {
 		h.t.Fatal(err)
@@ -180,8 +188,7 @@ func (h *harness) publish(t trigger.Trigger) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.publishMsg(msg)
-	return e.ID()
+	return e.ID(), msg
 }
 
 func (h *harness) publishMsg(msg *nats.Msg) {

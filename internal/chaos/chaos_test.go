@@ -1,0 +1,44 @@
+package chaos_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/chaos"
+)
+
+// TestShortChaos is the short chaos run of `make test`: every guarantee must hold while replicas
+// are killed and stopped, the broker restarts, vIDM pauses, throttles and fails, tokens are
+// revoked and foreign syncs start; and the faults must really have happened.
+func TestShortChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos run takes about a minute")
+	}
+	o := chaos.Short()
+	o.Seed = 7
+	var out bytes.Buffer
+	o.Out = &out
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := chaos.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.WriteTable(&out)
+	t.Log("\n" + out.String())
+	for _, v := range rep.Violations() {
+		t.Error(v)
+	}
+	f := rep.Faults
+	for what, n := range map[string]int{
+		"SIGKILLs": f.Kills, "SIGTERMs": f.Terms, "replica restarts": f.ReplicaRestarts,
+		"NATS restarts": f.NATSRestarts, "vIDM pauses": f.VIDMPauses, "token revocations": f.Revocations,
+		"foreign syncs": f.ForeignSyncs, "accepted triggers": rep.Accepted, "invalid triggers sent": rep.InvalidSent,
+	} {
+		if n == 0 {
+			t.Errorf("no %s happened", what)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package worker_test
+
+import (
+	"context"
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
+)
+
+// TestLeastPrivilegeTLSDeployment runs the worker against a server started from the shipped
+// deploy/nats/nats-server.conf, with TLS and a password from a file: the worker's user suffices
+// for the whole job, the pipeline's user can publish triggers but not forge results, and no
+// password reaches the logs.
+func TestLeastPrivilegeTLSDeployment(t *testing.T) {
+	const workerPass, pipelinePass, readerPass = "w0rker-Pass-91", "p1peline-Pass-22", "r3ader-Pass-53"
+	t.Setenv("WORKER_PASSWORD", workerPass)
+	t.Setenv("PIPELINE_PASSWORD", pipelinePass)
+	t.Setenv("READER_PASSWORD", readerPass)
+	dir := t.TempDir()
+	cert, certPEM, err := vidmsim.SelfSignedCert("127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "nats-ca.pem")
+	passFile := filepath.Join(dir, "nats-password")
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passFile, []byte(workerPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "js"), ConfigFile: "../../deploy/nats/nats-server.conf",
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	sc := simConfig(100 * time.Millisecond)
+	stack, err := devstack.Start(devstack.Options{StoreDir: dir, Sim: &sc, ExternalNATS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
+		"NATS_URL": ns.URL(), "NATS_USER": "vidm-sync-worker", "NATS_PASSWORD_FILE": passFile, "NATS_CA_FILE": caFile,
+		"COALESCE_WINDOW": "50ms", "POLL_INITIAL_INTERVAL": "20ms", "POLL_MAX_INTERVAL": "50ms", "LOG_LEVEL": "debug",
+	}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack.Apply(&cfg)
+
+	connect := func(user, pass string, opts ...nats.Option) (*nats.Conn, error) {
+		return nats.Connect(ns.URL(), append([]nats.Option{nats.UserInfo(user, pass), nats.RootCAs(caFile), nats.MaxReconnects(0)}, opts...)...)
+	}
+	if nc, err := nats.Connect(ns.URL(), nats.UserInfo("pipeline", pipelinePass), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a client that does not trust the server's CA connected")
+	}
+	if nc, err := connect("pipeline", "wrong"); err == nil {
+		nc.Close()
+		t.Fatal("a wrong password was accepted")
+	}
+	pipeline, err := connect("pipeline", pipelinePass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pipeline.Close)
+	reader, err := connect("project-mapper", readerPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	pjs, _ := jetstream.New(pipeline)
+	rjs, _ := jetstream.New(reader)
+
+	h := &harness{t: t, stack: stack, cfg: cfg, nc: reader, js: rjs, logs: &syncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var runErr error
+	go func() { defer close(done); runErr = worker.Run(ctx, cfg, h.logger("secured")) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The pipeline user publishes triggers once the worker has created the stream.
+	var id string
+	eventually(t, 15*time.Second, "the pipeline user to publish a trigger", func() bool {
+		e, msg := h.triggerMsg(group("corp.example.com", "secured"))
+		if _, err := pjs.PublishMsg(context.Background(), msg); err != nil {
+			return false
+		}
+		id = e
+		return true
+	})
+	h.waitReported(20*time.Second, id)
+
+	// The pipeline user cannot forge a result or write the worker's state.
+	for _, subj := range []string{"dirsync.result.completed", "$KV.DIRSYNC_PENDING.default.x.y"} {
+		pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := pjs.Publish(pctx, subj, []byte(`{}`))
+		pcancel()
+		if err == nil {
+			t.Errorf("pipeline user published to %s", subj)
+		}
+	}
+	cancel()
+	<-done
+	if runErr != nil {
+		t.Fatalf("worker: %v", runErr)
+	}
+	for _, s := range []string{workerPass, pipelinePass, readerPass} {
+		if strings.Contains(h.logs.String(), s) {
+			t.Fatalf("a NATS password appeared in the worker's logs")
+		}
+	}
+}
