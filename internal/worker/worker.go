@@ -50,7 +50,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	res, err := resources(ctx, js, cfg)
+	res, err := resourcesWhenReachable(ctx, js, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -98,6 +98,38 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	return errors.Join(all...)
 }
 
+// resourcesWhenReachable sets up the JetStream resources, waiting out a broker that is down or
+// restarting (a rolling NATS upgrade must not crash-loop the workers); a refusal is final.
+func resourcesWhenReachable(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *slog.Logger) (*streams.Resources, error) {
+	wait := 250 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		res, err := resources(actx, js, cfg)
+		cancel()
+		if err == nil || !brokerUnavailable(err) || ctx.Err() != nil {
+			return res, err
+		}
+		log.Warn("JetStream not reachable yet; retrying", "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
+}
+
+// brokerUnavailable: errors that mean "no answer (yet)", not "no".
+func brokerUnavailable(err error) bool {
+	for _, target := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		nats.ErrConnectionClosed, nats.ErrConnectionReconnecting, nats.ErrDisconnected, jetstream.ErrJetStreamNotEnabled} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
 func resources(ctx context.Context, js jetstream.JetStream, cfg config.Config) (*streams.Resources, error) {
 	if !cfg.ManageStreams {
 		return streams.Bind(ctx, js, cfg.StreamNames())
@@ -113,6 +145,8 @@ func Connect(cfg config.Config, log *slog.Logger) (*nats.Conn, error) {
 		User: cfg.NATSUser, Password: cfg.NATSPassword, CAFile: cfg.NATSCAFile, CertFile: cfg.NATSCertFile, KeyFile: cfg.NATSKeyFile,
 	},
 		nats.ReconnectWait(time.Second),
+		// A broker that is not up yet is waited for, like one that went away.
+		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", "err", err)

@@ -7,15 +7,19 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
 func TestSingleTriggerOneSyncStartedAndCompleted(t *testing.T) {
@@ -412,4 +416,49 @@ func TestSyncThatNeverEndsIsReportedFailed(t *testing.T) {
 		_, err := leases.Get(context.Background(), "default."+corpID)
 		return err != nil
 	})
+}
+
+// TestWorkerStartedBeforeNATSWaitsForIt (found by the chaos run: a replica started during a broker
+// restart exited): the worker starts while no server listens, waits, and works once one does.
+func TestWorkerStartedBeforeNATSWaitsForIt(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, nil)
+	store := h.stack.NATS.StoreDir()
+	port := strings.TrimPrefix(h.cfg.NATSURL, "nats://127.0.0.1:")
+	h.nc.Close()
+	h.stack.NATS.Shutdown()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, h.cfg, h.logger("early")) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 10*time.Second, "the worker to report that it waits", func() bool {
+		return strings.Contains(h.logs.String(), "JetStream not reachable yet") || strings.Contains(h.logs.String(), "NATS disconnected")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the worker gave up while NATS was down: %v", err)
+	default:
+	}
+
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsdev.Start(natsdev.Options{StoreDir: store, Port: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	h.nc = nc
+	if h.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	h.waitConsumer()
+	id := h.publish(group("corp.example.com", "after-nats-came-up"))
+	h.waitReported(30*time.Second, id)
 }
