@@ -14,17 +14,19 @@ all: build test
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-## test: vet, then every test with the race detector (what CI runs).
+## test: vet, every test with the race detector (seed corpora included), then a few seconds of
+## fuzzing per target (what CI runs).
 test: vet
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 vet:
 	$(GO) vet $(PKGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each (seeds in testdata/fuzz run in `make test` too).
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	@set -e; for pkg in $$(grep -l '^func Fuzz' $$(find . -name '*_test.go' -not -path './.git/*') | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h -o '^func Fuzz[A-Za-z0-9_]*' $$pkg/*_test.go | sed 's/^func //'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done

@@ -51,6 +51,7 @@ type Server struct {
 	opts    Options // resolved: Host set, Port the one actually bound after the first start
 	ownsDir bool    // StoreDir was created by Start and is removed by Shutdown
 	ns      *server.Server
+	node    *nodeConfig // set for a node of a Cluster
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -94,6 +95,9 @@ func (s *Server) start() (*server.Server, error) {
 	}
 	sopts.ServerName = "natsdev"
 	sopts.Host, sopts.Port = s.opts.Host, s.opts.Port
+	if s.node != nil {
+		s.node.apply(sopts, s.opts.Host)
+	}
 	sopts.JetStream, sopts.StoreDir = true, s.opts.StoreDir
 	sopts.NoSigs = true // the embedding process owns signal handling
 	sopts.NoLog = s.opts.Logger == nil

@@ -191,6 +191,9 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		{"unknown type", binary(ce("ad.computer.created"), `{"domain":"corp.example.com"}`), "UNKNOWN_TYPE"},
 		{"schema violation", binary(ce("ad.group.deleted"), `{"domain":"corp.example.com","group":{"name":"`+strings.Repeat("x", 300)+`"}}`), "SCHEMA_VIOLATION"},
 		{"unknown tenant", binary(ce("ad.group.renamed"), `{"domain":"corp.example.com","tenant":"other","group":{"name":"g"}}`), intake.CodeUnknownTenant},
+		{"deeply nested JSON", binary(ce("ad.group.created"), strings.Repeat(`{"a":`, 5000)+`1`+strings.Repeat(`}`, 5000)), "MALFORMED"},
+		{"invalid UTF-8", binary(ce("ad.group.created"), "{\"domain\":\"corp.example.com\",\"group\":{\"name\":\"\xff\xfe\"}}"), "MALFORMED"},
+		{"header with a control character", binary(map[string]string{"ce-specversion": "1.0", "ce-id": "x\u0007y", "ce-source": "urn:test", "ce-type": "ad.group.created"}, `{"domain":"corp.example.com","group":{"name":"g"}}`), "MALFORMED"},
 	}
 	for _, c := range cases {
 		h.publishMsg(c.msg)
@@ -461,4 +464,21 @@ func TestWorkerStartedBeforeNATSWaitsForIt(t *testing.T) {
 	h.waitConsumer()
 	id := h.publish(group("corp.example.com", "after-nats-came-up"))
 	h.waitReported(30*time.Second, id)
+}
+
+// TestFloodOfUnknownDirectoriesDoesNotHammerVIDM: 200 triggers naming directories vIDM does not
+// have are all dead-lettered, at the cost of at most two directory-list calls (the negative answer
+// is cached for DirectoryMissRefresh), and a valid trigger after them is still synced.
+func TestFloodOfUnknownDirectoriesDoesNotHammerVIDM(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, nil)
+	h.startWorker("a")
+	for i := range 200 {
+		h.publish(group(fmt.Sprintf("unknown-%d.example.com", i), "g"))
+	}
+	good := h.publish(group("corp.example.com", "after-the-flood"))
+	h.waitReported(30*time.Second, good)
+	eventually(t, 10*time.Second, "200 dead letters", func() bool { return len(h.streamMsgs(h.cfg.DeadStream)) == 200 })
+	if n := h.stack.Sim.Requests(vidmsim.EndpointDirectories); n > 2 {
+		t.Fatalf("%d directory-list calls for 200 unknown directories, want at most 2", n)
+	}
 }
