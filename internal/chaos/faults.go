@@ -3,6 +3,7 @@ package chaos
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -26,7 +27,13 @@ const (
 	faultRevoke
 	faultForeign
 	faultRotate
+	faultLeaderRestart  // cluster: stop the trigger stream's leader node, start it after delay
+	faultMajorityOutage // cluster: stop the leader and one more node for delay
 )
+
+// clusterSettle bounds how long a cluster fault waits for the cluster to have a meta leader with
+// every node current again before it counts as failed.
+const clusterSettle = 45 * time.Second
 
 // endpoints are the simulator endpoints the worker calls.
 var endpoints = []vidmsim.Endpoint{
@@ -38,7 +45,7 @@ type fault struct {
 	at      time.Duration
 	kind    faultKind
 	replica int           // kill, term
-	delay   time.Duration // kill: downtime before the restart; foreign: sync duration
+	delay   time.Duration // kill, leader restart: downtime; foreign: sync duration; outage: length
 	dir     int           // foreign
 	faults  []vidmsim.Fault
 }
@@ -57,8 +64,12 @@ func planFaults(rng *rand.Rand, o Options, span time.Duration) []fault {
 	for range o.Terms {
 		fs = append(fs, fault{at: within(0.1, 0.9), kind: faultTerm, replica: rng.IntN(o.Replicas)})
 	}
-	for i := range o.NATSRestarts {
-		fs = append(fs, fault{at: span*time.Duration(i+1)/time.Duration(o.NATSRestarts+1) + jitter(span/10), kind: faultNATSRestart})
+	if o.Cluster {
+		fs = append(fs, planClusterFaults(rng, o, span, jitter)...)
+	} else {
+		for i := range o.NATSRestarts {
+			fs = append(fs, fault{at: span*time.Duration(i+1)/time.Duration(o.NATSRestarts+1) + jitter(span/10), kind: faultNATSRestart})
+		}
 	}
 	if o.VIDMPause > 0 {
 		at := within(0.2, 0.5)
@@ -75,6 +86,27 @@ func planFaults(rng *rand.Rand, o Options, span time.Duration) []fault {
 		fs = append(fs, fault{at: t, kind: faultRotate, faults: drawVIDMFaults(rng, o)})
 	}
 	slices.SortStableFunc(fs, func(a, b fault) int { return cmp.Compare(a.at, b.at) })
+	return fs
+}
+
+// planClusterFaults spreads the leader restarts and the majority outage evenly over span, the
+// outage in a random slot. The injector runs them one at a time.
+func planClusterFaults(rng *rand.Rand, o Options, span time.Duration, jitter func(time.Duration) time.Duration) []fault {
+	n := o.LeaderRestarts
+	outageSlot := -1
+	if o.MajorityOutage > 0 {
+		n++
+		outageSlot = rng.IntN(n)
+	}
+	var fs []fault
+	for i := range n {
+		f := fault{at: span*time.Duration(i+1)/time.Duration(n+1) + jitter(span/10), kind: faultLeaderRestart,
+			delay: 500*time.Millisecond + time.Duration(rng.Int64N(int64(1500*time.Millisecond)))}
+		if i == outageSlot {
+			f.kind, f.delay = faultMajorityOutage, o.MajorityOutage
+		}
+		fs = append(fs, f)
+	}
 	return fs
 }
 
@@ -101,6 +133,8 @@ func drawVIDMFaults(rng *rand.Rand, o Options) []vidmsim.Fault {
 type FaultCounts struct {
 	Kills, Terms, ReplicaRestarts, Crashes int
 	NATSRestarts, VIDMPauses, Revocations  int
+	LeaderRestarts, MajorityOutages        int // cluster
+	LeaderMoves                            int // leader restarts after which another node led the stream
 	ForeignSyncs, Rotations, Skipped       int
 	Errors                                 []string // the harness failed to inject a fault
 	CrashNotes                             []string // the last unrequested exit of each replica
@@ -108,9 +142,11 @@ type FaultCounts struct {
 
 // injector carries out a fault schedule.
 type injector struct {
-	sim  *vidmsim.Server
-	nats *natsdev.Server
-	reps replicas
+	sim     *vidmsim.Server
+	nats    *natsdev.Server
+	cluster *natsdev.Cluster
+	reps    replicas
+	broker  sync.Mutex // one broker fault at a time
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -154,7 +190,59 @@ func (in *injector) apply(ctx context.Context, f fault) {
 		}
 	case faultRotate:
 		in.rotate(f.faults)
+	case faultLeaderRestart, faultMajorityOutage:
+		in.wg.Go(func() { in.clusterFault(ctx, f) })
 	}
+}
+
+// clusterFault stops the trigger stream's leader node (and, for an outage, the next node too),
+// waits f.delay, starts them again on the same ports and stores, and waits until the cluster is
+// whole again, so that the next broker fault starts from a healthy cluster.
+func (in *injector) clusterFault(ctx context.Context, f fault) {
+	in.broker.Lock()
+	defer in.broker.Unlock()
+	cl := in.cluster
+	leader, err := cl.WaitStreamLeader(triggerStream, clusterSettle)
+	if err != nil {
+		in.record(func(*FaultCounts) {}, err)
+		return
+	}
+	down := []int{leader}
+	if f.kind == faultMajorityOutage {
+		down = append(down, (leader+1)%cl.Nodes())
+	}
+	cl.Shutdown(down...)
+	moved := false
+	if f.kind == faultLeaderRestart {
+		// Whether another node takes over while the leader is down (it should, within the downtime
+		// or soon after).
+		next, err := cl.WaitStreamLeader(triggerStream, f.delay+5*time.Second)
+		moved = err == nil && next != leader
+	} else {
+		_ = waitUntil(ctx, time.Now().Add(f.delay)) // on cancellation, still bring the nodes back
+	}
+	_ = waitUntil(ctx, time.Now().Add(f.delay))
+	var errs []error
+	for _, i := range down {
+		if err := cl.Start(i); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		if err := cl.WaitReady(clusterSettle); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	in.record(func(c *FaultCounts) {
+		if f.kind == faultMajorityOutage {
+			c.MajorityOutages++
+			return
+		}
+		c.LeaderRestarts++
+		if moved {
+			c.LeaderMoves++
+		}
+	}, errors.Join(errs...))
 }
 
 func (in *injector) record(update func(*FaultCounts), err error) {

@@ -5,6 +5,10 @@
 // foreign syncs; then it drains and checks the guarantees of DESIGN.md from what the simulator
 // and the streams recorded.
 //
+// With Options.Cluster the broker is a three-node JetStream cluster on loopback instead, the
+// streams and buckets are R3, and the broker faults are restarts of the trigger stream's leader
+// node and one outage of a majority (two of three nodes) for a few seconds.
+//
 // The load and the fault schedule are reproducible from Options.Seed; the interleaving with the
 // operating system's timing is not.
 package chaos
@@ -25,9 +29,14 @@ type Options struct {
 	Duration time.Duration
 	Replicas int
 
-	KillEvery      time.Duration // SIGKILL a random replica this often (then restart it)
-	Terms          int           // SIGTERMs of a random replica (then restart it)
-	NATSRestarts   int           // restarts of the broker
+	KillEvery    time.Duration // SIGKILL a random replica this often (then restart it)
+	Terms        int           // SIGTERMs of a random replica (then restart it)
+	NATSRestarts int           // restarts of the broker (single server)
+	// Cluster runs a three-node JetStream cluster with R3 streams and buckets instead of one
+	// server. Its broker faults replace NATSRestarts: LeaderRestarts and MajorityOutage.
+	Cluster        bool
+	LeaderRestarts int           // cluster: stop the trigger stream's leader node, then start it again
+	MajorityOutage time.Duration // cluster: once, stop two of the three nodes this long; 0: never
 	VIDMPause      time.Duration // one pause of vIDM (every request hangs); 0: none
 	RevokeEvery    time.Duration // revoke every vIDM token this often
 	ForeignSyncs   int           // syncs started in vIDM by "someone else"
@@ -51,6 +60,7 @@ func Defaults() Options {
 		Seed: 1, Triggers: 5000, Directories: 20, InvalidRate: 0.02,
 		Duration: 90 * time.Second, Replicas: 3,
 		KillEvery: 6 * time.Second, Terms: 2, NATSRestarts: 2,
+		LeaderRestarts: 3, MajorityOutage: 5 * time.Second,
 		VIDMPause: 20 * time.Second, RevokeEvery: time.Minute, ForeignSyncs: 20,
 		Error5xxRate: 0.10, ThrottleRate: 0.05, VIDMLatency: 5 * time.Millisecond,
 		SyncDuration: 800 * time.Millisecond, DrainTimeout: 2 * time.Minute,
@@ -69,6 +79,20 @@ func Short() Options {
 	o.DrainTimeout = 90 * time.Second
 	return o
 }
+
+// ShortCluster is the cluster variant `make test` runs: a smaller load than Short, one restart
+// of the stream leader and one majority outage.
+func ShortCluster() Options {
+	o := Short()
+	o.Cluster = true
+	o.Triggers, o.Directories = 400, 6
+	o.Duration = 35 * time.Second
+	o.LeaderRestarts, o.MajorityOutage = 1, 5*time.Second
+	return o
+}
+
+// clusterNodes is the size of the cluster of Options.Cluster.
+const clusterNodes = 3
 
 // withDefaults fills zero fields from Defaults.
 func (o Options) withDefaults() Options {
