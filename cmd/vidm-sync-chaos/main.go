@@ -1,5 +1,5 @@
 // Command vidm-sync-chaos is `make chaos`: it runs worker replicas as OS processes against an
-// embedded JetStream server and the vIDM simulator, injects faults on a seeded schedule while it
+// embedded JetStream server (with -cluster, a three-node cluster) and the vIDM simulator, injects faults on a seeded schedule while it
 // publishes a seeded load, then checks the guarantees and prints a table. It exits 1 when an
 // invariant breaks, 2 when the run itself could not be carried out.
 package main
@@ -64,7 +64,10 @@ func parseFlags(args []string, stderr io.Writer) (chaos.Options, error) {
 	fs.IntVar(&o.Replicas, "replicas", d.Replicas, "worker replicas (OS processes)")
 	fs.DurationVar(&o.KillEvery, "kill-every", d.KillEvery, "SIGKILL a random replica this often, then restart it (0: never)")
 	fs.IntVar(&o.Terms, "terms", d.Terms, "SIGTERMs of a random replica, each followed by a restart")
-	fs.IntVar(&o.NATSRestarts, "nats-restarts", d.NATSRestarts, "restarts of the NATS server")
+	fs.IntVar(&o.NATSRestarts, "nats-restarts", d.NATSRestarts, "restarts of the NATS server (single server)")
+	fs.BoolVar(&o.Cluster, "cluster", d.Cluster, "run a three-node JetStream cluster with R3 streams and buckets; its broker faults are -leader-restarts and -majority-outage")
+	fs.IntVar(&o.LeaderRestarts, "leader-restarts", d.LeaderRestarts, "with -cluster: restarts of the trigger stream's leader node")
+	fs.DurationVar(&o.MajorityOutage, "majority-outage", d.MajorityOutage, "with -cluster: once, stop two of the three nodes this long (0: never)")
 	fs.DurationVar(&o.VIDMPause, "vidm-pause", d.VIDMPause, "one vIDM pause: every request hangs this long (0: none)")
 	fs.DurationVar(&o.RevokeEvery, "revoke-every", d.RevokeEvery, "revoke every vIDM token this often (0: never)")
 	fs.IntVar(&o.ForeignSyncs, "foreign-syncs", d.ForeignSyncs, "syncs started in vIDM by someone else")

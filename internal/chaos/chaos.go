@@ -22,14 +22,15 @@ import (
 
 // env is the running stack: broker, simulator, replicas and the harness's own connection.
 type env struct {
-	o      Options
-	dir    string
-	nats   *natsdev.Server
-	stack  *devstack.Stack
-	secret string
-	reps   replicas
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	o       Options
+	dir     string
+	nats    *natsdev.Server  // single server; nil with Options.Cluster
+	cluster *natsdev.Cluster // with Options.Cluster
+	stack   *devstack.Stack
+	secret  string
+	reps    replicas
+	nc      *nats.Conn
+	js      jetstream.JetStream
 }
 
 // Run performs one chaos run and reports what it observed. The error is for a run that could
@@ -52,7 +53,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err := e.start(ctx); err != nil {
 		return Report{}, err
 	}
-	rep := Report{Planned: len(loadPlan), Faults: FaultCounts{}}
+	rep := Report{Planned: len(loadPlan), Faults: FaultCounts{}, Cluster: o.Cluster}
 	for _, p := range loadPlan {
 		if p.invalid != validTrigger {
 			rep.InvalidPlanned++
@@ -91,11 +92,15 @@ func (e *env) start(ctx context.Context) error {
 			return err
 		}
 	}
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(e.dir, "jetstream")})
+	var err error
+	if e.o.Cluster {
+		e.cluster, err = natsdev.StartCluster(natsdev.ClusterOptions{Nodes: clusterNodes, Name: "chaos", StoreDir: filepath.Join(e.dir, "jetstream")})
+	} else {
+		e.nats, err = natsdev.Start(natsdev.Options{StoreDir: filepath.Join(e.dir, "jetstream")})
+	}
 	if err != nil {
 		return err
 	}
-	e.nats = ns
 	sc := simConfig(e.o, e.secret)
 	if e.stack, err = devstack.Start(devstack.Options{StoreDir: e.dir, Sim: &sc, ExternalNATS: true}); err != nil {
 		return err
@@ -107,7 +112,7 @@ func (e *env) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if e.nc, err = nats.Connect(ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("vidm-sync-chaos")); err != nil {
+	if e.nc, err = nats.Connect(e.natsURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("vidm-sync-chaos")); err != nil {
 		return err
 	}
 	if e.js, err = jetstream.New(e.nc); err != nil {
@@ -128,6 +133,17 @@ func (e *env) close() {
 	if e.nats != nil {
 		e.nats.Shutdown()
 	}
+	if e.cluster != nil {
+		e.cluster.Shutdown()
+	}
+}
+
+// natsURL is the broker's client URL; every node's, comma-separated, for a cluster.
+func (e *env) natsURL() string {
+	if e.cluster != nil {
+		return e.cluster.URLs()
+	}
+	return e.nats.URL()
 }
 
 func simConfig(o Options, secret string) vidmsim.Config {
@@ -144,8 +160,8 @@ func simConfig(o Options, secret string) vidmsim.Config {
 }
 
 func (e *env) workerEnv(name string) []string {
-	return []string{
-		"NATS_URL=" + e.nats.URL(),
+	env := []string{
+		"NATS_URL=" + e.natsURL(),
 		"NATS_CLIENT_NAME=" + name,
 		"VIDM_URL=" + e.stack.SimURL,
 		"VIDM_CA_FILE=" + e.stack.CAFile,
@@ -161,6 +177,10 @@ func (e *env) workerEnv(name string) []string {
 		"LOG_LEVEL=" + e.o.WorkerLogLevel,
 		"RESULT_SOURCE=urn:vidm-sync-chaos:" + name,
 	}
+	if e.cluster != nil {
+		env = append(env, fmt.Sprintf("STREAM_REPLICAS=%d", clusterNodes))
+	}
+	return env
 }
 
 // buildWorker builds cmd/vidm-sync-worker from the module that contains the working directory.
@@ -228,7 +248,7 @@ func (e *env) exercise(ctx context.Context, loadPlan []planned, faultPlan []faul
 	defer stopFollow()
 	fol := newFollower(e.js)
 	bg.Go(func() { fol.run(fctx) })
-	inj := &injector{sim: e.stack.Sim, nats: e.nats, reps: e.reps}
+	inj := &injector{sim: e.stack.Sim, nats: e.nats, cluster: e.cluster, reps: e.reps}
 	bg.Go(func() { inj.supervise(fctx) })
 
 	start := time.Now()

@@ -42,3 +42,41 @@ func TestShortChaos(t *testing.T) {
 		}
 	}
 }
+
+// TestShortChaosCluster is the cluster variant: three nodes, R3 streams and buckets; the trigger
+// stream's leader is restarted and a majority of the nodes is down for a few seconds while the
+// same faults as TestShortChaos hit the replicas and vIDM. The same guarantees must hold.
+func TestShortChaosCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos run takes about a minute")
+	}
+	o := chaos.ShortCluster()
+	o.Seed = 11
+	var out bytes.Buffer
+	o.Out = &out
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := chaos.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.WriteTable(&out)
+	t.Log("\n" + out.String())
+	for _, v := range rep.Violations() {
+		t.Error(v)
+	}
+	f := rep.Faults
+	for what, n := range map[string]int{
+		"SIGKILLs": f.Kills, "replica restarts": f.ReplicaRestarts,
+		"stream-leader restarts": f.LeaderRestarts, "majority outages": f.MajorityOutages,
+		"vIDM pauses": f.VIDMPauses, "token revocations": f.Revocations,
+		"foreign syncs": f.ForeignSyncs, "accepted triggers": rep.Accepted, "invalid triggers sent": rep.InvalidSent,
+	} {
+		if n == 0 {
+			t.Errorf("no %s happened", what)
+		}
+	}
+	if f.NATSRestarts != 0 {
+		t.Errorf("%d single-server restarts in a cluster run", f.NATSRestarts)
+	}
+}

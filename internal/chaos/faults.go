@@ -214,14 +214,11 @@ func (in *injector) clusterFault(ctx context.Context, f fault) {
 	cl.Shutdown(down...)
 	moved := false
 	if f.kind == faultLeaderRestart {
-		// Whether another node takes over while the leader is down (it should, within the downtime
-		// or soon after).
-		next, err := cl.WaitStreamLeader(triggerStream, f.delay+5*time.Second)
+		// Another node should take over while the leader is down; the downtime counts from then.
+		next, err := cl.WaitStreamLeader(triggerStream, 10*time.Second)
 		moved = err == nil && next != leader
-	} else {
-		_ = waitUntil(ctx, time.Now().Add(f.delay)) // on cancellation, still bring the nodes back
 	}
-	_ = waitUntil(ctx, time.Now().Add(f.delay))
+	_ = waitUntil(ctx, time.Now().Add(f.delay)) // on cancellation, still bring the nodes back
 	var errs []error
 	for _, i := range down {
 		if err := cl.Start(i); err != nil {

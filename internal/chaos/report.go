@@ -23,6 +23,7 @@ type DirStats struct {
 // Report is what a chaos run observed. Violations lists the broken invariants.
 type Report struct {
 	Seed                         int64
+	Cluster                      bool // the broker was a three-node cluster, R3
 	LoadPhase, DrainPhase, Total time.Duration
 
 	Planned, InvalidPlanned int
@@ -94,6 +95,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	row := func(k string, v any, want string) { fmt.Fprintf(tw, "%s\t%v\t%s\n", k, v, want) }
 	fmt.Fprintf(tw, "CHECK\tVALUE\tEXPECTED\n")
 	row("seed", r.Seed, "")
+	if r.Cluster {
+		row("broker", fmt.Sprintf("%d-node JetStream cluster, R%d streams and buckets", clusterNodes, clusterNodes), "")
+	}
 	row("load+faults / drain / total", fmt.Sprintf("%s / %s / %s", r.LoadPhase.Round(time.Second), r.DrainPhase.Round(time.Second), r.Total.Round(time.Second)), "")
 	row("triggers planned (invalid)", fmt.Sprintf("%d (%d)", r.Planned, r.InvalidPlanned), "")
 	row("triggers accepted (valid, PubAck)", r.Accepted, "> 0")
@@ -116,6 +120,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	f := r.Faults
 	row("faults: SIGKILL / SIGTERM / replica starts after", fmt.Sprintf("%d / %d / %d", f.Kills, f.Terms, f.ReplicaRestarts), "")
 	row("faults: NATS restarts / vIDM pauses / token revocations", fmt.Sprintf("%d / %d / %d", f.NATSRestarts, f.VIDMPauses, f.Revocations), "")
+	if r.Cluster {
+		row("faults: stream-leader restarts (leader moved) / majority outages", fmt.Sprintf("%d (%d) / %d", f.LeaderRestarts, f.LeaderMoves, f.MajorityOutages), "")
+	}
 	row("faults: foreign syncs / fault rotations / skipped", fmt.Sprintf("%d / %d / %d", f.ForeignSyncs, f.Rotations, f.Skipped), "")
 	row("replica exits nobody asked for", f.Crashes, "")
 	for _, ep := range endpoints {
