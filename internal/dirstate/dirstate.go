@@ -100,9 +100,35 @@ type PendingEntry struct {
 	Trigger Trigger
 }
 
-// Pending lists the directory's pending triggers. Entries that cannot be decoded are returned as
-// an error rather than skipped: silently dropping one would lose a trigger.
+// Pending lists the directory's pending triggers as the bucket's stream leader has them. The
+// listing comes from a watch, which a lagging replica may serve; every listed key is then read
+// again from the leader, so a trigger reported and forgotten by the previous holder is not picked
+// up a second time. A key the listing missed stays pending for the next run. Entries that cannot
+// be decoded are an error rather than skipped: dropping one would lose a trigger.
 func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error) {
+	listed, err := s.listPending(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	out := listed[:0]
+	for _, p := range listed {
+		e, err := s.pending.Get(ctx, p.Key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read pending %s: %w", p.Key, err)
+		}
+		var t Trigger
+		if err := json.Unmarshal(e.Value(), &t); err != nil {
+			return nil, fmt.Errorf("pending %s: %w", p.Key, err)
+		}
+		out = append(out, PendingEntry{Key: p.Key, Trigger: t})
+	}
+	return out, nil
+}
+
+func (s *Store) listPending(ctx context.Context, dir DirKey) ([]PendingEntry, error) {
 	w, err := s.pending.Watch(ctx, string(dir)+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list pending of %s: %w", dir, err)

@@ -171,7 +171,33 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 	if err != nil {
 		return nil, err
 	}
+	for _, kv := range []*jetstream.KeyValue{&r.Pending, &r.Runs, &r.Leases} {
+		if *kv, err = leaderReads(ctx, js, *kv); err != nil {
+			return nil, err
+		}
+	}
 	return &r, nil
+}
+
+// leaderReads turns direct gets off for a bucket and binds it again. A direct get may be answered
+// by a replica that has not caught up (after a restart, for a while), so a new lease holder could
+// read pending triggers its predecessor had already reported and report them again; a message get
+// is answered by the stream leader. nats.go creates buckets with direct gets on, so this follows
+// every CreateOrUpdateKeyValue.
+func leaderReads(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+	name := "KV_" + kv.Bucket()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %q: %w", kv.Bucket(), err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("turning direct gets off for bucket %q: %w", kv.Bucket(), err)
+		}
+	}
+	return js.KeyValue(ctx, kv.Bucket())
 }
 
 // ConsumerConfig is the trigger consumer's configuration as Ensure applies it. Operators who
@@ -257,6 +283,11 @@ func Bind(ctx context.Context, js jetstream.JetStream, n Names) (*Resources, err
 	}
 	r.Pending = lookupBucket("pending-trigger", n.PendingBucket)
 	r.Runs = lookupBucket("run", n.RunsBucket)
+	for _, b := range []string{n.PendingBucket, n.RunsBucket, n.LeaseBucket} {
+		if st, err := js.Stream(ctx, "KV_"+b); err == nil && st.CachedInfo().Config.AllowDirect {
+			errs = append(errs, fmt.Errorf("bucket %q allows direct gets, which replicas may answer with stale values; set allow_direct false on stream KV_%s", b, b))
+		}
+	}
 	if r.Leases = lookupBucket("lease", n.LeaseBucket); r.Leases != nil {
 		st, err := r.Leases.Status(ctx)
 		switch {

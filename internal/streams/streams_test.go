@@ -395,3 +395,37 @@ func TestResultDeduplication(t *testing.T) {
 		t.Fatalf("stored result: %v %q", err, msg.Data)
 	}
 }
+
+// TestBucketsAreReadFromTheLeader: direct gets may be answered by a lagging replica, so Ensure
+// turns them off on every bucket (also after a re-run that nats.go would turn them on again), and
+// Bind refuses buckets that still allow them.
+func TestBucketsAreReadFromTheLeader(t *testing.T) {
+	js, ctx := startJS(t)
+	for range 2 {
+		if _, err := streams.Ensure(ctx, js, names(), settings()); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []string{"DIRSYNC_PENDING", "DIRSYNC_RUNS", "DIRSYNC_LEASES"} {
+			st, err := js.Stream(ctx, "KV_"+b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.CachedInfo().Config.AllowDirect {
+				t.Fatalf("bucket %s still allows direct gets", b)
+			}
+		}
+	}
+	st, err := js.Stream(ctx, "KV_DIRSYNC_RUNS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.AllowDirect = true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, err = streams.Bind(ctx, js, names())
+	if err == nil || !strings.Contains(err.Error(), "DIRSYNC_RUNS") || !strings.Contains(err.Error(), "direct gets") {
+		t.Fatalf("Bind = %v, want a refusal naming the bucket that allows direct gets", err)
+	}
+}
