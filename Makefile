@@ -34,9 +34,11 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+## lint: golangci-lint (staticcheck, gosec, errcheck, errorlint, …; see .golangci.yml). CI runs it.
 lint:
 	$(GO) run $(GOLANGCI) run ./...
 
+## vuln: govulncheck; needs vuln.go.dev, which the CI network does not reach, so it is not in CI.
 vuln:
 	$(GO) run $(GOVULN) ./...
 

@@ -38,7 +38,7 @@ type env struct {
 func Run(ctx context.Context, o Options) (Report, error) {
 	o = o.withDefaults()
 	began := time.Now()
-	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x9e3779b97f4a7c15))
+	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x9e3779b97f4a7c15)) //nolint:gosec // G115: the seed's bits are wanted, not its value
 	loadPlan := planLoad(rng, o, o.Duration*4/5)
 	faultPlan := planFaults(rng, o, o.Duration)
 	secret := fmt.Sprintf("chaos-client-secret-%016x", rng.Uint64())

@@ -51,7 +51,7 @@ func (r *replica) startLocked() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(r.bin)
+	cmd := exec.Command(r.bin) //nolint:gosec,noctx // the worker binary this harness built; it signals and reaps the process itself
 	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = sysProcAttr()
@@ -73,7 +73,7 @@ func (r *replica) reap(cmd *exec.Cmd, f *os.File, done chan struct{}) {
 	r.mu.Lock()
 	if !r.expected {
 		r.crashes++
-		r.lastErr = fmt.Errorf("%s exited on its own: %v", r.name, err)
+		r.lastErr = fmt.Errorf("%s exited on its own: %w", r.name, err)
 	}
 	if r.cmd == cmd {
 		r.cmd = nil

@@ -1,6 +1,7 @@
 package natsdev
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,7 +124,7 @@ func freePorts(host string, n int) ([]int, error) {
 	}()
 	ports := make([]int, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("natsdev: picking a free port: %w", err)
 		}
