@@ -15,10 +15,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
@@ -98,7 +98,7 @@ func TestRunServes(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			var stderr syncBuffer
+			var stderr syncbuf.Buffer
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, args, func(k string) string { return tc.env[k] }, io.Discard, &stderr) }()
 
@@ -170,7 +170,7 @@ func waitForFile(t *testing.T, path string, done <-chan error) string {
 
 // clientFor returns an HTTP client and base URL for the listener; for TLS it trusts the CA file
 // the logs name (the -ca-out file or the temporary one).
-func clientFor(t *testing.T, addr string, stderr *syncBuffer, caOut string) (c *http.Client, base, caFile string) {
+func clientFor(t *testing.T, addr string, stderr *syncbuf.Buffer, caOut string) (c *http.Client, base, caFile string) {
 	t.Helper()
 	logs := stderr.String()
 	if !strings.Contains(logs, "ca_file") {
@@ -243,22 +243,4 @@ func getJSON(t *testing.T, c *http.Client, u string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", u, err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while run's logger writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

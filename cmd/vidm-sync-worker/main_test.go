@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -29,7 +31,7 @@ func TestRunRejectsBadConfigurationClearly(t *testing.T) {
 // context (SIGTERM) stops it cleanly.
 func TestRunDevStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuilder{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--dev", "--dev-nats-port", "0", "--dev-store", t.TempDir()}, env(map[string]string{"LOG_FORMAT": "json"}), out, out)

@@ -127,7 +127,8 @@ func analyzeDead(obs observations, rep *Report) {
 }
 
 func analyzeSyncs(obs observations, accepted map[string]sent, rep *Report) {
-	rep.RejectedPosts = obs.sim.RejectedSyncPosts()
+	rep.RacedForeign = obs.sim.RejectedSyncPostsOnForeign()
+	rep.RejectedPosts = obs.sim.RejectedSyncPosts() - rep.RacedForeign
 	rep.VIDMStatus = map[string]map[int]int{}
 	for _, ep := range endpoints {
 		rep.VIDMStatus[string(ep)] = obs.sim.RequestsByStatus(ep)

@@ -47,7 +47,8 @@ type Report struct {
 
 	Syncs, ForeignSyncs int
 	MaxSyncsInFlight    int // per directory, the highest
-	RejectedPosts       int // POSTs answered 409: a sync was running
+	RejectedPosts       int // POSTs answered 409 because a sync the workers started was running
+	RacedForeign        int // POSTs answered 409 because a foreign sync started after the status check
 	VIDMStatus          map[string]map[int]int
 	Dirs                []DirStats
 
@@ -114,6 +115,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("syncs run by workers (foreign)", fmt.Sprintf("%d (%d)", r.Syncs, r.ForeignSyncs), "")
 	row("max syncs in flight per directory", r.MaxSyncsInFlight, "1")
 	row("POSTs while a sync was running", r.RejectedPosts, "0")
+	row("POSTs that raced a foreign sync's start (answered 409, no 2nd sync)", r.RacedForeign, "")
 	row("latency trigger→terminal result p50/p99/max", fmt.Sprintf("%s / %s / %s", r.LatencyP50.Round(time.Millisecond), r.LatencyP99.Round(time.Millisecond), r.LatencyMax.Round(time.Millisecond)), "")
 	row("latency measured", fmt.Sprintf("%d samples, %s", r.LatencySamples, r.LatencySource), "")
 	row("secrets found in process output", len(r.SecretsFound), "0")

@@ -6,12 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
@@ -75,20 +72,7 @@ func (r *fakeResults) runs() []*dirstate.Run {
 
 func newStore(t *testing.T) *dirstate.Store {
 	t.Helper()
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	res, err := streams.Ensure(context.Background(), js, streams.Names{
 		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
 		DeadStream: "D", DeadSubject: "d", Consumer: "c", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L",

@@ -12,25 +12,13 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 )
 
 func newStore(t *testing.T, leaseTTL time.Duration) *dirstate.Store {
 	t.Helper()
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	res, err := streams.Ensure(context.Background(), js, streams.Names{
 		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
 		DeadStream: "D", DeadSubject: "d", Consumer: "c", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L",
@@ -185,5 +173,51 @@ func TestExpiredLeaseIsLostByItsHolder(t *testing.T) {
 	}
 	if h, _ := s.Holder(ctx, dir); h != "b" {
 		t.Fatalf("the stale holder's release removed b's lease (holder now %q)", h)
+	}
+}
+
+// TestHolderStopsBeforeItsLeaseCanExpire: when the broker stops answering, renewals hang; the
+// holder must still stop acting well within the TTL, before another worker could take the
+// directory (found by the clustered chaos run, during a majority outage).
+func TestHolderStopsBeforeItsLeaseCanExpire(t *testing.T) {
+	const ttl = 2 * time.Second
+	ns, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	leases, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "L", TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := dirstate.New(nil, nil, leases, nil)
+	l, err := s.Acquire(ctx, dirstate.NewDirKey("default", "dir-corp"), "a", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, stop := l.Keep(ctx)
+	defer stop()
+	ns.Shutdown() // every renewal from now on waits for an answer that never comes
+	down := time.Now()
+	select {
+	case <-kctx.Done():
+		if !errors.Is(context.Cause(kctx), dirstate.ErrLeaseLost) {
+			t.Fatalf("cause = %v, want ErrLeaseLost", context.Cause(kctx))
+		}
+		if held := time.Since(down); held >= ttl {
+			t.Fatalf("the holder kept acting for %v after the broker went away; the lease expires after %v", held, ttl)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder never stopped")
 	}
 }

@@ -27,7 +27,6 @@ type Lease struct {
 
 	mu       sync.Mutex
 	revision uint64
-	renewed  time.Time
 	lost     bool
 }
 
@@ -49,7 +48,7 @@ func (s *Store) Acquire(ctx context.Context, dir DirKey, holder string, ttl time
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease of %s: %w", dir, err)
 	}
-	return &Lease{store: s, dir: dir, holder: holder, ttl: ttl, revision: rev, renewed: s.now()}, nil
+	return &Lease{store: s, dir: dir, holder: holder, ttl: ttl, revision: rev}, nil
 }
 
 // Holder returns who holds dir's lease, or "" when nobody does.
@@ -87,18 +86,23 @@ func (l *Lease) renew(ctx context.Context) error {
 	case err != nil:
 		return err
 	}
-	l.revision, l.renewed = newRev, l.store.now()
+	l.revision = newRev
 	return nil
 }
 
 // Keep renews the lease every TTL/4 until stop is called. The returned context ends when the
-// lease is lost, or when renewals have failed for half the TTL: the holder stops acting before the
-// lease can expire under it.
+// lease is lost, or when no renewal has succeeded for half the TTL: a watchdog timer, independent
+// of renewals that may hang while the broker has no quorum, makes the holder stop acting before
+// the lease can expire under it and another holder take the directory.
 func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 	kctx, cancel := context.WithCancelCause(ctx)
+	watchdog := time.AfterFunc(l.ttl/2, func() {
+		cancel(fmt.Errorf("%w: not renewed for %s", ErrLeaseLost, l.ttl/2))
+	})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer watchdog.Stop()
 		t := time.NewTicker(l.ttl / 4)
 		defer t.Stop()
 		for {
@@ -107,17 +111,15 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 				return
 			case <-t.C:
 			}
-			err := l.renew(kctx)
-			if errors.Is(err, ErrLeaseLost) {
+			rctx, rcancel := context.WithTimeout(kctx, l.ttl/4)
+			err := l.renew(rctx)
+			rcancel()
+			switch {
+			case errors.Is(err, ErrLeaseLost):
 				cancel(ErrLeaseLost)
 				return
-			}
-			l.mu.Lock()
-			stale := l.store.now().Sub(l.renewed) > l.ttl/2
-			l.mu.Unlock()
-			if err != nil && stale {
-				cancel(fmt.Errorf("%w: renewals failing: %w", ErrLeaseLost, err))
-				return
+			case err == nil:
+				watchdog.Reset(l.ttl / 2)
 			}
 		}
 	}()

@@ -1,14 +1,12 @@
 package natsdev_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 )
 
 func TestRestartKeepsFileStoredMessages(t *testing.T) {
@@ -42,7 +41,7 @@ func TestRestartKeepsFileStoredMessages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // generous: CI runs other packages beside it
 			defer cancel()
 			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 				Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage,
@@ -124,26 +123,8 @@ func TestTemporaryStoreDirIsRemoved(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's logging goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	s, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 )
 
@@ -43,23 +42,9 @@ func settings() streams.Settings {
 // startJS runs an embedded server on a random port with file storage in a temporary directory.
 func startJS(t *testing.T) (jetstream.JetStream, context.Context) {
 	t.Helper()
-	s, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	return js, ctx
+	return natstest.JetStream(t), ctx
 }
 
 func TestEnsureSettingsAndIdempotence(t *testing.T) {

@@ -4,7 +4,6 @@ package vidm_test
 // relies on when vIDM misbehaves.
 
 import (
-	"bytes"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
@@ -32,29 +32,11 @@ const (
 	testPassword     = "system-password-Hk27-do-not-log"
 )
 
-// syncedLog is a goroutine-safe buffer for captured log lines.
-type syncedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type simEnv struct {
 	sim    *vidmsim.Server
 	srv    *httptest.Server
 	caFile string
-	logs   *syncedLog
+	logs   *syncbuf.Buffer
 	client *vidm.Client
 	cfg    vidm.Config
 }
@@ -106,7 +88,7 @@ func newSimEnv(t *testing.T, opts ...envOption) *simEnv {
 	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &simEnv{sim: sim, srv: srv, caFile: caFile, logs: &syncedLog{}}
+	e := &simEnv{sim: sim, srv: srv, caFile: caFile, logs: &syncbuf.Buffer{}}
 	e.cfg = vidm.Config{
 		BaseURL:      srv.URL,
 		AuthMode:     vidm.AuthOAuth,
@@ -578,7 +560,7 @@ func TestTLSVerification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncedLog{}
+			logs := &syncbuf.Buffer{}
 			cfg := e.cfg
 			cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 			tt.mutate(&cfg)

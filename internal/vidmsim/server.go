@@ -59,20 +59,21 @@ type Server struct {
 	clients  map[string]string
 	users    map[string]string
 
-	mu          sync.Mutex
-	dirs        []Directory // in configuration order, the order the list endpoint answers
-	tokens      map[string]*token
-	issued      []string
-	runs        []*syncRun // in start order
-	latest      map[string]*syncRun
-	maxRunning  map[string]int
-	faults      map[Endpoint]*Fault
-	rng         *mrand.Rand
-	resume      chan struct{} // closed by Resume; hung requests wait on it
-	requests    map[Endpoint]int
-	byStatus    map[Endpoint]map[int]int
-	logins      int
-	rejectPosts int
+	mu              sync.Mutex
+	dirs            []Directory // in configuration order, the order the list endpoint answers
+	tokens          map[string]*token
+	issued          []string
+	runs            []*syncRun // in start order
+	latest          map[string]*syncRun
+	maxRunning      map[string]int
+	faults          map[Endpoint]*Fault
+	rng             *mrand.Rand
+	resume          chan struct{} // closed by Resume; hung requests wait on it
+	requests        map[Endpoint]int
+	byStatus        map[Endpoint]map[int]int
+	logins          int
+	rejectPosts     int
+	rejectOnForeign int
 }
 
 // New validates cfg, applies defaults and returns a ready Server.

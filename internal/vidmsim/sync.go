@@ -194,6 +194,9 @@ func (s *Server) handleSyncStart(w http.ResponseWriter, r *http.Request, dirID s
 	})
 	if err != nil {
 		s.rejectPosts++
+		if run := s.latest[d.ID]; run != nil && run.rec.Foreign {
+			s.rejectOnForeign++
+		}
 		writeError(w, http.StatusConflict, "connector.directory.sync.in.progress",
 			fmt.Sprintf("A sync is already in progress for directory %s.", d.Name))
 		return
@@ -342,6 +345,15 @@ func (s *Server) RejectedSyncPosts() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rejectPosts
+}
+
+// RejectedSyncPostsOnForeign returns how many of those hit a sync started by someone else
+// (StartForeignSync). A foreign sync can start between a client's status check and its POST; the
+// 409 then keeps vIDM at one sync, and no client can avoid that race.
+func (s *Server) RejectedSyncPostsOnForeign() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejectOnForeign
 }
 
 // MaxConcurrentSyncs returns the most syncs ever running at once for the directory (must be 1).

@@ -21,6 +21,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
@@ -35,25 +36,8 @@ type harness struct {
 	cfg     config.Config
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	logs    *syncBuffer
+	logs    *syncbuf.Buffer
 	schemas map[string]*jsonschema.Schema
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const (
@@ -109,7 +93,7 @@ func newHarness(t *testing.T, syncDuration time.Duration, env map[string]string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &syncBuffer{}}
+	return &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &syncbuf.Buffer{}}
 }
 
 func (h *harness) logger(name string) *slog.Logger {

@@ -16,6 +16,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -88,7 +89,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	pjs, _ := jetstream.New(pipeline)
 	rjs, _ := jetstream.New(reader)
 
-	h := &harness{t: t, stack: stack, cfg: cfg, nc: reader, js: rjs, logs: &syncBuffer{}}
+	h := &harness{t: t, stack: stack, cfg: cfg, nc: reader, js: rjs, logs: &syncbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var runErr error
