@@ -52,6 +52,11 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	}
 	res, err := resourcesWhenReachable(ctx, js, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Told to stop while starting: a clean stop, not a failure.
+			log.Info("worker stopped during start-up")
+			return nil
+		}
 		return err
 	}
 	vcfg := cfg.VIDM()

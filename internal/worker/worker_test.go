@@ -482,3 +482,14 @@ func TestFloodOfUnknownDirectoriesDoesNotHammerVIDM(t *testing.T) {
 		t.Fatalf("%d directory-list calls for 200 unknown directories, want at most 2", n)
 	}
 }
+
+// TestStopDuringStartUpIsClean: a worker told to stop while it is still setting up its streams
+// (a pod deleted right after it started) stops without an error.
+func TestStopDuringStartUpIsClean(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := worker.Run(ctx, h.cfg, h.logger("short-lived")); err != nil {
+		t.Fatalf("Run with a cancelled context = %v, want a clean stop", err)
+	}
+}
