@@ -1,10 +1,11 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -108,9 +109,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("reported twice", r.ReportedTwice, "0")
 	row("covered by a sync started before publish", len(r.EarlyCoverage), "0")
 	row("terminal result events", r.ResultEvents, "")
-	row("failed results by code", fmtCounts(r.FailedByCode), "")
+	row("failed results by code", fmtCounts(r.FailedByCode, "%s=%d", "-"), "")
 	row("dead-lettered (distinct / messages)", fmt.Sprintf("%d / %d", r.DeadLettered, r.DeadLetters), fmt.Sprintf("%d (invalid sent)", r.InvalidSent))
-	row("dead letters by code", fmtCounts(r.DeadByCode), "")
+	row("dead letters by code", fmtCounts(r.DeadByCode, "%s=%d", "-"), "")
 	row("invalid not dead-lettered / valid dead-lettered", fmt.Sprintf("%d / %d", r.InvalidNotDead, r.ValidDead), "0 / 0")
 	row("syncs run by workers (foreign)", fmt.Sprintf("%d (%d)", r.Syncs, r.ForeignSyncs), "")
 	row("max syncs in flight per directory", r.MaxSyncsInFlight, "1")
@@ -128,7 +129,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("faults: foreign syncs / fault rotations / skipped", fmt.Sprintf("%d / %d / %d", f.ForeignSyncs, f.Rotations, f.Skipped), "")
 	row("replica exits nobody asked for", f.Crashes, "")
 	for _, ep := range endpoints {
-		row("vIDM "+string(ep)+" answers", fmtIntCounts(r.VIDMStatus[string(ep)]), "")
+		row("vIDM "+string(ep)+" answers", fmtCounts(r.VIDMStatus[string(ep)], "%d×%d", ""), "")
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -155,31 +156,16 @@ func (r *Report) writeDirs(w io.Writer) {
 	_ = tw.Flush()
 }
 
-func fmtCounts(m map[string]int) string {
+// fmtCounts renders counts sorted by key, each as fmt.Sprintf(item, key, count), or empty when
+// there are none.
+func fmtCounts[K cmp.Ordered](m map[K]int, item, empty string) string {
 	if len(m) == 0 {
-		return "-"
+		return empty
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, " ")
-}
-
-func fmtIntCounts(m map[int]int) string {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%d×%d", k, m[k])
+		parts[i] = fmt.Sprintf(item, k, m[k])
 	}
 	return strings.Join(parts, " ")
 }
