@@ -89,29 +89,15 @@ func TestValidFixtures(t *testing.T) {
 			Tenant: "default", Directory: "Corp AD", IgnoreSafeguards: true, Reason: "manual resync after OU move",
 		},
 	}
-	files, _ := filepath.Glob("testdata/valid/*.json")
-	if len(files) != len(tests) {
-		t.Errorf("%d files in testdata/valid, %d expectations", len(files), len(tests))
-	}
-	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
-		want, ok := tests[name]
-		if !ok {
-			t.Errorf("no expectation for %s", file)
-			continue
+	forEachFixture(t, "testdata/valid", tests, func(t *testing.T, want trigger.Trigger, m message) {
+		got, err := d.Decode(m.header, m.payload)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, m := range deliveries(t, file) {
-			t.Run(name+"/"+m.mode, func(t *testing.T) {
-				got, err := d.Decode(m.header, m.payload)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got != want {
-					t.Errorf("got  %+v\nwant %+v", got, want)
-				}
-			})
+		if got != want {
+			t.Errorf("got  %+v\nwant %+v", got, want)
 		}
-	}
+	})
 }
 
 func TestInvalidFixtures(t *testing.T) {
@@ -134,28 +120,38 @@ func TestInvalidFixtures(t *testing.T) {
 		"id-too-long":                  {trigger.CodeSchema, "attribute id: length must be <= 256"},
 		"no-data":                      {trigger.CodeMalformed, "event has no data"},
 	}
-	files, _ := filepath.Glob("testdata/invalid/*.json")
-	if len(files) != len(tests) {
-		t.Errorf("%d files in testdata/invalid, %d expectations", len(files), len(tests))
+	forEachFixture(t, "testdata/invalid", tests, func(t *testing.T, want struct {
+		code   trigger.Code
+		reason string
+	}, m message) {
+		_, err := d.Decode(m.header, m.payload)
+		te := assertError(t, err, want.code)
+		if !strings.Contains(te.Reason, want.reason) {
+			t.Errorf("reason %q does not contain %q", te.Reason, want.reason)
+		}
+		if want.code != trigger.CodeMalformed && (te.EventID == "" || te.EventType == "") {
+			t.Errorf("event id %q or type %q not filled in", te.EventID, te.EventType)
+		}
+	})
+}
+
+// forEachFixture runs check on every delivery mode of every fixture in dir against its
+// expectation, and fails for a fixture without an expectation or an expectation without a fixture.
+func forEachFixture[T any](t *testing.T, dir string, expect map[string]T, check func(*testing.T, T, message)) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != len(expect) {
+		t.Errorf("%d files in %s, %d expectations", len(files), dir, len(expect))
 	}
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".json")
-		want, ok := tests[name]
+		want, ok := expect[name]
 		if !ok {
 			t.Errorf("no expectation for %s", file)
 			continue
 		}
 		for _, m := range deliveries(t, file) {
-			t.Run(name+"/"+m.mode, func(t *testing.T) {
-				_, err := d.Decode(m.header, m.payload)
-				te := assertError(t, err, want.code)
-				if !strings.Contains(te.Reason, want.reason) {
-					t.Errorf("reason %q does not contain %q", te.Reason, want.reason)
-				}
-				if want.code != trigger.CodeMalformed && (te.EventID == "" || te.EventType == "") {
-					t.Errorf("event id %q or type %q not filled in", te.EventID, te.EventType)
-				}
-			})
+			t.Run(name+"/"+m.mode, func(t *testing.T) { check(t, want, m) })
 		}
 	}
 }
