@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
@@ -29,6 +30,22 @@ type Results interface {
 	Finished(ctx context.Context, r *dirstate.Run) error
 }
 
+// Observer hears about runs as they happen: metrics and the run history. Calls are synchronous
+// and must return quickly.
+type Observer interface {
+	// RunStarted: vIDM accepted the run's POST, or the run adopted a sync that started after
+	// its snapshot.
+	RunStarted(r *dirstate.Run)
+	// RunReported: the run's terminal result was published (r.Outcome is set).
+	RunReported(r *dirstate.Run)
+}
+
+// Gate holds back new runs of a directory (an operator paused it). Triggers keep being accepted;
+// a run already in flight finishes.
+type Gate interface {
+	Paused(ctx context.Context, d dirstate.DirKey) (bool, error)
+}
+
 // Config tunes the engine. Zero values take the defaults noted.
 type Config struct {
 	Holder        string        // this replica's name in leases
@@ -43,6 +60,8 @@ type Config struct {
 	ScanInterval  time.Duration // full rescan of the buckets, a safety net for the watch; default 30s
 	Logger        *slog.Logger
 	Now           func() time.Time
+	Observer      Observer // optional
+	Gate          Gate     // optional: nothing is paused
 }
 
 func (c Config) withDefaults() Config {
@@ -67,6 +86,9 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
 	return c
 }
 
@@ -83,7 +105,16 @@ type Engine struct {
 	active   map[dirstate.DirKey]bool
 	failures map[dirstate.DirKey]int
 	wake     chan struct{}
+	leases   atomic.Int64 // leases this replica holds now
 }
+
+type nopObserver struct{}
+
+func (nopObserver) RunStarted(*dirstate.Run)  {}
+func (nopObserver) RunReported(*dirstate.Run) {}
+
+// LeasesHeld is the number of directory leases this replica holds now.
+func (e *Engine) LeasesHeld() int { return int(e.leases.Load()) }
 
 // New returns an engine; Run starts it.
 func New(cfg Config, store *dirstate.Store, v VIDM, results Results) *Engine {

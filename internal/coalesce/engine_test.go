@@ -75,8 +75,8 @@ func newStore(t *testing.T) *dirstate.Store {
 	js := natstest.JetStream(t)
 	res, err := streams.Ensure(context.Background(), js, streams.Names{
 		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
-		DeadStream: "D", DeadSubject: "d", Consumer: "c", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L",
-	}, streams.Settings{Replicas: 1, ResultDuplicateWindow: time.Minute, LeaseTTL: 5 * time.Second, AckWait: time.Second, MaxAckPending: 10})
+		DeadStream: "D", DeadSubject: "d", Consumer: "c", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "H", ControlBucket: "CT",
+	}, streams.Settings{Replicas: 1, ResultDuplicateWindow: time.Minute, LeaseTTL: 5 * time.Second, HistoryMaxAge: time.Hour, AckWait: time.Second, MaxAckPending: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

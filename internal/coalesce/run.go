@@ -20,9 +20,11 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 	if err != nil {
 		return err
 	}
+	e.leases.Add(1)
 	rctx, stop := lease.Keep(ctx)
 	defer func() {
 		stop()
+		defer e.leases.Add(-1)
 		// Released even on shutdown, so another replica can take over at once.
 		relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -35,6 +37,9 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 		return err
 	}
 	if run == nil {
+		if paused, err := e.paused(rctx, d); paused || err != nil {
+			return err
+		}
 		if run, err = e.snapshot(rctx, d); run == nil || err != nil {
 			return err
 		}
@@ -46,6 +51,22 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 		return fmt.Errorf("run %s stopped: %w", run.RunID, cause)
 	}
 	return err
+}
+
+// paused reports an operator's pause of d. Its triggers stay pending; resuming notifies the
+// engine (the control bucket's watch, or the periodic rescan), which then syncs them.
+func (e *Engine) paused(ctx context.Context, d dirstate.DirKey) (bool, error) {
+	if e.cfg.Gate == nil {
+		return false, nil
+	}
+	p, err := e.cfg.Gate.Paused(ctx, d)
+	if err != nil {
+		return false, fmt.Errorf("reading whether %s is paused: %w", d, err)
+	}
+	if p {
+		e.log.Debug("directory paused; its triggers stay pending", "directory", d)
+	}
+	return p, nil
 }
 
 // snapshot fixes the triggers a new run covers. Everything in it was accepted before the POST that
@@ -143,6 +164,7 @@ func (e *Engine) posted(ctx context.Context, run *dirstate.Run, at time.Time) er
 		return err
 	}
 	e.log.Info("sync started", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", len(run.Triggers))
+	e.cfg.Observer.RunStarted(run)
 	if err := e.results.Started(ctx, run); err != nil {
 		// Informational only: the terminal result is what guarantees delivery.
 		e.log.Warn("publishing the started event failed", "run_id", run.RunID, "err", err)
@@ -215,6 +237,7 @@ func (e *Engine) report(ctx context.Context, run *dirstate.Run) error {
 	if err := e.results.Finished(ctx, run); err != nil {
 		return err
 	}
+	e.cfg.Observer.RunReported(run)
 	if err := e.store.DeletePending(ctx, run.Keys); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +51,9 @@ type Config struct {
 	PendingBucket         string        `env:"PENDING_BUCKET,default=DIRSYNC_PENDING"`
 	RunsBucket            string        `env:"RUNS_BUCKET,default=DIRSYNC_RUNS"`
 	LeaseBucket           string        `env:"LEASE_BUCKET,default=DIRSYNC_LEASES"`
-	ManageStreams         bool          `env:"MANAGE_STREAMS,default=true"` // false: resources are managed externally; the worker only binds
+	HistoryBucket         string        `env:"HISTORY_BUCKET,default=DIRSYNC_HISTORY"` // finished runs, for the status page and admin API
+	ControlBucket         string        `env:"CONTROL_BUCKET,default=DIRSYNC_CONTROL"` // operator switches: paused directories
+	ManageStreams         bool          `env:"MANAGE_STREAMS,default=true"`            // false: resources are managed externally; the worker only binds
 	StreamReplicas        int           `env:"STREAM_REPLICAS,default=1"`
 	ResultDuplicateWindow time.Duration `env:"RESULT_DUPLICATE_WINDOW,default=30m"` // must outlast a lease expiry plus a restart
 
@@ -84,6 +87,38 @@ type Config struct {
 	LogFormat    string `env:"LOG_FORMAT,default=text"` // text | json
 	LogLevel     string `env:"LOG_LEVEL,default=info"`  // debug | info | warn | error
 
+	// Operations: the admin port serves /metrics, /healthz, /readyz, the status page and the
+	// admin API.
+	AdminAddr string `env:"ADMIN_ADDR,default=:9090"`
+	// AdminToken allows every admin API call (bearer token); without it the write endpoints
+	// answer 403. Secret; or ADMIN_TOKEN_FILE.
+	AdminToken string `env:"ADMIN_TOKEN"`
+	// AdminReadToken allows the status page and the read-only API. Secret; or ADMIN_READ_TOKEN_FILE.
+	AdminReadToken string `env:"ADMIN_READ_TOKEN"`
+	// AdminReadOpen opens the status page and the read-only API without a token (inside a
+	// trusted network). /metrics, /healthz and /readyz are always open.
+	AdminReadOpen bool `env:"ADMIN_READ_OPEN,default=false"`
+	// HistoryMaxAge is how long finished runs stay in the history bucket.
+	HistoryMaxAge time.Duration `env:"HISTORY_MAX_AGE,default=168h"`
+	// HistoryRuns is how many recent runs per directory the status page and API show.
+	HistoryRuns int `env:"HISTORY_RUNS,default=20"`
+	// StatusRefresh is the status page's auto-refresh interval.
+	StatusRefresh time.Duration `env:"STATUS_REFRESH,default=5s"`
+	// ReadyVIDMInterval: /readyz needs a vIDM answer with accepted credentials within this
+	// interval; when none came by itself, readiness asks vIDM (at most once per interval).
+	ReadyVIDMInterval time.Duration `env:"READY_VIDM_INTERVAL,default=1m"`
+
+	// HTTP ingress (CloudEvents HTTP binding), off by default.
+	IngressEnabled bool   `env:"INGRESS_ENABLED,default=false"`
+	IngressAddr    string `env:"INGRESS_ADDR,default=:8080"`
+	// IngressToken is the bearer token publishers present. Required with INGRESS_ENABLED.
+	// Secret; or INGRESS_TOKEN_FILE.
+	IngressToken string `env:"INGRESS_TOKEN"`
+	// IngressSubject is the subject the ingress publishes triggers to; a trigger subject.
+	IngressSubject string `env:"INGRESS_SUBJECT,default=dirsync.trigger.http"`
+	// IngressMaxWait caps ?wait= on POST /events.
+	IngressMaxWait time.Duration `env:"INGRESS_MAX_WAIT,default=10m"`
+
 	// Dev is set by --dev, never from the environment. It relaxes NATS_URL and VIDM_URL: an
 	// empty one means the command starts an embedded NATS server or the vIDM simulator (see
 	// EmbeddedNATS and SimulatedVIDM). (No env tag at all: go-envconfig rejects `env:"-"` as an
@@ -104,6 +139,9 @@ func (c *Config) secrets() []struct {
 		{"NATS_TOKEN", &c.NATSToken},
 		{"VIDM_CLIENT_SECRET", &c.VIDMClientSecret},
 		{"VIDM_PASSWORD", &c.VIDMPassword},
+		{"ADMIN_TOKEN", &c.AdminToken},
+		{"ADMIN_READ_TOKEN", &c.AdminReadToken},
+		{"INGRESS_TOKEN", &c.IngressToken},
 	}
 }
 
@@ -284,6 +322,7 @@ func (c Config) validate() problemList {
 	}
 	for _, n := range []struct{ env, v string }{
 		{"PENDING_BUCKET", c.PendingBucket}, {"RUNS_BUCKET", c.RunsBucket}, {"LEASE_BUCKET", c.LeaseBucket},
+		{"HISTORY_BUCKET", c.HistoryBucket}, {"CONTROL_BUCKET", c.ControlBucket},
 	} {
 		if msg := checkBucket(n.v); msg != "" {
 			p.add(n.env, msg)
@@ -292,8 +331,8 @@ func (c Config) validate() problemList {
 	if c.TriggerStream == c.ResultStream || c.TriggerStream == c.DeadStream || c.ResultStream == c.DeadStream {
 		p.add("TRIGGER_STREAM", "TRIGGER_STREAM, RESULT_STREAM and DEAD_STREAM must be three different streams")
 	}
-	if c.PendingBucket == c.RunsBucket || c.PendingBucket == c.LeaseBucket || c.RunsBucket == c.LeaseBucket {
-		p.add("PENDING_BUCKET", "PENDING_BUCKET, RUNS_BUCKET and LEASE_BUCKET must be three different buckets")
+	if buckets := []string{c.PendingBucket, c.RunsBucket, c.LeaseBucket, c.HistoryBucket, c.ControlBucket}; len(slices.Compact(slices.Sorted(slices.Values(buckets)))) != len(buckets) {
+		p.add("PENDING_BUCKET", "PENDING_BUCKET, RUNS_BUCKET, LEASE_BUCKET, HISTORY_BUCKET and CONTROL_BUCKET must be five different buckets")
 	}
 	subjectsOK := true
 	if len(c.TriggerSubjects) == 0 {
@@ -313,6 +352,25 @@ func (c Config) validate() problemList {
 	if msg := checkSubject(c.DeadSubject, false); msg != "" {
 		p.add("DEAD_SUBJECT", msg)
 		subjectsOK = false
+	}
+	if c.IngressEnabled {
+		if msg := checkSubject(c.IngressSubject, false); msg != "" {
+			p.add("INGRESS_SUBJECT", msg)
+		} else if subjectsOK && !slices.ContainsFunc(c.TriggerSubjects, func(f string) bool { return subjectMatches(f, c.IngressSubject) }) {
+			p.add("INGRESS_SUBJECT", fmt.Sprintf("%q is not one of the trigger subjects %q (TRIGGER_SUBJECTS)", c.IngressSubject, c.TriggerSubjects))
+		}
+		if c.IngressToken == "" {
+			p.add("INGRESS_TOKEN", "required with INGRESS_ENABLED=true (or INGRESS_TOKEN_FILE)")
+		}
+		if c.IngressAddr == "" {
+			p.add("INGRESS_ADDR", "must not be empty with INGRESS_ENABLED=true")
+		}
+	}
+	if c.AdminAddr == "" {
+		p.add("ADMIN_ADDR", "must not be empty (it serves /healthz and /readyz)")
+	}
+	if c.AdminToken != "" && c.AdminToken == c.AdminReadToken {
+		p.add("ADMIN_READ_TOKEN", "must differ from ADMIN_TOKEN")
 	}
 	if subjectsOK {
 		// The server refuses streams whose subjects overlap; say which variables clash.
@@ -381,6 +439,8 @@ func (c Config) validate() problemList {
 		{"COALESCE_WINDOW", c.CoalesceWindow}, {"POLL_INITIAL_INTERVAL", c.PollInitialInterval},
 		{"POLL_MAX_INTERVAL", c.PollMaxInterval}, {"SYNC_DEADLINE", c.SyncDeadline},
 		{"LEASE_TTL", c.LeaseTTL}, {"ACK_WAIT", c.AckWait},
+		{"HISTORY_MAX_AGE", c.HistoryMaxAge}, {"STATUS_REFRESH", c.StatusRefresh},
+		{"READY_VIDM_INTERVAL", c.ReadyVIDMInterval}, {"INGRESS_MAX_WAIT", c.IngressMaxWait},
 	} {
 		if d.v <= 0 {
 			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
@@ -405,7 +465,7 @@ func (c Config) validate() problemList {
 	for _, n := range []struct {
 		env string
 		v   int
-	}{{"MAX_CONCURRENT_SYNCS", c.MaxConcurrentSyncs}, {"PULL_BATCH", c.PullBatch}, {"MAX_IN_FLIGHT", c.MaxInFlight}} {
+	}{{"MAX_CONCURRENT_SYNCS", c.MaxConcurrentSyncs}, {"PULL_BATCH", c.PullBatch}, {"MAX_IN_FLIGHT", c.MaxInFlight}, {"HISTORY_RUNS", c.HistoryRuns}} {
 		if n.v < 1 {
 			p.add(n.env, fmt.Sprintf("%d must be at least 1", n.v))
 		}
@@ -531,6 +591,22 @@ func checkSubject(s string, filter bool) string {
 	return ""
 }
 
+// subjectMatches reports whether the literal subject s matches filter.
+func subjectMatches(filter, s string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(s, ".")
+	for i, f := range ft {
+		switch {
+		case f == ">":
+			return len(st) > i
+		case i >= len(st):
+			return false
+		case f != "*" && f != st[i]:
+			return false
+		}
+	}
+	return len(ft) == len(st)
+}
+
 // subjectsOverlap reports whether some subject matches both filters.
 func subjectsOverlap(a, b string) bool {
 	at, bt := strings.Split(a, "."), strings.Split(b, ".")
@@ -603,6 +679,8 @@ func (c Config) StreamNames() streams.Names {
 		PendingBucket:       c.PendingBucket,
 		RunsBucket:          c.RunsBucket,
 		LeaseBucket:         c.LeaseBucket,
+		HistoryBucket:       c.HistoryBucket,
+		ControlBucket:       c.ControlBucket,
 	}
 }
 
@@ -612,6 +690,7 @@ func (c Config) StreamSettings() streams.Settings {
 		Replicas:              c.StreamReplicas,
 		ResultDuplicateWindow: c.ResultDuplicateWindow,
 		LeaseTTL:              c.LeaseTTL,
+		HistoryMaxAge:         c.HistoryMaxAge,
 		AckWait:               c.AckWait,
 		MaxAckPending:         c.MaxInFlight,
 	}
@@ -646,6 +725,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("pending_bucket", c.PendingBucket),
 		slog.String("runs_bucket", c.RunsBucket),
 		slog.String("lease_bucket", c.LeaseBucket),
+		slog.String("history_bucket", c.HistoryBucket),
+		slog.String("control_bucket", c.ControlBucket),
 		slog.Bool("manage_streams", c.ManageStreams),
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.Duration("result_duplicate_window", c.ResultDuplicateWindow),
@@ -671,6 +752,19 @@ func (c Config) LogValue() slog.Value {
 		slog.String("result_source", c.ResultSource),
 		slog.String("log_format", c.LogFormat),
 		slog.String("log_level", c.LogLevel),
+		slog.String("admin_addr", c.AdminAddr),
+		slog.String("admin_token", mask(c.AdminToken)),
+		slog.String("admin_read_token", mask(c.AdminReadToken)),
+		slog.Bool("admin_read_open", c.AdminReadOpen),
+		slog.Duration("history_max_age", c.HistoryMaxAge),
+		slog.Int("history_runs", c.HistoryRuns),
+		slog.Duration("status_refresh", c.StatusRefresh),
+		slog.Duration("ready_vidm_interval", c.ReadyVIDMInterval),
+		slog.Bool("ingress_enabled", c.IngressEnabled),
+		slog.String("ingress_addr", c.IngressAddr),
+		slog.String("ingress_token", mask(c.IngressToken)),
+		slog.String("ingress_subject", c.IngressSubject),
+		slog.Duration("ingress_max_wait", c.IngressMaxWait),
 		slog.Bool("dev", c.Dev),
 	)
 }

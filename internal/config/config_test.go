@@ -92,6 +92,8 @@ func TestDefaults(t *testing.T) {
 		PendingBucket:          "DIRSYNC_PENDING",
 		RunsBucket:             "DIRSYNC_RUNS",
 		LeaseBucket:            "DIRSYNC_LEASES",
+		HistoryBucket:          "DIRSYNC_HISTORY",
+		ControlBucket:          "DIRSYNC_CONTROL",
 		ManageStreams:          true,
 		StreamReplicas:         1,
 		ResultDuplicateWindow:  30 * time.Minute,
@@ -114,6 +116,14 @@ func TestDefaults(t *testing.T) {
 		ResultSource:           "urn:vidm-sync-worker:worker-7",
 		LogFormat:              "text",
 		LogLevel:               "info",
+		AdminAddr:              ":9090",
+		HistoryMaxAge:          168 * time.Hour,
+		HistoryRuns:            20,
+		StatusRefresh:          5 * time.Second,
+		ReadyVIDMInterval:      time.Minute,
+		IngressAddr:            ":8080",
+		IngressSubject:         "dirsync.trigger.http",
+		IngressMaxWait:         10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -141,6 +151,8 @@ func TestEverySettingIsRead(t *testing.T) {
 		"PENDING_BUCKET":            "P",
 		"RUNS_BUCKET":               "RU",
 		"LEASE_BUCKET":              "L",
+		"HISTORY_BUCKET":            "HI",
+		"CONTROL_BUCKET":            "CT",
 		"MANAGE_STREAMS":            "false",
 		"STREAM_REPLICAS":           "3",
 		"RESULT_DUPLICATE_WINDOW":   "1h",
@@ -164,6 +176,19 @@ func TestEverySettingIsRead(t *testing.T) {
 		"RESULT_SOURCE":             "https://sync.example.com/worker",
 		"LOG_FORMAT":                "json",
 		"LOG_LEVEL":                 "DEBUG",
+		"ADMIN_ADDR":                "127.0.0.1:9191",
+		"ADMIN_TOKEN":               "admin-token-1",
+		"ADMIN_READ_TOKEN":          "read-token-2",
+		"ADMIN_READ_OPEN":           "true",
+		"HISTORY_MAX_AGE":           "24h",
+		"HISTORY_RUNS":              "7",
+		"STATUS_REFRESH":            "3s",
+		"READY_VIDM_INTERVAL":       "30s",
+		"INGRESS_ENABLED":           "true",
+		"INGRESS_ADDR":              "127.0.0.1:8181",
+		"INGRESS_TOKEN":             "ingress-token-3",
+		"INGRESS_SUBJECT":           "t.ad.http",
+		"INGRESS_MAX_WAIT":          "2m",
 	}
 	c, err := loadMap(t, env, false)
 	if err != nil {
@@ -174,7 +199,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		NATSCertFile: "/etc/nats/cert.pem", NATSKeyFile: "/etc/nats/key.pem", NATSName: "worker-a",
 		TriggerStream: "T", TriggerSubjects: []string{"t.ad.>", "t.vidm.*.requested"}, ResultStream: "R",
 		ResultSubjectPrefix: "r.out", DeadStream: "D", DeadSubject: "d.letters", Consumer: "C",
-		PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", ManageStreams: false, StreamReplicas: 3,
+		PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "HI", ControlBucket: "CT", ManageStreams: false, StreamReplicas: 3,
 		ResultDuplicateWindow: time.Hour, VIDMURL: "https://vidm.example.com/", VIDMAuthMode: "system",
 		VIDMUsername: "svc-sync", VIDMPassword: vidmPassword, VIDMCAFile: "/etc/vidm/ca.pem",
 		VIDMInsecureSkipVerify: true, VIDMRequestTimeout: 10 * time.Second, Tenant: "emea",
@@ -182,6 +207,10 @@ func TestEverySettingIsRead(t *testing.T) {
 		SyncDeadline: time.Hour, MaxConcurrentSyncs: 2, LeaseTTL: 10 * time.Second, PullBatch: 16,
 		MaxInFlight: 16, AckWait: time.Minute, ResultSource: "https://sync.example.com/worker",
 		LogFormat: "json", LogLevel: "DEBUG",
+		AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1", AdminReadToken: "read-token-2", AdminReadOpen: true,
+		HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second,
+		IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3", IngressSubject: "t.ad.http",
+		IngressMaxWait: 2 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", c, want)
@@ -300,7 +329,10 @@ func TestValidation(t *testing.T) {
 		{"bucket name", with(base(), "PENDING_BUCKET", "a.b", "RUNS_BUCKET", "r b", "LEASE_BUCKET", "l*"), false,
 			[]string{"PENDING_BUCKET", "RUNS_BUCKET", "LEASE_BUCKET"}, "letters, digits"},
 		{"same streams", with(base(), "RESULT_STREAM", "DIRSYNC_TRIGGERS"), false, []string{"TRIGGER_STREAM"}, "three different"},
-		{"same buckets", with(base(), "LEASE_BUCKET", "DIRSYNC_RUNS"), false, []string{"PENDING_BUCKET"}, "three different"},
+		{"same buckets", with(base(), "LEASE_BUCKET", "DIRSYNC_RUNS"), false, []string{"PENDING_BUCKET"}, "five different"},
+		{"ingress without token", with(base(), "INGRESS_ENABLED", "true"), false, []string{"INGRESS_TOKEN"}, "required"},
+		{"ingress subject not a trigger subject", with(with(with(base(), "INGRESS_ENABLED", "true"), "INGRESS_TOKEN", "x"), "INGRESS_SUBJECT", "elsewhere.http"), false, []string{"INGRESS_SUBJECT"}, "not one of the trigger subjects"},
+		{"same admin tokens", with(with(base(), "ADMIN_TOKEN", "same"), "ADMIN_READ_TOKEN", "same"), false, []string{"ADMIN_READ_TOKEN"}, "must differ"},
 		{"result prefix wildcard", with(base(), "RESULT_SUBJECT_PREFIX", "dirsync.result.>"), false, []string{"RESULT_SUBJECT_PREFIX"}, "'*' or '>'"},
 		{"result prefix space", with(base(), "RESULT_SUBJECT_PREFIX", "dirsync result"), false, []string{"RESULT_SUBJECT_PREFIX"}, "spaces"},
 		{"result prefix empty token", with(base(), "RESULT_SUBJECT_PREFIX", "dirsync..result"), false, []string{"RESULT_SUBJECT_PREFIX"}, "empty token"},
@@ -559,12 +591,13 @@ func TestMappings(t *testing.T) {
 		TriggerStream: "DIRSYNC_TRIGGERS", TriggerSubjects: []string{"a.>", "b"}, ResultStream: "DIRSYNC_RESULTS",
 		ResultSubjectPrefix: "dirsync.result", DeadStream: "DIRSYNC_DEAD", DeadSubject: "dirsync.dead",
 		Consumer: "vidm-sync-worker", PendingBucket: "DIRSYNC_PENDING", RunsBucket: "DIRSYNC_RUNS", LeaseBucket: "DIRSYNC_LEASES",
+		HistoryBucket: "DIRSYNC_HISTORY", ControlBucket: "DIRSYNC_CONTROL",
 	}
 	if n := c.StreamNames(); !reflect.DeepEqual(n, wantNames) {
 		t.Fatalf("StreamNames:\n got %+v\nwant %+v", n, wantNames)
 	}
 	wantSettings := streams.Settings{Replicas: 3, ResultDuplicateWindow: 30 * time.Minute, LeaseTTL: 20 * time.Second,
-		AckWait: 40 * time.Second, MaxAckPending: 128}
+		HistoryMaxAge: 168 * time.Hour, AckWait: 40 * time.Second, MaxAckPending: 128}
 	if s := c.StreamSettings(); s != wantSettings {
 		t.Fatalf("StreamSettings: %+v", s)
 	}

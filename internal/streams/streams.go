@@ -45,6 +45,8 @@ type Names struct {
 	PendingBucket       string
 	RunsBucket          string
 	LeaseBucket         string
+	HistoryBucket       string // finished runs per directory, for the status page and admin API
+	ControlBucket       string // operator switches per directory (paused)
 }
 
 // Settings are the tunables Ensure applies.
@@ -55,7 +57,9 @@ type Settings struct {
 	// expiry plus a restart for that re-publish to be dropped.
 	ResultDuplicateWindow time.Duration
 	// LeaseTTL is the lease bucket's TTL: a key not renewed within it disappears.
-	LeaseTTL      time.Duration
+	LeaseTTL time.Duration
+	// HistoryMaxAge is the history bucket's TTL: finished runs older than this are forgotten.
+	HistoryMaxAge time.Duration
 	AckWait       time.Duration
 	MaxAckPending int
 }
@@ -65,6 +69,7 @@ type Resources struct {
 	Triggers, Results, Dead jetstream.Stream
 	Consumer                jetstream.Consumer
 	Pending, Runs, Leases   jetstream.KeyValue
+	History, Control        jetstream.KeyValue
 }
 
 // ResultSubjects is the results stream's subject filter for a prefix.
@@ -168,10 +173,25 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.Replicas,
 	})
+	r.History = bucket("history", jetstream.KeyValueConfig{
+		Bucket:      n.HistoryBucket,
+		Description: "vidm-sync-worker finished runs per directory (status page, admin API)",
+		History:     1,
+		TTL:         s.HistoryMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.Replicas,
+	})
+	r.Control = bucket("control", jetstream.KeyValueConfig{
+		Bucket:      n.ControlBucket,
+		Description: "vidm-sync-worker operator switches per directory (paused)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.Replicas,
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, kv := range []*jetstream.KeyValue{&r.Pending, &r.Runs, &r.Leases} {
+	for _, kv := range []*jetstream.KeyValue{&r.Pending, &r.Runs, &r.Leases, &r.Control} {
 		if *kv, err = leaderReads(ctx, js, *kv); err != nil {
 			return nil, err
 		}
@@ -283,7 +303,9 @@ func Bind(ctx context.Context, js jetstream.JetStream, n Names) (*Resources, err
 	}
 	r.Pending = lookupBucket("pending-trigger", n.PendingBucket)
 	r.Runs = lookupBucket("run", n.RunsBucket)
-	for _, b := range []string{n.PendingBucket, n.RunsBucket, n.LeaseBucket} {
+	r.History = lookupBucket("history", n.HistoryBucket)
+	r.Control = lookupBucket("control", n.ControlBucket)
+	for _, b := range []string{n.PendingBucket, n.RunsBucket, n.LeaseBucket, n.ControlBucket} {
 		if st, err := js.Stream(ctx, "KV_"+b); err == nil && st.CachedInfo().Config.AllowDirect {
 			errs = append(errs, fmt.Errorf("bucket %q allows direct gets, which replicas may answer with stale values; set allow_direct false on stream KV_%s", b, b))
 		}
@@ -332,6 +354,7 @@ func checkNames(n Names) error {
 		{"result subject prefix", n.ResultSubjectPrefix}, {"dead-letter subject", n.DeadSubject},
 		{"consumer", n.Consumer},
 		{"pending bucket", n.PendingBucket}, {"runs bucket", n.RunsBucket}, {"lease bucket", n.LeaseBucket},
+		{"history bucket", n.HistoryBucket}, {"control bucket", n.ControlBucket},
 	} {
 		if f.v == "" {
 			errs = append(errs, fmt.Errorf("streams: %s name is empty", f.what))
@@ -354,6 +377,9 @@ func checkSettings(s Settings) error {
 	}
 	if s.LeaseTTL < MinLeaseTTL {
 		errs = append(errs, fmt.Errorf("streams: lease TTL %s is under the server's minimum %s", s.LeaseTTL, MinLeaseTTL))
+	}
+	if s.HistoryMaxAge < MinLeaseTTL {
+		errs = append(errs, fmt.Errorf("streams: history max age %s is under the server's minimum %s", s.HistoryMaxAge, MinLeaseTTL))
 	}
 	if s.AckWait <= 0 {
 		errs = append(errs, fmt.Errorf("streams: ack wait %s must be positive", s.AckWait))

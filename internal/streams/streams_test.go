@@ -26,6 +26,8 @@ func names() streams.Names {
 		PendingBucket:       "DIRSYNC_PENDING",
 		RunsBucket:          "DIRSYNC_RUNS",
 		LeaseBucket:         "DIRSYNC_LEASES",
+		HistoryBucket:       "DIRSYNC_HISTORY",
+		ControlBucket:       "DIRSYNC_CONTROL",
 	}
 }
 
@@ -34,6 +36,7 @@ func settings() streams.Settings {
 		Replicas:              1,
 		ResultDuplicateWindow: 30 * time.Minute,
 		LeaseTTL:              30 * time.Second,
+		HistoryMaxAge:         time.Hour,
 		AckWait:               30 * time.Second,
 		MaxAckPending:         512,
 	}
