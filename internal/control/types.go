@@ -1,0 +1,147 @@
+// Package control answers the operator's questions ("did my group sync?") and carries out their
+// requests: every directory with its state, run history, a sync requested now, pausing and
+// resuming a directory's syncs, and re-driving dead letters. It reads the worker's JetStream state
+// and vIDM's directory list; the admin HTTP API and the status page present it.
+package control
+
+import (
+	"errors"
+	"time"
+)
+
+// State is what a directory is doing.
+type State string
+
+// Directory states, in the order an operator cares about them.
+const (
+	StateSyncing State = "syncing" // a run holds the directory: waiting for, starting or polling a vIDM sync
+	StatePaused  State = "paused"  // an operator paused it; triggers are accepted and kept pending
+	StatePending State = "pending" // triggers are waiting for the coalescing window or a free slot
+	StateIdle    State = "idle"
+)
+
+// Directory is one vIDM directory as the worker sees it.
+type Directory struct {
+	Tenant          string   `json:"tenant"`
+	DirectoryID     string   `json:"directoryId"`
+	Name            string   `json:"name"`
+	Type            string   `json:"type,omitempty"`
+	Domains         []string `json:"domains,omitempty"`
+	State           State    `json:"state"`
+	PendingTriggers int      `json:"pendingTriggers"`
+	Paused          *Pause   `json:"paused,omitempty"`
+	CurrentRun      *Run     `json:"currentRun,omitempty"`
+	LastRun         *Run     `json:"lastRun,omitempty"`
+	// Known is false for a directory that has state in the worker but is no longer in vIDM's
+	// directory list (renamed or deleted).
+	Known bool `json:"known"`
+}
+
+// Pause records who paused a directory and why.
+type Pause struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Run status values, after the task model of sync engines: queued (snapshot taken, vIDM not yet
+// asked), running, then a terminal outcome.
+const (
+	RunQueued    = "QUEUED"
+	RunRunning   = "RUNNING"
+	RunCompleted = "COMPLETED"
+	RunFailed    = "FAILED"
+)
+
+// Run is one directory sync and the triggers it covers.
+type Run struct {
+	RunID  string `json:"runId"`
+	Status string `json:"status"` // QUEUED, RUNNING, COMPLETED, FAILED
+	// Phase is the run's internal phase while in flight (snapshot, posting, posted, reported).
+	Phase      string     `json:"phase,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`  // vIDM accepted the sync
+	FinishedAt *time.Time `json:"finishedAt,omitempty"` // terminal runs only
+	// DurationMs is the sync's duration: start to finish, or start to now while running.
+	DurationMs   int64     `json:"durationMs,omitempty"`
+	Holder       string    `json:"holder,omitempty"` // the replica driving a run in flight
+	TriggerCount int       `json:"triggerCount"`
+	Triggers     []Trigger `json:"triggers"`
+	Error        *RunError `json:"error,omitempty"`
+	Connector    string    `json:"connector,omitempty"`
+}
+
+// Trigger is one trigger a run covers.
+type Trigger struct {
+	ID         string    `json:"id"`
+	Source     string    `json:"source"`
+	Type       string    `json:"type"`
+	Group      string    `json:"group,omitempty"`
+	User       string    `json:"user,omitempty"`
+	AcceptedAt time.Time `json:"acceptedAt"`
+}
+
+// RunError explains a failed run.
+type RunError struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+// DeadLetter is one message in the dead-letter stream.
+type DeadLetter struct {
+	Seq             uint64    `json:"seq"`
+	Time            time.Time `json:"time"`
+	Code            string    `json:"code"`
+	Reason          string    `json:"reason"`
+	OriginalSubject string    `json:"originalSubject"`
+	OriginalSeq     uint64    `json:"originalSeq,omitempty"`
+	EventID         string    `json:"eventId,omitempty"`   // when the message was a decodable CloudEvent
+	EventType       string    `json:"eventType,omitempty"` // idem
+	Size            int       `json:"size"`
+}
+
+// DeadLetters is a page of dead letters, newest first, and how many there are in all.
+type DeadLetters struct {
+	Total uint64       `json:"total"`
+	Items []DeadLetter `json:"items"`
+}
+
+// SyncRequest is the answer to a sync requested through the admin API: the trigger published
+// for it, which the worker coalesces like any other.
+type SyncRequest struct {
+	EventID string `json:"eventId"`
+	// Queued is true when a run was already in flight (or the directory paused) and the
+	// request was queued for the follow-up (?queue=true).
+	Queued bool `json:"queued"`
+}
+
+// RedriveResult lists what a re-drive did.
+type RedriveResult struct {
+	Redriven []uint64         `json:"redriven"`
+	Failed   []RedriveFailure `json:"failed,omitempty"`
+}
+
+// RedriveFailure is a dead letter that could not be re-driven, and why.
+type RedriveFailure struct {
+	Seq   uint64 `json:"seq"`
+	Error string `json:"error"`
+}
+
+// Sentinel errors the admin API maps to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found") // 404
+	ErrConflict = errors.New("conflict")  // 409; the error is a *ConflictError
+)
+
+// ConflictError is a sync request refused because a run is in flight or the directory is
+// paused; ?queue=true queues it instead.
+type ConflictError struct {
+	Reason     string // "running" or "paused"
+	CurrentRun *Run
+	Message    string
+}
+
+func (e *ConflictError) Error() string { return e.Message }
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
