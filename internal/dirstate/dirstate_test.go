@@ -18,6 +18,12 @@ import (
 
 func newStore(t *testing.T, leaseTTL time.Duration) *dirstate.Store {
 	t.Helper()
+	res := newResources(t, leaseTTL)
+	return dirstate.New(res.Pending, res.Runs, res.Leases, nil)
+}
+
+func newResources(t *testing.T, leaseTTL time.Duration) *streams.Resources {
+	t.Helper()
 	js := natstest.JetStream(t)
 	res, err := streams.Ensure(context.Background(), js, streams.Names{
 		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
@@ -26,7 +32,7 @@ func newStore(t *testing.T, leaseTTL time.Duration) *dirstate.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dirstate.New(res.Pending, res.Runs, res.Leases, nil)
+	return res
 }
 
 func TestDirKeyKeepsIdsInTheirPlace(t *testing.T) {

@@ -1,0 +1,340 @@
+package control
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+)
+
+// Directories lists vIDM's directories (the vIDM client, with its cache).
+type Directories interface {
+	Directories(ctx context.Context) ([]vidm.Directory, error)
+}
+
+// Config names what the service acts on.
+type Config struct {
+	Tenant         string // the tenant this worker serves
+	RequestSubject string // the trigger subject sync requests are published to
+	RequestSource  string // CloudEvents source of sync requests, e.g. urn:vidm-sync-worker:admin
+	DeadStream     string
+	HistoryRuns    int
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// Stores is the worker's JetStream state the service reads.
+type Stores struct {
+	Store   *dirstate.Store
+	History *dirstate.History
+	Pauses  *dirstate.Pauses
+}
+
+// Service implements the operator's view and requests.
+type Service struct {
+	cfg    Config
+	st     Stores
+	dirs   Directories
+	js     jetstream.JetStream
+	notify func(dirstate.DirKey)
+	log    *slog.Logger
+}
+
+// New returns a Service; notify tells the local engine a resumed directory may have work.
+func New(cfg Config, st Stores, dirs Directories, js jetstream.JetStream, notify func(dirstate.DirKey)) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.RequestSource = cmp.Or(cfg.RequestSource, "urn:vidm-sync-worker:admin")
+	cfg.HistoryRuns = max(cfg.HistoryRuns, 1)
+	return &Service{cfg: cfg, st: st, dirs: dirs, js: js, notify: notify, log: cfg.Logger}
+}
+
+// snapshot is everything the directory views are built from, read once per request.
+type snapshot struct {
+	vidmDirs []vidm.Directory
+	vidmErr  error
+	pending  map[dirstate.DirKey]int
+	runs     map[dirstate.DirKey]*dirstate.Run
+	holders  map[dirstate.DirKey]string
+	pauses   map[dirstate.DirKey]dirstate.PauseInfo
+	history  map[dirstate.DirKey][]dirstate.HistoryRun
+}
+
+func (s *Service) read(ctx context.Context) (*snapshot, error) {
+	var sn snapshot
+	var err error
+	// vIDM being down must not take the status page with it: the worker's own state is shown.
+	if sn.vidmDirs, sn.vidmErr = s.dirs.Directories(ctx); sn.vidmErr != nil {
+		s.log.Warn("status: vIDM's directory list is unavailable; showing the worker's state only", "err", sn.vidmErr)
+	}
+	if sn.pending, err = s.st.Store.PendingCounts(ctx); err != nil {
+		return nil, err
+	}
+	if sn.runs, err = s.st.Store.Runs(ctx); err != nil {
+		return nil, err
+	}
+	if sn.holders, err = s.st.Store.Holders(ctx); err != nil {
+		return nil, err
+	}
+	if sn.pauses, err = s.st.Pauses.All(ctx); err != nil {
+		return nil, err
+	}
+	if sn.history, err = s.st.History.All(ctx); err != nil {
+		return nil, err
+	}
+	return &sn, nil
+}
+
+// Directories lists every directory vIDM knows, and any the worker has state for, by name.
+func (s *Service) Directories(ctx context.Context) ([]Directory, error) {
+	sn, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.directories(sn), nil
+}
+
+func (s *Service) directories(sn *snapshot) []Directory {
+	seen := map[dirstate.DirKey]bool{}
+	var out []Directory
+	for _, d := range sn.vidmDirs {
+		k := dirstate.NewDirKey(s.cfg.Tenant, d.ID)
+		seen[k] = true
+		out = append(out, s.view(sn, k, Directory{Tenant: s.cfg.Tenant, DirectoryID: d.ID, Name: d.Name, Type: d.Type,
+			Domains: d.Domains, Known: true}))
+	}
+	// State for directories vIDM no longer lists (or while its list is unavailable).
+	for _, k := range stateKeys(sn) {
+		if seen[k] {
+			continue
+		}
+		out = append(out, s.view(sn, k, s.unlisted(sn, k)))
+	}
+	slices.SortFunc(out, func(a, b Directory) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.DirectoryID, b.DirectoryID))
+	})
+	return out
+}
+
+func stateKeys(sn *snapshot) []dirstate.DirKey {
+	var ks []dirstate.DirKey
+	for k := range sn.pending {
+		ks = append(ks, k)
+	}
+	for k := range sn.runs {
+		ks = append(ks, k)
+	}
+	for k := range sn.pauses {
+		ks = append(ks, k)
+	}
+	for k := range sn.history {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return slices.Compact(ks)
+}
+
+// unlisted names a directory from the worker's own records.
+func (s *Service) unlisted(sn *snapshot, k dirstate.DirKey) Directory {
+	d := Directory{Tenant: s.cfg.Tenant, DirectoryID: string(k), Name: string(k)}
+	var r *dirstate.Run
+	if cur := sn.runs[k]; cur != nil {
+		r = cur
+	} else if h := sn.history[k]; len(h) > 0 {
+		r = &h[0].Run
+	}
+	if r != nil {
+		d.Tenant, d.DirectoryID, d.Name = r.Tenant, r.DirectoryID, r.DirectoryName
+	}
+	return d
+}
+
+// view fills a directory's state from the snapshot.
+func (s *Service) view(sn *snapshot, k dirstate.DirKey, d Directory) Directory {
+	d.PendingTriggers = sn.pending[k]
+	if p, ok := sn.pauses[k]; ok {
+		d.Paused = &Pause{Since: p.Since, Reason: p.Reason}
+	}
+	if r := sn.runs[k]; r != nil {
+		v := s.runView(r, len(r.Triggers), true)
+		v.Holder = sn.holders[k]
+		d.CurrentRun = &v
+		// The run's own triggers are still in the pending set until it is reported.
+		d.PendingTriggers = max(d.PendingTriggers-len(r.Keys), 0)
+	}
+	if h := sn.history[k]; len(h) > 0 {
+		v := s.runView(&h[0].Run, h[0].TriggerCount, false)
+		d.LastRun = &v
+	}
+	switch {
+	case d.CurrentRun != nil:
+		d.State = StateSyncing
+	case d.Paused != nil:
+		d.State = StatePaused
+	case d.PendingTriggers > 0:
+		d.State = StatePending
+	default:
+		d.State = StateIdle
+	}
+	return d
+}
+
+// runView maps a run record to the operator's task model.
+func (s *Service) runView(r *dirstate.Run, count int, inFlight bool) Run {
+	v := Run{RunID: r.RunID, CreatedAt: r.CreatedAt, TriggerCount: count, Triggers: []Trigger{}}
+	for _, t := range r.Triggers {
+		v.Triggers = append(v.Triggers, Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User, AcceptedAt: t.AcceptedAt})
+	}
+	if !r.StartedAt.IsZero() {
+		at := r.StartedAt
+		v.StartedAt = &at
+	}
+	switch {
+	case r.Outcome != nil:
+		v.Status = r.Outcome.Status
+		at := r.Outcome.FinishedAt
+		v.FinishedAt = &at
+		v.Connector = r.Outcome.Connector
+		if r.Outcome.ErrCode != "" {
+			v.Error = &RunError{Code: r.Outcome.ErrCode, Message: r.Outcome.ErrMessage, Retryable: r.Outcome.Retryable}
+		}
+		if v.StartedAt != nil {
+			v.DurationMs = at.Sub(*v.StartedAt).Milliseconds()
+		}
+	case r.Phase == dirstate.PhasePosted:
+		v.Status = RunRunning
+		v.DurationMs = s.cfg.Now().Sub(r.StartedAt).Milliseconds()
+	default:
+		v.Status = RunQueued
+	}
+	if inFlight {
+		v.Phase = string(r.Phase)
+	}
+	return v
+}
+
+// Directory returns one directory, or ErrNotFound.
+func (s *Service) Directory(ctx context.Context, tenant, directoryID string) (Directory, error) {
+	sn, err := s.read(ctx)
+	if err != nil {
+		return Directory{}, err
+	}
+	return s.find(sn, tenant, directoryID)
+}
+
+func (s *Service) find(sn *snapshot, tenant, directoryID string) (Directory, error) {
+	for _, d := range s.directories(sn) {
+		if d.Tenant == tenant && d.DirectoryID == directoryID {
+			return d, nil
+		}
+	}
+	return Directory{}, fmt.Errorf("directory %q of tenant %q: %w", directoryID, tenant, ErrNotFound)
+}
+
+// Runs returns the directory's run in flight (if any), then its recorded runs, newest first.
+func (s *Service) Runs(ctx context.Context, tenant, directoryID string, limit int) ([]Run, error) {
+	d, err := s.Directory(ctx, tenant, directoryID)
+	if err != nil {
+		return nil, err
+	}
+	k := dirstate.NewDirKey(d.Tenant, d.DirectoryID)
+	hist, err := s.st.History.Runs(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	out := []Run{}
+	if d.CurrentRun != nil {
+		out = append(out, *d.CurrentRun)
+	}
+	for _, h := range hist {
+		out = append(out, s.runView(&h.Run, h.TriggerCount, false))
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// RequestSync publishes a vidm.directory.sync.requested trigger for the directory, which the
+// worker accepts and coalesces like any other. Without queue it is refused while a run is in
+// flight or the directory is paused.
+func (s *Service) RequestSync(ctx context.Context, tenant, directoryID string, queue bool, reason string) (SyncRequest, error) {
+	d, err := s.Directory(ctx, tenant, directoryID)
+	if err != nil {
+		return SyncRequest{}, err
+	}
+	if !d.Known {
+		return SyncRequest{}, fmt.Errorf("directory %q is not in vIDM's directory list: %w", d.Name, ErrNotFound)
+	}
+	busy := d.CurrentRun != nil || d.Paused != nil
+	if busy && !queue {
+		if d.CurrentRun != nil {
+			return SyncRequest{}, &ConflictError{Reason: "running", CurrentRun: d.CurrentRun,
+				Message: fmt.Sprintf("a sync of %q is already in flight (run %s); add ?queue=true to sync again after it", d.Name, d.CurrentRun.RunID)}
+		}
+		return SyncRequest{}, &ConflictError{Reason: "paused",
+			Message: fmt.Sprintf("directory %q is paused; resume it, or add ?queue=true to queue the sync for when it is resumed", d.Name)}
+	}
+	e, err := trigger.NewEvent(trigger.Trigger{Type: trigger.TypeSyncRequested, Source: s.cfg.RequestSource,
+		Tenant: d.Tenant, Directory: d.Name, Reason: cmp.Or(reason, "requested through the admin API")})
+	if err != nil {
+		return SyncRequest{}, fmt.Errorf("sync request: %w", err)
+	}
+	msg, err := cenats.EncodeBinary(s.cfg.RequestSubject, e)
+	if err != nil {
+		return SyncRequest{}, fmt.Errorf("sync request: %w", err)
+	}
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return SyncRequest{}, fmt.Errorf("publishing the sync request: %w", err)
+	}
+	s.log.Info("sync requested through the admin API", "directory", d.Name, "trigger_id", e.ID(), "queued", busy)
+	return SyncRequest{EventID: e.ID(), Queued: busy}, nil
+}
+
+// Pause stops new runs of the directory; its triggers keep being accepted.
+func (s *Service) Pause(ctx context.Context, tenant, directoryID, reason string) (Directory, error) {
+	d, err := s.Directory(ctx, tenant, directoryID)
+	if err != nil {
+		return Directory{}, err
+	}
+	if _, err := s.st.Pauses.Pause(ctx, dirstate.NewDirKey(d.Tenant, d.DirectoryID), reason); err != nil {
+		return Directory{}, err
+	}
+	s.log.Info("directory paused", "directory", d.Name, "reason", reason)
+	return s.Directory(ctx, tenant, directoryID)
+}
+
+// Resume lets the directory sync again; its pending triggers are synced now.
+func (s *Service) Resume(ctx context.Context, tenant, directoryID string) (Directory, error) {
+	d, err := s.Directory(ctx, tenant, directoryID)
+	if err != nil {
+		return Directory{}, err
+	}
+	k := dirstate.NewDirKey(d.Tenant, d.DirectoryID)
+	if err := s.st.Pauses.Resume(ctx, k); err != nil {
+		return Directory{}, err
+	}
+	if s.notify != nil {
+		s.notify(k)
+	}
+	s.log.Info("directory resumed", "directory", d.Name, "pending_triggers", d.PendingTriggers)
+	return s.Directory(ctx, tenant, directoryID)
+}
+
+// ErrNoOriginalSubject: a dead letter that does not say where it came from cannot be re-driven.
+var ErrNoOriginalSubject = errors.New("the dead letter has no original subject")

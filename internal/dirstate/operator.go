@@ -1,0 +1,274 @@
+package dirstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// MaxHistoryTriggers bounds the triggers kept per run in the history, so one huge burst cannot
+// push a directory's history past the broker's message size; the run keeps its full count and the
+// result event on the results stream lists every trigger.
+const MaxHistoryTriggers = 500
+
+// HistoryRun is a finished run as the history keeps it.
+type HistoryRun struct {
+	Run
+	TriggerCount int `json:"triggerCount"`
+}
+
+// History keeps the last runs of each directory, one key per directory holding them newest first.
+// One key per directory makes the status page's question ("how did this directory's last runs
+// go?") a single read; the bucket's TTL forgets directories idle for longer than it.
+type History struct {
+	kv   jetstream.KeyValue
+	keep int
+}
+
+// NewHistory returns a History keeping keep runs per directory.
+func NewHistory(kv jetstream.KeyValue, keep int) *History {
+	return &History{kv: kv, keep: max(keep, 1)}
+}
+
+// Record adds a finished run. It is idempotent: a run reported again after a crash replaces its
+// earlier entry. Writes are compare-and-set, so replicas reporting different runs of one
+// directory at once (a lease hand-over) do not drop each other's.
+func (h *History) Record(ctx context.Context, r *Run) error {
+	entry := HistoryRun{Run: *r, TriggerCount: len(r.Triggers)}
+	entry.Keys = nil
+	if len(entry.Triggers) > MaxHistoryTriggers {
+		entry.Triggers = entry.Triggers[:MaxHistoryTriggers]
+	}
+	key := string(r.Dir())
+	for attempt := 0; ; attempt++ {
+		runs, rev, err := h.read(ctx, key)
+		if err != nil {
+			return err
+		}
+		out := []HistoryRun{entry}
+		for _, old := range runs {
+			if old.RunID != r.RunID && len(out) < h.keep {
+				out = append(out, old)
+			}
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return fmt.Errorf("encode history of %s: %w", key, err)
+		}
+		if rev == 0 {
+			_, err = h.kv.Create(ctx, key, b)
+		} else {
+			_, err = h.kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if attempt >= 20 || !(errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
+			return fmt.Errorf("record run %s in the history: %w", r.RunID, err)
+		}
+		// Lost a race with another reporter of this directory: read again after a moment.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(rand.N(10*(attempt+1))) * time.Millisecond):
+		}
+	}
+}
+
+// isWrongSequence reports a compare-and-set that lost a race.
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// Runs returns the directory's recorded runs, newest first.
+func (h *History) Runs(ctx context.Context, d DirKey) ([]HistoryRun, error) {
+	runs, _, err := h.read(ctx, string(d))
+	return runs, err
+}
+
+// All returns every directory's recorded runs.
+func (h *History) All(ctx context.Context) (map[DirKey][]HistoryRun, error) {
+	out := map[DirKey][]HistoryRun{}
+	err := readAll(ctx, h.kv, func(key string, v []byte) error {
+		var runs []HistoryRun
+		if err := json.Unmarshal(v, &runs); err != nil {
+			return fmt.Errorf("history of %s: %w", key, err)
+		}
+		out[DirKey(key)] = runs
+		return nil
+	})
+	return out, err
+}
+
+func (h *History) read(ctx context.Context, key string) ([]HistoryRun, uint64, error) {
+	e, err := h.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read history of %s: %w", key, err)
+	}
+	var runs []HistoryRun
+	if err := json.Unmarshal(e.Value(), &runs); err != nil {
+		return nil, 0, fmt.Errorf("history of %s: %w", key, err)
+	}
+	return runs, e.Revision(), nil
+}
+
+// PauseInfo records an operator's pause of a directory.
+type PauseInfo struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Pauses keeps the directories an operator paused. A paused directory keeps accepting triggers;
+// no new run starts until it is resumed.
+type Pauses struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// NewPauses returns Pauses over the control bucket.
+func NewPauses(kv jetstream.KeyValue, now func() time.Time) *Pauses {
+	if now == nil {
+		now = time.Now
+	}
+	return &Pauses{kv: kv, now: now}
+}
+
+// Pause pauses d; pausing a paused directory keeps its first time and takes the new reason.
+func (p *Pauses) Pause(ctx context.Context, d DirKey, reason string) (PauseInfo, error) {
+	info := PauseInfo{Since: p.now().UTC(), Reason: reason}
+	if cur, err := p.Get(ctx, d); err != nil {
+		return PauseInfo{}, err
+	} else if cur != nil {
+		info.Since = cur.Since
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return PauseInfo{}, err
+	}
+	if _, err := p.kv.Put(ctx, string(d), b); err != nil {
+		return PauseInfo{}, fmt.Errorf("pause %s: %w", d, err)
+	}
+	return info, nil
+}
+
+// Resume lifts d's pause; resuming a directory that is not paused is not an error.
+func (p *Pauses) Resume(ctx context.Context, d DirKey) error {
+	if err := p.kv.Purge(ctx, string(d)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("resume %s: %w", d, err)
+	}
+	return nil
+}
+
+// Get returns d's pause, or nil.
+func (p *Pauses) Get(ctx context.Context, d DirKey) (*PauseInfo, error) {
+	e, err := p.kv.Get(ctx, string(d))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pause of %s: %w", d, err)
+	}
+	var info PauseInfo
+	if err := json.Unmarshal(e.Value(), &info); err != nil {
+		return nil, fmt.Errorf("pause of %s: %w", d, err)
+	}
+	return &info, nil
+}
+
+// Paused implements the engine's gate.
+func (p *Pauses) Paused(ctx context.Context, d DirKey) (bool, error) {
+	info, err := p.Get(ctx, d)
+	return info != nil, err
+}
+
+// All returns every paused directory.
+func (p *Pauses) All(ctx context.Context) (map[DirKey]PauseInfo, error) {
+	out := map[DirKey]PauseInfo{}
+	err := readAll(ctx, p.kv, func(key string, v []byte) error {
+		var info PauseInfo
+		if err := json.Unmarshal(v, &info); err != nil {
+			return fmt.Errorf("pause of %s: %w", key, err)
+		}
+		out[DirKey(key)] = info
+		return nil
+	})
+	return out, err
+}
+
+// Runs returns every unfinished run.
+func (s *Store) Runs(ctx context.Context) (map[DirKey]*Run, error) {
+	out := map[DirKey]*Run{}
+	err := readAll(ctx, s.runs, func(key string, v []byte) error {
+		var r Run
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("run of %s: %w", key, err)
+		}
+		out[DirKey(key)] = &r
+		return nil
+	})
+	return out, err
+}
+
+// Holders returns who holds each held lease.
+func (s *Store) Holders(ctx context.Context) (map[DirKey]string, error) {
+	out := map[DirKey]string{}
+	err := readAll(ctx, s.leases, func(key string, v []byte) error {
+		var l leaseValue
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("lease of %s: %w", key, err)
+		}
+		out[DirKey(key)] = l.Holder
+		return nil
+	})
+	return out, err
+}
+
+// PendingCounts counts the pending triggers of every directory from the keys alone.
+func (s *Store) PendingCounts(ctx context.Context) (map[DirKey]int, error) {
+	ks, err := keys(ctx, s.pending)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, fmt.Errorf("count pending triggers: %w", err)
+	}
+	out := map[DirKey]int{}
+	for _, k := range ks {
+		if d, ok := DirKeyOf(k); ok {
+			out[d]++
+		}
+	}
+	return out, nil
+}
+
+// readAll calls f with every live entry of a bucket, read in one watch.
+func readAll(ctx context.Context, kv jetstream.KeyValue, f func(key string, v []byte) error) error {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("read %s: watcher closed", kv.Bucket())
+			}
+			if e == nil {
+				return nil
+			}
+			if err := f(e.Key(), e.Value()); err != nil {
+				return err
+			}
+		}
+	}
+}
