@@ -41,6 +41,23 @@ type Resolver interface {
 	ResolveDirectory(ctx context.Context, ref string) (vidm.Directory, error)
 }
 
+// Observer hears what intake does with each message: metrics. Calls are synchronous and must
+// return quickly.
+type Observer interface {
+	// Received: a message is being handled (redeliveries included).
+	Received()
+	// Accepted: the trigger is durably recorded in the pending set and its message acknowledged.
+	Accepted(t dirstate.Trigger)
+	// DeadLettered: the message is stored in the dead-letter stream with this reason code.
+	DeadLettered(code string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Received()                 {}
+func (nopObserver) Accepted(dirstate.Trigger) {}
+func (nopObserver) DeadLettered(string)       {}
+
 // Config tunes intake.
 type Config struct {
 	Tenant      string // the one tenant this worker serves; triggers naming another are dead-lettered
@@ -48,6 +65,7 @@ type Config struct {
 	PullBatch   int
 	Logger      *slog.Logger
 	Now         func() time.Time
+	Observer    Observer // optional
 }
 
 // Intake consumes triggers.
@@ -73,6 +91,9 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, dec *trigg
 	}
 	if cfg.PullBatch <= 0 {
 		cfg.PullBatch = 64
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	return &Intake{cfg: cfg, cons: cons, js: js, dec: dec, resolver: r, store: store, notify: notify, log: cfg.Logger}
 }
@@ -100,6 +121,7 @@ func (in *Intake) Run(ctx context.Context) error {
 // handle decides a message's fate. It runs on the consumer's goroutine and hands the durable write
 // to a goroutine of its own, so many writes are in flight at once (bounded by MaxAckPending).
 func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
+	in.cfg.Observer.Received()
 	t, err := in.dec.Decode(m.Headers(), m.Data())
 	if err != nil {
 		var te *trigger.Error
@@ -107,28 +129,33 @@ func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
 		if errors.As(err, &te) {
 			code = string(te.Code)
 		}
-		in.deadLetter(ctx, m, code, err.Error())
+		// Undecodable: its id and trace context are not trusted, so none are logged.
+		in.deadLetter(ctx, m, code, err.Error(), in.log)
 		return
+	}
+	log := in.log.With("trigger_id", t.ID, "directory", t.DirectoryRef())
+	if id := traceID(t.Traceparent); id != "" {
+		log = log.With("trace_id", id)
 	}
 	tenant := t.Tenant
 	if tenant == "" {
 		tenant = in.cfg.Tenant
 	}
 	if tenant != in.cfg.Tenant {
-		in.deadLetter(ctx, m, CodeUnknownTenant, fmt.Sprintf("tenant %q is not served here (this worker serves %q)", tenant, in.cfg.Tenant))
+		in.deadLetter(ctx, m, CodeUnknownTenant, fmt.Sprintf("tenant %q is not served here (this worker serves %q)", tenant, in.cfg.Tenant), log)
 		return
 	}
 	dir, err := in.resolver.ResolveDirectory(ctx, t.DirectoryRef())
 	switch {
 	case errors.Is(err, vidm.ErrDirectoryNotFound):
-		in.deadLetter(ctx, m, CodeUnknownDirectory, err.Error())
+		in.deadLetter(ctx, m, CodeUnknownDirectory, err.Error(), log)
 		return
 	case errors.Is(err, vidm.ErrAmbiguousDirectory):
-		in.deadLetter(ctx, m, CodeAmbiguousDirectory, err.Error())
+		in.deadLetter(ctx, m, CodeAmbiguousDirectory, err.Error(), log)
 		return
 	case err != nil:
 		// vIDM unreachable or refusing us: not accepted yet, ask for it again later.
-		in.retryLater(m, err)
+		in.retryLater(m, err, log)
 		return
 	}
 	pt := dirstate.Trigger{
@@ -136,27 +163,41 @@ func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
 		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
 		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
 	}
-	in.inflight.Go(func() { in.record(ctx, m, pt) })
+	// From here on the directory is vIDM's name for it, not the trigger's reference.
+	log = in.log.With("trigger_id", pt.ID, "directory", pt.DirectoryName)
+	if id := traceID(pt.Traceparent); id != "" {
+		log = log.With("trace_id", id)
+	}
+	in.inflight.Go(func() { in.record(ctx, m, pt, log) })
 }
 
-func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) {
+func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger, log *slog.Logger) {
 	// Detached from shutdown: a trigger half-recorded is finished, not abandoned.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := in.store.AddPending(wctx, pt); err != nil {
-		in.retryLater(m, err)
+		in.retryLater(m, err, log)
 		return
 	}
 	if err := m.Ack(); err != nil {
 		// The trigger is recorded; a redelivery lands on the same pending key.
-		in.log.Warn("acknowledging a recorded trigger failed", "trigger_id", pt.ID, "err", err)
+		log.Warn("acknowledging a recorded trigger failed", "err", err)
 	}
-	in.log.Debug("trigger accepted", "trigger_id", pt.ID, "type", pt.Type, "directory", pt.DirectoryName)
+	log.Debug("trigger accepted", "type", pt.Type)
+	in.cfg.Observer.Accepted(pt)
 	in.notify(dirstate.NewDirKey(pt.Tenant, pt.DirectoryID))
 }
 
+// traceID is the trace id of a W3C traceparent (already validated by the decoder), or "".
+func traceID(traceparent string) string {
+	if len(traceparent) < 35 || traceparent[2] != '-' {
+		return ""
+	}
+	return traceparent[3:35]
+}
+
 // retryLater hands the message back with a delay growing with its delivery count.
-func (in *Intake) retryLater(m jetstream.Msg, cause error) {
+func (in *Intake) retryLater(m jetstream.Msg, cause error, log *slog.Logger) {
 	delay := 2 * time.Second
 	if md, err := m.Metadata(); err == nil {
 		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
@@ -164,15 +205,15 @@ func (in *Intake) retryLater(m jetstream.Msg, cause error) {
 		}
 	}
 	delay = min(delay, time.Minute)
-	in.log.Warn("trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
+	log.Warn("trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
 	if err := m.NakWithDelay(delay); err != nil {
-		in.log.Warn("nak failed; the message is redelivered after the ack wait", "err", err)
+		log.Warn("nak failed; the message is redelivered after the ack wait", "err", err)
 	}
 }
 
 // deadLetter publishes the message with its reason to the dead-letter subject, then terminates it.
 // If the dead letter cannot be stored, the message is handed back instead: nothing is dropped.
-func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason string) {
+func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason string, log *slog.Logger) {
 	dl := nats.NewMsg(in.cfg.DeadSubject)
 	for k, vs := range m.Headers() {
 		for _, v := range vs {
@@ -191,11 +232,12 @@ func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason 
 	}
 	dl.Data = m.Data()
 	if _, err := in.js.PublishMsg(ctx, dl, opts...); err != nil {
-		in.retryLater(m, fmt.Errorf("dead-lettering: %w", err))
+		in.retryLater(m, fmt.Errorf("dead-lettering: %w", err), log)
 		return
 	}
-	in.log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject())
+	in.cfg.Observer.DeadLettered(code)
+	log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject())
 	if err := m.TermWithReason(code); err != nil {
-		in.log.Warn("terminating a dead-lettered message failed", "err", err)
+		log.Warn("terminating a dead-lettered message failed", "err", err)
 	}
 }

@@ -97,10 +97,19 @@ func (c *Client) Logins() int {
 
 // login obtains a new token with the configured flow; it is retried like any other call.
 func (c *Client) login(ctx context.Context) (token, error) {
+	var t token
+	var err error
 	if c.cfg.AuthMode == AuthSystem {
-		return c.systemLogin(ctx)
+		t, err = c.systemLogin(ctx)
+	} else {
+		t, err = c.oauthToken(ctx)
 	}
-	return c.oauthToken(ctx)
+	if err != nil {
+		c.noteAuthFailure(err)
+		return token{}, err
+	}
+	c.obs.TokenIssued()
+	return t, nil
 }
 
 func (c *Client) oauthToken(ctx context.Context) (token, error) {

@@ -90,6 +90,8 @@ type Config struct {
 	Now func() time.Time
 	// Transport overrides the HTTP transport (CAFile and InsecureSkipVerify are then ignored).
 	Transport http.RoundTripper
+	// Observer hears about every HTTP attempt and every token obtained. Default: none.
+	Observer Observer
 }
 
 // LogValue masks the secrets so a Config can be logged as a whole.
@@ -121,6 +123,8 @@ type Client struct {
 	tokens   *tokenCache
 	dirs     *directoryCache
 	redactor *strings.Replacer
+	obs      Observer
+	auth     authState
 }
 
 // New validates cfg and returns a client. It does not contact vIDM.
@@ -151,6 +155,7 @@ func New(cfg Config) (*Client, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		redactor: newRedactor(cfg.ClientSecret, cfg.Password),
+		obs:      cfg.Observer,
 	}
 	c.tokens = newTokenCache(cfg, c.login)
 	c.dirs = newDirectoryCache(cfg, c.fetchDirectories)
@@ -186,6 +191,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.AuthMode == "" {
 		cfg.AuthMode = AuthOAuth
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	return cfg
 }
@@ -298,6 +306,8 @@ func (c *Client) attemptWithAuth(ctx context.Context, cl call) (body []byte, log
 		return nil, true, err
 	}
 	body, err = c.attempt(ctx, cl, tok)
+	// A freshly issued token rejected as well: the credentials, not the token, are the problem.
+	c.noteAuthFailure(err)
 	return body, false, err
 }
 
@@ -310,16 +320,24 @@ func (c *Client) attempt(ctx context.Context, cl call, token string) ([]byte, er
 		return nil, &Error{Op: cl.op, Err: err}
 	}
 	start := c.cfg.Now()
+	t0 := time.Now() // the monotonic clock, for the observer: cfg.Now may be a test's fake
+	endpoint := endpointOf(cl)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.log.Debug("vIDM request failed", "op", cl.op, "method", cl.method, "path", cl.path, "err", err)
-		return nil, transportError(cl.op, ctx, err)
+		terr := transportError(cl.op, ctx, err)
+		c.obs.Request(endpoint, 0, terr, time.Since(t0))
+		return nil, terr
 	}
 	defer resp.Body.Close()
 	body, readErr := readLimited(resp.Body, c.cfg.MaxResponseBytes)
 	c.log.Debug("vIDM request", "op", cl.op, "method", cl.method, "path", cl.path,
 		"status", resp.StatusCode, "duration", c.cfg.Now().Sub(start))
+	c.obs.Request(endpoint, resp.StatusCode, nil, time.Since(t0))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if readErr == nil && (cl.bearer || endpoint == EndpointToken || endpoint == EndpointLogin) {
+			c.auth.ok(c.cfg.Now())
+		}
 		if readErr != nil {
 			return nil, &Error{Op: cl.op, StatusCode: resp.StatusCode, Err: readErr,
 				retryable: !errors.Is(readErr, ErrInvalidResponse)}

@@ -1,0 +1,239 @@
+package intake_test
+
+// Intake on a real embedded JetStream server, resolving directories against the vIDM simulator:
+// what the observer hears and what the logs carry for accepted, dead-lettered and deferred
+// triggers.
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+)
+
+const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+// recorder is an intake.Observer that keeps what it hears.
+type recorder struct {
+	mu       sync.Mutex
+	received int
+	accepted []dirstate.Trigger
+	dead     []string
+}
+
+func (r *recorder) Received() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.received++
+}
+
+func (r *recorder) Accepted(t dirstate.Trigger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.accepted = append(r.accepted, t)
+}
+
+func (r *recorder) DeadLettered(code string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dead = append(r.dead, code)
+}
+
+func (r *recorder) snapshot() (int, []dirstate.Trigger, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received, slices.Clone(r.accepted), slices.Clone(r.dead)
+}
+
+type env struct {
+	js    jetstream.JetStream
+	res   *streams.Resources
+	store *dirstate.Store
+	sim   *vidmsim.Server
+	rec   *recorder
+	logs  *syncbuf.Buffer
+}
+
+// start runs intake until the test ends.
+func start(t *testing.T) *env {
+	t.Helper()
+	js := natstest.JetStream(t)
+	res, err := streams.Ensure(context.Background(), js, streams.Names{
+		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
+		DeadStream: "D", DeadSubject: "d", Consumer: "c", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "H", ControlBucket: "CT",
+	}, streams.Settings{Replicas: 1, ResultDuplicateWindow: time.Minute, LeaseTTL: 5 * time.Second, HistoryMaxAge: time.Hour, AckWait: 30 * time.Second, MaxAckPending: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := vidmsim.New(vidmsim.Config{
+		Directories: []vidmsim.Directory{{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com"}}},
+		Clients:     []vidmsim.Client{{ID: "worker", Secret: "intake-test-secret"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(sim)
+	t.Cleanup(func() { sim.Resume(); srv.Close() })
+	vc, err := vidm.New(vidm.Config{BaseURL: srv.URL, ClientID: "worker", ClientSecret: "intake-test-secret",
+		Transport: srv.Client().Transport, Retry: vidm.RetryPolicy{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vc.Close)
+	dec, err := trigger.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{js: js, res: res, store: dirstate.New(res.Pending, res.Runs, res.Leases, nil), sim: sim, rec: &recorder{}, logs: &syncbuf.Buffer{}}
+	in := intake.New(intake.Config{
+		Tenant: "default", DeadSubject: "d", Observer: e.rec,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}, js, res.Consumer, dec, vc, e.store, func(dirstate.DirKey) {})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("intake Run: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *env) publish(t *testing.T, tr trigger.Trigger) string {
+	t.Helper()
+	ev, err := trigger.NewEvent(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cenats.EncodeBinary("t.test", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	return ev.ID()
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
+	}
+}
+
+// logLines returns the JSON log records whose msg is msg.
+func (e *env) logLines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(e.logs.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func group(dir, name string) trigger.Trigger {
+	return trigger.Trigger{Type: "ad.group.created", Source: "urn:test", Directory: dir, Group: name, Traceparent: traceparent}
+}
+
+func TestObserverHearsEveryFate(t *testing.T) {
+	e := start(t)
+	goodID := e.publish(t, group("Corp AD", "proj-a"))
+	unknownID := e.publish(t, group("Nowhere AD", "proj-b"))
+	if _, err := e.js.Publish(context.Background(), "t.test", []byte("not an event")); err != nil {
+		t.Fatal(err)
+	}
+
+	eventually(t, 10*time.Second, "three messages handled", func() bool {
+		_, acc, dead := e.rec.snapshot()
+		return len(acc) == 1 && len(dead) == 2
+	})
+	received, acc, dead := e.rec.snapshot()
+	if received != 3 {
+		t.Errorf("Received %d times, want 3", received)
+	}
+	if acc[0].ID != goodID || acc[0].Type != "ad.group.created" || acc[0].DirectoryName != "Corp AD" || acc[0].AcceptedAt.IsZero() {
+		t.Errorf("Accepted %+v, want trigger %s of Corp AD with its acceptance time", acc[0], goodID)
+	}
+	pending, err := e.store.Pending(context.Background(), dirstate.NewDirKey("default", "dir-corp"))
+	if err != nil || len(pending) != 1 {
+		t.Errorf("pending after Accepted = %d entries, %v; want the trigger recorded", len(pending), err)
+	}
+	// The codes heard are the codes stored on the dead letters.
+	var stored []string
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := e.res.Dead.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, m.Header.Get(intake.HeaderDeadCode))
+	}
+	slices.Sort(stored)
+	slices.Sort(dead)
+	if !slices.Equal(stored, dead) || !slices.Contains(dead, intake.CodeUnknownDirectory) {
+		t.Errorf("DeadLettered codes %v, stored dead letters %v; want the same, UNKNOWN_DIRECTORY among them", dead, stored)
+	}
+
+	accLog := e.logLines(t, "trigger accepted")
+	if len(accLog) != 1 || accLog[0]["trigger_id"] != goodID || accLog[0]["directory"] != "Corp AD" ||
+		accLog[0]["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("accepted log %v, want trigger_id, directory and trace_id", accLog)
+	}
+	var unknownLogged bool
+	for _, l := range e.logLines(t, "trigger dead-lettered") {
+		if l["trigger_id"] == unknownID {
+			unknownLogged = l["directory"] == "Nowhere AD" && l["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+		}
+	}
+	if !unknownLogged {
+		t.Errorf("dead-letter log of %s lacks directory or trace_id: %s", unknownID, e.logs.String())
+	}
+}
+
+func TestObserverCountsRedeliveries(t *testing.T) {
+	e := start(t)
+	e.sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable, Times: 1})
+	id := e.publish(t, group("Corp AD", "proj-a"))
+	eventually(t, 15*time.Second, "the trigger accepted on its redelivery", func() bool {
+		_, acc, _ := e.rec.snapshot()
+		return len(acc) == 1
+	})
+	if received, _, dead := e.rec.snapshot(); received != 2 || len(dead) != 0 {
+		t.Errorf("Received %d, dead-lettered %v; want 2 (the redelivery counted) and none", received, dead)
+	}
+	deferred := e.logLines(t, "trigger not accepted yet; redelivery requested")
+	if len(deferred) != 1 || deferred[0]["trigger_id"] != id || deferred[0]["trace_id"] == nil {
+		t.Errorf("deferral log %v, want trigger_id and trace_id", deferred)
+	}
+}

@@ -1,0 +1,373 @@
+// Package metrics exposes the worker's Prometheus metrics. Counters and histograms are fed by the
+// observers of intake, the coalescing engine and the vIDM client; gauges of state that lives
+// elsewhere (pending triggers, leases, the JetStream consumer, the dead-letter stream) are read
+// at scrape time through callbacks, so they can never drift from their source.
+//
+// There is no package-level state: New registers everything on the registerer it is given.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+)
+
+// scrapeTimeout bounds each callback that asks NATS during a scrape.
+const scrapeTimeout = 2 * time.Second
+
+// maxTypes bounds the distinct values of the accepted-trigger "type" label: publishers may invent
+// ad.group.* and ad.user.* types, and each must not become a new series forever.
+const maxTypes = 32
+
+// otherType is the label of the types beyond maxTypes.
+const otherType = "other"
+
+// Options holds the callbacks for values read at scrape time. A nil callback leaves its series out.
+type Options struct {
+	// PendingByDirectory returns the pending trigger count per directory name.
+	PendingByDirectory func() map[string]int
+	// LeasesHeld returns how many directory leases this replica holds.
+	LeasesHeld func() int
+	// ConsumerInfo returns the trigger consumer's state; read with a 2 s timeout.
+	ConsumerInfo func(ctx context.Context) (*jetstream.ConsumerInfo, error)
+	// DeadLetters returns how many messages the dead-letter stream holds; read with a 2 s timeout.
+	DeadLetters func(ctx context.Context) (uint64, error)
+	// Version is the build's version, for dirsync_build_info.
+	Version string
+	// Now is the clock for trigger-to-result latency. Default time.Now.
+	Now func() time.Time
+}
+
+// Metrics holds the worker's metrics. It implements the observers of intake
+// (Received, Accepted, DeadLettered), of the coalescing engine (RunStarted, RunReported) and of
+// the vIDM client (Request, TokenIssued). Its methods are safe for concurrent use.
+type Metrics struct {
+	now   func() time.Time
+	types boundedSet
+
+	received       prometheus.Counter
+	accepted       *prometheus.CounterVec
+	deadLettered   *prometheus.CounterVec
+	syncsStarted   *prometheus.CounterVec
+	syncsCompleted *prometheus.CounterVec
+	syncsFailed    *prometheus.CounterVec
+	syncDuration   *prometheus.HistogramVec
+	triggerToRes   prometheus.Histogram
+	vidmRequests   *prometheus.CounterVec
+	vidmDuration   *prometheus.HistogramVec
+	tokenRefreshes prometheus.Counter
+	scrapeErrors   *prometheus.CounterVec
+}
+
+// Scrape error sources, the values of dirsync_scrape_errors_total{source}.
+const (
+	SourceConsumer    = "consumer"
+	SourceDeadLetters = "dead_letters"
+)
+
+// New creates the metrics and registers them, the Go and process collectors included, on reg.
+// It panics if one of the worker's own metrics is already registered there (a wiring mistake).
+func New(reg prometheus.Registerer, opts Options) *Metrics {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Metrics{
+		now: opts.Now,
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dirsync_triggers_received_total",
+			Help: "Trigger messages handled by intake, redeliveries included.",
+		}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_triggers_accepted_total",
+			Help: "Triggers durably recorded in the pending set, by CloudEvent type.",
+		}, []string{"type"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_triggers_dead_lettered_total",
+			Help: "Trigger messages stored in the dead-letter stream, by dead-letter code.",
+		}, []string{"reason"}),
+		syncsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_syncs_started_total",
+			Help: "Directory syncs started in vIDM (or adopted), by directory.",
+		}, []string{"directory"}),
+		syncsCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_syncs_completed_total",
+			Help: "Runs reported COMPLETED, by directory.",
+		}, []string{"directory"}),
+		syncsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_syncs_failed_total",
+			Help: "Runs reported FAILED, by directory and error code.",
+		}, []string{"directory", "code"}),
+		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dirsync_sync_duration_seconds",
+			Help:    "From the start of a vIDM sync to its end, by final status; runs never started in vIDM are not observed.",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600},
+		}, []string{"status"}),
+		triggerToRes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dirsync_trigger_to_result_seconds",
+			Help:    "Per trigger, from its acceptance to the publication of the result covering it.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+		}),
+		vidmRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_vidm_requests_total",
+			Help: `HTTP attempts to vIDM, by endpoint and status code ("error" when no response arrived).`,
+		}, []string{"endpoint", "code"}),
+		vidmDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dirsync_vidm_request_duration_seconds",
+			Help:    "Duration of HTTP attempts to vIDM, by endpoint.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		tokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dirsync_vidm_token_refreshes_total",
+			Help: "New vIDM tokens obtained (OAuth tokens and system logins).",
+		}),
+		scrapeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_scrape_errors_total",
+			Help: "Scrape-time reads that failed (their series were left out of that scrape), by source.",
+		}, []string{"source"}),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dirsync_build_info",
+		Help: "Always 1; the labels name the build.",
+	}, []string{"version", "go_version"})
+	version := opts.Version
+	if version == "" {
+		version = "unknown"
+	}
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+
+	reg.MustRegister(m.received, m.accepted, m.deadLettered, m.syncsStarted, m.syncsCompleted,
+		m.syncsFailed, m.syncDuration, m.triggerToRes, m.vidmRequests, m.vidmDuration,
+		m.tokenRefreshes, m.scrapeErrors, buildInfo)
+	m.types = boundedSet{max: maxTypes, seen: map[string]bool{}}
+	// The error series exist from the start (WithLabelValues creates them), so that rate() and
+	// alerts see a zero before the first failure.
+	if opts.ConsumerInfo != nil {
+		reg.MustRegister(newConsumerCollector(opts.ConsumerInfo, m.scrapeErrors.WithLabelValues(SourceConsumer)))
+	}
+	if opts.DeadLetters != nil {
+		reg.MustRegister(newDeadLetterCollector(opts.DeadLetters, m.scrapeErrors.WithLabelValues(SourceDeadLetters)))
+	}
+	if opts.PendingByDirectory != nil || opts.LeasesHeld != nil {
+		reg.MustRegister(newStateCollector(opts.PendingByDirectory, opts.LeasesHeld))
+	}
+	// The caller may have registered these already (they are process-wide); that is not an error.
+	registerShared(reg, collectors.NewGoCollector())
+	registerShared(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func registerShared(reg prometheus.Registerer, c prometheus.Collector) {
+	if err := reg.Register(c); err != nil {
+		if are := (prometheus.AlreadyRegisteredError{}); !errors.As(err, &are) {
+			panic(err)
+		}
+	}
+}
+
+// Handler serves what g gathers, in the OpenMetrics format when the scraper asks for it.
+func Handler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Received counts a trigger message handled by intake.
+func (m *Metrics) Received() { m.received.Inc() }
+
+// Accepted counts a trigger recorded in the pending set.
+func (m *Metrics) Accepted(t dirstate.Trigger) {
+	m.accepted.WithLabelValues(m.types.label(t.Type)).Inc()
+}
+
+// boundedSet admits the first max distinct values as labels and folds the rest into otherType.
+type boundedSet struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]bool
+}
+
+func (b *boundedSet) label(v string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen[v] {
+		return v
+	}
+	if len(b.seen) >= b.max {
+		return otherType
+	}
+	b.seen[v] = true
+	return v
+}
+
+// DeadLettered counts a dead letter by its code.
+func (m *Metrics) DeadLettered(code string) { m.deadLettered.WithLabelValues(code).Inc() }
+
+// RunStarted counts a sync started (or adopted) in vIDM.
+func (m *Metrics) RunStarted(r *dirstate.Run) { m.syncsStarted.WithLabelValues(directoryOf(r)).Inc() }
+
+// RunReported counts the run's outcome and observes its sync's duration and, per covered trigger,
+// the time from acceptance to now, when the result has just been published.
+func (m *Metrics) RunReported(r *dirstate.Run) {
+	if r.Outcome == nil {
+		return
+	}
+	now := m.now()
+	dir := directoryOf(r)
+	status := r.Outcome.Status
+	switch status {
+	case "COMPLETED":
+		m.syncsCompleted.WithLabelValues(dir).Inc()
+	default:
+		status = "FAILED"
+		code := r.Outcome.ErrCode
+		if code == "" {
+			code = "UNKNOWN"
+		}
+		m.syncsFailed.WithLabelValues(dir, code).Inc()
+	}
+	if !r.StartedAt.IsZero() && !r.Outcome.FinishedAt.IsZero() {
+		// Start and finish can come from different clocks (ours, vIDM's): never negative.
+		m.syncDuration.WithLabelValues(status).Observe(max(r.Outcome.FinishedAt.Sub(r.StartedAt), 0).Seconds())
+	}
+	for _, t := range r.Triggers {
+		if !t.AcceptedAt.IsZero() {
+			m.triggerToRes.Observe(max(now.Sub(t.AcceptedAt), 0).Seconds())
+		}
+	}
+}
+
+// directoryOf is the run's directory label: vIDM's name, or its id if the name is unknown.
+func directoryOf(r *dirstate.Run) string {
+	if r.DirectoryName != "" {
+		return r.DirectoryName
+	}
+	return r.DirectoryID
+}
+
+// Request counts one HTTP attempt to vIDM and observes its duration.
+func (m *Metrics) Request(endpoint string, code int, _ error, d time.Duration) {
+	label := "error"
+	if code != 0 {
+		label = strconv.Itoa(code)
+	}
+	m.vidmRequests.WithLabelValues(endpoint, label).Inc()
+	m.vidmDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// TokenIssued counts a new vIDM token.
+func (m *Metrics) TokenIssued() { m.tokenRefreshes.Inc() }
+
+// stateCollector reads in-process state at scrape time.
+type stateCollector struct {
+	pending     func() map[string]int
+	leases      func() int
+	pendingDesc *prometheus.Desc
+	leasesDesc  *prometheus.Desc
+}
+
+func newStateCollector(pending func() map[string]int, leases func() int) *stateCollector {
+	return &stateCollector{
+		pending: pending,
+		leases:  leases,
+		pendingDesc: prometheus.NewDesc("dirsync_pending_triggers",
+			"Accepted triggers waiting for a sync, by directory.", []string{"directory"}, nil),
+		leasesDesc: prometheus.NewDesc("dirsync_leases_held",
+			"Directory leases this replica holds.", nil, nil),
+	}
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	if c.pending != nil {
+		ch <- c.pendingDesc
+	}
+	if c.leases != nil {
+		ch <- c.leasesDesc
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.pending != nil {
+		for dir, n := range c.pending() {
+			ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, float64(n), dir)
+		}
+	}
+	if c.leases != nil {
+		ch <- prometheus.MustNewConstMetric(c.leasesDesc, prometheus.GaugeValue, float64(c.leases()))
+	}
+}
+
+// consumerCollector asks JetStream for the consumer's state at scrape time. A separate collector
+// from deadLetterCollector so that the registry gathers the two NATS round trips in parallel.
+type consumerCollector struct {
+	info                           func(context.Context) (*jetstream.ConsumerInfo, error)
+	errs                           prometheus.Counter
+	pending, ackPending, redeliver *prometheus.Desc
+}
+
+func newConsumerCollector(info func(context.Context) (*jetstream.ConsumerInfo, error), errs prometheus.Counter) *consumerCollector {
+	return &consumerCollector{
+		info: info,
+		errs: errs,
+		pending: prometheus.NewDesc("dirsync_consumer_pending_messages",
+			"Trigger messages not yet delivered to the consumer.", nil, nil),
+		ackPending: prometheus.NewDesc("dirsync_consumer_ack_pending_messages",
+			"Trigger messages delivered and not yet acknowledged.", nil, nil),
+		redeliver: prometheus.NewDesc("dirsync_consumer_redelivered_messages",
+			"Trigger messages delivered more than once and not yet acknowledged.", nil, nil),
+	}
+}
+
+func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.ackPending
+	ch <- c.redeliver
+}
+
+func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	ci, err := c.info(ctx)
+	if err != nil || ci == nil {
+		// Leaving the series out (rather than reporting stale or zero values) lets absent() and
+		// the scrape error counter tell the story.
+		c.errs.Inc()
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(ci.NumPending))
+	ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(ci.NumAckPending))
+	ch <- prometheus.MustNewConstMetric(c.redeliver, prometheus.GaugeValue, float64(ci.NumRedelivered))
+}
+
+// deadLetterCollector asks JetStream for the dead-letter stream's size at scrape time.
+type deadLetterCollector struct {
+	count func(context.Context) (uint64, error)
+	errs  prometheus.Counter
+	desc  *prometheus.Desc
+}
+
+func newDeadLetterCollector(count func(context.Context) (uint64, error), errs prometheus.Counter) *deadLetterCollector {
+	return &deadLetterCollector{count: count, errs: errs,
+		desc: prometheus.NewDesc("dirsync_dead_letters", "Messages in the dead-letter stream.", nil, nil)}
+}
+
+func (c *deadLetterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *deadLetterCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	n, err := c.count(ctx)
+	if err != nil {
+		c.errs.Inc()
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n))
+}
