@@ -57,6 +57,7 @@ func newStack(t *testing.T) *stack {
 		"LEASE_TTL":             "3s",
 		"SYNC_DEADLINE":         "2m",
 		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
+		"ADMIN_ADDR":            "127.0.0.1:0",
 	}), true)
 	if err != nil {
 		t.Fatal(err)
@@ -517,4 +518,28 @@ func TestWatchFollowsNewEventsAndPublishPrintsTheID(t *testing.T) {
 	})
 	cancel()
 	exitCode(t, <-watched, 0)
+}
+
+// A trigger published again with the same id is stored once; --wait then answers with the result
+// the first publish got, although it came before the second command started watching.
+func TestPublishWaitAgainGetsTheEarlierResult(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := testContext(t)
+	args := []string{"publish", "--domain", "corp.example.com", "--group", "g", "--id", "retried-id", "--wait"}
+	o := s.run(ctx, "", args...)
+	exitCode(t, o, 0)
+	first := parseResult(t, o.stdout)
+
+	o = s.run(ctx, "", args...)
+	exitCode(t, o, 0)
+	if !strings.Contains(o.stderr, "was already published") {
+		t.Errorf("no duplicate warning:\n%s", o.stderr)
+	}
+	if again := parseResult(t, o.stdout); again.Data.RunID != first.Data.RunID || !lists(again, "retried-id") {
+		t.Fatalf("second --wait printed run %s, want the first run %s", again.Data.RunID, first.Data.RunID)
+	}
+	if n := len(s.dev.Sim.SyncLog()); n != 1 {
+		t.Errorf("simulator ran %d syncs, want 1", n)
+	}
 }

@@ -9,18 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -114,19 +110,23 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer nc.Close()
 
-	var res, dead *feed
+	var (
+		watcher *await.Watcher
+		wt      *await.Wait
+	)
 	if o.wait {
-		// Subscribed before publishing, so the result cannot go by unseen.
-		if res, err = follow(ctx, js, o.conn.resultStream, false); err != nil {
-			return fmt.Errorf("--wait: result %w (see --result-stream); nothing was published", err)
+		// Registered before publishing, so the result cannot go by unseen.
+		dead := o.deadStream
+		if _, err := js.Stream(ctx, dead); err != nil {
+			fmt.Fprintf(stderr, "warning: dead-letter stream %s: %v; a trigger the worker rejects will only show as a timeout\n", dead, err)
+			dead = ""
 		}
-		defer res.stop()
-		if dead, err = follow(ctx, js, o.deadStream, false); err != nil {
-			fmt.Fprintf(stderr, "warning: %v; a trigger the worker rejects will only show as a timeout\n", err)
-			dead = nil
-		} else {
-			defer dead.stop()
+		if watcher, err = await.Start(ctx, js, o.conn.resultStream, dead, nil); err != nil {
+			return fmt.Errorf("--wait: following the results: %w (see --result-stream); nothing was published", err)
 		}
+		defer watcher.Stop()
+		wt = watcher.Register(id, await.WithStarted())
+		defer wt.Cancel()
 	}
 
 	ack, err := js.PublishMsg(ctx, msg)
@@ -157,8 +157,16 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	fmt.Fprintf(stderr, "published %s to %s (stream %s, seq %d); waiting up to %s for its result\n", id, msg.Subject, ack.Stream, ack.Sequence, o.timeout)
-	w := waiter{id: id, subject: msg.Subject, seq: ack.Sequence, directory: t.Directory, stdout: stdout, stderr: stderr}
-	err = w.wait(ctx, res, dead)
+	w := waiter{id: id, directory: t.Directory, stdout: stdout, stderr: stderr}
+	if ack.Duplicate {
+		// The original may have been reported before this command registered.
+		if out, found, err := watcher.Earlier(ctx, id, ack); err != nil {
+			fmt.Fprintf(stderr, "warning: looking for the earlier result of %s: %v\n", id, err)
+		} else if found {
+			return w.outcome(out)
+		}
+	}
+	err = w.wait(ctx, wt)
 	if err != nil && ctx.Err() != nil {
 		if parent.Err() != nil {
 			return fmt.Errorf("interrupted while waiting for the result of trigger %s (it was published and will still be synced)", id)
@@ -306,114 +314,65 @@ func (o *publishOptions) encode(t trigger.Trigger) (*nats.Msg, string, error) {
 	return msg, e.ID(), nil
 }
 
-// waiter waits for the terminal result that lists one trigger.
+// waiter reports the terminal outcome of one trigger.
 type waiter struct {
-	id, subject    string
-	seq            uint64 // the trigger's sequence in the trigger stream
+	id             string
 	directory      string // the trigger's directory name, "" when it names a domain
 	stdout, stderr io.Writer
 }
 
-func (w waiter) wait(ctx context.Context, res, dead *feed) error {
-	var deadC <-chan jetstream.Msg
-	if dead != nil {
-		deadC = dead.C
-	}
+// wait waits for the outcome, printing the syncs that start meanwhile as progress.
+func (w waiter) wait(ctx context.Context, wt *await.Wait) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case m, ok := <-res.C:
-			if !ok {
-				return feedEnded(ctx, res)
-			}
-			e, data, err := decodeResult(m)
-			if err != nil {
-				fmt.Fprintf(w.stderr, "warning: skipping result message: %v\n", err)
-				continue
-			}
-			if done, err := w.result(e, data); done {
-				return err
-			}
-		case m, ok := <-deadC:
-			if !ok {
-				if err := feedEnded(ctx, dead); err != nil && ctx.Err() == nil {
-					fmt.Fprintf(w.stderr, "warning: %v; no longer watching for dead letters\n", err)
+		case st := <-wt.Started():
+			w.started(st)
+		case <-wt.Done():
+			// A started event dispatched before the result is already buffered: show it first.
+			for drained := false; !drained; {
+				select {
+				case st := <-wt.Started():
+					w.started(st)
+				default:
+					drained = true
 				}
-				deadC = nil
-				continue
 			}
-			if w.isDeadLetter(m) {
-				h := m.Headers()
-				return &exitError{code: exitFailed, err: fmt.Errorf("the worker rejected trigger %s (%s): %s",
-					w.id, h.Get(intake.HeaderDeadCode), h.Get(intake.HeaderDeadReason))}
+			out, err := wt.Result()
+			if err != nil {
+				return fmt.Errorf("waiting for the result of trigger %s: %w", w.id, err)
 			}
+			return w.outcome(out)
 		}
 	}
 }
 
-// result handles one result event; done reports the trigger's own.
-func (w waiter) result(e event.Event, data results.Data) (done bool, err error) {
-	switch e.Type() {
-	case results.TypeStarted:
-		if w.directory == "" || strings.EqualFold(w.directory, data.DirectoryName) {
-			fmt.Fprintf(w.stderr, "sync started: directory %s run %s\n", data.DirectoryName, data.RunID)
-		}
-		return false, nil
-	case results.TypeCompleted, results.TypeFailed:
-	default:
-		return false, nil
+func (w waiter) started(st await.Started) {
+	if w.directory == "" || strings.EqualFold(w.directory, st.Data.DirectoryName) {
+		fmt.Fprintf(w.stderr, "sync started: directory %s run %s\n", st.Data.DirectoryName, st.Data.RunID)
 	}
-	if !slices.ContainsFunc(data.Triggers, func(t results.Trigger) bool { return t.ID == w.id }) {
-		return false, nil
+}
+
+// outcome prints a result event and turns the outcome into the command's exit.
+func (w waiter) outcome(out await.Outcome) error {
+	if out.Kind == await.DeadLettered {
+		return &exitError{code: exitFailed, err: fmt.Errorf("the worker rejected trigger %s (%s): %s", w.id, out.DeadCode, out.DeadReason)}
 	}
-	b, err := json.MarshalIndent(e, "", "  ")
+	b, err := json.MarshalIndent(out.Event, "", "  ")
 	if err != nil {
-		return true, fmt.Errorf("printing the result: %w", err)
+		return fmt.Errorf("printing the result: %w", err)
 	}
 	if _, err := fmt.Fprintf(w.stdout, "%s\n", b); err != nil {
-		return true, err
+		return err
 	}
-	if e.Type() == results.TypeCompleted {
-		return true, nil
+	if out.Kind == await.Completed {
+		return nil
 	}
+	data := out.Data
 	msg := fmt.Sprintf("sync of directory %q (run %s) ended %s", data.DirectoryName, data.RunID, data.Status)
 	if data.Error != nil {
 		msg = fmt.Sprintf("sync of directory %q (run %s) failed: %s: %s", data.DirectoryName, data.RunID, data.Error.Code, data.Error.Message)
 	}
-	return true, &exitError{code: exitFailed, err: errors.New(msg)}
-}
-
-// isDeadLetter reports a dead letter of the published trigger: by its event id, or by where the
-// worker says it came from.
-func (w waiter) isDeadLetter(m jetstream.Msg) bool {
-	h := m.Headers()
-	if h.Get(intake.HeaderDeadSubject) == w.subject && h.Get(intake.HeaderDeadSeq) == strconv.FormatUint(w.seq, 10) {
-		return true
-	}
-	e, err := cenats.Decode(h, m.Data())
-	return err == nil && e.ID() == w.id
-}
-
-// feedEnded is the error that closed a feed (nil if the context ended it).
-func feedEnded(ctx context.Context, f *feed) error {
-	select {
-	case err := <-f.Err:
-		return err
-	default:
-		return ctx.Err()
-	}
-}
-
-// decodeResult reads a result event and its data (started events fill the first fields only).
-func decodeResult(m jetstream.Msg) (event.Event, results.Data, error) {
-	e, err := cenats.Decode(m.Headers(), m.Data())
-	if err != nil {
-		return event.Event{}, results.Data{}, fmt.Errorf("subject %s: %w", m.Subject(), err)
-	}
-	var data results.Data
-	if err := json.Unmarshal(e.Data(), &data); err != nil {
-		return event.Event{}, results.Data{}, fmt.Errorf("event %s: data: %w", e.ID(), err)
-	}
-	return e, data, nil
+	return &exitError{code: exitFailed, err: errors.New(msg)}
 }

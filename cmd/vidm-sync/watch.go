@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 )
 
@@ -148,4 +150,27 @@ func formatLine(e event.Event, d results.Data) string {
 		fmt.Fprintf(&b, " error=%s: %s", d.Error.Code, d.Error.Message)
 	}
 	return b.String()
+}
+
+// feedEnded is the error that closed a feed (nil if the context ended it).
+func feedEnded(ctx context.Context, f *feed) error {
+	select {
+	case err := <-f.Err:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// decodeResult reads a result event and its data (started events fill the first fields only).
+func decodeResult(m jetstream.Msg) (event.Event, results.Data, error) {
+	e, err := cenats.Decode(m.Headers(), m.Data())
+	if err != nil {
+		return event.Event{}, results.Data{}, fmt.Errorf("subject %s: %w", m.Subject(), err)
+	}
+	var data results.Data
+	if err := json.Unmarshal(e.Data(), &data); err != nil {
+		return event.Event{}, results.Data{}, fmt.Errorf("event %s: data: %w", e.ID(), err)
+	}
+	return e, data, nil
 }
