@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"POLL_INITIAL_INTERVAL": "200ms",
 		"POLL_MAX_INTERVAL":     "500ms",
 		"RESULT_SOURCE":         "urn:vidm-sync-worker:demo",
+		"ADMIN_ADDR":            "127.0.0.1:0",
 	}), true)
 	if err != nil {
 		return err

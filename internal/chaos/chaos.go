@@ -176,6 +176,7 @@ func (e *env) workerEnv(name string) []string {
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=" + e.o.WorkerLogLevel,
 		"RESULT_SOURCE=urn:vidm-sync-chaos:" + name,
+		"ADMIN_ADDR=127.0.0.1:0",
 	}
 	if e.cluster != nil {
 		env = append(env, fmt.Sprintf("STREAM_REPLICAS=%d", clusterNodes))

@@ -806,3 +806,24 @@ func (p problemList) err() error {
 	}
 	return fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
 }
+
+// RequestSubject is the trigger subject the worker itself publishes to: sync requests from the
+// admin API. It is INGRESS_SUBJECT when a trigger subject covers it, else the first trigger
+// subject with its wildcards replaced by "admin".
+func (c Config) RequestSubject() string {
+	for _, f := range c.TriggerSubjects {
+		if subjectMatches(f, c.IngressSubject) {
+			return c.IngressSubject
+		}
+	}
+	if len(c.TriggerSubjects) == 0 {
+		return c.IngressSubject
+	}
+	tokens := strings.Split(c.TriggerSubjects[0], ".")
+	for i, t := range tokens {
+		if t == "*" || t == ">" {
+			tokens[i] = "admin"
+		}
+	}
+	return strings.Join(tokens, ".")
+}

@@ -620,3 +620,24 @@ func TestSubjectsOverlap(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestSubjectIsATriggerSubject(t *testing.T) {
+	for _, tc := range []struct {
+		filters []string
+		ingress string
+		want    string
+	}{
+		{[]string{"dirsync.trigger.>"}, "dirsync.trigger.http", "dirsync.trigger.http"},
+		{[]string{"t.ad.>", "t.vidm.*.requested"}, "dirsync.trigger.http", "t.ad.admin"},
+		{[]string{"a.*.b"}, "x", "a.admin.b"},
+		{[]string{"plain"}, "x", "plain"},
+	} {
+		c := Config{TriggerSubjects: tc.filters, IngressSubject: tc.ingress}
+		if got := c.RequestSubject(); got != tc.want {
+			t.Errorf("RequestSubject(%v, %q) = %q, want %q", tc.filters, tc.ingress, got, tc.want)
+		}
+		if !slices.ContainsFunc(tc.filters, func(f string) bool { return subjectMatches(f, c.RequestSubject()) }) {
+			t.Errorf("RequestSubject %q is not covered by %v", c.RequestSubject(), tc.filters)
+		}
+	}
+}

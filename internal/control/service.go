@@ -338,3 +338,23 @@ func (s *Service) Resume(ctx context.Context, tenant, directoryID string) (Direc
 
 // ErrNoOriginalSubject: a dead letter that does not say where it came from cannot be re-driven.
 var ErrNoOriginalSubject = errors.New("the dead letter has no original subject")
+
+// PendingByName counts the accepted triggers not yet reported, per directory name, for the
+// metrics. Directories vIDM does not list are counted under their key.
+func (s *Service) PendingByName(ctx context.Context) (map[string]int, error) {
+	counts, err := s.st.Store.PendingCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := map[dirstate.DirKey]string{}
+	if dirs, err := s.dirs.Directories(ctx); err == nil {
+		for _, d := range dirs {
+			names[dirstate.NewDirKey(s.cfg.Tenant, d.ID)] = d.Name
+		}
+	}
+	out := make(map[string]int, len(counts))
+	for k, n := range counts {
+		out[cmp.Or(names[k], string(k))] += n
+	}
+	return out, nil
+}

@@ -68,7 +68,7 @@ func (h *History) Record(ctx context.Context, r *Run) error {
 		if err == nil {
 			return nil
 		}
-		if attempt >= 20 || !(errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
+		if lost := errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err); attempt >= 20 || !lost {
 			return fmt.Errorf("record run %s in the history: %w", r.RunID, err)
 		}
 		// Lost a race with another reporter of this directory: read again after a moment.

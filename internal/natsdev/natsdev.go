@@ -178,6 +178,32 @@ func (s *Server) Restart() error {
 	return nil
 }
 
+// Stop shuts the server down but keeps its port and store for Resume: a broker outage.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		s.ns = nil
+	}
+}
+
+// Resume starts a stopped server again with the same host, port and store.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ns != nil {
+		return nil
+	}
+	ns, err := s.start()
+	if err != nil {
+		return err
+	}
+	s.ns = ns
+	return nil
+}
+
 // slogAdapter forwards the server's printf-style log calls to slog.
 type slogAdapter struct{ l *slog.Logger }
 

@@ -75,6 +75,7 @@ func newHarness(t *testing.T, syncDuration time.Duration, env map[string]string)
 		"LEASE_TTL":             "3s",
 		"SYNC_DEADLINE":         "20s",
 		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
+		"ADMIN_ADDR":            "127.0.0.1:0",
 	}
 	for k, v := range env {
 		vars[k] = v

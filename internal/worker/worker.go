@@ -12,15 +12,23 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/admin"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/health"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
@@ -28,10 +36,11 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
-// Run runs one worker replica until ctx ends, then shuts down in order: stop pulling triggers and
-// finish recording the ones in flight, stop the runs (their records and released leases let any
-// replica resume them), flush and close the NATS connection.
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+// Run runs one worker replica until ctx ends, then shuts down in order: stop taking HTTP events,
+// stop pulling triggers and finish recording the ones in flight, stop the runs (their records and
+// released leases let any replica resume them), stop the admin port, flush and close the NATS
+// connection.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) error {
 	nc, err := Connect(cfg, log)
 	if err != nil {
 		return err
@@ -41,15 +50,90 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			log.Warn("draining the NATS connection", "err", err)
 		}
 	}()
-	return Serve(ctx, nc, cfg, log)
+	return Serve(ctx, nc, cfg, log, opts...)
 }
 
 // Serve runs the worker on an open connection; Run owns the connection's lifetime.
-func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger) error {
+func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger, opts ...Option) error {
+	o := newOptions(opts)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	// Filled in once JetStream answers; the metrics and probes read them from the start.
+	var (
+		bound  atomic.Pointer[streams.Resources]
+		engine atomic.Pointer[coalesce.Engine]
+		ctl    atomic.Pointer[control.Service]
+	)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, metrics.Options{
+		Version: o.version,
+		PendingByDirectory: func() map[string]int {
+			c := ctl.Load()
+			if c == nil {
+				return nil
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+			defer cancel()
+			counts, err := c.PendingByName(sctx)
+			if err != nil {
+				log.Debug("metrics: counting pending triggers failed", "err", err)
+			}
+			return counts
+		},
+		LeasesHeld: func() int {
+			if e := engine.Load(); e != nil {
+				return e.LeasesHeld()
+			}
+			return 0
+		},
+		ConsumerInfo: func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+			res := bound.Load()
+			if res == nil {
+				return nil, nil // starting: no series yet
+			}
+			return res.Consumer.Info(ctx)
+		},
+		DeadLetters: func(ctx context.Context) (uint64, error) {
+			res := bound.Load()
+			if res == nil {
+				return 0, nil
+			}
+			return deadLetterCount(res.Dead)(ctx)
+		},
+	})
+
+	vcfg := cfg.VIDM()
+	vcfg.Logger = log.With("component", "vidm")
+	vcfg.Observer = m
+	vc, err := vidm.New(vcfg)
+	if err != nil {
+		return fmt.Errorf("vIDM client: %w", err)
+	}
+	defer vc.Close()
+
+	probes := health.New(health.Options{Checks: []health.Check{
+		health.NATSConnected(nc),
+		health.JetStreamBound(func() bool { return bound.Load() != nil }, func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+			return bound.Load().Consumer.Info(ctx)
+		}),
+		health.VIDM(vc, cfg.ReadyVIDMInterval, time.Now),
+	}})
+	metricsHandler := metrics.Handler(reg)
+	adminLn, err := listen(ctx, o.adminLn, cfg.AdminAddr, "admin port")
+	if err != nil {
+		return err
+	}
+	adminMux := &switchHandler{early: earlyMux(metricsHandler, probes.Healthz(), probes.Readyz())}
+	adminSrv := startHTTP(adminLn, adminMux, log.With("component", "admin"))
+	log.Info("admin port listening", "addr", adminLn.Addr().String())
+	defer func() {
+		if err := adminSrv.stop(5 * time.Second); err != nil {
+			log.Warn("admin port", "err", err)
+		}
+	}()
+
 	res, err := resourcesWhenReachable(ctx, js, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -59,19 +143,15 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		}
 		return err
 	}
-	vcfg := cfg.VIDM()
-	vcfg.Logger = log.With("component", "vidm")
-	vc, err := vidm.New(vcfg)
-	if err != nil {
-		return fmt.Errorf("vIDM client: %w", err)
-	}
-	defer vc.Close()
+	bound.Store(res)
 	dec, err := trigger.NewDecoder()
 	if err != nil {
 		return err
 	}
 	store := dirstate.New(res.Pending, res.Runs, res.Leases, nil)
-	engine := coalesce.New(coalesce.Config{
+	history := dirstate.NewHistory(res.History, cfg.HistoryRuns)
+	pauses := dirstate.NewPauses(res.Control, nil)
+	eng := coalesce.New(coalesce.Config{
 		Holder:        holderName(),
 		Window:        cfg.CoalesceWindow,
 		LeaseTTL:      cfg.LeaseTTL,
@@ -80,19 +160,51 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		PollMax:       cfg.PollMaxInterval,
 		SyncDeadline:  cfg.SyncDeadline,
 		Logger:        log.With("component", "coalesce"),
+		Observer:      runObservers{metrics: m, history: history, log: log},
+		Gate:          pauses,
 	}, store, vc, results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource))
+	engine.Store(eng)
 	in := intake.New(intake.Config{
 		Tenant:      cfg.Tenant,
 		DeadSubject: cfg.DeadSubject,
 		PullBatch:   cfg.PullBatch,
 		Logger:      log.With("component", "intake"),
-	}, js, res.Consumer, dec, vc, store, engine.Notify)
+		Observer:    m,
+	}, js, res.Consumer, dec, vc, store, eng.Notify)
+	c := control.New(control.Config{
+		Tenant:         cfg.Tenant,
+		RequestSubject: cfg.RequestSubject(),
+		DeadStream:     cfg.DeadStream,
+		HistoryRuns:    cfg.HistoryRuns,
+		Logger:         log.With("component", "control"),
+	}, control.Stores{Store: store, History: history, Pauses: pauses}, vc, js, eng.Notify)
+	ctl.Store(c)
+	adminMux.set(admin.New(admin.Config{
+		Token: cfg.AdminToken, ReadToken: cfg.AdminReadToken, ReadOpen: cfg.AdminReadOpen,
+		Refresh: cfg.StatusRefresh, HistoryRuns: cfg.HistoryRuns,
+		Metrics: metricsHandler, Healthz: probes.Healthz(), Readyz: probes.Readyz(),
+		Version: o.version, Logger: log.With("component", "admin"),
+	}, c))
+
+	var ingressSrv *httpServer
+	if cfg.IngressEnabled {
+		if ingressSrv, err = startIngress(ctx, cfg, o, js, dec, log); err != nil {
+			return err
+		}
+	}
 
 	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "vidm", cfg.VIDMURL)
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	wg.Go(func() { errs <- in.Run(ctx) })
-	wg.Go(func() { errs <- engine.Run(ctx) })
+	wg.Go(func() { errs <- eng.Run(ctx) })
+	if ingressSrv != nil {
+		wg.Go(func() {
+			<-ctx.Done()
+			// New events are refused first; waits in flight get a moment to finish.
+			errs <- ingressSrv.stop(5 * time.Second)
+		})
+	}
 	wg.Wait()
 	close(errs)
 	var all []error
@@ -101,6 +213,22 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	}
 	log.Info("worker stopped")
 	return errors.Join(all...)
+}
+
+// startIngress serves the HTTP ingress: CloudEvents over HTTP, published to the trigger stream.
+func startIngress(ctx context.Context, cfg config.Config, o options, js jetstream.JetStream, dec *trigger.Decoder, log *slog.Logger) (*httpServer, error) {
+	ilog := log.With("component", "ingress")
+	w, err := await.Start(ctx, js, cfg.ResultStream, cfg.DeadStream, ilog)
+	if err != nil {
+		return nil, fmt.Errorf("ingress: following results: %w", err)
+	}
+	l, err := listen(ctx, o.ingressLn, cfg.IngressAddr, "ingress")
+	if err != nil {
+		return nil, err
+	}
+	h := ingress.New(ingress.Config{Token: cfg.IngressToken, Subject: cfg.IngressSubject, MaxWait: cfg.IngressMaxWait, Logger: ilog}, js, dec, w)
+	ilog.Info("HTTP ingress listening", "addr", l.Addr().String(), "subject", cfg.IngressSubject)
+	return startHTTP(l, h, ilog), nil
 }
 
 // resourcesWhenReachable sets up the JetStream resources, waiting out a broker that is down or

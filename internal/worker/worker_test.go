@@ -274,16 +274,18 @@ func TestWorkerKilledMidSyncIsResumedByAnother(t *testing.T) {
 }
 
 func TestNoSecretInWorkerLogs(t *testing.T) {
-	h := newHarness(t, 100*time.Millisecond, map[string]string{"LOG_LEVEL": "debug"})
+	h := newHarness(t, 100*time.Millisecond, opsEnv(map[string]string{"LOG_LEVEL": "debug"}))
 	h.startWorker("a")
 	h.stack.Sim.ExpireTokens()
 	id := h.publish(group("corp.example.com", "g"))
 	rs := h.waitReported(15*time.Second, id)
+	// The log line follows the result event.
+	eventually(t, 5*time.Second, "the run's log line", func() bool { return strings.Contains(h.logs.String(), "sync reported") })
 	out := h.logs.String()
 	for _, r := range rs {
 		out += fmt.Sprintf("%+v", r)
 	}
-	for _, s := range append([]string{testSecret}, h.stack.Sim.IssuedTokens()...) {
+	for _, s := range append([]string{testSecret, adminToken, readToken}, h.stack.Sim.IssuedTokens()...) {
 		if strings.Contains(out, s) {
 			t.Fatalf("secret %.8s… found in logs or events", s)
 		}

@@ -1,0 +1,158 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+)
+
+// Option adjusts a worker beyond its configuration.
+type Option func(*options)
+
+type options struct {
+	adminLn, ingressLn net.Listener
+	version            string
+}
+
+// WithAdminListener serves the admin port on l instead of listening on ADMIN_ADDR (tests, and
+// socket activation).
+func WithAdminListener(l net.Listener) Option { return func(o *options) { o.adminLn = l } }
+
+// WithIngressListener serves the HTTP ingress on l instead of listening on INGRESS_ADDR.
+func WithIngressListener(l net.Listener) Option { return func(o *options) { o.ingressLn = l } }
+
+// WithVersion sets the version shown on the status page and in dirsync_build_info.
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+func newOptions(opts []Option) options {
+	o := options{version: "dev"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// listen returns the given listener, or one on addr.
+func listen(ctx context.Context, given net.Listener, addr, what string) (net.Listener, error) {
+	if given != nil {
+		return given, nil
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listening on %s: %w", what, addr, err)
+	}
+	return l, nil
+}
+
+// httpServer serves h on l until stopped; stop waits up to grace for requests in flight.
+type httpServer struct {
+	srv  *http.Server
+	done chan error
+}
+
+func startHTTP(l net.Listener, h http.Handler, log *slog.Logger) *httpServer {
+	s := &httpServer{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		done: make(chan error, 1),
+	}
+	go func() {
+		err := s.srv.Serve(l)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s
+}
+
+func (s *httpServer) stop(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
+	}
+	return <-s.done
+}
+
+// switchHandler serves the probes and metrics from the start, and everything else once the
+// worker is set up: Kubernetes asks /healthz and /readyz while the worker still waits for NATS.
+type switchHandler struct {
+	early http.Handler
+	full  atomic.Pointer[http.Handler]
+}
+
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.full.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	s.early.ServeHTTP(w, r)
+}
+
+func (s *switchHandler) set(h http.Handler) { s.full.Store(&h) }
+
+func earlyMux(metrics, healthz, readyz http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /healthz", healthz)
+	mux.Handle("GET /readyz", readyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "the worker is starting: it is waiting for NATS JetStream"})
+	})
+	return mux
+}
+
+// runObservers fans the engine's run events out to the metrics and the run history.
+type runObservers struct {
+	metrics interface {
+		RunStarted(*dirstate.Run)
+		RunReported(*dirstate.Run)
+	}
+	history *dirstate.History
+	log     *slog.Logger
+}
+
+func (o runObservers) RunStarted(r *dirstate.Run) { o.metrics.RunStarted(r) }
+
+func (o runObservers) RunReported(r *dirstate.Run) {
+	o.metrics.RunReported(r)
+	// The history serves the status page; the result event is the record that matters, so a
+	// failed write is logged, not retried.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.history.Record(ctx, r); err != nil {
+		o.log.Warn("recording the run in the history failed", "run_id", r.RunID, "directory", r.DirectoryName, "err", err)
+	}
+}
+
+// scrapeTimeout bounds the JetStream reads behind a metrics scrape.
+const scrapeTimeout = 2 * time.Second
+
+// deadLetterCount reads the number of messages in the dead-letter stream.
+func deadLetterCount(st jetstream.Stream) func(ctx context.Context) (uint64, error) {
+	return func(ctx context.Context) (uint64, error) {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.State.Msgs, nil
+	}
+}

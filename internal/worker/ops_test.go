@@ -1,0 +1,382 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
+)
+
+const (
+	adminToken = "admin-token-Zq81"
+	readToken  = "read-token-Pm42"
+)
+
+// opsEnv is the harness environment with both admin tokens set.
+func opsEnv(extra map[string]string) map[string]string {
+	env := map[string]string{"ADMIN_TOKEN": adminToken, "ADMIN_READ_TOKEN": readToken}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// startOpsWorker starts a worker whose admin port the test knows; it returns the port's base URL.
+func (h *harness) startOpsWorker(name string, opts ...worker.Option) string {
+	h.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, h.cfg, h.logger(name), append([]worker.Option{worker.WithAdminListener(l)}, opts...)...)
+	}()
+	h.waitConsumer()
+	var once sync.Once
+	h.t.Cleanup(func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					h.t.Errorf("worker %s: %v", name, err)
+				}
+			case <-time.After(20 * time.Second):
+				h.t.Errorf("worker %s did not stop within 20s", name)
+			}
+		})
+	})
+	base := "http://" + l.Addr().String()
+	eventually(h.t, 10*time.Second, "the admin API to be up", func() bool {
+		code, _ := call(h.t, "GET", base+"/api/v1/directories", readToken, nil)
+		return code == http.StatusOK
+	})
+	return base
+}
+
+// call makes one admin request and returns the status and body.
+func call(t *testing.T, method, url, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// callJSON makes a request that must answer want, and decodes the answer into out.
+func callJSON(t *testing.T, method, url, token string, body any, want int, out any) {
+	t.Helper()
+	code, b := call(t, method, url, token, body)
+	if code != want {
+		t.Fatalf("%s %s = %d %s, want %d", method, url, code, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, url, err, b)
+		}
+	}
+}
+
+func directory(t *testing.T, base, id string) control.Directory {
+	t.Helper()
+	var d control.Directory
+	callJSON(t, "GET", base+"/api/v1/directories/default/"+id, readToken, nil, http.StatusOK, &d)
+	return d
+}
+
+func TestPausedDirectoryKeepsItsTriggersAndSyncsThemOnResume(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+	corp := base + "/api/v1/directories/default/" + corpID
+
+	var d control.Directory
+	callJSON(t, "POST", corp+"/pause", adminToken, map[string]string{"reason": "AD migration"}, http.StatusOK, &d)
+	if d.State != control.StatePaused || d.Paused == nil || d.Paused.Reason != "AD migration" {
+		t.Fatalf("after pause: %+v", d)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.publish(group("corp.example.com", fmt.Sprintf("proj-%d-admins", i))))
+	}
+	eventually(t, 10*time.Second, "3 pending triggers on the paused directory", func() bool {
+		d = directory(t, base, corpID)
+		return d.PendingTriggers == 3
+	})
+	if d.State != control.StatePaused {
+		t.Fatalf("state %q with pending triggers while paused, want paused", d.State)
+	}
+	// A trigger for another directory, published after them, syncs: the engine is running, and
+	// it has seen the paused directory's triggers and held them back.
+	h.waitReported(10*time.Second, h.publish(group("emea.example.com", "emea-admins")))
+	if n := len(h.syncsOf(corpID)); n != 0 {
+		t.Fatalf("%d syncs of a paused directory", n)
+	}
+
+	callJSON(t, "POST", corp+"/resume", adminToken, nil, http.StatusOK, &d)
+	rs := terminal(h.waitReported(10*time.Second, ids...))
+	if n := len(h.syncsOf(corpID)); n != 1 {
+		t.Fatalf("%d syncs after resume, want 1 covering the 3 held triggers", n)
+	}
+	var runs struct{ Runs []control.Run }
+	callJSON(t, "GET", corp+"/runs", readToken, nil, http.StatusOK, &runs)
+	if len(runs.Runs) != 1 || runs.Runs[0].Status != control.RunCompleted || runs.Runs[0].TriggerCount != 3 {
+		t.Fatalf("runs = %+v", runs.Runs)
+	}
+	var groups []string
+	for _, tr := range runs.Runs[0].Triggers {
+		groups = append(groups, tr.Group)
+	}
+	if got := strings.Join(groups, ","); !strings.Contains(got, "proj-0-admins") || len(groups) != 3 {
+		t.Fatalf("run lists groups %s", got)
+	}
+	if runs.Runs[0].RunID != rs[len(rs)-1].Data.RunID && runs.Runs[0].RunID != rs[0].Data.RunID {
+		t.Fatalf("history run %s is not a reported run", runs.Runs[0].RunID)
+	}
+	if d = directory(t, base, corpID); d.State != control.StateIdle || d.LastRun == nil || d.LastRun.Status != control.RunCompleted {
+		t.Fatalf("after the run: %+v", d)
+	}
+}
+
+func TestSyncRequestedThroughTheAdminAPI(t *testing.T) {
+	h := newHarness(t, 1500*time.Millisecond, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+	corp := base + "/api/v1/directories/default/" + corpID
+
+	var first control.SyncRequest
+	callJSON(t, "POST", corp+"/sync", adminToken, map[string]string{"reason": "group created by hand"}, http.StatusAccepted, &first)
+	eventually(t, 10*time.Second, "the requested sync to run", func() bool {
+		d := directory(t, base, corpID)
+		return d.CurrentRun != nil && d.CurrentRun.Status == control.RunRunning
+	})
+	var conflict struct {
+		Error      string
+		Reason     string
+		CurrentRun *control.Run
+	}
+	callJSON(t, "POST", corp+"/sync", adminToken, nil, http.StatusConflict, &conflict)
+	if conflict.Reason != "running" || conflict.CurrentRun == nil || !strings.Contains(conflict.Error, "queue=true") {
+		t.Fatalf("409 body = %+v", conflict)
+	}
+	var queued control.SyncRequest
+	callJSON(t, "POST", corp+"/sync?queue=true", adminToken, nil, http.StatusAccepted, &queued)
+	if !queued.Queued {
+		t.Fatalf("queued request = %+v", queued)
+	}
+	h.waitReported(20*time.Second, first.EventID, queued.EventID)
+	if n := len(h.syncsOf(corpID)); n != 2 {
+		t.Fatalf("%d syncs, want 2 (the request, then the queued follow-up)", n)
+	}
+	callJSON(t, "POST", base+"/api/v1/directories/default/no-such-dir/sync", adminToken, nil, http.StatusNotFound, nil)
+}
+
+func TestDeadLettersAreListedAndRedriven(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+
+	id := h.publish(group("new.example.com", "new-admins"))
+	var dl control.DeadLetters
+	eventually(t, 10*time.Second, "the trigger for an unknown directory to be dead-lettered", func() bool {
+		callJSON(t, "GET", base+"/api/v1/dead-letters", readToken, nil, http.StatusOK, &dl)
+		return dl.Total == 1
+	})
+	if it := dl.Items[0]; it.EventID != id || it.Code != "UNKNOWN_DIRECTORY" || it.OriginalSubject != "dirsync.trigger.test" {
+		t.Fatalf("dead letter = %+v", it)
+	}
+	// The operator creates the directory in vIDM, then re-drives.
+	if err := h.stack.Sim.SetDirectory(vidmsim.Directory{ID: "dir-new", Name: "New AD", Domains: []string{"new.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	var res control.RedriveResult
+	callJSON(t, "POST", base+"/api/v1/dead-letters/redrive", adminToken, map[string]any{"sequences": []uint64{dl.Items[0].Seq}}, http.StatusOK, &res)
+	if len(res.Redriven) != 1 || len(res.Failed) != 0 {
+		t.Fatalf("redrive = %+v", res)
+	}
+	h.waitReported(10*time.Second, id)
+	callJSON(t, "GET", base+"/api/v1/dead-letters", readToken, nil, http.StatusOK, &dl)
+	if dl.Total != 0 {
+		t.Fatalf("%d dead letters left after the re-drive", dl.Total)
+	}
+}
+
+func TestAdminPortAuthentication(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/api/v1/directories", "", http.StatusUnauthorized},
+		{"GET", "/api/v1/directories", "wrong", http.StatusUnauthorized},
+		{"GET", "/api/v1/directories", readToken, http.StatusOK},
+		{"GET", "/api/v1/directories", adminToken, http.StatusOK},
+		{"POST", "/api/v1/directories/default/" + corpID + "/pause", readToken, http.StatusForbidden},
+		{"POST", "/api/v1/directories/default/" + corpID + "/pause", "", http.StatusUnauthorized},
+		{"GET", "/", "", http.StatusUnauthorized},
+		{"GET", "/metrics", "", http.StatusOK},
+		{"GET", "/healthz", "", http.StatusOK},
+		{"GET", "/readyz", "", http.StatusOK},
+	} {
+		if code, body := call(t, tc.method, base+tc.path, tc.token, nil); code != tc.want {
+			t.Errorf("%s %s with token %q = %d %s, want %d", tc.method, tc.path, tc.token, code, body, tc.want)
+		}
+	}
+	if d := directory(t, base, corpID); d.Paused != nil {
+		t.Fatalf("a refused pause paused the directory: %+v", d)
+	}
+}
+
+func TestReadinessFollowsNATSAndVIDM(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, opsEnv(map[string]string{"READY_VIDM_INTERVAL": "1s"}))
+	base := h.startOpsWorker("w1")
+	ready := func() bool { code, _ := call(t, "GET", base+"/readyz", "", nil); return code == http.StatusOK }
+	notReady := func() bool {
+		code, _ := call(t, "GET", base+"/readyz", "", nil)
+		return code == http.StatusServiceUnavailable
+	}
+	eventually(t, 10*time.Second, "ready", ready)
+
+	h.stack.NATS.Stop()
+	eventually(t, 10*time.Second, "not ready without NATS", notReady)
+	if code, _ := call(t, "GET", base+"/healthz", "", nil); code != http.StatusOK {
+		t.Fatalf("/healthz = %d without NATS; liveness must not follow dependencies", code)
+	}
+	if err := h.stack.NATS.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "ready again with NATS back", ready)
+
+	h.stack.Sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+	h.stack.Sim.SetFault(vidmsim.EndpointOAuthToken, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+	eventually(t, 20*time.Second, "not ready without vIDM", notReady)
+	_, body := call(t, "GET", base+"/readyz", "", nil)
+	if !strings.Contains(string(body), "vidm") {
+		t.Fatalf("/readyz does not name vIDM: %s", body)
+	}
+	h.stack.Sim.ClearFaults()
+	eventually(t, 20*time.Second, "ready again with vIDM back", ready)
+}
+
+// scrape reads the admin port's metrics into name{labels} → value.
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	code, body := call(t, "GET", base+"/metrics", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			key := name + "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				out[name+"_count{"+strings.Join(labels, ",")+"}"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func TestMetricsOfALiveWorker(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+	id := h.publish(group("corp.example.com", "proj-alpha-admins"))
+	h.publish(group("nowhere.example.com", "lost-admins"))
+	h.waitReported(10*time.Second, id)
+	var m map[string]float64
+	want := map[string]float64{
+		"dirsync_triggers_received_total{}":                                2,
+		"dirsync_triggers_accepted_total{type=ad.group.created}":           1,
+		"dirsync_triggers_dead_lettered_total{reason=UNKNOWN_DIRECTORY}":   1,
+		"dirsync_syncs_started_total{directory=Corp AD}":                   1,
+		"dirsync_syncs_completed_total{directory=Corp AD}":                 1,
+		"dirsync_sync_duration_seconds_count{status=COMPLETED}":            1,
+		"dirsync_trigger_to_result_seconds_count{}":                        1,
+		"dirsync_vidm_requests_total{code=200,endpoint=sync_start}":        1,
+		"dirsync_vidm_token_refreshes_total{}":                             1,
+		"dirsync_dead_letters{}":                                           1,
+		"dirsync_consumer_pending_messages{}":                              0,
+		"dirsync_leases_held{}":                                            0,
+		"dirsync_build_info{go_version=" + goVersion(t, base) + ",version=dev}": 1,
+	}
+	eventually(t, 10*time.Second, "metrics to show the sync and the dead letter", func() bool {
+		m = scrape(t, base)
+		for k, v := range want {
+			if m[k] != v {
+				return false
+			}
+		}
+		return true
+	})
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+}
+
+// goVersion reads the go_version label the build info carries.
+func goVersion(t *testing.T, base string) string {
+	t.Helper()
+	for k := range scrape(t, base) {
+		if rest, ok := strings.CutPrefix(k, "dirsync_build_info{go_version="); ok {
+			v, _, _ := strings.Cut(rest, ",")
+			return v
+		}
+	}
+	t.Fatal("no dirsync_build_info")
+	return ""
+}
+
