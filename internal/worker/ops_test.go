@@ -380,3 +380,55 @@ func goVersion(t *testing.T, base string) string {
 	return ""
 }
 
+
+func TestHTTPIngressOfALiveWorker(t *testing.T) {
+	const ingressToken = "ingress-token-Hx93"
+	h := newHarness(t, 100*time.Millisecond, opsEnv(map[string]string{"INGRESS_ENABLED": "true", "INGRESS_TOKEN": ingressToken}))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.startOpsWorker("w1", worker.WithIngressListener(l))
+	post := func(token, query, body string) (int, http.Header, []byte) {
+		req, err := http.NewRequestWithContext(context.Background(), "POST", "http://"+l.Addr().String()+"/events"+query, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, b
+	}
+	event := `{"specversion":"1.0","id":"vro-42","source":"urn:vro:workflow","type":"ad.group.created",
+		"datacontenttype":"application/json","data":{"domain":"corp.example.com","group":{"name":"proj-alpha-admins"}}}`
+
+	if code, _, body := post("wrong", "", event); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d %s", code, body)
+	}
+	code, hdr, body := post(ingressToken, "?wait=20s", event)
+	if code != http.StatusOK || hdr.Get("Dirsync-Result-Status") != "COMPLETED" {
+		t.Fatalf("POST ?wait = %d %v %s", code, hdr, body)
+	}
+	var res struct {
+		Type string
+		Data struct{ Triggers []struct{ ID, Group string } }
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Type != "vidm.directory.sync.completed" || len(res.Data.Triggers) != 1 || res.Data.Triggers[0].ID != "vro-42" {
+		t.Fatalf("result = %s", body)
+	}
+	if code, _, body := post(ingressToken, "", strings.Replace(event, `"vro-42"`, `"vro-43"`, 1)); code != http.StatusAccepted {
+		t.Fatalf("POST without wait = %d %s", code, body)
+	}
+	h.waitReported(10*time.Second, "vro-43")
+}
