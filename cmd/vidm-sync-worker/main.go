@@ -32,6 +32,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -41,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	devPort := fs.Int("dev-nats-port", 4222, "with --dev: port of the embedded JetStream server (0: any free port)")
 	devStore := fs.String("dev-store", "", "with --dev: directory for JetStream data and the simulator's CA (default: temporary)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vidm-sync-worker [--dev [--dev-nats-port N] [--dev-store DIR]]\n\nConfiguration is read from the environment; see README.md.")
+		fmt.Fprintln(stderr, "usage: vidm-sync-worker [--dev [--dev-nats-port N] [--dev-store DIR]]\n       vidm-sync-worker healthcheck [-url URL] [-timeout D]\n\nConfiguration is read from the environment; see README.md.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

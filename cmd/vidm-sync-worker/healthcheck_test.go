@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestHealthcheckExitStatus: the subcommand the image's HEALTHCHECK runs succeeds on 2xx only,
+// and a failure is one line naming the URL and the reason.
+func TestHealthcheckExitStatus(t *testing.T) {
+	// Atomics: the race detector does not see the socket between handler and client as ordering.
+	var gotPath atomic.Value
+	var status atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath.Store(r.URL.Path)
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+
+	// A port nothing listens on: bind one, note it, close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := l.Addr().String()
+	l.Close()
+
+	for _, tc := range []struct {
+		name    string
+		status  int
+		args    []string
+		env     map[string]string
+		wantErr string // "" means healthy
+	}{
+		{name: "200 via ADMIN_ADDR", status: http.StatusOK, args: []string{"healthcheck"},
+			env: map[string]string{"ADMIN_ADDR": strings.TrimPrefix(srv.URL, "http://")}},
+		{name: "200 via -url", status: http.StatusOK, args: []string{"healthcheck", "-url", srv.URL + "/healthz"}},
+		{name: "204 is healthy", status: http.StatusNoContent, args: []string{"healthcheck", "-url", srv.URL + "/healthz"}},
+		{name: "503", status: http.StatusServiceUnavailable, args: []string{"healthcheck", "-url", srv.URL + "/healthz"},
+			wantErr: "answered 503 Service Unavailable"},
+		{name: "redirect is not followed", status: http.StatusFound, args: []string{"healthcheck", "-url", srv.URL + "/healthz"},
+			wantErr: "answered 302 Found"},
+		{name: "not listening", args: []string{"healthcheck", "-url", "http://" + closedAddr + "/healthz"},
+			wantErr: "connection refused"},
+		{name: "not listening via ADMIN_ADDR", args: []string{"healthcheck"}, env: map[string]string{"ADMIN_ADDR": closedAddr},
+			wantErr: "connection refused"},
+		{name: "stray argument", args: []string{"healthcheck", "now"}, wantErr: `unexpected argument "now"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status.Store(int64(tc.status))
+			gotPath.Store("")
+			var stdout, stderr strings.Builder
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, tc.args, env(tc.env), &stdout, &stderr)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("healthcheck failed: %v (stderr %q)", err, stderr.String())
+				}
+				if p := gotPath.Load(); p != "/healthz" {
+					t.Fatalf("GET %q, want /healthz", p)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q spans several lines; the HEALTHCHECK log wants one", err)
+			}
+		})
+	}
+}
+
+// TestHealthcheckTimeout: a worker that accepts the connection but never answers is unhealthy
+// after -timeout, not after the Docker HEALTHCHECK's own timeout.
+func TestHealthcheckTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	start := time.Now()
+	err := run(context.Background(), []string{"healthcheck", "-url", srv.URL, "-timeout", "200ms"}, env(nil), &strings.Builder{}, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "no answer within 200ms") {
+		t.Fatalf("error %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s with -timeout 200ms", d)
+	}
+}
+
+func TestHealthURLFromAdminAddr(t *testing.T) {
+	for addr, want := range map[string]string{
+		"":               "http://127.0.0.1:9090/healthz",
+		":9090":          "http://127.0.0.1:9090/healthz",
+		":7000":          "http://127.0.0.1:7000/healthz",
+		"0.0.0.0:9090":   "http://127.0.0.1:9090/healthz",
+		"[::]:9090":      "http://127.0.0.1:9090/healthz",
+		"127.0.0.1:9091": "http://127.0.0.1:9091/healthz",
+		"[::1]:9090":     "http://[::1]:9090/healthz",
+		"localhost:9090": "http://localhost:9090/healthz",
+	} {
+		if got := healthURL(addr); got != want {
+			t.Errorf("ADMIN_ADDR %q: URL %q, want %q", addr, got, want)
+		}
+	}
+}
