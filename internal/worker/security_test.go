@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"crypto/tls"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
@@ -59,6 +62,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
 		"NATS_URL": ns.URL(), "NATS_USER": "vidm-sync-worker", "NATS_PASSWORD_FILE": passFile, "NATS_CA_FILE": caFile,
 		"COALESCE_WINDOW": "50ms", "POLL_INITIAL_INTERVAL": "20ms", "POLL_MAX_INTERVAL": "50ms", "LOG_LEVEL": "debug",
+		"ADMIN_TOKEN": adminToken, "ADMIN_READ_TOKEN": readToken, "INGRESS_ENABLED": "true", "INGRESS_TOKEN": "ingress-Tk5",
 	}), true)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +97,18 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var runErr error
-	go func() { defer close(done); runErr = worker.Run(ctx, cfg, h.logger("secured")) }()
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingressLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(done)
+		runErr = worker.Run(ctx, cfg, h.logger("secured"), worker.WithAdminListener(adminLn), worker.WithIngressListener(ingressLn))
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	// The pipeline user publishes triggers once the worker has created the stream.
@@ -107,6 +122,34 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 		return true
 	})
 	h.waitReported(20*time.Second, id)
+
+	// The admin API and the ingress work with the worker user's permissions alone.
+	base := "http://" + adminLn.Addr().String() + "/api/v1"
+	corp := base + "/directories/default/" + corpID
+	callJSON(t, "GET", base+"/directories", readToken, nil, http.StatusOK, nil)
+	callJSON(t, "GET", base+"/dead-letters", readToken, nil, http.StatusOK, nil)
+	callJSON(t, "GET", corp+"/runs", readToken, nil, http.StatusOK, nil)
+	callJSON(t, "POST", corp+"/pause", adminToken, nil, http.StatusOK, nil)
+	callJSON(t, "POST", corp+"/resume", adminToken, nil, http.StatusOK, nil)
+	callJSON(t, "POST", base+"/dead-letters/redrive", adminToken, nil, http.StatusOK, nil)
+	var req control.SyncRequest
+	callJSON(t, "POST", corp+"/sync?queue=true", adminToken, nil, http.StatusAccepted, &req)
+	h.waitReported(20*time.Second, req.EventID)
+	ireq, err := http.NewRequestWithContext(context.Background(), "POST", "http://"+ingressLn.Addr().String()+"/events?wait=20s",
+		strings.NewReader(`{"specversion":"1.0","id":"sec-1","source":"urn:test","type":"ad.group.created","data":{"domain":"corp.example.com","group":{"name":"g"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ireq.Header.Set("Authorization", "Bearer ingress-Tk5")
+	ireq.Header.Set("Content-Type", "application/cloudevents+json")
+	iresp, err := http.DefaultClient.Do(ireq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iresp.Body.Close()
+	if iresp.StatusCode != http.StatusOK {
+		t.Fatalf("ingress as the worker user: %d", iresp.StatusCode)
+	}
 
 	// The pipeline user cannot forge a result or write the worker's state.
 	for _, subj := range []string{"dirsync.result.completed", "$KV.DIRSYNC_PENDING.default.x.y"} {

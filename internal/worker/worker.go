@@ -186,7 +186,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		Version: o.version, Logger: log.With("component", "admin"),
 	}, c))
 
-	var ingressSrv *httpServer
+	var ingressSrv *ingressServer
 	if cfg.IngressEnabled {
 		if ingressSrv, err = startIngress(ctx, cfg, o, js, dec, log); err != nil {
 			return err
@@ -216,19 +216,34 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 }
 
 // startIngress serves the HTTP ingress: CloudEvents over HTTP, published to the trigger stream.
-func startIngress(ctx context.Context, cfg config.Config, o options, js jetstream.JetStream, dec *trigger.Decoder, log *slog.Logger) (*httpServer, error) {
+// The result watcher outlives the server's graceful stop, so waits in flight can still finish.
+func startIngress(ctx context.Context, cfg config.Config, o options, js jetstream.JetStream, dec *trigger.Decoder, log *slog.Logger) (*ingressServer, error) {
 	ilog := log.With("component", "ingress")
-	w, err := await.Start(ctx, js, cfg.ResultStream, cfg.DeadStream, ilog)
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := await.Start(wctx, js, cfg.ResultStream, cfg.DeadStream, ilog)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("ingress: following results: %w", err)
 	}
 	l, err := listen(ctx, o.ingressLn, cfg.IngressAddr, "ingress")
 	if err != nil {
+		w.Stop()
+		cancel()
 		return nil, err
 	}
 	h := ingress.New(ingress.Config{Token: cfg.IngressToken, Subject: cfg.IngressSubject, MaxWait: cfg.IngressMaxWait, Logger: ilog}, js, dec, w)
 	ilog.Info("HTTP ingress listening", "addr", l.Addr().String(), "subject", cfg.IngressSubject)
-	return startHTTP(l, h, ilog), nil
+	return &ingressServer{srv: startHTTP(l, h, ilog), stopWatcher: func() { w.Stop(); cancel() }}, nil
+}
+
+type ingressServer struct {
+	srv         *httpServer
+	stopWatcher func()
+}
+
+func (s *ingressServer) stop(grace time.Duration) error {
+	defer s.stopWatcher()
+	return s.srv.stop(grace)
 }
 
 // resourcesWhenReachable sets up the JetStream resources, waiting out a broker that is down or
