@@ -59,19 +59,22 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
-// healthURL is the liveness URL of a worker listening on adminAddr (ADMIN_ADDR): a wildcard or
-// empty host is reached on the loopback address, since the probe runs inside the container.
-func healthURL(adminAddr string) string {
+// healthURL is the liveness URL of a worker listening on adminAddr (ADMIN_ADDR).
+func healthURL(adminAddr string) string { return "http://" + localAdmin(adminAddr) + "/healthz" }
+
+// localAdmin is where a client on this machine (the probe inside the container, a browser next to
+// `--dev`) reaches the admin port: a wildcard or empty host is reached on the loopback address.
+func localAdmin(adminAddr string) string {
 	if adminAddr == "" {
 		adminAddr = defaultAdminAddr
 	}
 	host, port, err := net.SplitHostPort(adminAddr)
 	if err != nil {
-		// Not host:port; let the GET report it rather than guess.
-		return "http://" + adminAddr + "/healthz"
+		// Not host:port; let the caller's request report it rather than guess.
+		return adminAddr
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/healthz"
+	return net.JoinHostPort(host, port)
 }

@@ -73,7 +73,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		} else if cfg.EmbeddedNATS() {
 			cfg.NATSURL = stack.NATS.URL()
 		}
-		log.Info("dev mode", "nats_url", cfg.NATSURL, "vidm_url", cfg.VIDMURL, "vidm_ca_file", cfg.VIDMCAFile)
+		// A laptop has no one to keep out: the status page opens without a token unless the
+		// environment says otherwise.
+		if getenv("ADMIN_READ_OPEN") == "" {
+			cfg.AdminReadOpen = true
+		}
+		log.Info("dev mode", "nats_url", cfg.NATSURL, "vidm_url", cfg.VIDMURL, "vidm_ca_file", cfg.VIDMCAFile,
+			"status_page", "http://"+localAdmin(cfg.AdminAddr)+"/")
 	}
 	log.Info("starting vidm-sync-worker", "config", cfg)
 	return worker.Run(ctx, cfg, log)
