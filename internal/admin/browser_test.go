@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -433,30 +432,4 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Logf("wrote %s", path)
 		})
 	}
-}
-
-// TestStatusPageLive runs the browser checks against a running worker's admin port:
-//
-//	ADMIN_URL=http://127.0.0.1:9090 [ADMIN_LOGIN_TOKEN=<read token>] go test ./internal/admin -run TestStatusPageLive -v
-//
-// With ADMIN_LOGIN_TOKEN it signs in through the form first.
-func TestStatusPageLive(t *testing.T) {
-	base := os.Getenv("ADMIN_URL")
-	if base == "" {
-		t.Skip("ADMIN_URL is not set: no live worker to check")
-	}
-	b := NewBrowser(t)
-	if tok := os.Getenv("ADMIN_LOGIN_TOKEN"); tok != "" {
-		p, err := b.SignIn(base, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkPage(t, b, p)
-	}
-	p := CheckStatusPage(t, b, strings.TrimSuffix(base, "/")+"/")
-	var buf bytes.Buffer
-	for _, d := range p.Directories {
-		fmt.Fprintf(&buf, "  %s/%s %q: %s\n", d.Tenant, d.DirectoryID, d.Name, d.State)
-	}
-	t.Logf("%d directories:\n%s", len(p.Directories), buf.String())
 }

@@ -7,6 +7,8 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -34,6 +36,8 @@ type Options struct {
 	MaxWait time.Duration
 	// MaxBody bounds request bodies (default the ingress's).
 	MaxBody int64
+	// Env adds to or overrides the worker's environment (e.g. ADMIN_TOKEN).
+	Env map[string]string
 }
 
 // Stack is a running NATS server, simulator, worker and ingress.
@@ -48,6 +52,8 @@ type Stack struct {
 	URL string
 	// Logs holds the worker's and the ingress's log lines.
 	Logs *syncbuf.Buffer
+	// AdminURL is the worker's admin port: status page, admin API, metrics, probes.
+	AdminURL string
 }
 
 // Start starts the stack; everything stops when the test ends. The simulator knows its example
@@ -62,15 +68,16 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(dev.Close)
-	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
+	env := map[string]string{
 		"COALESCE_WINDOW":       "50ms",
 		"POLL_INITIAL_INTERVAL": "20ms",
 		"POLL_MAX_INTERVAL":     "50ms",
 		"LEASE_TTL":             "3s",
 		"SYNC_DEADLINE":         "2m",
 		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
-		"ADMIN_ADDR":            "127.0.0.1:0",
-	}), true)
+	}
+	maps.Copy(env, opts.Env)
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +85,16 @@ func Start(t testing.TB, opts Options) *Stack {
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
+	var lc net.ListenConfig
+	adminLn, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, log.With("component", "worker")) }()
+	go func() {
+		done <- worker.Run(ctx, cfg, log.With("component", "worker"), worker.WithAdminListener(adminLn))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -124,7 +138,8 @@ func Start(t testing.TB, opts Options) *Stack {
 	}, js, dec, w)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &Stack{Dev: dev, Cfg: cfg, JS: js, Decoder: dec, Watcher: w, Server: srv, URL: srv.URL + ingress.Path, Logs: logs}
+	return &Stack{Dev: dev, Cfg: cfg, JS: js, Decoder: dec, Watcher: w, Server: srv, URL: srv.URL + ingress.Path, Logs: logs,
+		AdminURL: "http://" + adminLn.Addr().String()}
 }
 
 // LastSeq is the last sequence stored in a stream.
