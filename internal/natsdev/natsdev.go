@@ -147,11 +147,7 @@ func (s *Server) StoreDir() string {
 func (s *Server) Shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ns != nil {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
-		s.ns = nil
-	}
+	s.stopLocked()
 	if s.ownsDir {
 		_ = os.RemoveAll(s.opts.StoreDir)
 		s.ownsDir = false
@@ -167,26 +163,15 @@ func (s *Server) Restart() error {
 	if s.ns == nil {
 		return errors.New("natsdev: restart after shutdown")
 	}
-	s.ns.Shutdown()
-	s.ns.WaitForShutdown()
-	s.ns = nil
-	ns, err := s.start()
-	if err != nil {
-		return err
-	}
-	s.ns = ns
-	return nil
+	s.stopLocked()
+	return s.startLocked()
 }
 
 // Stop shuts the server down but keeps its port and store for Resume: a broker outage.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ns != nil {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
-		s.ns = nil
-	}
+	s.stopLocked()
 }
 
 // Resume starts a stopped server again with the same host, port and store.
@@ -196,6 +181,18 @@ func (s *Server) Resume() error {
 	if s.ns != nil {
 		return nil
 	}
+	return s.startLocked()
+}
+
+func (s *Server) stopLocked() {
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		s.ns = nil
+	}
+}
+
+func (s *Server) startLocked() error {
 	ns, err := s.start()
 	if err != nil {
 		return err
