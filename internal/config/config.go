@@ -436,7 +436,7 @@ func (c Config) validate() problemList {
 		v   time.Duration
 	}{
 		{"RESULT_DUPLICATE_WINDOW", c.ResultDuplicateWindow}, {"VIDM_REQUEST_TIMEOUT", c.VIDMRequestTimeout},
-		{"COALESCE_WINDOW", c.CoalesceWindow}, {"POLL_INITIAL_INTERVAL", c.PollInitialInterval},
+		{"POLL_INITIAL_INTERVAL", c.PollInitialInterval},
 		{"POLL_MAX_INTERVAL", c.PollMaxInterval}, {"SYNC_DEADLINE", c.SyncDeadline},
 		{"LEASE_TTL", c.LeaseTTL}, {"ACK_WAIT", c.AckWait},
 		{"HISTORY_MAX_AGE", c.HistoryMaxAge}, {"STATUS_REFRESH", c.StatusRefresh},
@@ -445,6 +445,10 @@ func (c Config) validate() problemList {
 		if d.v <= 0 {
 			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
 		}
+	}
+	// 0 syncs at the first trigger; a burst still costs at most the running sync and a follow-up.
+	if c.CoalesceWindow < 0 {
+		p.add("COALESCE_WINDOW", fmt.Sprintf("%s must not be negative", c.CoalesceWindow))
 	}
 	if c.PollInitialInterval > 0 && c.PollMaxInterval > 0 && c.PollMaxInterval < c.PollInitialInterval {
 		p.add("POLL_MAX_INTERVAL", fmt.Sprintf("%s is shorter than POLL_INITIAL_INTERVAL %s", c.PollMaxInterval, c.PollInitialInterval))

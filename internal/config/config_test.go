@@ -295,7 +295,8 @@ func TestValidation(t *testing.T) {
 		{"dev embedded without managed streams", with(map[string]string{}, "MANAGE_STREAMS", "false", "STREAM_REPLICAS", "3"), true,
 			[]string{"MANAGE_STREAMS", "STREAM_REPLICAS"}, "embedded"},
 
-		{"duration zero", with(base(), "COALESCE_WINDOW", "0s"), false, []string{"COALESCE_WINDOW"}, "must be positive"},
+		{"duration zero", with(base(), "SYNC_DEADLINE", "0s"), false, []string{"SYNC_DEADLINE"}, "must be positive"},
+		{"negative window", with(base(), "COALESCE_WINDOW", "-1s"), false, []string{"COALESCE_WINDOW"}, "must not be negative"},
 		{"duration negative", with(base(), "ACK_WAIT", "-1s"), false, []string{"ACK_WAIT"}, "must be positive"},
 		{"duration unparseable", with(base(), "SYNC_DEADLINE", "soon"), false, []string{"SYNC_DEADLINE"}, `"soon" is not a valid time.Duration`},
 		{"int unparseable", with(base(), "PULL_BATCH", "many"), false, []string{"PULL_BATCH"}, `"many" is not a valid int`},
@@ -375,12 +376,19 @@ func TestValidation(t *testing.T) {
 }
 
 func TestEveryDurationMustBePositive(t *testing.T) {
-	for _, v := range []string{"RESULT_DUPLICATE_WINDOW", "VIDM_REQUEST_TIMEOUT", "COALESCE_WINDOW", "POLL_INITIAL_INTERVAL",
+	for _, v := range []string{"RESULT_DUPLICATE_WINDOW", "VIDM_REQUEST_TIMEOUT", "POLL_INITIAL_INTERVAL",
 		"POLL_MAX_INTERVAL", "SYNC_DEADLINE", "LEASE_TTL", "ACK_WAIT"} {
 		_, err := loadMap(t, with(base(), v, "0s"), false)
 		if err == nil || !strings.Contains(err.Error(), v+": 0s must be positive") {
 			t.Errorf("%s=0s: %v", v, err)
 		}
+	}
+}
+
+func TestZeroWindowSyncsAtTheFirstTrigger(t *testing.T) {
+	c, err := loadMap(t, with(base(), "COALESCE_WINDOW", "0s"), false)
+	if err != nil || c.CoalesceWindow != 0 {
+		t.Fatalf("COALESCE_WINDOW=0s: %v, %v", c.CoalesceWindow, err)
 	}
 }
 
