@@ -70,6 +70,10 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 	// Seed makes fault Rate decisions reproducible.
 	Seed int64 `json:"seed,omitempty"`
+	// OnSyncStart, when set, is called with the record of every sync as it starts (API and foreign
+	// ones), after the simulator's lock is released, so it may call back into the Server. Benchmarks
+	// use it to timestamp the moment vIDM is asked to sync.
+	OnSyncStart func(SyncRecord) `json:"-"`
 }
 
 // duration is a time.Duration written in JSON as a Go duration string ("2s", "1h0m0s").

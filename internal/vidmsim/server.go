@@ -56,6 +56,7 @@ type Server struct {
 	signKey  []byte // HMAC key for the JWTs; random per server so tokens are unforgeable
 	tokenTTL time.Duration
 	syncDur  time.Duration
+	onStart  func(SyncRecord) // nil: nobody listens
 	clients  map[string]string
 	users    map[string]string
 
@@ -99,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 		signKey:    make([]byte, 32),
 		tokenTTL:   cfg.TokenTTL,
 		syncDur:    cfg.SyncDuration,
+		onStart:    cfg.OnSyncStart,
 		clients:    map[string]string{},
 		users:      map[string]string{},
 		tokens:     map[string]*token{},

@@ -179,29 +179,49 @@ func (s *Server) handleSyncStart(w http.ResponseWriter, r *http.Request, dirID s
 		return
 	}
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.directoryLocked(dirID)
-	if !ok {
-		writeDirectoryNotFound(w, dirID)
-		return
-	}
-	s.finalizeLocked(now)
-	_, err = s.startLocked(d, now, 0, SyncRecord{
+	run, status, conflict := s.startFromAPI(dirID, now, SyncRecord{
 		IgnoreSafeguards: ignore,
 		RequestID:        r.Header.Get("X-Request-Id"),
 		Traceparent:      r.Header.Get("Traceparent"),
 	})
+	switch {
+	case status == http.StatusNotFound:
+		writeDirectoryNotFound(w, dirID)
+		return
+	case status == http.StatusConflict:
+		writeError(w, http.StatusConflict, "connector.directory.sync.in.progress", conflict)
+		return
+	}
+	s.notifyStart(run)
+	writeJSON(w, http.StatusOK, mediaHorizonV1, struct{}{})
+}
+
+// startFromAPI starts a sync for a POST under the lock; the status is 404 for an unknown
+// directory and 409 (with the message vIDM gives) when one is running.
+func (s *Server) startFromAPI(dirID string, now time.Time, rec SyncRecord) (started SyncRecord, status int, conflict string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.directoryLocked(dirID)
+	if !ok {
+		return SyncRecord{}, http.StatusNotFound, ""
+	}
+	s.finalizeLocked(now)
+	run, err := s.startLocked(d, now, 0, rec)
 	if err != nil {
 		s.rejectPosts++
 		if run := s.latest[d.ID]; run != nil && run.rec.Foreign {
 			s.rejectOnForeign++
 		}
-		writeError(w, http.StatusConflict, "connector.directory.sync.in.progress",
-			fmt.Sprintf("A sync is already in progress for directory %s.", d.Name))
-		return
+		return SyncRecord{}, http.StatusConflict, fmt.Sprintf("A sync is already in progress for directory %s.", d.Name)
 	}
-	writeJSON(w, http.StatusOK, mediaHorizonV1, struct{}{})
+	return run.rec, http.StatusOK, ""
+}
+
+// notifyStart calls the OnSyncStart hook; the caller must not hold s.mu.
+func (s *Server) notifyStart(rec SyncRecord) {
+	if s.onStart != nil {
+		s.onStart(rec)
+	}
 }
 
 // parseSyncRequest reads {"ignoreSafeguards": bool}. Unknown fields are refused: the simulator is
@@ -288,15 +308,20 @@ func statusOf(run *syncRun, now time.Time) syncStatus {
 func (s *Server) StartForeignSync(directoryID string, d time.Duration) error {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	dir, ok := s.directoryLocked(directoryID)
 	if !ok {
+		s.mu.Unlock()
 		return fmt.Errorf("vidmsim: start foreign sync: unknown directory %q", directoryID)
 	}
 	s.finalizeLocked(now)
-	if _, err := s.startLocked(dir, now, d, SyncRecord{Foreign: true}); err != nil {
+	run, err := s.startLocked(dir, now, d, SyncRecord{Foreign: true})
+	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("vidmsim: start foreign sync of %q: %w", directoryID, err)
 	}
+	rec := run.rec
+	s.mu.Unlock()
+	s.notifyStart(rec)
 	return nil
 }
 
