@@ -170,10 +170,22 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // dispatch starts every due directory it has room for and returns when to look again.
 func (e *Engine) dispatch(ctx context.Context, runs *sync.WaitGroup) time.Time {
+	start, next := e.takeDue()
+	for _, d := range start {
+		runs.Go(func() { e.handle(ctx, d) })
+	}
+	return next
+}
+
+// takeDue marks every due directory it has room for active and returns them, and when to look
+// again. It is the whole scheduling decision, kept apart from starting the runs so that it can be
+// measured without NATS.
+func (e *Engine) takeDue() ([]dirstate.DirKey, time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.cfg.Now()
 	next := now.Add(time.Minute)
+	var start []dirstate.DirKey
 	for d, at := range e.due {
 		if e.active[d] {
 			continue // a follow-up waits for the current run
@@ -188,9 +200,9 @@ func (e *Engine) dispatch(ctx context.Context, runs *sync.WaitGroup) time.Time {
 		}
 		delete(e.due, d)
 		e.active[d] = true
-		runs.Go(func() { e.handle(ctx, d) })
+		start = append(start, d)
 	}
-	return next
+	return start, next
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -202,7 +214,12 @@ func minTime(a, b time.Time) time.Time {
 
 // handle runs one directory once and decides when it needs looking at again.
 func (e *Engine) handle(ctx context.Context, d dirstate.DirKey) {
-	err := e.runOnce(ctx, d)
+	e.finish(ctx, d, e.runOnce(ctx, d))
+}
+
+// finish is the bookkeeping after a run of d ended with err: d is no longer active, and it is
+// rescheduled after a failure or when another replica holds its lease.
+func (e *Engine) finish(ctx context.Context, d dirstate.DirKey, err error) {
 	e.mu.Lock()
 	delete(e.active, d)
 	switch {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
@@ -49,23 +50,46 @@ func (p *Publisher) Started(ctx context.Context, r *dirstate.Run) error {
 		Tenant: r.Tenant, DirectoryID: r.DirectoryID, DirectoryName: r.DirectoryName,
 		RunID: r.RunID, StartedAt: r.StartedAt.UTC(),
 	}
-	return p.publish(ctx, r, r.RunID+".started", TypeStarted, "started", r.StartedAt, data)
+	msg, err := p.encode(r, r.RunID+".started", TypeStarted, "started", r.StartedAt, data)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, r, TypeStarted, msg)
 }
 
 // Finished publishes the run's outcome: completed or failed, listing every trigger it covers.
 func (p *Publisher) Finished(ctx context.Context, r *dirstate.Run) error {
+	msg, typ, err := p.finishedMsg(r)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, r, typ, msg)
+}
+
+// finishedMsg is the completed or failed event of a reported run, and its type.
+func (p *Publisher) finishedMsg(r *dirstate.Run) (*nats.Msg, string, error) {
 	if r.Outcome == nil {
-		return fmt.Errorf("run %s has no outcome", r.RunID)
+		return nil, "", fmt.Errorf("run %s has no outcome", r.RunID)
 	}
 	data := ResultData(r)
 	typ, kind := TypeCompleted, "completed"
 	if data.Status != "COMPLETED" {
 		typ, kind = TypeFailed, "failed"
 	}
-	return p.publish(ctx, r, r.RunID+".result", typ, kind, r.Outcome.FinishedAt, data)
+	msg, err := p.encode(r, r.RunID+".result", typ, kind, r.Outcome.FinishedAt, data)
+	return msg, typ, err
 }
 
-func (p *Publisher) publish(ctx context.Context, r *dirstate.Run, id, typ, kind string, at time.Time, data any) error {
+func (p *Publisher) send(ctx context.Context, r *dirstate.Run, typ string, msg *nats.Msg) error {
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s for run %s: %w", typ, r.RunID, err)
+	}
+	return nil
+}
+
+// encode builds the binary-mode message of one result event; apart from the publish it is all the
+// work of reporting a run, so it is kept separate to be measured on its own.
+func (p *Publisher) encode(r *dirstate.Run, id, typ, kind string, at time.Time, data any) (*nats.Msg, error) {
 	e := event.New()
 	e.SetID(id)
 	e.SetSource(p.source)
@@ -76,16 +100,13 @@ func (p *Publisher) publish(ctx context.Context, r *dirstate.Run, id, typ, kind 
 		e.SetExtension("traceparent", tp)
 	}
 	if err := e.SetData(event.ApplicationJSON, data); err != nil {
-		return fmt.Errorf("encode %s: %w", typ, err)
+		return nil, fmt.Errorf("encode %s: %w", typ, err)
 	}
 	msg, err := cenats.EncodeBinary(p.prefix+"."+kind, e)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", typ, err)
+		return nil, fmt.Errorf("encode %s: %w", typ, err)
 	}
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s for run %s: %w", typ, r.RunID, err)
-	}
-	return nil
+	return msg, nil
 }
 
 // traceparent carries the first covered trigger's trace into the result, so one trace shows the

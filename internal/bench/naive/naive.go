@@ -48,7 +48,9 @@ const (
 
 // Stats is what a Run cost vIDM and how it ended.
 type Stats struct {
-	Requests  map[string]int // requests sent, by kind: "login", "directories", "sync_start", "sync_status"
+	// Requests sent, by kind: "login", "directories", "sync_start", "sync_status". They equal what
+	// vIDM received, except that a request cut short by the context's end may not have arrived.
+	Requests  map[string]int
 	Total     int            // all requests sent
 	Conflicts int            // POSTs refused with 409 because a sync was already running
 	Failed    int            // triggers whose script did not see a COMPLETED sync

@@ -201,15 +201,28 @@ func TestRunNeverClaimsUnseenSuccess(t *testing.T) {
 			requests: map[string]int{ReqLogin: 1, ReqDirectories: 1, ReqSyncStart: 0, ReqSyncStatus: 0},
 		},
 		{
-			name:   "status endpoint down",
-			setup:  func(s *vidmsim.Server) { s.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Status: http.StatusServiceUnavailable}) },
+			name: "status endpoint down",
+			setup: func(s *vidmsim.Server) {
+				s.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+			},
 			failed: 6,
 		},
+		// The two context cases end the scripts where no request is on its way (asleep, or
+		// waiting for an answer the simulator has counted), so the counts stay exact.
 		{
-			name:    "sync outlasts the context",
-			sim:     func(c *vidmsim.Config) { c.SyncDuration = time.Hour },
-			timeout: 300 * time.Millisecond,
-			failed:  6,
+			name:     "sync outlasts the context",
+			sim:      func(c *vidmsim.Config) { c.SyncDuration = time.Hour },
+			opts:     func(o *Options) { o.PollInterval = time.Minute },
+			timeout:  time.Second,
+			failed:   6,
+			requests: map[string]int{ReqLogin: 6, ReqDirectories: 6, ReqSyncStart: 6, ReqSyncStatus: 0},
+		},
+		{
+			name:     "status answer never comes",
+			setup:    func(s *vidmsim.Server) { s.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Hang: true}) },
+			timeout:  time.Second,
+			failed:   6,
+			requests: map[string]int{ReqLogin: 6, ReqDirectories: 6, ReqSyncStart: 6, ReqSyncStatus: 6},
 		},
 	}
 	for _, tt := range tests {
