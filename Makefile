@@ -34,8 +34,11 @@ fuzz:
 	  done; \
 	done
 
+## bench: the worker beside raw JetStream and the per-pipeline script (cmd/dirsync-bench); writes
+## BENCHMARKS.md and bench.json. BENCH_FLAGS: e.g. -short, -scenarios ingest,burst, -cpuprofile cpu.out.
+BENCH_FLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./cmd/dirsync-bench $(BENCH_FLAGS)
 
 ## lint: golangci-lint (staticcheck, gosec, errcheck, errorlint, …; see .golangci.yml). CI runs it.
 lint:

@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+)
+
+// ingestResult is one measurement of scenario 1: the same triggers taken by a bare consumer and
+// by the worker.
+type ingestResult struct {
+	n, dirs    int
+	publish    time.Duration
+	raw        time.Duration
+	worker     time.Duration
+	accepted   int
+	dead       uint64
+	replicas   int
+	pullBatch  int
+	maxInFight int
+}
+
+func (ir ingestResult) rawRate() float64    { return float64(ir.n) / ir.raw.Seconds() }
+func (ir ingestResult) workerRate() float64 { return float64(ir.n) / ir.worker.Seconds() }
+
+// startFleet starts the replicas of one measurement on st.
+type startFleet func(ctx context.Context, st *stack, dir string, vars map[string]string) (fleet, error)
+
+func (r *runner) inProcess() startFleet {
+	return func(ctx context.Context, _ *stack, _ string, vars map[string]string) (fleet, error) {
+		cfg, err := loadConfig(ctx, vars)
+		if err != nil {
+			return nil, err
+		}
+		return startInProcess(ctx, cfg, r.log.With("replica", "in-process"))
+	}
+}
+
+func (r *runner) processes(n int) startFleet {
+	return func(ctx context.Context, _ *stack, dir string, vars map[string]string) (fleet, error) {
+		return r.startProcs(ctx, n, dir, vars)
+	}
+}
+
+// measureIngest publishes n triggers over dirs directories into a fresh stream, drains them with
+// a bare pull consumer (baseline), then starts the worker and times it until its consumer has
+// nothing pending or unacknowledged and it has accepted all n.
+func (r *runner) measureIngest(ctx context.Context, name string, n, dirs, replicas int, start startFleet) (ingestResult, error) {
+	res := ingestResult{n: n, dirs: dirs, replicas: replicas}
+	dir, err := r.subdir(name)
+	if err != nil {
+		return res, err
+	}
+	st, err := startStack(dir, simConfig(dirs, 0), true)
+	if err != nil {
+		return res, err
+	}
+	defer st.close()
+	vars := st.env(map[string]string{"COALESCE_WINDOW": "2s"})
+	cfg, err := loadConfig(ctx, vars)
+	if err != nil {
+		return res, err
+	}
+	res.pullBatch, res.maxInFight = cfg.PullBatch, cfg.MaxInFlight
+	if err := st.ensureStreams(ctx, cfg); err != nil {
+		return res, err
+	}
+	t0 := time.Now()
+	if _, err := st.publishAll(ctx, n, dirs); err != nil {
+		return res, err
+	}
+	res.publish = time.Since(t0)
+
+	if res.raw, err = measureRaw(ctx, st, cfg, n); err != nil {
+		return res, fmt.Errorf("raw consumer: %w", err)
+	}
+
+	cons, err := st.js.Consumer(ctx, cfg.TriggerStream, cfg.Consumer)
+	if err != nil {
+		return res, fmt.Errorf("worker consumer: %w", err)
+	}
+	t0 = time.Now()
+	f, err := start(ctx, st, dir, vars)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = f.stop() }()
+	// Accepted is scraped only once the consumer is drained: a scrape lists the pending set, which
+	// would slow the worker down while it is being timed.
+	err = poll(ctx, 10*time.Minute, 2*time.Millisecond, "worker drains the trigger consumer", func() (bool, error) {
+		ok, err := drained(ctx, cons)
+		if !ok || err != nil {
+			return false, err
+		}
+		res.accepted, err = accepted(ctx, f)
+		return res.accepted >= n, err
+	})
+	res.worker = time.Since(t0)
+	if err != nil {
+		return res, err
+	}
+	dead, err := st.js.Stream(ctx, cfg.DeadStream)
+	if err != nil {
+		return res, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	di, err := dead.Info(ctx)
+	if err != nil {
+		return res, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	res.dead = di.State.Msgs
+	if err := f.stop(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// measureRaw times a new durable pull consumer on the same stream, with the worker's batch size and
+// in-flight bound, that only acks, until every message is acked.
+func measureRaw(ctx context.Context, st *stack, cfg config.Config, n int) (time.Duration, error) {
+	cons, err := st.js.CreateOrUpdateConsumer(ctx, cfg.TriggerStream, jetstream.ConsumerConfig{
+		Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: cfg.MaxInFlight, AckWait: cfg.AckWait,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create consumer: %w", err)
+	}
+	defer func() { _ = st.js.DeleteConsumer(context.WithoutCancel(ctx), cfg.TriggerStream, "bench-raw") }()
+	var got atomic.Int64
+	all := make(chan struct{})
+	t0 := time.Now()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack() // fire-and-forget, as the worker's intake acks
+		if got.Add(1) == int64(n) {
+			close(all)
+		}
+	}, jetstream.PullMaxMessages(cfg.PullBatch))
+	if err != nil {
+		return 0, fmt.Errorf("consume: %w", err)
+	}
+	defer cc.Stop()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("%d of %d received: %w", got.Load(), n, errTimeout)
+	}
+	err = poll(ctx, time.Minute, time.Millisecond, "raw consumer acks", func() (bool, error) { return drained(ctx, cons) })
+	return time.Since(t0), err
+}
+
+func runIngest(ctx context.Context, r *runner) (Scenario, error) {
+	n, dirs := r.size(100_000, 2_000), r.size(1_000, 50)
+	res, err := r.measureIngest(ctx, "ingest", n, dirs, 1, r.inProcess())
+	if err != nil {
+		return Scenario{}, err
+	}
+	sc := Scenario{Setup: []string{
+		fmt.Sprintf("%d valid ad.group.created triggers over %d directories, in the trigger stream before the worker starts", n, dirs),
+		fmt.Sprintf("same batch for both: pull batch %d, max ack pending %d; simulator syncs are instant; COALESCE_WINDOW=2s", res.pullBatch, res.maxInFight),
+		"worker: worker.Run in the benchmark's process (so -cpuprofile sees it), beside the embedded nats-server and the simulator",
+		"worker time: from worker start (connect, bind, directory list included) until its consumer has NumPending = 0 and NumAckPending = 0 " +
+			"and dirsync_triggers_accepted_total = N; baseline: a new durable pull consumer on the same stream that only acks, same N",
+	}}
+	sc.Rows = ingestRows(res, "")
+	sc.Rows = append(sc.Rows, Row{Metric: "setup: publish rate (async, 4096 in flight)", Unit: "triggers/s", Value: float64(n) / res.publish.Seconds()})
+	ingestInvariants(&sc, res, "")
+	return sc, nil
+}
+
+func ingestRows(res ingestResult, prefix string) []Row {
+	ratio := res.workerRate() / res.rawRate()
+	raw, wk := res.rawRate(), res.workerRate()
+	return []Row{
+		{Metric: prefix + "raw JetStream pull consumer, ack only", Unit: "triggers/s", Value: raw},
+		Row{Metric: prefix + "worker: accepted (pending set) and acked", Unit: "triggers/s", Value: wk, Baseline: &raw, Ratio: &ratio}.
+			goal("≥ 0.5 × raw", ratio >= 0.5, fmt.Sprintf("%.2f × raw", ratio)),
+	}
+}
+
+func ingestInvariants(sc *Scenario, res ingestResult, prefix string) {
+	sc.check(prefix+"every trigger accepted exactly once", res.accepted == res.n, "accepted %d of %d", res.accepted, res.n)
+	sc.check(prefix+"nothing dead-lettered", res.dead == 0, "%d dead letters", res.dead)
+}
