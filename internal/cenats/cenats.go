@@ -40,6 +40,16 @@ const (
 
 const (
 	headerContentType = "Content-Type"
+	// The binary-mode header names of the context attributes, spelled out so that encoding does
+	// not build them per event.
+	headerSpecVersion     = HeaderPrefix + attrSpecVersion
+	headerID              = HeaderPrefix + attrID
+	headerSource          = HeaderPrefix + attrSource
+	headerType            = HeaderPrefix + attrType
+	headerSubject         = HeaderPrefix + attrSubject
+	headerTime            = HeaderPrefix + attrTime
+	headerDataSchema      = HeaderPrefix + attrDataSchema
+	headerDataContentType = HeaderPrefix + attrDataContentType
 	// maxExtensionName is the CloudEvents limit on attribute names.
 	maxExtensionName = 20
 	// maxErrorEcho bounds how much of a library error message (which may quote input) is kept.
@@ -169,7 +179,7 @@ func isSuffixJSON(ct string) bool {
 func decodeBinary(hv headerView, payload []byte) (event.Event, error) {
 	attrs := make(map[string]string, len(hv.attrs))
 	// Sorted so that the header reported in an error does not depend on map order.
-	for _, name := range slices.Sorted(maps.Keys(hv.attrs)) {
+	for _, name := range sortedKeys(hv.attrs) {
 		raw := hv.attrs[name]
 		if !isContextAttribute(name) {
 			if !validExtensionName(name) || isReservedName(name) {
@@ -255,7 +265,7 @@ func decodeStructured(payload []byte) (event.Event, *DecodeError) {
 	if top == nil {
 		return event.Event{}, decodeErrorf("structured event is JSON null, not an object")
 	}
-	for _, name := range slices.Sorted(maps.Keys(top)) {
+	for _, name := range sortedKeys(top) {
 		if !isReservedName(name) && !validExtensionName(name) {
 			return event.Event{}, decodeErrorf("member %s: extension names must be 1 to %d lower-case letters or digits", snippet(name), maxExtensionName)
 		}
@@ -312,26 +322,32 @@ func checkEvent(e event.Event) string {
 	if err := e.Validate(); err != nil {
 		return validationReason(err)
 	}
-	strs := []struct{ name, value string }{
+	// Reported in this order: extension names, then the attributes' strings, then the
+	// extensions' strings.
+	exts := extensions(e)
+	names := sortedKeys(exts)
+	for _, name := range names {
+		if !validExtensionName(name) || isReservedName(name) {
+			return fmt.Sprintf("extension %s: names must be 1 to %d lower-case letters or digits", snippet(name), maxExtensionName)
+		}
+	}
+	for _, s := range [...]struct{ name, value string }{
 		{attrID, e.ID()},
 		{attrSource, e.Source()},
 		{attrType, e.Type()},
 		{attrSubject, e.Subject()},
 		{attrDataSchema, e.DataSchema()},
 		{attrDataContentType, e.DataContentType()},
-	}
-	exts := e.Extensions()
-	for _, name := range slices.Sorted(maps.Keys(exts)) {
-		if !validExtensionName(name) || isReservedName(name) {
-			return fmt.Sprintf("extension %s: names must be 1 to %d lower-case letters or digits", snippet(name), maxExtensionName)
-		}
-		if s, ok := exts[name].(string); ok {
-			strs = append(strs, struct{ name, value string }{name, s})
-		}
-	}
-	for _, s := range strs {
+	} {
 		if err := checkString(s.value); err != nil {
 			return fmt.Sprintf("attribute %s %v", s.name, err)
+		}
+	}
+	for _, name := range names {
+		if v, ok := exts[name].(string); ok {
+			if err := checkString(v); err != nil {
+				return fmt.Sprintf("attribute %s %v", name, err)
+			}
 		}
 	}
 	if len(e.Data()) > MaxDataBytes {
@@ -367,38 +383,70 @@ func EncodeBinary(subject string, e event.Event) (*nats.Msg, error) {
 	if err := checkEncode(subject, e); err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(subject)
-	set := func(name, value string) { m.Header.Set(HeaderPrefix+name, percentEncode(value)) }
-	set(attrSpecVersion, e.SpecVersion())
-	set(attrID, e.ID())
-	set(attrSource, e.Source())
-	set(attrType, e.Type())
+	exts := extensions(e)
+	// The header's values share one backing array and the map is sized once: a result or trigger
+	// is encoded per event, and one small allocation per header was most of the cost.
+	vals := make([]string, 0, 10+len(exts))
+	h := make(nats.Header, 10+len(exts))
+	set := func(name, value string) {
+		vals = append(vals, value)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(headerSpecVersion, percentEncode(e.SpecVersion()))
+	set(headerID, percentEncode(e.ID()))
+	set(headerSource, percentEncode(e.Source()))
+	set(headerType, percentEncode(e.Type()))
 	if v := e.Subject(); v != "" {
-		set(attrSubject, v)
+		set(headerSubject, percentEncode(v))
 	}
 	if t := e.Time(); !t.IsZero() {
-		set(attrTime, types.FormatTime(t))
+		set(headerTime, percentEncode(types.FormatTime(t)))
 	}
 	if v := e.DataSchema(); v != "" {
-		set(attrDataSchema, v)
+		set(headerDataSchema, percentEncode(v))
 	}
 	if ct := e.DataContentType(); ct != "" {
-		set(attrDataContentType, ct)
+		set(headerDataContentType, percentEncode(ct))
 		if mt, _, err := mime.ParseMediaType(ct); err == nil && !strings.HasPrefix(mt, "application/cloudevents") {
-			m.Header.Set(headerContentType, ct)
+			set(headerContentType, ct)
 		}
 	}
-	exts := e.Extensions()
-	for _, name := range slices.Sorted(maps.Keys(exts)) {
+	for _, name := range sortedKeys(exts) {
 		s, err := types.Format(exts[name])
 		if err != nil {
 			return nil, fmt.Errorf("cloudevent: extension %s: %w", name, err)
 		}
-		set(name, s)
+		set(HeaderPrefix+name, percentEncode(s))
 	}
-	m.Header.Set(nats.MsgIdHdr, percentEncode(e.ID()))
-	m.Data = e.Data()
-	return m, nil
+	set(nats.MsgIdHdr, percentEncode(e.ID()))
+	return &nats.Msg{Subject: subject, Header: h, Data: e.Data()}, nil
+}
+
+// sortedKeys returns m's keys in order, allocated once (slices.Sorted(maps.Keys) grows its slice
+// step by step).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Extension returns the value of one extension attribute, without copying the event's extensions
+// as the sdk's Extensions() does.
+func Extension(e event.Event, name string) (any, bool) {
+	v, ok := extensions(e)[name]
+	return v, ok
+}
+
+// extensions returns the event's extensions for reading. The sdk's Extensions() copies the map on
+// every call; the events here carry a *EventContextV1, whose map is read directly.
+func extensions(e event.Event) map[string]any {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		return ec.Extensions
+	}
+	return e.Extensions()
 }
 
 // EncodeStructured builds a structured-mode message: Content-Type application/cloudevents+json and

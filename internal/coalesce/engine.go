@@ -198,6 +198,10 @@ func (e *Engine) takeDue() ([]dirstate.DirKey, time.Time) {
 			next = minTime(next, now.Add(100*time.Millisecond))
 			continue
 		}
+		if start == nil {
+			// Sized once for the directories there is room for; a pass that starts none allocates nothing.
+			start = make([]dirstate.DirKey, 0, min(len(e.due), e.cfg.MaxConcurrent-len(e.active)))
+		}
 		delete(e.due, d)
 		e.active[d] = true
 		start = append(start, d)

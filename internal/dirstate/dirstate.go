@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -21,20 +20,40 @@ import (
 // DirKey names one (tenant, directory) pair as two KV key tokens.
 type DirKey string
 
-var safeToken = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // NewDirKey builds the key of a directory. Ids that are not plain tokens are hashed so that no id
 // can break out of its place in the key space.
 func NewDirKey(tenant, directoryID string) DirKey {
-	return DirKey(token(tenant) + "." + token(directoryID))
+	var buf [2*maxToken + 1]byte // on the stack: the string conversion is the only allocation
+	b := appendToken(buf[:0], tenant)
+	b = append(b, '.')
+	return DirKey(appendToken(b, directoryID))
 }
 
-func token(s string) string {
-	if safeToken.MatchString(s) {
-		return s
+// maxToken is the longest id kept readable in a key; hashed tokens are 33 bytes.
+const maxToken = 64
+
+// plainToken reports ids that are their own key token: 1 to 64 of A-Z a-z 0-9 _ -.
+// (A loop rather than a regular expression: keys are built for every trigger and run.)
+func plainToken(s string) bool {
+	if len(s) == 0 || len(s) > maxToken {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendToken appends s as a key token: itself when plain, else "h" and 32 hex digits of its hash.
+func appendToken(b []byte, s string) []byte {
+	if plainToken(s) {
+		return append(b, s...)
 	}
 	sum := sha256.Sum256([]byte(s))
-	return "h" + hex.EncodeToString(sum[:16])
+	return hex.AppendEncode(append(b, 'h'), sum[:16])
 }
 
 // DirKeyOf returns the directory part of a pending, run or lease key.
@@ -64,8 +83,15 @@ type Trigger struct {
 // Key is the trigger's pending key. CloudEvents are unique by (source, id), so a redelivered or
 // re-published trigger lands on the same key and is recorded once.
 func (t Trigger) Key() string {
-	sum := sha256.Sum256([]byte(t.Source + "\x00" + t.ID))
-	return string(NewDirKey(t.Tenant, t.DirectoryID)) + "." + hex.EncodeToString(sum[:16])
+	// Stack buffers for the hash input and the key: one allocation, the returned string.
+	var in [256]byte
+	sum := sha256.Sum256(append(append(append(in[:0], t.Source...), 0), t.ID...))
+	var buf [2*maxToken + 2 + 32]byte
+	b := appendToken(buf[:0], t.Tenant)
+	b = append(b, '.')
+	b = appendToken(b, t.DirectoryID)
+	b = append(b, '.')
+	return string(hex.AppendEncode(b, sum[:16]))
 }
 
 // Store reads and writes the three buckets.

@@ -146,7 +146,8 @@ func (d *Decoder) Decode(h nats.Header, payload []byte) (Trigger, error) {
 	if when := e.Time(); !when.IsZero() {
 		t.Time = when.UTC()
 	}
-	if tp, ok := e.Extensions()[extTraceparent].(string); ok && validTraceparent(tp) {
+	ext, _ := cenats.Extension(e, extTraceparent)
+	if tp, ok := ext.(string); ok && validTraceparent(tp) {
 		t.Traceparent = tp
 	}
 	t.IgnoreSafeguards, _ = obj["ignoreSafeguards"].(bool)

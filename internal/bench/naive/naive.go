@@ -51,10 +51,10 @@ type Stats struct {
 	// Requests sent, by kind: "login", "directories", "sync_start", "sync_status". They equal what
 	// vIDM received, except that a request cut short by the context's end may not have arrived.
 	Requests  map[string]int
-	Total     int            // all requests sent
-	Conflicts int            // POSTs refused with 409 because a sync was already running
-	Failed    int            // triggers whose script did not see a COMPLETED sync
-	Duration  time.Duration  // first request to last script done
+	Total     int           // all requests sent
+	Conflicts int           // POSTs refused with 409 because a sync was already running
+	Failed    int           // triggers whose script did not see a COMPLETED sync
+	Duration  time.Duration // first request to last script done
 }
 
 // The paths and media types of docs/vidm-api.md, written out again on purpose: the script knows
