@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
 	"time"
 )
 
@@ -21,5 +22,13 @@ func microbenchmarks(ctx context.Context) (string, error) {
 	if err != nil {
 		return string(out), fmt.Errorf("microbenchmarks: %w\n%s", err, out)
 	}
-	return string(out), nil
+	// Packages without benchmarks only add noise to the report.
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "[no test files]") || strings.Contains(l, "[no tests to run]") || strings.TrimSpace(l) == "PASS" {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n"), nil
 }
