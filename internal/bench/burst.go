@@ -19,14 +19,13 @@ const naiveConcurrency = 500
 
 // burstSize is scenario 3's load and the worker's timing settings for it.
 type burstSize struct {
-	n, dirs      int
-	span         time.Duration // the triggers are published evenly over it
-	sync         time.Duration // simulated sync duration
-	window       time.Duration // COALESCE_WINDOW
-	pollInitial  time.Duration
-	pollMax      time.Duration
-	naivePoll    time.Duration
-	resultWithin time.Duration // the goal: last trigger → last result
+	n, dirs     int
+	span        time.Duration // the triggers are published evenly over it
+	sync        time.Duration // simulated sync duration
+	window      time.Duration // COALESCE_WINDOW
+	pollInitial time.Duration
+	pollMax     time.Duration
+	naivePoll   time.Duration
 }
 
 // burstSize uses the worker's production defaults (COALESCE_WINDOW 2s, polls 2s doubling to 15s)

@@ -184,11 +184,11 @@ func (s *Server) handleSyncStart(w http.ResponseWriter, r *http.Request, dirID s
 		RequestID:        r.Header.Get("X-Request-Id"),
 		Traceparent:      r.Header.Get("Traceparent"),
 	})
-	switch {
-	case status == http.StatusNotFound:
+	switch status {
+	case http.StatusNotFound:
 		writeDirectoryNotFound(w, dirID)
 		return
-	case status == http.StatusConflict:
+	case http.StatusConflict:
 		writeError(w, http.StatusConflict, "connector.directory.sync.in.progress", conflict)
 		return
 	}
