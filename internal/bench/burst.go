@@ -282,6 +282,8 @@ func runBurst(ctx context.Context, r *runner) (Scenario, error) {
 	// outlasts a sync needs one more sync for every sync duration it lasts beyond the first.
 	sc.Notes = append(sc.Notes, fmt.Sprintf("the burst lasts %s and a sync %s: the first sync starts one window (%s) after a directory's first trigger, "+
 		"triggers arriving while it runs wait for a follow-up, so a burst longer than window + sync needs a third sync", bs.span, bs.sync, bs.window))
+	sc.Notes = append(sc.Notes, fmt.Sprintf("one replica syncs at most MAX_CONCURRENT_SYNCS=8 directories at once (the default): %d directories × %s syncs "+
+		"queue behind that limit, which bounds how soon the last result can come (see scenario 5 for 2 and 3 replicas)", bs.dirs, bs.sync))
 	if ns.Total != nc.total {
 		sc.Notes = append(sc.Notes, fmt.Sprintf("the script counted %d requests, the simulator %d", ns.Total, nc.total))
 	}
