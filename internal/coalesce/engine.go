@@ -135,10 +135,17 @@ func (e *Engine) Notify(d dirstate.DirKey) { e.schedule(d, e.cfg.Now().Add(e.cfg
 // schedule makes d due at "at"; an earlier due time wins unless force.
 func (e *Engine) schedule(d dirstate.DirKey, at time.Time, force bool) {
 	e.mu.Lock()
-	if cur, ok := e.due[d]; force || !ok || at.Before(cur) {
+	cur, ok := e.due[d]
+	changed := force || !ok || at.Before(cur)
+	if changed {
 		e.due[d] = at
 	}
 	e.mu.Unlock()
+	if !changed {
+		// Already due no later: the dispatcher's timer covers it. Waking it anyway would make
+		// every trigger of a burst cost a pass over all due directories.
+		return
+	}
 	select {
 	case e.wake <- struct{}{}:
 	default:

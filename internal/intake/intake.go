@@ -118,9 +118,16 @@ func (in *Intake) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle decides a message's fate. It runs on the consumer's goroutine and hands the durable write
-// to a goroutine of its own, so many writes are in flight at once (bounded by MaxAckPending).
+// handle hands each message to a goroutine of its own, so that decoding, validation and the
+// durable write of many triggers proceed at once (bounded by the consumer's MaxAckPending): one
+// message at a time on the consumer's goroutine would cap intake at one decode plus one broker
+// round trip per trigger.
 func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
+	in.inflight.Go(func() { in.process(ctx, m) })
+}
+
+// process decides a message's fate.
+func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 	in.cfg.Observer.Received()
 	t, err := in.dec.Decode(m.Headers(), m.Data())
 	if err != nil {
@@ -133,29 +140,26 @@ func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
 		in.deadLetter(ctx, m, code, err.Error(), in.log)
 		return
 	}
-	log := in.log.With("trigger_id", t.ID, "directory", t.DirectoryRef())
-	if id := traceID(t.Traceparent); id != "" {
-		log = log.With("trace_id", id)
-	}
 	tenant := t.Tenant
 	if tenant == "" {
 		tenant = in.cfg.Tenant
 	}
 	if tenant != in.cfg.Tenant {
-		in.deadLetter(ctx, m, CodeUnknownTenant, fmt.Sprintf("tenant %q is not served here (this worker serves %q)", tenant, in.cfg.Tenant), log)
+		in.deadLetter(ctx, m, CodeUnknownTenant, fmt.Sprintf("tenant %q is not served here (this worker serves %q)", tenant, in.cfg.Tenant),
+			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	}
 	dir, err := in.resolver.ResolveDirectory(ctx, t.DirectoryRef())
 	switch {
 	case errors.Is(err, vidm.ErrDirectoryNotFound):
-		in.deadLetter(ctx, m, CodeUnknownDirectory, err.Error(), log)
+		in.deadLetter(ctx, m, CodeUnknownDirectory, err.Error(), in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	case errors.Is(err, vidm.ErrAmbiguousDirectory):
-		in.deadLetter(ctx, m, CodeAmbiguousDirectory, err.Error(), log)
+		in.deadLetter(ctx, m, CodeAmbiguousDirectory, err.Error(), in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	case err != nil:
 		// vIDM unreachable or refusing us: not accepted yet, ask for it again later.
-		in.retryLater(m, err, log)
+		in.retryLater(m, err, in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	}
 	pt := dirstate.Trigger{
@@ -163,27 +167,35 @@ func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
 		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
 		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
 	}
-	// From here on the directory is vIDM's name for it, not the trigger's reference.
-	log = in.log.With("trigger_id", pt.ID, "directory", pt.DirectoryName)
-	if id := traceID(pt.Traceparent); id != "" {
-		log = log.With("trace_id", id)
-	}
-	in.inflight.Go(func() { in.record(ctx, m, pt, log) })
+	in.record(ctx, m, pt)
 }
 
-func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger, log *slog.Logger) {
+// triggerLog is the logger for one trigger's lines. It is built only when there is something to
+// log: a logger per accepted trigger would cost more than deciding its fate.
+func (in *Intake) triggerLog(id, directory, traceparent string) *slog.Logger {
+	log := in.log.With("trigger_id", id, "directory", directory)
+	if tid := traceID(traceparent); tid != "" {
+		log = log.With("trace_id", tid)
+	}
+	return log
+}
+
+func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) {
 	// Detached from shutdown: a trigger half-recorded is finished, not abandoned.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// From here on the directory is vIDM's name for it, not the trigger's reference.
 	if err := in.store.AddPending(wctx, pt); err != nil {
-		in.retryLater(m, err, log)
+		in.retryLater(m, err, in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent))
 		return
 	}
 	if err := m.Ack(); err != nil {
 		// The trigger is recorded; a redelivery lands on the same pending key.
-		log.Warn("acknowledging a recorded trigger failed", "err", err)
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("acknowledging a recorded trigger failed", "err", err)
 	}
-	log.Debug("trigger accepted", "type", pt.Type)
+	if in.log.Enabled(ctx, slog.LevelDebug) {
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Debug("trigger accepted", "type", pt.Type)
+	}
 	in.cfg.Observer.Accepted(pt)
 	in.notify(dirstate.NewDirKey(pt.Tenant, pt.DirectoryID))
 }

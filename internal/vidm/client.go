@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -125,6 +126,7 @@ type Client struct {
 	redactor *strings.Replacer
 	obs      Observer
 	auth     authState
+	index    atomic.Pointer[directoryIndex] // lookups over the cached list
 }
 
 // New validates cfg and returns a client. It does not contact vIDM.

@@ -89,12 +89,50 @@ func (c *Client) ResolveDirectory(ctx context.Context, ref string) (Directory, e
 	if err != nil {
 		return Directory{}, err
 	}
-	d, err := matchDirectory(dirs, ref)
+	d, err := c.indexOf(dirs).match(dirs, ref)
 	if !errors.Is(err, ErrDirectoryNotFound) {
 		return d, err
 	}
 	if dirs, err = c.dirs.list(ctx, c.cfg.DirectoryMissRefresh); err != nil {
 		return Directory{}, err
+	}
+	return matchDirectory(dirs, ref)
+}
+
+// directoryIndex finds directories by name and by domain in one cached list without scanning it:
+// every trigger is resolved, and shops have hundreds of directories.
+type directoryIndex struct {
+	src              []Directory
+	byName, byDomain map[string][]Directory
+}
+
+// indexOf returns the index of dirs, building it when the cached list changed.
+func (c *Client) indexOf(dirs []Directory) *directoryIndex {
+	if ix := c.index.Load(); ix != nil && len(ix.src) == len(dirs) && (len(dirs) == 0 || &ix.src[0] == &dirs[0]) {
+		return ix
+	}
+	ix := &directoryIndex{src: dirs, byName: map[string][]Directory{}, byDomain: map[string][]Directory{}}
+	for _, d := range dirs {
+		ix.byName[strings.ToLower(d.Name)] = append(ix.byName[strings.ToLower(d.Name)], d)
+		for _, dom := range d.Domains {
+			ix.byDomain[strings.ToLower(dom)] = append(ix.byDomain[strings.ToLower(dom)], d)
+		}
+	}
+	c.index.Store(ix)
+	return ix
+}
+
+// match resolves ref as matchDirectory does. A reference the index does not know (different
+// Unicode case folding, or no such directory) takes the full scan, so the rules stay the same.
+func (ix *directoryIndex) match(dirs []Directory, ref string) (Directory, error) {
+	key := strings.ToLower(ref)
+	if m := ix.byName[key]; len(m) == 1 {
+		return m[0], nil
+	}
+	if _, named := ix.byName[key]; !named {
+		if m := ix.byDomain[key]; len(m) == 1 {
+			return m[0], nil
+		}
 	}
 	return matchDirectory(dirs, ref)
 }
