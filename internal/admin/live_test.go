@@ -63,8 +63,8 @@ func TestStatusPageOfALiveWorker(t *testing.T) {
 		"Corp AD", "EMEA AD", "Lab IWA",
 		"proj-alpha-admins", "emea-ops", // the groups each run covered
 		"connector emea-c1 cannot reach the domain controller", // the failed sync, in vIDM's words
-		"AD migration weekend", // why the lab directory is paused
-		"UNKNOWN_DIRECTORY",    // the dead letter's code
+		"AD migration weekend",                                 // why the lab directory is paused
+		"UNKNOWN_DIRECTORY",                                    // the dead letter's code
 	} {
 		if !strings.Contains(p.Text, want) {
 			t.Errorf("the page does not show %q; it reads:\n%s", want, p.Text)
