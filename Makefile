@@ -24,6 +24,8 @@ test: vet
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each (seeds in testdata/fuzz run in `make test` too).
