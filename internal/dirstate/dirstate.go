@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,6 +100,68 @@ func (t Trigger) Key() string {
 type Store struct {
 	pending, runs, leases jetstream.KeyValue
 	now                   func() time.Time
+	index                 pendingIndex
+}
+
+// pendingIndex lists the pending keys of each directory as this replica's watch of the pending
+// bucket saw them. A run's snapshot takes its keys from here instead of asking the server to
+// search the bucket's stream for the directory's subjects, a search that costs a pass over every
+// pending trigger and, run after run in a burst over many directories, starves intake. The index
+// may lag or hold keys already forgotten; Pending reads every listed key again from the stream
+// leader, and a key it missed stays pending for the next run, as with any listing.
+type pendingIndex struct {
+	mu    sync.Mutex
+	ready bool // the watch has delivered every key that existed when it started
+	keys  map[DirKey]map[string]struct{}
+}
+
+func (x *pendingIndex) add(key string) {
+	d, ok := DirKeyOf(key)
+	if !ok {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.keys == nil {
+		x.keys = map[DirKey]map[string]struct{}{}
+	}
+	if x.keys[d] == nil {
+		x.keys[d] = map[string]struct{}{}
+	}
+	x.keys[d][key] = struct{}{}
+}
+
+func (x *pendingIndex) remove(keys ...string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, k := range keys {
+		if d, ok := DirKeyOf(k); ok && x.keys[d] != nil {
+			delete(x.keys[d], k)
+			if len(x.keys[d]) == 0 {
+				delete(x.keys, d)
+			}
+		}
+	}
+}
+
+func (x *pendingIndex) setReady() {
+	x.mu.Lock()
+	x.ready = true
+	x.mu.Unlock()
+}
+
+// list returns d's indexed keys, sorted, or ok false before the index is complete.
+func (x *pendingIndex) list(d DirKey) (keys []string, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.ready {
+		return nil, false
+	}
+	for k := range x.keys[d] {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, true
 }
 
 // New returns a Store over the given buckets.
@@ -132,14 +196,22 @@ type PendingEntry struct {
 // up a second time. A key the listing missed stays pending for the next run. Entries that cannot
 // be decoded are an error rather than skipped: dropping one would lose a trigger.
 func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error) {
-	listed, err := s.listPending(ctx, dir)
-	if err != nil {
-		return nil, err
+	var listed []PendingEntry
+	if keys, ok := s.index.list(dir); ok {
+		for _, k := range keys {
+			listed = append(listed, PendingEntry{Key: k})
+		}
+	} else {
+		var err error
+		if listed, err = s.listPending(ctx, dir); err != nil {
+			return nil, err
+		}
 	}
 	out := listed[:0]
 	for _, p := range listed {
 		e, err := s.pending.Get(ctx, p.Key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			s.index.remove(p.Key)
 			continue
 		}
 		if err != nil {
@@ -151,6 +223,8 @@ func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error)
 		}
 		out = append(out, PendingEntry{Key: p.Key, Trigger: t})
 	}
+	// In the order they were accepted, as results list them.
+	slices.SortStableFunc(out, func(a, b PendingEntry) int { return a.Trigger.AcceptedAt.Compare(b.Trigger.AcceptedAt) })
 	return out, nil
 }
 
@@ -187,6 +261,7 @@ func (s *Store) DeletePending(ctx context.Context, keys []string) error {
 		if err := s.pending.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("forget pending %s: %w", k, err)
 		}
+		s.index.remove(k)
 	}
 	return nil
 }
@@ -305,6 +380,10 @@ func (s *Store) Directories(ctx context.Context) ([]DirKey, error) {
 			return nil, fmt.Errorf("scan %s: %w", kv.Bucket(), err)
 		}
 		for _, k := range ks {
+			if kv == s.pending {
+				// The rescan also heals the index after a watch that missed puts.
+				s.index.add(k)
+			}
 			if d, ok := DirKeyOf(k); ok && !seen[d] {
 				seen[d] = true
 				out = append(out, d)
@@ -334,6 +413,11 @@ func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case e, ok = <-wp.Updates():
+			if ok && e == nil {
+				s.index.setReady()
+			} else if ok {
+				s.index.add(e.Key())
+			}
 		case e, ok = <-wr.Updates():
 		}
 		if !ok {

@@ -195,8 +195,15 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		{"invalid UTF-8", binary(ce("ad.group.created"), "{\"domain\":\"corp.example.com\",\"group\":{\"name\":\"\xff\xfe\"}}"), "MALFORMED"},
 		{"header with a control character", binary(map[string]string{"ce-specversion": "1.0", "ce-id": "x\u0007y", "ce-source": "urn:test", "ce-type": "ad.group.created"}, `{"domain":"corp.example.com","group":{"name":"g"}}`), "MALFORMED"},
 	}
-	for _, c := range cases {
-		h.publishMsg(c.msg)
+	// Intake decides messages concurrently, so dead letters are matched to their cases by the
+	// trigger stream sequence they carry, not by their order.
+	bySeq := map[string]int{}
+	for i, c := range cases {
+		ack, err := h.js.PublishMsg(context.Background(), c.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bySeq[strconv.FormatUint(ack.Sequence, 10)] = i
 	}
 	good := h.publish(group("corp.example.com", "after-the-bad-ones"))
 	h.waitReported(15*time.Second, good)
@@ -209,10 +216,18 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		}
 		return len(dead) == len(cases)
 	})
-	for i, c := range cases {
-		got := dead[i].Header.Get(intake.HeaderDeadCode)
-		reason := dead[i].Header.Get(intake.HeaderDeadReason)
-		if got != c.code || reason == "" || string(dead[i].Data) != string(c.msg.Data) {
+	seen := map[int]bool{}
+	for _, d := range dead {
+		i, ok := bySeq[d.Header.Get(intake.HeaderDeadSeq)]
+		if !ok || seen[i] {
+			t.Errorf("dead letter for sequence %q matches no case, or a case twice", d.Header.Get(intake.HeaderDeadSeq))
+			continue
+		}
+		seen[i] = true
+		c := cases[i]
+		got := d.Header.Get(intake.HeaderDeadCode)
+		reason := d.Header.Get(intake.HeaderDeadReason)
+		if got != c.code || reason == "" || string(d.Data) != string(c.msg.Data) {
 			t.Errorf("%s: dead letter code %q reason %q, want %q with the original data", c.name, got, reason, c.code)
 		}
 	}
