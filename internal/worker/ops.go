@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 )
 
@@ -122,10 +123,7 @@ func earlyMux(metrics, healthz, readyz http.Handler) http.Handler {
 
 // runObservers fans the engine's run events out to the metrics and the run history.
 type runObservers struct {
-	metrics interface {
-		RunStarted(*dirstate.Run)
-		RunReported(*dirstate.Run)
-	}
+	metrics coalesce.Observer
 	history *dirstate.History
 	log     *slog.Logger
 }
@@ -147,12 +145,10 @@ func (o runObservers) RunReported(r *dirstate.Run) {
 const scrapeTimeout = 2 * time.Second
 
 // deadLetterCount reads the number of messages in the dead-letter stream.
-func deadLetterCount(st jetstream.Stream) func(ctx context.Context) (uint64, error) {
-	return func(ctx context.Context) (uint64, error) {
-		info, err := st.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return info.State.Msgs, nil
+func deadLetterCount(ctx context.Context, st jetstream.Stream) (uint64, error) {
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
 	}
+	return info.State.Msgs, nil
 }

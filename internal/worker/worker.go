@@ -100,7 +100,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 			if res == nil {
 				return 0, nil
 			}
-			return deadLetterCount(res.Dead)(ctx)
+			return deadLetterCount(ctx, res.Dead)
 		},
 	})
 
