@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -99,9 +100,16 @@ func (c *Client) Logins() int {
 func (c *Client) login(ctx context.Context) (token, error) {
 	var t token
 	var err error
-	if c.cfg.AuthMode == AuthSystem {
+	switch {
+	case c.cfg.AuthMode == AuthSystem:
 		t, err = c.systemLogin(ctx)
-	} else {
+	case c.cfg.AuthMode == AuthRefreshToken:
+		t, err = c.refreshTokenLogin(ctx)
+	case c.cfg.Kind == backend.KindVRA7:
+		t, err = c.vra7Login(ctx)
+	case c.cfg.Kind == backend.KindVCF:
+		t, err = c.vcfLogin(ctx)
+	default:
 		t, err = c.oauthToken(ctx)
 	}
 	if err != nil {

@@ -18,8 +18,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
+
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
 
 // AuthMode selects how the client obtains tokens.
@@ -30,6 +32,11 @@ const (
 	AuthOAuth AuthMode = "oauth"
 	// AuthSystem uses the system login with username and password (issueToken).
 	AuthSystem AuthMode = "system"
+	// AuthPassword logs in with username and password: vRA 7's identity service (with a tenant)
+	// and VCF's SDDC Manager.
+	AuthPassword AuthMode = "password"
+	// AuthRefreshToken exchanges vRA Cloud's long-lived API token for access tokens.
+	AuthRefreshToken AuthMode = "refresh-token"
 )
 
 // Media types vIDM insists on, per endpoint.
@@ -50,14 +57,25 @@ const (
 
 // Config configures a Client. Zero durations take the defaults documented on each field.
 type Config struct {
+	// Kind is the identity system behind BaseURL; default backend.KindVIDM. vRA Cloud speaks
+	// vIDM's API with a refresh-token login, vRA 7 and VCF have their own endpoints (api).
+	Kind backend.Kind
+
 	// BaseURL is the vIDM instance, e.g. https://vidm.corp.example.com (paths start with /SAAS).
 	BaseURL string
 
 	AuthMode     AuthMode
 	ClientID     string // AuthOAuth
 	ClientSecret string // AuthOAuth
-	Username     string // AuthSystem
-	Password     string // AuthSystem
+	Username     string // AuthSystem, AuthPassword
+	Password     string // AuthSystem, AuthPassword
+	// RefreshToken is vRA Cloud's long-lived API token (AuthRefreshToken).
+	RefreshToken string
+	// TokenURL is where AuthRefreshToken exchanges the refresh token for an access token;
+	// default the VMware Cloud Services console's authorize endpoint.
+	TokenURL string
+	// Tenant is the vRA 7 tenant (AuthPassword with KindVRA7).
+	Tenant string
 
 	// CAFile is a PEM bundle added to the system roots, for vIDM behind a private CA.
 	CAFile string
@@ -104,12 +122,16 @@ func (c Config) LogValue() slog.Value {
 		return "[redacted]"
 	}
 	return slog.GroupValue(
+		slog.String("kind", string(c.Kind)),
 		slog.String("base_url", c.BaseURL),
 		slog.String("auth_mode", string(c.AuthMode)),
 		slog.String("client_id", c.ClientID),
 		slog.String("client_secret", mask(c.ClientSecret)),
 		slog.String("username", c.Username),
 		slog.String("password", mask(c.Password)),
+		slog.String("refresh_token", mask(c.RefreshToken)),
+		slog.String("token_url", c.TokenURL),
+		slog.String("tenant", c.Tenant),
 		slog.String("ca_file", c.CAFile),
 		slog.Bool("insecure_skip_verify", c.InsecureSkipVerify),
 	)
@@ -122,11 +144,11 @@ type Client struct {
 	cfg      Config
 	log      *slog.Logger
 	tokens   *tokenCache
-	dirs     *directoryCache
+	dirs     *backend.DirectoryCache
 	redactor *strings.Replacer
 	obs      Observer
 	auth     authState
-	index    atomic.Pointer[directoryIndex] // lookups over the cached list
+	api      api // the endpoints of cfg.Kind
 }
 
 // New validates cfg and returns a client. It does not contact vIDM.
@@ -156,11 +178,12 @@ func New(cfg Config) (*Client, error) {
 		http:     &http.Client{Transport: transport, CheckRedirect: refuseRedirect},
 		cfg:      cfg,
 		log:      cfg.Logger,
-		redactor: newRedactor(cfg.ClientSecret, cfg.Password),
+		redactor: newRedactor(cfg.ClientSecret, cfg.Password, cfg.RefreshToken),
 		obs:      cfg.Observer,
 	}
+	c.api = apiFor(cfg)
 	c.tokens = newTokenCache(cfg, c.login)
-	c.dirs = newDirectoryCache(cfg, c.fetchDirectories)
+	c.dirs = backend.NewDirectoryCache(cfg.DirectoryCacheTTL, cfg.DirectoryMissRefresh, cfg.Now, c.fetchDirectories)
 	return c, nil
 }
 
@@ -191,8 +214,11 @@ func withDefaults(cfg Config) Config {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Kind == "" {
+		cfg.Kind = backend.KindVIDM
+	}
 	if cfg.AuthMode == "" {
-		cfg.AuthMode = AuthOAuth
+		cfg.AuthMode = defaultAuthMode(cfg.Kind)
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
@@ -218,19 +244,25 @@ func parseBaseURL(raw string) (*url.URL, error) {
 }
 
 func validateAuth(cfg Config) error {
-	switch cfg.AuthMode {
-	case AuthOAuth:
-		if cfg.ClientID == "" || cfg.ClientSecret == "" {
-			return fmt.Errorf("%w: oauth auth needs a client id and a client secret", ErrInvalidArgument)
+	need := func(what string, ok bool) error {
+		if !ok {
+			return fmt.Errorf("%w: %s auth for %s needs %s", ErrInvalidArgument, cfg.AuthMode, cfg.Kind, what)
 		}
-	case AuthSystem:
-		if cfg.Username == "" || cfg.Password == "" {
-			return fmt.Errorf("%w: system auth needs a username and a password", ErrInvalidArgument)
-		}
-	default:
-		return fmt.Errorf("%w: auth mode %q is not oauth or system", ErrInvalidArgument, cfg.AuthMode)
+		return nil
 	}
-	return nil
+	switch {
+	case cfg.Kind == backend.KindVIDM && cfg.AuthMode == AuthOAuth:
+		return need("a client id and a client secret", cfg.ClientID != "" && cfg.ClientSecret != "")
+	case cfg.Kind == backend.KindVIDM && cfg.AuthMode == AuthSystem,
+		cfg.Kind == backend.KindVCF && cfg.AuthMode == AuthPassword:
+		return need("a username and a password", cfg.Username != "" && cfg.Password != "")
+	case cfg.Kind == backend.KindVRA7 && cfg.AuthMode == AuthPassword:
+		return need("a username, a password and a tenant", cfg.Username != "" && cfg.Password != "" && cfg.Tenant != "")
+	case cfg.Kind == backend.KindVRACloud && cfg.AuthMode == AuthRefreshToken:
+		return need("a refresh token", cfg.RefreshToken != "")
+	}
+	return fmt.Errorf("%w: auth mode %q does not fit backend %q (vidm: oauth or system; vra7 and vcf: password; vra-cloud: refresh-token)",
+		ErrInvalidArgument, cfg.AuthMode, cfg.Kind)
 }
 
 // vIDM never redirects API calls; following one could send the bearer token elsewhere.
@@ -260,6 +292,11 @@ type call struct {
 	bearer      bool // attach the cached token (and re-login once on 401)
 	basicUser   string
 	basicPass   string
+	// endpoint names the call for the observer; "" classifies it by path (endpointOf).
+	endpoint string
+	// absURL, when set, is the whole request URL instead of the base URL plus path: a token
+	// service on another host (vRA Cloud's console).
+	absURL *url.URL
 }
 
 // do runs c with retries and returns the body of a 2xx answer.
@@ -355,6 +392,9 @@ func (c *Client) newRequest(ctx context.Context, cl call, token string) (*http.R
 	if cl.rawPath != "" {
 		u.RawPath = c.base.EscapedPath() + cl.rawPath
 	}
+	if cl.absURL != nil {
+		u = *cl.absURL
+	}
 	u.RawQuery = cl.query.Encode()
 	var body io.Reader
 	if cl.body != nil {
@@ -375,7 +415,7 @@ func (c *Client) newRequest(ctx context.Context, cl call, token string) (*http.R
 	if cl.basicUser != "" {
 		req.SetBasicAuth(cl.basicUser, cl.basicPass)
 	}
-	setRequestHeaders(ctx, req.Header)
+	backend.SetRequestHeaders(ctx, req.Header)
 	return req, nil
 }
 

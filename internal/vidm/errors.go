@@ -12,25 +12,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
 
-// Sentinel errors callers branch on with errors.Is. Every error the client returns is an *Error or a
+// Sentinel errors callers branch on with errors.Is: the backend package's, so that callers need
+// not know which backend answered. Every error the client returns is an *Error or a
 // *DirectoryError that wraps one of these or a transport error.
 var (
-	// ErrUnauthorized: vIDM rejected the credentials, or a fresh token was rejected again.
-	ErrUnauthorized = errors.New("credentials or token rejected")
-	// ErrDirectoryNotFound: no directory matches the name, domain or id.
-	ErrDirectoryNotFound = errors.New("directory not found")
-	// ErrAmbiguousDirectory: several directories match a domain or name.
-	ErrAmbiguousDirectory = errors.New("directory reference is ambiguous")
-	// ErrSyncInProgress: vIDM refused to start a sync because one is already running.
-	ErrSyncInProgress = errors.New("a sync is already running for the directory")
-	// ErrSyncTimeout: the sync did not reach a terminal status before the caller's deadline.
-	ErrSyncTimeout = errors.New("sync did not finish before the deadline")
-	// ErrInvalidResponse: vIDM answered something the client cannot understand (HTML, empty, too large).
-	ErrInvalidResponse = errors.New("response could not be understood")
-	// ErrInvalidArgument: the caller passed something that can never become a valid request.
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrUnauthorized       = backend.ErrUnauthorized
+	ErrDirectoryNotFound  = backend.ErrDirectoryNotFound
+	ErrAmbiguousDirectory = backend.ErrAmbiguousDirectory
+	ErrSyncInProgress     = backend.ErrSyncInProgress
+	ErrSyncTimeout        = backend.ErrSyncTimeout
+	ErrInvalidResponse    = backend.ErrInvalidResponse
+	ErrInvalidArgument    = backend.ErrInvalidArgument
 )
 
 // Error describes one failed vIDM operation. It never holds a request body, header or token.
@@ -71,34 +67,12 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Retryable() bool { return e.retryable }
 
 // DirectoryError is returned by ResolveDirectory when a reference matches no directory or several.
-type DirectoryError struct {
-	Query      string
-	Candidates []string // names of the matching directories when ambiguous
-	Err        error    // ErrDirectoryNotFound or ErrAmbiguousDirectory
-}
-
-func (e *DirectoryError) Error() string {
-	if len(e.Candidates) > 0 {
-		return fmt.Sprintf("vidm: %q: %v (matches %s)", e.Query, e.Err, strings.Join(e.Candidates, ", "))
-	}
-	return fmt.Sprintf("vidm: %q: %v", e.Query, e.Err)
-}
-
-func (e *DirectoryError) Unwrap() error { return e.Err }
-
-// Retryable is false: the directory list was refreshed before this answer was given.
-func (e *DirectoryError) Retryable() bool { return false }
+type DirectoryError = backend.DirectoryError
 
 // IsRetryable reports whether err is worth retrying later: network failures, timeouts, 429 and 5xx
 // answers, and a sync that outlived its deadline. Bad credentials, unknown directories and other 4xx
 // answers are permanent.
-func IsRetryable(err error) bool {
-	var r interface{ Retryable() bool }
-	if errors.As(err, &r) {
-		return r.Retryable()
-	}
-	return false
-}
+func IsRetryable(err error) bool { return backend.IsRetryable(err) }
 
 // RetryAfterOf returns the delay vIDM asked for with Retry-After, or 0.
 func RetryAfterOf(err error) time.Duration {

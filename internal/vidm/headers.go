@@ -2,56 +2,16 @@ package vidm
 
 import (
 	"context"
-	"net/http"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
 
-type headersKey struct{}
-
-type requestHeaders struct {
-	requestID   string
-	traceparent string
-}
-
-// WithRequestID returns a context whose vIDM requests carry X-Request-Id, so vIDM's logs (and the
-// simulator's sync log) can name the run or trigger behind a call.
+// WithRequestID returns a context whose requests carry X-Request-Id (backend.WithRequestID).
 func WithRequestID(ctx context.Context, id string) context.Context {
-	h := headersFrom(ctx)
-	h.requestID = id
-	return context.WithValue(ctx, headersKey{}, h)
+	return backend.WithRequestID(ctx, id)
 }
 
-// WithTraceparent returns a context whose vIDM requests carry the W3C traceparent header.
+// WithTraceparent returns a context whose requests carry the W3C traceparent header.
 func WithTraceparent(ctx context.Context, tp string) context.Context {
-	h := headersFrom(ctx)
-	h.traceparent = tp
-	return context.WithValue(ctx, headersKey{}, h)
-}
-
-func headersFrom(ctx context.Context) requestHeaders {
-	h, _ := ctx.Value(headersKey{}).(requestHeaders)
-	return h
-}
-
-func setRequestHeaders(ctx context.Context, hdr http.Header) {
-	h := headersFrom(ctx)
-	if safeHeaderValue(h.requestID) {
-		hdr.Set("X-Request-Id", h.requestID)
-	}
-	if safeHeaderValue(h.traceparent) {
-		hdr.Set("Traceparent", h.traceparent)
-	}
-}
-
-// safeHeaderValue admits short printable ASCII only: values come from events and must never be
-// able to inject a header or break the request.
-func safeHeaderValue(v string) bool {
-	if v == "" || len(v) > 256 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	return backend.WithTraceparent(ctx, tp)
 }

@@ -37,6 +37,8 @@ func (nopObserver) TokenIssued()                              {}
 // endpointOf classifies a call by its method and path, so no call site has to name itself.
 func endpointOf(cl call) string {
 	switch {
+	case cl.endpoint != "":
+		return cl.endpoint
 	case cl.path == pathOAuthToken:
 		return EndpointToken
 	case cl.path == pathSystemLogin:
@@ -100,8 +102,6 @@ func (c *Client) Probe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.dirs.mu.Lock()
-	c.dirs.dirs, c.dirs.fetched = dirs, c.cfg.Now()
-	c.dirs.mu.Unlock()
+	c.dirs.Store(dirs)
 	return nil
 }

@@ -7,35 +7,24 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
 
-// Status is a directory sync's state, normalised from whatever vIDM reports.
-type Status string
+// Status, SyncState and the status values are the backend package's: every backend reports the
+// same vocabulary.
+type (
+	Status    = backend.Status
+	SyncState = backend.SyncState
+)
 
 const (
-	StatusRunning   Status = "RUNNING"
-	StatusCompleted Status = "COMPLETED"
-	StatusFailed    Status = "FAILED"
-	// StatusUndefined: vIDM reports no sync (none has run, or vRA's UNDEFINED).
-	StatusUndefined Status = "UNDEFINED"
-	// StatusUnknown: a value this client does not know; SyncState.Raw keeps it.
-	StatusUnknown Status = "UNKNOWN"
+	StatusRunning   = backend.StatusRunning
+	StatusCompleted = backend.StatusCompleted
+	StatusFailed    = backend.StatusFailed
+	StatusUndefined = backend.StatusUndefined
+	StatusUnknown   = backend.StatusUnknown
 )
-
-// Terminal reports whether a sync in this status has finished.
-func (s Status) Terminal() bool { return s == StatusCompleted || s == StatusFailed }
-
-// SyncState is what one poll of a directory's sync returned.
-type SyncState struct {
-	Status     Status
-	Raw        string    // the status string as vIDM sent it
-	Message    string    // vIDM's message or error details, if any
-	StartedAt  time.Time // zero when not reported
-	FinishedAt time.Time // zero when not reported or still running
-	Progress   int       // percent, -1 when not reported
-	Connector  string    // the connector that ran the sync, when reported
-}
 
 // Field names under which vIDM versions and the vRA identity service report each value. The poll
 // body is not publicly documented, so every name seen in the wild or in the reference documents is
@@ -215,18 +204,7 @@ func findPercent(obj map[string]json.RawMessage, keys []string) int {
 	return -1
 }
 
-// clip bounds a server-provided string and keeps it valid UTF-8 so it is safe in logs and events.
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
-}
+func clip(s string, n int) string { return backend.Clip(s, n) }
 
 func describeJSONError(err error) string {
 	return clip(err.Error(), 120)

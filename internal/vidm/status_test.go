@@ -2,6 +2,7 @@ package vidm_test
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -63,7 +64,7 @@ func TestParseSyncState(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseSyncState: %v", err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})

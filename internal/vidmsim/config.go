@@ -40,7 +40,27 @@ type Directory struct {
 	// SafeguardViolation makes syncs started with ignoreSafeguards=false end FAILED, as vIDM does
 	// when a sync would delete more users/groups than its safeguard thresholds allow.
 	SafeguardViolation bool `json:"safeguardViolation,omitempty"`
+
+	// Connectors are the directory's sync connectors in failover order (vIDM 19.03+); a sync runs
+	// on the first one that is not down. Empty: one unnamed connector, as before 19.03.
+	Connectors []string `json:"connectors,omitempty"`
+	// DownConnectors are unavailable: a sync fails over past them (each is an attempt in the
+	// status), and fails when every connector is down.
+	DownConnectors []string `json:"downConnectors,omitempty"`
+
+	// VCF flavor: the identity provider this directory (an identity source) belongs to.
+	VCF *VCFSource `json:"vcf,omitempty"`
 }
+
+// Flavor selects which identity system's API the simulator speaks.
+type Flavor string
+
+const (
+	FlavorVIDM     Flavor = "vidm"      // vIDM / Workspace ONE Access (default)
+	FlavorVRACloud Flavor = "vra-cloud" // vIDM's API behind vRA Cloud, with a refresh-token login
+	FlavorVRA7     Flavor = "vra7"      // vRA 7.4+ identity service
+	FlavorVCF      Flavor = "vcf"       // VCF SDDC Manager identity providers
+)
 
 // Client is an OAuth 2.0 client (client credentials grant).
 type Client struct {
@@ -57,9 +77,16 @@ type User struct {
 // Config configures a Server. Zero values get the documented defaults in New. The JSON tags document
 // the config-file names; MarshalJSON/UnmarshalJSON do the work so durations read as "2s".
 type Config struct {
-	Directories []Directory `json:"directories"`
-	Clients     []Client    `json:"clients,omitempty"`
-	Users       []User      `json:"users,omitempty"`
+	// Flavor is the API spoken; default FlavorVIDM. Every flavor shares the directories, tokens,
+	// sync model and faults; only paths, media types and bodies differ.
+	Flavor Flavor `json:"flavor,omitempty"`
+	// Tenant is the vRA 7 tenant (FlavorVRA7); default "vsphere.local".
+	Tenant string `json:"tenant,omitempty"`
+	// RefreshTokens are the API tokens FlavorVRACloud's token endpoint accepts.
+	RefreshTokens []string    `json:"refreshTokens,omitempty"`
+	Directories   []Directory `json:"directories"`
+	Clients       []Client    `json:"clients,omitempty"`
+	Users         []User      `json:"users,omitempty"`
 	// TokenTTL is the OAuth expires_in and the system-login JWT lifetime; default 1h.
 	TokenTTL time.Duration `json:"tokenTTL,omitempty"`
 	// SyncDuration is the default sync length; default 2s.
@@ -99,29 +126,35 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 // The JSON forms carry the durations as strings; the Go types keep plain time.Duration so that
 // tests and callers write natural Go.
 type directoryJSON struct {
-	ID                 string   `json:"id"`
-	Name               string   `json:"name"`
-	Type               string   `json:"type,omitempty"`
-	Domains            []string `json:"domains,omitempty"`
-	SyncDuration       duration `json:"syncDuration,omitempty"`
-	FailMessage        string   `json:"failMessage,omitempty"`
-	SafeguardViolation bool     `json:"safeguardViolation,omitempty"`
+	ID                 string     `json:"id"`
+	Name               string     `json:"name"`
+	Type               string     `json:"type,omitempty"`
+	Domains            []string   `json:"domains,omitempty"`
+	SyncDuration       duration   `json:"syncDuration,omitempty"`
+	FailMessage        string     `json:"failMessage,omitempty"`
+	SafeguardViolation bool       `json:"safeguardViolation,omitempty"`
+	Connectors         []string   `json:"connectors,omitempty"`
+	DownConnectors     []string   `json:"downConnectors,omitempty"`
+	VCF                *VCFSource `json:"vcf,omitempty"`
 }
 
 type configJSON struct {
-	Directories  []directoryJSON `json:"directories"`
-	Clients      []Client        `json:"clients,omitempty"`
-	Users        []User          `json:"users,omitempty"`
-	TokenTTL     duration        `json:"tokenTTL,omitempty"`
-	SyncDuration duration        `json:"syncDuration,omitempty"`
-	Seed         int64           `json:"seed,omitempty"`
+	Flavor        Flavor          `json:"flavor,omitempty"`
+	Tenant        string          `json:"tenant,omitempty"`
+	RefreshTokens []string        `json:"refreshTokens,omitempty"`
+	Directories   []directoryJSON `json:"directories"`
+	Clients       []Client        `json:"clients,omitempty"`
+	Users         []User          `json:"users,omitempty"`
+	TokenTTL      duration        `json:"tokenTTL,omitempty"`
+	SyncDuration  duration        `json:"syncDuration,omitempty"`
+	Seed          int64           `json:"seed,omitempty"`
 }
 
 func (d Directory) toJSON() directoryJSON {
 	return directoryJSON{
 		ID: d.ID, Name: d.Name, Type: d.Type, Domains: d.Domains,
 		SyncDuration: duration(d.SyncDuration), FailMessage: d.FailMessage,
-		SafeguardViolation: d.SafeguardViolation,
+		SafeguardViolation: d.SafeguardViolation, Connectors: d.Connectors, DownConnectors: d.DownConnectors, VCF: d.VCF,
 	}
 }
 
@@ -129,7 +162,7 @@ func (j directoryJSON) toDirectory() Directory {
 	return Directory{
 		ID: j.ID, Name: j.Name, Type: j.Type, Domains: j.Domains,
 		SyncDuration: time.Duration(j.SyncDuration), FailMessage: j.FailMessage,
-		SafeguardViolation: j.SafeguardViolation,
+		SafeguardViolation: j.SafeguardViolation, Connectors: j.Connectors, DownConnectors: j.DownConnectors, VCF: j.VCF,
 	}
 }
 
@@ -150,6 +183,7 @@ func (d *Directory) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes durations as Go duration strings; Now and Logger are not serialised.
 func (c Config) MarshalJSON() ([]byte, error) {
 	j := configJSON{
+		Flavor: c.Flavor, Tenant: c.Tenant, RefreshTokens: c.RefreshTokens,
 		Clients: c.Clients, Users: c.Users, TokenTTL: duration(c.TokenTTL),
 		SyncDuration: duration(c.SyncDuration), Seed: c.Seed,
 		Directories: make([]directoryJSON, 0, len(c.Directories)),
@@ -167,6 +201,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if err := decodeStrict(b, &j); err != nil {
 		return err
 	}
+	c.Flavor, c.Tenant, c.RefreshTokens = j.Flavor, j.Tenant, j.RefreshTokens
 	c.Clients, c.Users, c.Seed = j.Clients, j.Users, j.Seed
 	c.TokenTTL, c.SyncDuration = time.Duration(j.TokenTTL), time.Duration(j.SyncDuration)
 	c.Directories = make([]Directory, 0, len(j.Directories))
@@ -225,6 +260,11 @@ func validateConfig(cfg Config) error {
 	}
 	if cfg.SyncDuration < 0 {
 		errs = append(errs, errors.New("syncDuration must not be negative"))
+	}
+	switch cfg.Flavor {
+	case "", FlavorVIDM, FlavorVRACloud, FlavorVRA7, FlavorVCF:
+	default:
+		errs = append(errs, fmt.Errorf("flavor %q is not vidm, vra-cloud, vra7 or vcf", cfg.Flavor))
 	}
 	ids, names := map[string]bool{}, map[string]bool{}
 	for i, d := range cfg.Directories {

@@ -57,6 +57,9 @@ type Server struct {
 	tokenTTL time.Duration
 	syncDur  time.Duration
 	onStart  func(SyncRecord) // nil: nobody listens
+	flavor   Flavor
+	tenant   string   // FlavorVRA7
+	refresh  []string // FlavorVRACloud's accepted API tokens
 	clients  map[string]string
 	users    map[string]string
 
@@ -91,6 +94,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Flavor == "" {
+		cfg.Flavor = FlavorVIDM
+	}
+	if cfg.Tenant == "" {
+		cfg.Tenant = "vsphere.local"
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -101,6 +110,9 @@ func New(cfg Config) (*Server, error) {
 		tokenTTL:   cfg.TokenTTL,
 		syncDur:    cfg.SyncDuration,
 		onStart:    cfg.OnSyncStart,
+		flavor:     cfg.Flavor,
+		tenant:     cfg.Tenant,
+		refresh:    append([]string(nil), cfg.RefreshTokens...),
 		clients:    map[string]string{},
 		users:      map[string]string{},
 		tokens:     map[string]*token{},
@@ -131,6 +143,22 @@ type route struct {
 	allow       string   // methods the path supports, for 405
 	methodOK    bool
 	directoryID string // for the sync endpoints
+	// handle answers the request once path, method and faults are dealt with; the flavors other
+	// than vIDM route through it.
+	handle func(w http.ResponseWriter, r *http.Request)
+}
+
+// classify resolves a request with the routes of the server's flavor.
+func (s *Server) classify(r *http.Request) route {
+	switch s.flavor {
+	case FlavorVRA7:
+		return s.classifyVRA7(r)
+	case FlavorVCF:
+		return s.classifyVCF(r)
+	case FlavorVRACloud:
+		return s.classifyCloud(r)
+	}
+	return classify(r)
 }
 
 // classify resolves a request by exact path. A known path with the wrong method is still
@@ -173,7 +201,7 @@ func classify(r *http.Request) route {
 // vIDM does, checking path → method → auth → Accept → Content-Type → body → directory → logic.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rt := classify(r)
+	rt := s.classify(r)
 	s.mu.Lock()
 	s.requests[rt.endpoint]++
 	s.mu.Unlock()
@@ -229,6 +257,8 @@ func (s *Server) serve(w *statusRecorder, r *http.Request, rt route) (abort bool
 		s.handleSyncStart(w, r, rt.directoryID)
 	case EndpointSyncStatus:
 		s.handleSyncStatus(w, r, rt.directoryID)
+	default:
+		rt.handle(w, r)
 	}
 	return false
 }

@@ -1,0 +1,122 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// StatusReader reads a directory's sync state.
+type StatusReader interface {
+	SyncStatus(ctx context.Context, directoryID string) (SyncState, error)
+}
+
+// WaitOptions tunes Wait. Zero values take the defaults.
+type WaitOptions struct {
+	// InitialInterval is the first wait between polls. Default 1s.
+	InitialInterval time.Duration
+	// MaxInterval caps the growing wait between polls. Default 15s.
+	MaxInterval time.Duration
+	// Timeout bounds the whole wait. Default 30m. The context's deadline applies as well.
+	Timeout time.Duration
+	// Before is the state read before the sync was started. A terminal state that has the same
+	// start time as Before is the previous sync still being reported, not the new one, and is
+	// waited past. Comparing the backend's own timestamps avoids trusting clocks on two machines.
+	Before *SyncState
+	// Progress, if set, is called with every state read.
+	Progress func(SyncState)
+	// Logger hears about polls that failed and are retried. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o WaitOptions) withDefaults() WaitOptions {
+	if o.InitialInterval <= 0 {
+		o.InitialInterval = time.Second
+	}
+	if o.MaxInterval <= 0 {
+		o.MaxInterval = 15 * time.Second
+	}
+	if o.MaxInterval < o.InitialInterval {
+		o.MaxInterval = o.InitialInterval
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Wait polls a directory's sync until it is terminal and returns that state; a FAILED sync is a
+// result, not an error. RUNNING, UNDEFINED and unknown statuses keep it polling, as do retryable
+// errors (the backend briefly unreachable). It returns an error wrapping ErrSyncTimeout
+// (retryable) when the timeout passes, a permanent error at once, or the context's error.
+func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOptions) (SyncState, error) {
+	opts = opts.withDefaults()
+	deadline := opts.Now().Add(opts.Timeout)
+	interval := opts.InitialInterval
+	var last SyncState
+	var lastErr error
+	for {
+		st, err := r.SyncStatus(ctx, directoryID)
+		switch {
+		case err != nil && !IsRetryable(err):
+			return last, err
+		case err != nil:
+			lastErr = err
+			opts.Logger.Warn("polling the sync status failed; still waiting", "directory_id", directoryID, "err", err)
+		default:
+			last, lastErr = st, nil
+			if opts.Progress != nil {
+				opts.Progress(st)
+			}
+			if st.Status.Terminal() && !isPrevious(st, opts.Before) {
+				return st, nil
+			}
+		}
+		wait := min(jitter(interval), deadline.Sub(opts.Now()))
+		if wait <= 0 {
+			return last, waitTimeout(last, lastErr, opts.Timeout)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return last, fmt.Errorf("wait for sync: %w", ctx.Err())
+		case <-t.C:
+		}
+		interval = min(interval*2, opts.MaxInterval)
+	}
+}
+
+func isPrevious(st SyncState, before *SyncState) bool {
+	return before != nil && !before.StartedAt.IsZero() && st.StartedAt.Equal(before.StartedAt)
+}
+
+func waitTimeout(last SyncState, lastErr error, timeout time.Duration) error {
+	msg := fmt.Sprintf("last status %s after %s", last.Status, timeout)
+	if last.Status == "" {
+		msg = fmt.Sprintf("no status read in %s", timeout)
+	}
+	if lastErr != nil {
+		msg += fmt.Sprintf(" (last error: %v)", lastErr)
+	}
+	return &timeoutError{msg: msg}
+}
+
+// jitter spreads polls of many directories by up to ±10%.
+func jitter(d time.Duration) time.Duration {
+	spread := int64(d) / 10
+	if spread <= 0 {
+		return d
+	}
+	return d - time.Duration(spread) + time.Duration(rand.Int64N(2*spread+1))
+}
