@@ -119,3 +119,13 @@ type Delegation struct {
 	TokenExpiresAt time.Time `json:"tokenExpiresAt,omitzero"`
 	Message        string    `json:"message,omitempty"`
 }
+
+// SyncClientToken is what a VCF identity broker says about an external IdP's SCIM sync-client
+// token: never the token itself, only whose it is and when it expires.
+type SyncClientToken struct {
+	ProviderID   string    `json:"providerId"`
+	ProviderName string    `json:"provider"`
+	Source       string    `json:"source"` // OKTA, MICROSOFT_ENTRA_ID
+	Domains      []string  `json:"domains,omitempty"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+}
