@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
@@ -50,8 +51,43 @@ type directoryItem struct {
 	Type        string   `json:"type"`
 	Domains     []string `json:"domains,omitempty"`
 	SyncEnabled bool     `json:"syncConfigurationEnabled,omitempty"`
+	// The sync connectors in failover order (vIDM 19.03+). Their shape is not publicly
+	// documented, so both are kept raw and read tolerantly: a shape this client does not know
+	// loses the connectors, never the directory.
+	SyncConnectors json.RawMessage `json:"syncConnectors,omitempty"`
+	Connectors     json.RawMessage `json:"connectors,omitempty"`
 }
 
+// maxConnectors bounds the connectors kept per directory.
+const maxConnectors = 32
+
 func (d directoryItem) directory() Directory {
-	return Directory{ID: d.ID, Name: d.Name, Type: d.Type, Domains: d.Domains, SyncEnabled: d.SyncEnabled}
+	dir := Directory{ID: d.ID, Name: d.Name, Type: d.Type, Domains: d.Domains, SyncEnabled: d.SyncEnabled}
+	for _, raw := range []json.RawMessage{d.SyncConnectors, d.Connectors} {
+		if dir.Connectors = parseConnectors(raw); dir.Connectors != nil {
+			break
+		}
+	}
+	return dir
+}
+
+// parseConnectors reads a connector list, in order: an array of names, or of objects naming the
+// connector under name, host, hostname or connectorId (mixed arrays too). Unreadable items and
+// repeats are skipped; nil when nothing usable is there.
+func parseConnectors(raw json.RawMessage) []string {
+	var items []json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &items) != nil {
+		return nil
+	}
+	var out []string
+	for _, item := range items {
+		name := clip(connectorName(item), maxConnectorLen)
+		if name == "" || slices.Contains(out, name) {
+			continue
+		}
+		if out = append(out, name); len(out) == maxConnectors {
+			break
+		}
+	}
+	return out
 }

@@ -36,9 +36,25 @@ var (
 	finishedKeys  = []string{"syncenddate", "enddate", "endtime", "finishedat", "completedat", "syncendtime", "finished"}
 	progressKeys  = []string{"progresspercentage", "percentage", "progress", "percentcomplete"}
 	connectorKeys = []string{"connector", "connectorname", "syncconnector", "connectorhost"}
+	// attemptsKeys name the list of connectors a sync was tried on (vIDM 19.03+ sync connectors,
+	// shown in the directory's Sync Log). Within one attempt the connector, status and message
+	// go by the names below.
+	attemptsKeys         = []string{"attempts", "connectorattempts", "synclog", "connectorhistory"}
+	attemptConnectorKeys = []string{"connector", "connectorname", "connectorhost", "host", "name"}
+	attemptStatusKeys    = []string{"status"}
+	attemptMessageKeys   = []string{"message", "errormessage", "errordetails"}
+	// connectorNameKeys name a connector given as an object rather than a string.
+	connectorNameKeys = []string{"name", "host", "hostname", "connectorid"}
 )
 
-const maxMessageLen = 512
+const (
+	maxMessageLen = 512
+	// maxConnectorLen bounds a connector name (a host name, at most 253 characters, or a label).
+	maxConnectorLen = 128
+	// maxAttempts bounds the attempts kept from one status body; a directory has a handful of
+	// sync connectors.
+	maxAttempts = 16
+)
 
 // ParseSyncState reads a sync status body. It is the one place that knows the body's shape: it
 // accepts the status under several names (or nested as vRA's {"syncStatus":{"status":…}}), dates as
@@ -75,10 +91,118 @@ func ParseSyncState(body []byte) (SyncState, error) {
 			st.Progress = findPercent(o, progressKeys)
 		}
 		if st.Connector == "" {
-			st.Connector = clip(findText(o, connectorKeys), 128)
+			st.Connector = clip(findName(o, connectorKeys), maxConnectorLen)
+		}
+		if st.Attempts == nil {
+			st.Attempts = findAttempts(o)
 		}
 	}
+	// A body that lists the attempts but not the connector still says who ran the sync: the last
+	// attempt, unless it failed too (then no connector ran it).
+	if n := len(st.Attempts); st.Connector == "" && n > 0 && st.Attempts[n-1].Status != string(StatusFailed) {
+		st.Connector = st.Attempts[n-1].Connector
+	}
 	return st, nil
+}
+
+// findAttempts reads the first attempts list under attemptsKeys: an array whose items are
+// objects (connector, status, message under the names above) or bare connector names. Items
+// without a connector name are skipped. Only the last maxAttempts are kept: the final attempt is
+// the one that decided the sync.
+func findAttempts(obj map[string]json.RawMessage) []backend.Attempt {
+	for _, k := range attemptsKeys {
+		var items []json.RawMessage
+		if json.Unmarshal(obj[k], &items) != nil || len(items) == 0 {
+			continue
+		}
+		var out []backend.Attempt
+		for _, raw := range items {
+			if a, ok := parseAttempt(raw); ok {
+				out = append(out, a)
+			}
+		}
+		if len(out) > maxAttempts {
+			out = append([]backend.Attempt(nil), out[len(out)-maxAttempts:]...)
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
+}
+
+func parseAttempt(raw json.RawMessage) (backend.Attempt, bool) {
+	var name string
+	if json.Unmarshal(raw, &name) == nil {
+		name = clip(strings.TrimSpace(name), maxConnectorLen)
+		return backend.Attempt{Connector: name}, name != ""
+	}
+	item, err := decodeObject(raw)
+	if err != nil {
+		return backend.Attempt{}, false
+	}
+	a := backend.Attempt{
+		Connector: clip(strings.TrimSpace(findName(item, attemptConnectorKeys)), maxConnectorLen),
+		Status:    attemptStatus(findString(item, attemptStatusKeys)),
+		Message:   clip(findText(item, attemptMessageKeys), maxMessageLen),
+	}
+	return a, a.Connector != ""
+}
+
+// attemptStatus normalises an attempt's status like the sync's (SUCCESS is COMPLETED); a value
+// this client does not know is kept as sent, clipped, rather than lost as UNKNOWN.
+func attemptStatus(raw string) string {
+	if strings.TrimSpace(raw) == "" {
+		return ""
+	}
+	if s := normaliseStatus(raw); s != StatusUnknown {
+		return string(s)
+	}
+	return clip(raw, 64)
+}
+
+// findString returns the first non-empty string value under keys.
+func findString(obj map[string]json.RawMessage, keys []string) string {
+	for _, k := range keys {
+		var s string
+		if json.Unmarshal(obj[k], &s) == nil && s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// findName returns a connector's name given as a string or as an object naming it under
+// connectorNameKeys ({"name":"c1"}, {"host":"conn1.corp"}, {"connectorId":"…"}).
+func findName(obj map[string]json.RawMessage, keys []string) string {
+	for _, k := range keys {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		if s := connectorName(v); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// connectorName reads one connector reference: a string, or an object with a name.
+func connectorName(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return strings.TrimSpace(s)
+	}
+	inner, err := decodeObject(v)
+	if err != nil {
+		return ""
+	}
+	for _, k := range connectorNameKeys {
+		if json.Unmarshal(inner[k], &s) == nil && strings.TrimSpace(s) != "" {
+			return strings.TrimSpace(s)
+		}
+	}
+	return ""
 }
 
 // decodeObject decodes a JSON object into a map with lower-cased keys.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,10 +36,27 @@ type SyncRecord struct {
 	Foreign          bool      `json:"foreign"`               // started via StartForeignSync, not the API
 	RequestID        string    `json:"requestId,omitempty"`   // X-Request-Id of the POST that started it
 	Traceparent      string    `json:"traceparent,omitempty"` // traceparent of that POST
+	// Connector ran the sync; empty when every sync connector was down.
+	Connector string `json:"connector,omitempty"`
+	// Attempts lists the connectors tried, in failover order, when the sync did not run on the
+	// first one (as vIDM's Sync Log shows it); the last one's status follows the sync's. A record
+	// handed out is never modified afterwards: the simulator replaces the slice instead.
+	Attempts []Attempt `json:"attempts,omitempty"`
 }
 
+// Attempt is one sync connector's part in a sync.
+type Attempt struct {
+	Connector string `json:"connector"`
+	Status    string `json:"status"`
+	Message   string `json:"message,omitempty"`
+}
+
+// defaultConnector names the one connector of a directory without a Sync Connectors list, as
+// vIDM had before 19.03.
+const defaultConnector = "connector-1"
+
 // syncRun is a SyncRecord plus how it will end, decided when it starts so that a later
-// SetDirectory does not rewrite a run already under way.
+// SetDirectory or SetConnectorDown does not rewrite a run already under way.
 type syncRun struct {
 	rec        SyncRecord
 	duration   time.Duration
@@ -50,8 +68,34 @@ func withDirectoryDefaults(d Directory) Directory {
 	if d.Type == "" {
 		d.Type = TypeActiveDirectoryLDAP
 	}
+	// Copies, so that neither the caller's slices nor a directory handed out alias the server's.
 	d.Domains = append([]string(nil), d.Domains...)
+	d.Connectors = slices.Clone(d.Connectors)
+	d.DownConnectors = slices.Clone(d.DownConnectors)
 	return d
+}
+
+// connectorPlan is which connector a sync of d runs on, decided when it starts: the first sync
+// connector not down, each one skipped an attempt FAILED. ran is empty when all are down.
+func connectorPlan(d Directory) (ran string, attempts []Attempt) {
+	if len(d.Connectors) == 0 {
+		return defaultConnector, nil
+	}
+	for _, c := range d.Connectors {
+		if !slices.Contains(d.DownConnectors, c) {
+			if len(attempts) == 0 {
+				return c, nil // no failover: vIDM lists no attempts
+			}
+			return c, append(attempts, Attempt{Connector: c, Status: StatusRunning})
+		}
+		attempts = append(attempts, Attempt{Connector: c, Status: StatusFailed, Message: fmt.Sprintf("connector %s unavailable", c)})
+	}
+	return "", attempts
+}
+
+// allDownMessage is the failure of a sync for which no sync connector was available.
+func allDownMessage(d Directory) string {
+	return "no sync connector available: " + strings.Join(d.Connectors, ", ") + " unavailable"
 }
 
 // outcome decides how a sync of d ends. FailMessage wins because it means "every sync fails".
@@ -78,6 +122,12 @@ func (s *Server) finalizeLocked(now time.Time) {
 			continue
 		}
 		run.rec.Status, run.rec.Message, run.rec.FinishedAt = run.endStatus, run.endMessage, end
+		if n := len(run.rec.Attempts); n > 0 && run.rec.Attempts[n-1].Status == StatusRunning {
+			// A new slice: records handed out earlier share the old one.
+			att := slices.Clone(run.rec.Attempts)
+			att[n-1].Status, att[n-1].Message = run.endStatus, run.endMessage
+			run.rec.Attempts = att
+		}
 		s.log.Info("vidm-sim sync finished", slog.String("directory", run.rec.DirectoryName),
 			slog.String("run_id", run.rec.RunID), slog.String("status", run.rec.Status))
 	}
@@ -108,8 +158,13 @@ func (s *Server) startLocked(d Directory, now time.Time, dur time.Duration, rec 
 	}
 	rec.RunID, rec.DirectoryID, rec.DirectoryName = newUUID(), d.ID, d.Name
 	rec.StartedAt, rec.Status = now, StatusRunning
+	rec.Connector, rec.Attempts = connectorPlan(d)
 	run := &syncRun{rec: rec, duration: dur}
 	run.endStatus, run.endMessage = outcome(d, rec.IgnoreSafeguards)
+	if rec.Connector == "" {
+		// Nothing can run the sync: it fails at once, ended by the next read of the state.
+		run.duration, run.endStatus, run.endMessage = 0, StatusFailed, allDownMessage(d)
+	}
 	s.runs = append(s.runs, run)
 	s.latest[d.ID] = run
 
@@ -122,7 +177,7 @@ func (s *Server) startLocked(d Directory, now time.Time, dur time.Duration, rec 
 	}
 	s.maxRunning[d.ID] = max(s.maxRunning[d.ID], running)
 	s.log.Info("vidm-sim sync started", slog.String("directory", d.Name), slog.String("run_id", rec.RunID),
-		slog.Bool("foreign", rec.Foreign), slog.String("request_id", rec.RequestID))
+		slog.Bool("foreign", rec.Foreign), slog.String("request_id", rec.RequestID), slog.String("connector", rec.Connector))
 	return run, nil
 }
 
@@ -136,12 +191,18 @@ func newUUID() string {
 }
 
 type directoryItem struct {
-	Type                     string         `json:"type"`
-	Name                     string         `json:"name"`
-	DirectoryID              string         `json:"directoryId"`
-	Domains                  []string       `json:"domains,omitempty"`
-	SyncConfigurationEnabled bool           `json:"syncConfigurationEnabled"`
-	Links                    map[string]any `json:"_links"`
+	Type                     string   `json:"type"`
+	Name                     string   `json:"name"`
+	DirectoryID              string   `json:"directoryId"`
+	Domains                  []string `json:"domains,omitempty"`
+	SyncConfigurationEnabled bool     `json:"syncConfigurationEnabled"`
+	// SyncConnectors is the Sync Connectors list in failover order, when one is configured.
+	SyncConnectors []connectorRef `json:"syncConnectors,omitempty"`
+	Links          map[string]any `json:"_links"`
+}
+
+type connectorRef struct {
+	Name string `json:"name"`
 }
 
 type directoryList struct {
@@ -156,10 +217,14 @@ func (s *Server) handleDirectories(w http.ResponseWriter, r *http.Request) {
 	list := directoryList{Items: []directoryItem{}, Links: map[string]any{}}
 	s.mu.Lock()
 	for _, d := range s.dirs {
-		list.Items = append(list.Items, directoryItem{
+		item := directoryItem{
 			Type: d.Type, Name: d.Name, DirectoryID: d.ID, Domains: d.Domains,
 			SyncConfigurationEnabled: true, Links: map[string]any{},
-		})
+		}
+		for _, c := range d.Connectors {
+			item.SyncConnectors = append(item.SyncConnectors, connectorRef{Name: c})
+		}
+		list.Items = append(list.Items, item)
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, mediaDirectoryList, list)
@@ -251,7 +316,9 @@ type syncStatus struct {
 	SyncEndDate        *int64  `json:"syncEndDate"`
 	ProgressPercentage *int    `json:"progressPercentage,omitempty"`
 	Message            *string `json:"message,omitempty"`
-	Connector          string  `json:"connector,omitempty"`
+	// Connector ran the sync; Attempts are there only when it failed over (SyncRecord).
+	Connector string    `json:"connector,omitempty"`
+	Attempts  []Attempt `json:"attempts,omitempty"`
 }
 
 type undefinedStatus struct {
@@ -289,12 +356,15 @@ func statusOf(run *syncRun, now time.Time) syncStatus {
 	start := run.rec.StartedAt.UnixMilli()
 	st := syncStatus{
 		DirectoryID: run.rec.DirectoryID, Status: run.rec.Status, SyncStartDate: &start,
-		Message: &run.rec.Message, Connector: "connector-1",
+		Message: &run.rec.Message, Connector: run.rec.Connector, Attempts: run.rec.Attempts,
 	}
 	progress := 100
 	if run.rec.Status == StatusRunning {
-		elapsed := now.Sub(run.rec.StartedAt)
-		progress = min(max(int(elapsed*100/run.duration), 0), 99)
+		progress = 0
+		if run.duration > 0 { // a run with no connector lasts no time, and is ended before it is read
+			elapsed := now.Sub(run.rec.StartedAt)
+			progress = min(max(int(elapsed*100/run.duration), 0), 99)
+		}
 	} else {
 		end := run.rec.FinishedAt.UnixMilli()
 		st.SyncEndDate = &end
@@ -349,6 +419,29 @@ func (s *Server) SetDirectory(d Directory) error {
 	} else {
 		s.dirs[idx] = d
 	}
+	return nil
+}
+
+// SetConnectorDown marks one of a directory's sync connectors unavailable (down) or available
+// again. Syncs already under way keep the connector they started on; the next sync fails over.
+// The connector must be in the directory's Connectors.
+func (s *Server) SetConnectorDown(directoryID, connector string, down bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idx := slices.IndexFunc(s.dirs, func(d Directory) bool { return d.ID == directoryID })
+	if idx < 0 {
+		return fmt.Errorf("vidmsim: set connector down: unknown directory %q", directoryID)
+	}
+	d := s.dirs[idx]
+	if !slices.Contains(d.Connectors, connector) {
+		return fmt.Errorf("vidmsim: set connector down: directory %q has no sync connector %q", directoryID, connector)
+	}
+	// A new slice: Directory values copied out earlier share the old one.
+	downs := slices.DeleteFunc(slices.Clone(d.DownConnectors), func(c string) bool { return c == connector })
+	if down {
+		downs = append(downs, connector)
+	}
+	s.dirs[idx].DownConnectors = downs
 	return nil
 }
 
