@@ -31,6 +31,28 @@ func main() {
 	}
 }
 
+// reloadSignals delivers once per SIGHUP until ctx ends: the worker then re-reads its tenants.
+func reloadSignals(ctx context.Context) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case out <- struct{}{}:
+				default: // a reload is already due; it reads the file as it is then
+				}
+			}
+		}
+	}()
+	return out
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
@@ -82,5 +104,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"status_page", "http://"+localAdmin(cfg.AdminAddr)+"/")
 	}
 	log.Info("starting vidm-sync-worker", "config", cfg)
-	return worker.Run(ctx, cfg, log)
+	return worker.Run(ctx, cfg, log, worker.WithReload(reloadSignals(ctx)))
 }

@@ -24,6 +24,10 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrNotSupported: the backend has no such operation (VCF starts no syncs).
 	ErrNotSupported = errors.New("not supported by this backend")
+	// ErrUnknownTenant: no backend is configured under the tenant's name (or no longer is).
+	ErrUnknownTenant = errors.New("tenant is not configured")
+	// ErrDirectoryNotAllowed: the tenant's allow-list does not include the directory.
+	ErrDirectoryNotAllowed = errors.New("directory is not in the tenant's allow-list")
 )
 
 // IsRetryable reports whether err is worth retrying later: network failures, timeouts, 429 and 5xx

@@ -13,16 +13,43 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
-// VIDM is what the engine needs of a vIDM client.
-type VIDM interface {
-	SyncStatus(ctx context.Context, directoryID string) (vidm.SyncState, error)
+// Backend is what a run needs of the identity system that serves its tenant.
+type Backend interface {
+	SyncStatus(ctx context.Context, directoryID string) (backend.SyncState, error)
 	StartSync(ctx context.Context, directoryID string, ignoreSafeguards bool) error
-	WaitForSync(ctx context.Context, directoryID string, opts vidm.WaitOptions) (vidm.SyncState, error)
 }
+
+// Tenant is one configured target: its backend and the settings its runs use. Zero durations
+// take the engine's.
+type Tenant struct {
+	Backend       Backend
+	MaxConcurrent int // directories of this tenant synced at once by this replica; 0: no own limit
+	PollInitial   time.Duration
+	PollMax       time.Duration
+	SyncDeadline  time.Duration
+}
+
+// Tenants gives each run the tenant it belongs to. The configuration behind it may be reloaded
+// at any time: a run takes its tenant once, when it starts, and keeps it to its end.
+type Tenants interface {
+	// Tenant returns the named tenant, or an error wrapping backend.ErrUnknownTenant.
+	Tenant(name string) (Tenant, error)
+	// Group returns the tenant a directory key belongs to and its concurrency limit (0: none),
+	// so that one slow backend cannot take every run slot of the replica.
+	Group(d dirstate.DirKey) (tenant string, limit int)
+}
+
+// OneTenant serves every run from one backend with the engine's settings.
+func OneTenant(b Backend) Tenants { return oneTenant{b} }
+
+type oneTenant struct{ b Backend }
+
+func (o oneTenant) Tenant(string) (Tenant, error)     { return Tenant{Backend: o.b}, nil }
+func (oneTenant) Group(dirstate.DirKey) (string, int) { return "", 0 }
 
 // Results publishes what runs did.
 type Results interface {
@@ -51,7 +78,7 @@ type Config struct {
 	Holder        string        // this replica's name in leases
 	Window        time.Duration // wait after a directory's first pending trigger before syncing it
 	LeaseTTL      time.Duration // default 30s
-	MaxConcurrent int           // directories synced at once by this replica; default 8
+	MaxConcurrent int           // directories synced at once by this replica, all tenants; default 8
 	PollInitial   time.Duration // default 2s
 	PollMax       time.Duration // default 15s
 	SyncDeadline  time.Duration // default 30m
@@ -96,13 +123,14 @@ func (c Config) withDefaults() Config {
 type Engine struct {
 	cfg     Config
 	store   *dirstate.Store
-	vidm    VIDM
+	tenants Tenants
 	results Results
 	log     *slog.Logger
 
 	mu       sync.Mutex
 	due      map[dirstate.DirKey]time.Time // directories to look at, and from when
-	active   map[dirstate.DirKey]bool
+	active   map[dirstate.DirKey]string    // directory → its tenant group
+	byGroup  map[string]int                // active runs per tenant group
 	failures map[dirstate.DirKey]int
 	wake     chan struct{}
 	leases   atomic.Int64 // leases this replica holds now
@@ -117,12 +145,16 @@ func (nopObserver) RunReported(*dirstate.Run) {}
 func (e *Engine) LeasesHeld() int { return int(e.leases.Load()) }
 
 // New returns an engine; Run starts it.
-func New(cfg Config, store *dirstate.Store, v VIDM, results Results) *Engine {
+func New(cfg Config, store *dirstate.Store, tenants Tenants, results Results) *Engine {
 	cfg = cfg.withDefaults()
+	if tenants == nil {
+		tenants = OneTenant(nil)
+	}
 	return &Engine{
-		cfg: cfg, store: store, vidm: v, results: results, log: cfg.Logger,
+		cfg: cfg, store: store, tenants: tenants, results: results, log: cfg.Logger,
 		due:      map[dirstate.DirKey]time.Time{},
-		active:   map[dirstate.DirKey]bool{},
+		active:   map[dirstate.DirKey]string{},
+		byGroup:  map[string]int{},
 		failures: map[dirstate.DirKey]int{},
 		wake:     make(chan struct{}, 1),
 	}
@@ -194,14 +226,15 @@ func (e *Engine) takeDue() ([]dirstate.DirKey, time.Time) {
 	next := now.Add(time.Minute)
 	var start []dirstate.DirKey
 	for d, at := range e.due {
-		if e.active[d] {
+		if _, busy := e.active[d]; busy {
 			continue // a follow-up waits for the current run
 		}
 		if at.After(now) {
 			next = minTime(next, at)
 			continue
 		}
-		if len(e.active) >= e.cfg.MaxConcurrent {
+		group, limit := e.tenants.Group(d)
+		if len(e.active) >= e.cfg.MaxConcurrent || (limit > 0 && e.byGroup[group] >= limit) {
 			next = minTime(next, now.Add(100*time.Millisecond))
 			continue
 		}
@@ -210,7 +243,8 @@ func (e *Engine) takeDue() ([]dirstate.DirKey, time.Time) {
 			start = make([]dirstate.DirKey, 0, min(len(e.due), e.cfg.MaxConcurrent-len(e.active)))
 		}
 		delete(e.due, d)
-		e.active[d] = true
+		e.active[d] = group
+		e.byGroup[group]++
 		start = append(start, d)
 	}
 	return start, next
@@ -232,7 +266,12 @@ func (e *Engine) handle(ctx context.Context, d dirstate.DirKey) {
 // rescheduled after a failure or when another replica holds its lease.
 func (e *Engine) finish(ctx context.Context, d dirstate.DirKey, err error) {
 	e.mu.Lock()
-	delete(e.active, d)
+	if group, ok := e.active[d]; ok {
+		delete(e.active, d)
+		if e.byGroup[group]--; e.byGroup[group] <= 0 {
+			delete(e.byGroup, group)
+		}
+	}
 	switch {
 	case err == nil:
 		delete(e.failures, d)

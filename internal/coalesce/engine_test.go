@@ -14,7 +14,7 @@ import (
 )
 
 // fakeVIDM reports a scripted status and counts POSTs; the crash windows it stages cannot be
-// produced on demand with the simulator.
+// produced on demand with the simulator. A RUNNING sync is reported once, then COMPLETED.
 type fakeVIDM struct {
 	mu     sync.Mutex
 	status vidm.SyncState
@@ -24,7 +24,12 @@ type fakeVIDM struct {
 func (f *fakeVIDM) SyncStatus(context.Context, string) (vidm.SyncState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.status, nil
+	st := f.status
+	if st.Status == vidm.StatusRunning {
+		f.status.Status = vidm.StatusCompleted
+		f.status.FinishedAt = f.status.StartedAt.Add(time.Second)
+	}
+	return st, nil
 }
 
 func (f *fakeVIDM) StartSync(context.Context, string, bool) error {
@@ -33,14 +38,6 @@ func (f *fakeVIDM) StartSync(context.Context, string, bool) error {
 	f.posts++
 	f.status = vidm.SyncState{Status: vidm.StatusRunning, StartedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	return nil
-}
-
-func (f *fakeVIDM) WaitForSync(_ context.Context, _ string, o vidm.WaitOptions) (vidm.SyncState, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status.Status = vidm.StatusCompleted
-	f.status.FinishedAt = f.status.StartedAt.Add(time.Second)
-	return f.status, nil
 }
 
 func (f *fakeVIDM) postCount() int {
@@ -117,7 +114,8 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 			}
 			v := &fakeVIDM{status: tt.vidmNow}
 			res := &fakeResults{}
-			eng := coalesce.New(coalesce.Config{Holder: "next", Window: time.Millisecond, LeaseTTL: 5 * time.Second}, store, v, res)
+			eng := coalesce.New(coalesce.Config{Holder: "next", Window: time.Millisecond, LeaseTTL: 5 * time.Second, PollInitial: 10 * time.Millisecond},
+				store, coalesce.OneTenant(v), res)
 			done := make(chan struct{})
 			go func() { defer close(done); _ = eng.Run(ctx) }()
 			deadline := time.Now().Add(10 * time.Second)

@@ -8,9 +8,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
 // runOnce holds d's lease for one run: it resumes the run a previous holder left, or snapshots the
@@ -46,11 +46,36 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 	} else {
 		e.log.Info("resuming run", "run_id", run.RunID, "directory", run.DirectoryName, "phase", run.Phase)
 	}
-	err = e.drive(rctx, run)
+	t, err := e.tenant(run)
+	if err != nil {
+		// The tenant left the configuration: its triggers still get a terminal result.
+		if err := e.record(rctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeUnknownTenant,
+			ErrMessage: err.Error(), Retryable: true}); err != nil {
+			return err
+		}
+	}
+	err = e.drive(rctx, t, run)
 	if cause := context.Cause(rctx); err != nil && errors.Is(cause, dirstate.ErrLeaseLost) {
 		return fmt.Errorf("run %s stopped: %w", run.RunID, cause)
 	}
 	return err
+}
+
+// tenant returns the run's tenant with the engine's settings filled in.
+func (e *Engine) tenant(run *dirstate.Run) (Tenant, error) {
+	t, err := e.tenants.Tenant(run.Tenant)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("run %s: tenant %q: %w", run.RunID, run.Tenant, err)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.PollInitial, e.cfg.PollInitial)
+	def(&t.PollMax, e.cfg.PollMax)
+	def(&t.SyncDeadline, e.cfg.SyncDeadline)
+	return t, nil
 }
 
 // paused reports an operator's pause of d. Its triggers stay pending; resuming notifies the
@@ -94,14 +119,14 @@ func (e *Engine) snapshot(ctx context.Context, d dirstate.DirKey) (*dirstate.Run
 }
 
 // drive moves a run through its phases until it is reported or an error stops it.
-func (e *Engine) drive(ctx context.Context, run *dirstate.Run) error {
+func (e *Engine) drive(ctx context.Context, t Tenant, run *dirstate.Run) error {
 	for {
 		var err error
 		switch run.Phase {
 		case dirstate.PhaseSnapshot, dirstate.PhasePosting:
-			err = e.start(ctx, run)
+			err = e.start(ctx, t, run)
 		case dirstate.PhasePosted:
-			err = e.await(ctx, run)
+			err = e.await(ctx, t, run)
 		case dirstate.PhaseReported:
 			return e.report(ctx, run)
 		default:
@@ -114,25 +139,30 @@ func (e *Engine) drive(ctx context.Context, run *dirstate.Run) error {
 }
 
 // start gets a sync running that began after the snapshot: ours, or one that started after it.
-func (e *Engine) start(ctx context.Context, run *dirstate.Run) error {
-	st, err := e.vidm.SyncStatus(ctx, run.DirectoryID)
+func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
+	st, err := t.Backend.SyncStatus(ctx, run.DirectoryID)
 	if err != nil {
 		return e.vidmFailure(ctx, run, err)
+	}
+	if st.Status == backend.StatusDelegated {
+		// Nothing to start: the identity provider keeps the directory current, and the result
+		// says who, rather than pretending a sync ran.
+		return e.record(ctx, run, dirstate.Outcome{Status: results.StatusDelegated, Delegation: st.Delegation})
 	}
 	if run.Phase == dirstate.PhasePosting && startedSince(st, run.BeforeStart) {
 		// Our POST (or another after the snapshot) reached vIDM before the last holder could
 		// record it: that sync covers the snapshot, adopt it instead of starting another.
 		return e.posted(ctx, run, st.StartedAt)
 	}
-	if st.Status == vidm.StatusRunning {
+	if st.Status == backend.StatusRunning {
 		e.log.Info("vIDM already runs a sync of the directory; waiting for it before starting ours",
 			"run_id", run.RunID, "directory", run.DirectoryName)
-		_, err := e.vidm.WaitForSync(ctx, run.DirectoryID, e.waitOptions(e.cfg.SyncDeadline, nil))
-		if errors.Is(err, vidm.ErrSyncTimeout) {
+		_, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, t.SyncDeadline, nil))
+		if errors.Is(err, backend.ErrSyncTimeout) {
 			// Every accepted trigger gets a terminal result: a sync that never ends is reported,
 			// not waited on forever.
-			return e.record(ctx, run, dirstate.Outcome{Status: "FAILED", ErrCode: results.CodeSyncTimeout,
-				ErrMessage: fmt.Sprintf("a sync already running in vIDM did not finish within %s", e.cfg.SyncDeadline), Retryable: true})
+			return e.record(ctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeSyncTimeout,
+				ErrMessage: fmt.Sprintf("a sync already running in vIDM did not finish within %s", t.SyncDeadline), Retryable: true})
 		}
 		if err != nil {
 			return e.vidmFailure(ctx, run, err)
@@ -143,10 +173,10 @@ func (e *Engine) start(ctx context.Context, run *dirstate.Run) error {
 	if err := e.store.SaveRun(ctx, run); err != nil {
 		return err
 	}
-	vctx := vidm.WithTraceparent(vidm.WithRequestID(ctx, run.RunID), firstTraceparent(run))
-	err = e.vidm.StartSync(vctx, run.DirectoryID, run.IgnoreSafeguards)
+	vctx := backend.WithTraceparent(backend.WithRequestID(ctx, run.RunID), firstTraceparent(run))
+	err = t.Backend.StartSync(vctx, run.DirectoryID, run.IgnoreSafeguards)
 	switch {
-	case errors.Is(err, vidm.ErrSyncInProgress):
+	case errors.Is(err, backend.ErrSyncInProgress):
 		return nil // one started between our look and our POST; the next look adopts or waits
 	case err != nil:
 		return e.vidmFailure(ctx, run, err)
@@ -154,8 +184,8 @@ func (e *Engine) start(ctx context.Context, run *dirstate.Run) error {
 	return e.posted(ctx, run, e.cfg.Now())
 }
 
-func startedSince(st vidm.SyncState, before time.Time) bool {
-	return !st.StartedAt.IsZero() && !st.StartedAt.Equal(before) && st.Status != vidm.StatusUndefined
+func startedSince(st backend.SyncState, before time.Time) bool {
+	return !st.StartedAt.IsZero() && !st.StartedAt.Equal(before) && st.Status != backend.StatusUndefined
 }
 
 func (e *Engine) posted(ctx context.Context, run *dirstate.Run, at time.Time) error {
@@ -173,31 +203,34 @@ func (e *Engine) posted(ctx context.Context, run *dirstate.Run, at time.Time) er
 }
 
 // await polls the run's sync to its end and records the outcome.
-func (e *Engine) await(ctx context.Context, run *dirstate.Run) error {
-	var before *vidm.SyncState
+func (e *Engine) await(ctx context.Context, t Tenant, run *dirstate.Run) error {
+	var before *backend.SyncState
 	if !run.BeforeStart.IsZero() {
-		before = &vidm.SyncState{StartedAt: run.BeforeStart}
+		before = &backend.SyncState{StartedAt: run.BeforeStart}
 	}
-	remaining := max(e.cfg.SyncDeadline-e.cfg.Now().Sub(run.StartedAt), time.Second)
-	st, err := e.vidm.WaitForSync(ctx, run.DirectoryID, e.waitOptions(remaining, before))
+	remaining := max(t.SyncDeadline-e.cfg.Now().Sub(run.StartedAt), time.Second)
+	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, remaining, before))
 	switch {
-	case errors.Is(err, vidm.ErrSyncTimeout):
-		return e.record(ctx, run, dirstate.Outcome{Status: "FAILED", ErrCode: results.CodeSyncTimeout,
-			ErrMessage: fmt.Sprintf("the sync did not finish within %s", e.cfg.SyncDeadline), Retryable: true})
+	case errors.Is(err, backend.ErrSyncTimeout):
+		return e.record(ctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeSyncTimeout,
+			ErrMessage: fmt.Sprintf("the sync did not finish within %s", t.SyncDeadline), Retryable: true})
 	case err != nil:
 		return e.vidmFailure(ctx, run, err)
-	case st.Status == vidm.StatusCompleted:
-		return e.record(ctx, run, dirstate.Outcome{Status: "COMPLETED", FinishedAt: finishedAt(st, e.cfg.Now()), Connector: st.Connector})
+	case st.Status == backend.StatusDelegated:
+		return e.record(ctx, run, dirstate.Outcome{Status: results.StatusDelegated, Delegation: st.Delegation})
 	}
-	msg := st.Message
-	if msg == "" {
-		msg = "vIDM reported the sync as FAILED without a message"
+	o := dirstate.Outcome{Status: results.StatusCompleted, FinishedAt: finishedAt(st, e.cfg.Now()),
+		Connector: st.Connector, Attempts: st.Attempts}
+	if st.Status != backend.StatusCompleted {
+		o.Status, o.ErrCode, o.ErrMessage = results.StatusFailed, results.CodeSyncFailed, st.Message
+		if o.ErrMessage == "" {
+			o.ErrMessage = "the backend reported the sync as FAILED without a message"
+		}
 	}
-	return e.record(ctx, run, dirstate.Outcome{Status: "FAILED", FinishedAt: finishedAt(st, e.cfg.Now()),
-		ErrCode: results.CodeSyncFailed, ErrMessage: msg, Connector: st.Connector})
+	return e.record(ctx, run, o)
 }
 
-func finishedAt(st vidm.SyncState, now time.Time) time.Time {
+func finishedAt(st backend.SyncState, now time.Time) time.Time {
 	if !st.FinishedAt.IsZero() {
 		return st.FinishedAt
 	}
@@ -207,18 +240,18 @@ func finishedAt(st vidm.SyncState, now time.Time) time.Time {
 // vidmFailure turns a permanent vIDM error into a failed outcome; retryable ones (and the end of
 // the context) are returned so the run is tried again later with its snapshot intact.
 func (e *Engine) vidmFailure(ctx context.Context, run *dirstate.Run, err error) error {
-	if ctx.Err() != nil || vidm.IsRetryable(err) {
+	if ctx.Err() != nil || backend.IsRetryable(err) {
 		return err
 	}
 	code := results.CodeVIDMError
 	switch {
-	case errors.Is(err, vidm.ErrDirectoryNotFound):
+	case errors.Is(err, backend.ErrDirectoryNotFound):
 		code = results.CodeDirectoryNotFound
-	case errors.Is(err, vidm.ErrUnauthorized):
+	case errors.Is(err, backend.ErrUnauthorized):
 		code = results.CodeUnauthorized
 	}
 	// Retryable for the publisher: a fixed credential or directory makes a new trigger succeed.
-	return e.record(ctx, run, dirstate.Outcome{Status: "FAILED", ErrCode: code, ErrMessage: err.Error(),
+	return e.record(ctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: code, ErrMessage: err.Error(),
 		Retryable: code == results.CodeUnauthorized})
 }
 
@@ -249,8 +282,9 @@ func (e *Engine) report(ctx context.Context, run *dirstate.Run) error {
 	return nil
 }
 
-func (e *Engine) waitOptions(timeout time.Duration, before *vidm.SyncState) vidm.WaitOptions {
-	return vidm.WaitOptions{InitialInterval: e.cfg.PollInitial, MaxInterval: e.cfg.PollMax, Timeout: timeout, Before: before}
+func (e *Engine) waitOptions(t Tenant, timeout time.Duration, before *backend.SyncState) backend.WaitOptions {
+	return backend.WaitOptions{InitialInterval: t.PollInitial, MaxInterval: t.PollMax, Timeout: timeout, Before: before,
+		Logger: e.log, Now: e.cfg.Now}
 }
 
 func firstTraceparent(run *dirstate.Run) string {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
@@ -67,6 +68,15 @@ type Config struct {
 	VIDMCAFile             string        `env:"VIDM_CA_FILE"`
 	VIDMInsecureSkipVerify bool          `env:"VIDM_INSECURE_SKIP_VERIFY,default=false"`
 	VIDMRequestTimeout     time.Duration `env:"VIDM_REQUEST_TIMEOUT,default=30s"`
+	// TenantsFile is a YAML or JSON file defining several tenants (identity systems, each with
+	// its backend kind, URL, auth, TLS, allow-list, concurrency, polling and schedules). It
+	// replaces the VIDM_* settings, which then must not be set. Reloaded on SIGHUP.
+	TenantsFile string `env:"TENANTS_FILE"`
+	// SyncClientTokenWarning: a VCF tenant warns this long before an Okta/Entra ID sync-client
+	// token expires (a tenants file may set its own).
+	SyncClientTokenWarning time.Duration `env:"SYNC_CLIENT_TOKEN_WARNING,default=336h"`
+	// SyncClientTokenCheck is how often VCF tenants' sync-client tokens are checked.
+	SyncClientTokenCheck time.Duration `env:"SYNC_CLIENT_TOKEN_CHECK,default=1h"`
 	// Tenant is the tenant that triggers without "tenant" belong to; triggers naming another
 	// tenant are dead-lettered.
 	Tenant string `env:"VIDM_TENANT,default=default"`
@@ -397,7 +407,17 @@ func (c Config) validate() problemList {
 	}
 
 	// vIDM.
-	if c.VIDMURL == "" {
+	if c.TenantsFile != "" {
+		for _, v := range []struct{ env, val string }{{"VIDM_URL", c.VIDMURL}, {"VIDM_CLIENT_ID", c.VIDMClientID},
+			{"VIDM_USERNAME", c.VIDMUsername}, {"VIDM_CA_FILE", c.VIDMCAFile}} {
+			if v.val != "" {
+				p.add(v.env, "set together with TENANTS_FILE; define the tenant in the file instead")
+			}
+		}
+		if _, err := c.Tenants(); err != nil {
+			p.add("TENANTS_FILE", err.Error())
+		}
+	} else if c.VIDMURL == "" {
 		if !c.Dev {
 			p.add("VIDM_URL", "required (or run with --dev for the simulator)")
 		}
@@ -405,7 +425,7 @@ func (c Config) validate() problemList {
 		checkVIDMURL(&p, c.VIDMURL)
 	}
 	// With the simulator the command supplies the credentials itself.
-	if !c.SimulatedVIDM() {
+	if !c.SimulatedVIDM() && c.TenantsFile == "" {
 		switch vidm.AuthMode(c.VIDMAuthMode) {
 		case vidm.AuthOAuth:
 			if c.VIDMClientID == "" {
@@ -441,6 +461,7 @@ func (c Config) validate() problemList {
 		{"LEASE_TTL", c.LeaseTTL}, {"ACK_WAIT", c.AckWait},
 		{"HISTORY_MAX_AGE", c.HistoryMaxAge}, {"STATUS_REFRESH", c.StatusRefresh},
 		{"READY_VIDM_INTERVAL", c.ReadyVIDMInterval}, {"INGRESS_MAX_WAIT", c.IngressMaxWait},
+		{"SYNC_CLIENT_TOKEN_WARNING", c.SyncClientTokenWarning}, {"SYNC_CLIENT_TOKEN_CHECK", c.SyncClientTokenCheck},
 	} {
 		if d.v <= 0 {
 			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
@@ -652,7 +673,34 @@ func (c Config) EmbeddedNATS() bool { return c.Dev && c.NATSURL == "" }
 
 // SimulatedVIDM reports that the command is to start the vIDM simulator and fill in VIDMURL and
 // the credentials itself (--dev without VIDM_URL).
-func (c Config) SimulatedVIDM() bool { return c.Dev && c.VIDMURL == "" }
+func (c Config) SimulatedVIDM() bool { return c.Dev && c.VIDMURL == "" && c.TenantsFile == "" }
+
+// TenantDefaults are what a tenants file leaves out, from the environment.
+func (c Config) TenantDefaults() tenants.Defaults {
+	return tenants.Defaults{
+		MaxConcurrentSyncs:     c.MaxConcurrentSyncs,
+		RequestTimeout:         c.VIDMRequestTimeout,
+		Poll:                   tenants.Poll{Initial: c.PollInitialInterval, Max: c.PollMaxInterval, Deadline: c.SyncDeadline},
+		SyncClientTokenWarning: c.SyncClientTokenWarning,
+	}
+}
+
+// Tenants is the tenants the worker serves: TENANTS_FILE read now (so a reload calls it again),
+// or else the one vIDM tenant of the VIDM_* settings.
+func (c Config) Tenants() (tenants.File, error) {
+	d := c.TenantDefaults()
+	if c.TenantsFile != "" {
+		return tenants.Load(c.TenantsFile, d)
+	}
+	t := tenants.Tenant{
+		Name: c.Tenant, Backend: tenants.KindVIDM, URL: c.VIDMURL,
+		Auth: tenants.Auth{Mode: c.VIDMAuthMode, ClientID: c.VIDMClientID, ClientSecret: c.VIDMClientSecret,
+			Username: c.VIDMUsername, Password: c.VIDMPassword},
+		TLS:                tenants.TLS{CAFile: c.VIDMCAFile, InsecureSkipVerify: c.VIDMInsecureSkipVerify},
+		MaxConcurrentSyncs: d.MaxConcurrentSyncs, RequestTimeout: d.RequestTimeout, Poll: d.Poll,
+	}
+	return tenants.File{DefaultTenant: c.Tenant, Tenants: map[string]tenants.Tenant{c.Tenant: t}}, nil
+}
 
 // VIDM maps the configuration to internal/vidm's. The caller sets Logger (and, with the
 // simulator, the URL and credentials).
@@ -744,6 +792,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("vidm_insecure_skip_verify", c.VIDMInsecureSkipVerify),
 		slog.Duration("vidm_request_timeout", c.VIDMRequestTimeout),
 		slog.String("vidm_tenant", c.Tenant),
+		slog.String("tenants_file", c.TenantsFile),
+		slog.Duration("sync_client_token_warning", c.SyncClientTokenWarning),
+		slog.Duration("sync_client_token_check", c.SyncClientTokenCheck),
 		slog.Duration("coalesce_window", c.CoalesceWindow),
 		slog.Duration("poll_initial_interval", c.PollInitialInterval),
 		slog.Duration("poll_max_interval", c.PollMaxInterval),

@@ -124,6 +124,8 @@ func TestDefaults(t *testing.T) {
 		IngressAddr:            ":8080",
 		IngressSubject:         "dirsync.trigger.http",
 		IngressMaxWait:         10 * time.Minute,
+		SyncClientTokenWarning: 14 * 24 * time.Hour,
+		SyncClientTokenCheck:   time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -189,6 +191,8 @@ func TestEverySettingIsRead(t *testing.T) {
 		"INGRESS_TOKEN":             "ingress-token-3",
 		"INGRESS_SUBJECT":           "t.ad.http",
 		"INGRESS_MAX_WAIT":          "2m",
+		"SYNC_CLIENT_TOKEN_WARNING": "72h",
+		"SYNC_CLIENT_TOKEN_CHECK":   "10m",
 	}
 	c, err := loadMap(t, env, false)
 	if err != nil {
@@ -210,7 +214,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1", AdminReadToken: "read-token-2", AdminReadOpen: true,
 		HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second,
 		IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3", IngressSubject: "t.ad.http",
-		IngressMaxWait: 2 * time.Minute,
+		IngressMaxWait: 2 * time.Minute, SyncClientTokenWarning: 72 * time.Hour, SyncClientTokenCheck: 10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", c, want)

@@ -76,12 +76,8 @@ func (s *Service) Redrive(ctx context.Context, seqs []uint64) (RedriveResult, er
 	}
 	// Dead letters are re-driven after the cause was fixed, often a directory just created in
 	// vIDM: read its directory list now, so intake does not answer from a list older than the fix.
-	if p, ok := s.dirs.(interface {
-		Probe(ctx context.Context) error
-	}); ok {
-		if err := p.Probe(ctx); err != nil {
-			s.log.Warn("re-drive: refreshing vIDM's directory list failed; intake uses its cached list", "err", err)
-		}
+	if err := s.dirs.Probe(ctx); err != nil {
+		s.log.Warn("re-drive: refreshing a directory list failed; intake uses its cached list", "err", err)
 	}
 	res := RedriveResult{Redriven: []uint64{}}
 	for _, seq := range seqs {

@@ -12,20 +12,29 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
-// Directories lists vIDM's directories (the vIDM client, with its cache).
-type Directories interface {
-	Directories(ctx context.Context) ([]vidm.Directory, error)
+// Catalog lists the directories of every configured tenant, from each backend's cache.
+type Catalog interface {
+	Catalog(ctx context.Context) []TenantDirectories
+	// Probe re-reads every tenant's directory list now.
+	Probe(ctx context.Context) error
+}
+
+// TenantDirectories is one tenant's backend and its directory list (Err when unavailable).
+type TenantDirectories struct {
+	Tenant      string
+	Backend     backend.Description
+	Directories []backend.Directory
+	Err         error
 }
 
 // Config names what the service acts on.
 type Config struct {
-	Tenant         string // the tenant this worker serves
 	RequestSubject string // the trigger subject sync requests are published to
 	RequestSource  string // CloudEvents source of sync requests, e.g. urn:vidm-sync-worker:admin
 	DeadStream     string
@@ -45,14 +54,14 @@ type Stores struct {
 type Service struct {
 	cfg    Config
 	st     Stores
-	dirs   Directories
+	dirs   Catalog
 	js     jetstream.JetStream
 	notify func(dirstate.DirKey)
 	log    *slog.Logger
 }
 
 // New returns a Service; notify tells the local engine a resumed directory may have work.
-func New(cfg Config, st Stores, dirs Directories, js jetstream.JetStream, notify func(dirstate.DirKey)) *Service {
+func New(cfg Config, st Stores, dirs Catalog, js jetstream.JetStream, notify func(dirstate.DirKey)) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -66,21 +75,23 @@ func New(cfg Config, st Stores, dirs Directories, js jetstream.JetStream, notify
 
 // snapshot is everything the directory views are built from, read once per request.
 type snapshot struct {
-	vidmDirs []vidm.Directory
-	vidmErr  error
-	pending  map[dirstate.DirKey]int
-	runs     map[dirstate.DirKey]*dirstate.Run
-	holders  map[dirstate.DirKey]string
-	pauses   map[dirstate.DirKey]dirstate.PauseInfo
-	history  map[dirstate.DirKey][]dirstate.HistoryRun
+	catalog []TenantDirectories
+	pending map[dirstate.DirKey]int
+	runs    map[dirstate.DirKey]*dirstate.Run
+	holders map[dirstate.DirKey]string
+	pauses  map[dirstate.DirKey]dirstate.PauseInfo
+	history map[dirstate.DirKey][]dirstate.HistoryRun
 }
 
 func (s *Service) read(ctx context.Context) (*snapshot, error) {
 	var sn snapshot
 	var err error
-	// vIDM being down must not take the status page with it: the worker's own state is shown.
-	if sn.vidmDirs, sn.vidmErr = s.dirs.Directories(ctx); sn.vidmErr != nil {
-		s.log.Warn("status: vIDM's directory list is unavailable; showing the worker's state only", "err", sn.vidmErr)
+	// A backend being down must not take the status page with it: the worker's own state is shown.
+	sn.catalog = s.dirs.Catalog(ctx)
+	for _, td := range sn.catalog {
+		if td.Err != nil {
+			s.log.Warn("status: a directory list is unavailable; showing the worker's state only", "tenant", td.Tenant, "err", td.Err)
+		}
 	}
 	if sn.pending, err = s.st.Store.PendingCounts(ctx); err != nil {
 		return nil, err
@@ -112,11 +123,13 @@ func (s *Service) Directories(ctx context.Context) ([]Directory, error) {
 func (s *Service) directories(sn *snapshot) []Directory {
 	seen := map[dirstate.DirKey]bool{}
 	var out []Directory
-	for _, d := range sn.vidmDirs {
-		k := dirstate.NewDirKey(s.cfg.Tenant, d.ID)
-		seen[k] = true
-		out = append(out, s.view(sn, k, Directory{Tenant: s.cfg.Tenant, DirectoryID: d.ID, Name: d.Name, Type: d.Type,
-			Domains: d.Domains, Known: true}))
+	for _, td := range sn.catalog {
+		for _, d := range td.Directories {
+			k := dirstate.NewDirKey(td.Tenant, d.ID)
+			seen[k] = true
+			out = append(out, s.view(sn, k, Directory{Tenant: td.Tenant, Backend: string(td.Backend.Kind), DirectoryID: d.ID,
+				Name: d.Name, Type: d.Type, Domains: d.Domains, Connectors: d.Connectors, Known: true}))
+		}
 	}
 	// State for directories vIDM no longer lists (or while its list is unavailable).
 	for _, k := range stateKeys(sn) {
@@ -126,7 +139,8 @@ func (s *Service) directories(sn *snapshot) []Directory {
 		out = append(out, s.view(sn, k, s.unlisted(sn, k)))
 	}
 	slices.SortFunc(out, func(a, b Directory) int {
-		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.DirectoryID, b.DirectoryID))
+		return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)),
+			strings.Compare(a.DirectoryID, b.DirectoryID))
 	})
 	return out
 }
@@ -151,7 +165,7 @@ func stateKeys(sn *snapshot) []dirstate.DirKey {
 
 // unlisted names a directory from the worker's own records.
 func (s *Service) unlisted(sn *snapshot, k dirstate.DirKey) Directory {
-	d := Directory{Tenant: s.cfg.Tenant, DirectoryID: string(k), Name: string(k)}
+	d := Directory{Tenant: k.TenantToken(), DirectoryID: string(k), Name: string(k)}
 	var r *dirstate.Run
 	if cur := sn.runs[k]; cur != nil {
 		r = cur
@@ -209,7 +223,7 @@ func (s *Service) runView(r *dirstate.Run, count int, inFlight bool) Run {
 		v.Status = r.Outcome.Status
 		at := r.Outcome.FinishedAt
 		v.FinishedAt = &at
-		v.Connector = r.Outcome.Connector
+		v.Connector, v.Attempts, v.Delegation = r.Outcome.Connector, r.Outcome.Attempts, r.Outcome.Delegation
 		if r.Outcome.ErrCode != "" {
 			v.Error = &RunError{Code: r.Outcome.ErrCode, Message: r.Outcome.ErrMessage, Retryable: r.Outcome.Retryable}
 		}
@@ -347,9 +361,9 @@ func (s *Service) PendingByName(ctx context.Context) (map[string]int, error) {
 		return nil, err
 	}
 	names := map[dirstate.DirKey]string{}
-	if dirs, err := s.dirs.Directories(ctx); err == nil {
-		for _, d := range dirs {
-			names[dirstate.NewDirKey(s.cfg.Tenant, d.ID)] = d.Name
+	for _, td := range s.dirs.Catalog(ctx) {
+		for _, d := range td.Directories {
+			names[dirstate.NewDirKey(td.Tenant, d.ID)] = d.Name
 		}
 	}
 	out := make(map[string]int, len(counts))

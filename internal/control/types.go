@@ -7,6 +7,8 @@ package control
 import (
 	"errors"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
 
 // State is what a directory is doing.
@@ -22,11 +24,14 @@ const (
 
 // Directory is one vIDM directory as the worker sees it.
 type Directory struct {
-	Tenant          string   `json:"tenant"`
-	DirectoryID     string   `json:"directoryId"`
-	Name            string   `json:"name"`
-	Type            string   `json:"type,omitempty"`
-	Domains         []string `json:"domains,omitempty"`
+	Tenant      string   `json:"tenant"`
+	Backend     string   `json:"backend,omitempty"` // vidm, vra7, vra-cloud or vcf
+	DirectoryID string   `json:"directoryId"`
+	Name        string   `json:"name"`
+	Type        string   `json:"type,omitempty"`
+	Domains     []string `json:"domains,omitempty"`
+	// Connectors are the directory's sync connectors in failover order, when the backend says.
+	Connectors      []string `json:"connectors,omitempty"`
 	State           State    `json:"state"`
 	PendingTriggers int      `json:"pendingTriggers"`
 	Paused          *Pause   `json:"paused,omitempty"`
@@ -55,7 +60,7 @@ const (
 // Run is one directory sync and the triggers it covers.
 type Run struct {
 	RunID  string `json:"runId"`
-	Status string `json:"status"` // QUEUED, RUNNING, COMPLETED, FAILED
+	Status string `json:"status"` // QUEUED, RUNNING, COMPLETED, FAILED, DELEGATED
 	// Phase is the run's internal phase while in flight (snapshot, posting, posted, reported).
 	Phase      string     `json:"phase,omitempty"`
 	CreatedAt  time.Time  `json:"createdAt"`
@@ -68,6 +73,10 @@ type Run struct {
 	Triggers     []Trigger `json:"triggers"`
 	Error        *RunError `json:"error,omitempty"`
 	Connector    string    `json:"connector,omitempty"`
+	// Attempts: the connectors the sync failed over through, in order.
+	Attempts []backend.Attempt `json:"attempts,omitempty"`
+	// Delegation: for a DELEGATED run, who keeps the directory current.
+	Delegation *backend.Delegation `json:"delegation,omitempty"`
 }
 
 // Trigger is one trigger a run covers.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
 
 // DirKey names one (tenant, directory) pair as two KV key tokens.
@@ -282,12 +284,16 @@ const (
 
 // Outcome is a run's terminal result.
 type Outcome struct {
-	Status     string    `json:"status"` // COMPLETED or FAILED
+	Status     string    `json:"status"` // COMPLETED, FAILED or DELEGATED
 	FinishedAt time.Time `json:"finishedAt"`
 	ErrCode    string    `json:"errCode,omitempty"`
 	ErrMessage string    `json:"errMessage,omitempty"`
 	Retryable  bool      `json:"retryable,omitempty"`
 	Connector  string    `json:"connector,omitempty"`
+	// Attempts are the connectors the sync went through when it failed over.
+	Attempts []backend.Attempt `json:"attempts,omitempty"`
+	// Delegation says who keeps the directory current when the backend has no sync to start.
+	Delegation *backend.Delegation `json:"delegation,omitempty"`
 }
 
 // Run is one directory sync and the triggers it covers.
@@ -430,4 +436,13 @@ func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
 			f(d)
 		}
 	}
+}
+
+// TenantToken is the key token of a tenant name, as NewDirKey writes it.
+func TenantToken(tenant string) string { return string(appendToken(nil, tenant)) }
+
+// TenantToken is the tenant part of the key.
+func (d DirKey) TenantToken() string {
+	t, _, _ := strings.Cut(string(d), ".")
+	return t
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
@@ -138,10 +141,72 @@ func classify(err error) error {
 		return nil
 	}
 	var ve *vidm.Error
-	if errors.Is(err, vidm.ErrUnauthorized) || (errors.As(err, &ve) && ve.StatusCode == http.StatusForbidden) {
+	if errors.Is(err, backend.ErrUnauthorized) || (errors.As(err, &ve) && ve.StatusCode == http.StatusForbidden) {
 		return fmt.Errorf("vIDM credentials rejected: %w", err)
 	}
 	return unreachable(err)
 }
 
 func unreachable(err error) error { return fmt.Errorf("vIDM unreachable: %w", err) }
+
+// Backends is VIDM over every configured tenant, named "vidm" as well. It passes while any
+// tenant's backend passes: the replica still serves the others, and taking it out of service
+// would not bring the failing one back. When all fail, the error names each tenant's cause.
+// tenants is read on every check, so a reloaded configuration is followed.
+func Backends(tenants func() map[string]VIDMState, interval time.Duration, now func() time.Time) Check {
+	b := &backends{tenants: tenants, interval: interval, now: now, probers: map[string]*tenantProber{}}
+	return Check{Name: NameVIDM, Run: b.check}
+}
+
+type backends struct {
+	tenants  func() map[string]VIDMState
+	interval time.Duration
+	now      func() time.Time
+
+	mu      sync.Mutex
+	probers map[string]*tenantProber
+}
+
+type tenantProber struct {
+	state VIDMState
+	run   func(context.Context) error
+}
+
+func (b *backends) check(ctx context.Context) error {
+	cur := b.tenants()
+	names := make([]string, 0, len(cur))
+	runs := make([]func(context.Context) error, 0, len(cur))
+	b.mu.Lock()
+	for name, st := range cur {
+		p := b.probers[name]
+		if p == nil || p.state != st {
+			p = &tenantProber{state: st, run: VIDM(st, b.interval, b.now).Run}
+			b.probers[name] = p
+		}
+		names, runs = append(names, name), append(runs, p.run)
+	}
+	for name := range b.probers {
+		if _, ok := cur[name]; !ok {
+			delete(b.probers, name)
+		}
+	}
+	b.mu.Unlock()
+	if len(runs) == 0 {
+		return errors.New("no tenant is configured")
+	}
+	errs := make([]error, len(runs))
+	var wg sync.WaitGroup
+	for i, run := range runs {
+		wg.Go(func() { errs[i] = run(ctx) })
+	}
+	wg.Wait()
+	var failed []error
+	for i, err := range errs {
+		if err == nil {
+			return nil
+		}
+		failed = append(failed, fmt.Errorf("tenant %s: %w", names[i], err))
+	}
+	slices.SortFunc(failed, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(failed...)
+}

@@ -16,16 +16,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
 // Dead-letter reason codes beyond trigger's decoding codes.
 const (
-	CodeUnknownTenant      = "UNKNOWN_TENANT"
-	CodeUnknownDirectory   = "UNKNOWN_DIRECTORY"
-	CodeAmbiguousDirectory = "AMBIGUOUS_DIRECTORY"
+	CodeUnknownTenant       = "UNKNOWN_TENANT"
+	CodeUnknownDirectory    = "UNKNOWN_DIRECTORY"
+	CodeAmbiguousDirectory  = "AMBIGUOUS_DIRECTORY"
+	CodeDirectoryNotAllowed = "DIRECTORY_NOT_ALLOWED"
 )
 
 // Headers a dead letter carries besides the original message's own.
@@ -36,9 +37,12 @@ const (
 	HeaderDeadSeq     = "Dirsync-Original-Sequence"
 )
 
-// Resolver finds the vIDM directory a trigger names.
+// Resolver finds the directory a trigger names in the backend of its tenant.
 type Resolver interface {
-	ResolveDirectory(ctx context.Context, ref string) (vidm.Directory, error)
+	// Resolve returns the tenant's name (tenant "" is the default tenant) and the directory.
+	// Errors wrap backend.ErrUnknownTenant, ErrDirectoryNotAllowed, ErrDirectoryNotFound or
+	// ErrAmbiguousDirectory, or are the backend's (unreachable: retryable).
+	Resolve(ctx context.Context, tenant, ref string) (string, backend.Directory, error)
 }
 
 // Observer hears what intake does with each message: metrics. Calls are synchronous and must
@@ -60,7 +64,6 @@ func (nopObserver) DeadLettered(string)       {}
 
 // Config tunes intake.
 type Config struct {
-	Tenant      string // the one tenant this worker serves; triggers naming another are dead-lettered
 	DeadSubject string
 	PullBatch   int
 	Logger      *slog.Logger
@@ -140,24 +143,12 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		in.deadLetter(ctx, m, code, err.Error(), in.log)
 		return
 	}
-	tenant := t.Tenant
-	if tenant == "" {
-		tenant = in.cfg.Tenant
-	}
-	if tenant != in.cfg.Tenant {
-		in.deadLetter(ctx, m, CodeUnknownTenant, fmt.Sprintf("tenant %q is not served here (this worker serves %q)", tenant, in.cfg.Tenant),
-			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+	tenant, dir, err := in.resolver.Resolve(ctx, t.Tenant, t.DirectoryRef())
+	if code := deadCode(err); code != "" {
+		in.deadLetter(ctx, m, code, err.Error(), in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	}
-	dir, err := in.resolver.ResolveDirectory(ctx, t.DirectoryRef())
-	switch {
-	case errors.Is(err, vidm.ErrDirectoryNotFound):
-		in.deadLetter(ctx, m, CodeUnknownDirectory, err.Error(), in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
-		return
-	case errors.Is(err, vidm.ErrAmbiguousDirectory):
-		in.deadLetter(ctx, m, CodeAmbiguousDirectory, err.Error(), in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
-		return
-	case err != nil:
+	if err != nil {
 		// vIDM unreachable or refusing us: not accepted yet, ask for it again later.
 		in.retryLater(m, err, in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
@@ -168,6 +159,23 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
 	}
 	in.record(ctx, m, pt)
+}
+
+// deadCode is the dead-letter code of a resolution failure that no retry can fix, or "".
+func deadCode(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, backend.ErrUnknownTenant):
+		return CodeUnknownTenant
+	case errors.Is(err, backend.ErrDirectoryNotAllowed):
+		return CodeDirectoryNotAllowed
+	case errors.Is(err, backend.ErrDirectoryNotFound):
+		return CodeUnknownDirectory
+	case errors.Is(err, backend.ErrAmbiguousDirectory):
+		return CodeAmbiguousDirectory
+	}
+	return ""
 }
 
 // triggerLog is the logger for one trigger's lines. It is built only when there is something to

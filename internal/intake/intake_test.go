@@ -24,6 +24,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
@@ -103,10 +104,18 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{js: js, res: res, store: dirstate.New(res.Pending, res.Runs, res.Leases, nil), sim: sim, rec: &recorder{}, logs: &syncbuf.Buffer{}}
+	reg, err := tenants.NewRegistry(tenants.File{DefaultTenant: "default", Tenants: map[string]tenants.Tenant{
+		"default": {Name: "default", Backend: tenants.KindVIDM},
+		// A second tenant limited to one directory: its allow-list decides what intake accepts.
+		"lab": {Name: "lab", Backend: tenants.KindVIDM, Directories: []string{"Lab AD"}},
+	}}, func(tenants.Tenant) (tenants.Backend, error) { return vc, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
 	in := intake.New(intake.Config{
-		Tenant: "default", DeadSubject: "d", Observer: e.rec,
+		DeadSubject: "d", Observer: e.rec,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}, js, res.Consumer, dec, vc, e.store, func(dirstate.DirKey) {})
+	}, js, res.Consumer, dec, reg, e.store, func(dirstate.DirKey) {})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
@@ -235,5 +244,41 @@ func TestObserverCountsRedeliveries(t *testing.T) {
 	deferred := e.logLines(t, "trigger not accepted yet; redelivery requested")
 	if len(deferred) != 1 || deferred[0]["trigger_id"] != id || deferred[0]["trace_id"] == nil {
 		t.Errorf("deferral log %v, want trigger_id and trace_id", deferred)
+	}
+}
+
+// TestTriggersAreRoutedByTenant: the trigger's tenant picks the backend; a tenant nobody
+// configured and a directory outside the tenant's allow-list are dead-lettered with their codes.
+func TestTriggersAreRoutedByTenant(t *testing.T) {
+	e := start(t)
+	withTenant := func(tr trigger.Trigger, tenant string) trigger.Trigger { tr.Tenant = tenant; return tr }
+	defaultID := e.publish(t, group("Corp AD", "proj-default"))
+	namedID := e.publish(t, withTenant(group("corp.example.com", "proj-named"), "default"))
+	unknownID := e.publish(t, withTenant(group("Corp AD", "proj-x"), "nowhere"))
+	refusedID := e.publish(t, withTenant(group("Corp AD", "proj-lab"), "lab"))
+
+	eventually(t, 10*time.Second, "four messages handled", func() bool {
+		_, acc, dead := e.rec.snapshot()
+		return len(acc) == 2 && len(dead) == 2
+	})
+	_, acc, _ := e.rec.snapshot()
+	for _, a := range acc {
+		if (a.ID != defaultID && a.ID != namedID) || a.Tenant != "default" || a.DirectoryID != "dir-corp" {
+			t.Errorf("accepted %+v, want %s and %s in tenant default, directory dir-corp", a, defaultID, namedID)
+		}
+	}
+	codes := map[string]string{}
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := e.res.Dead.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes[string(m.Header["ce-id"][0])] = m.Header.Get(intake.HeaderDeadCode) + ": " + m.Header.Get(intake.HeaderDeadReason)
+	}
+	if c := codes[unknownID]; !strings.HasPrefix(c, intake.CodeUnknownTenant+": ") || !strings.Contains(c, `"nowhere"`) {
+		t.Errorf("unknown tenant dead-lettered as %q", c)
+	}
+	if c := codes[refusedID]; !strings.HasPrefix(c, intake.CodeDirectoryNotAllowed+": ") || !strings.Contains(c, `"lab"`) {
+		t.Errorf("directory outside the allow-list dead-lettered as %q", c)
 	}
 }

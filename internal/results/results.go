@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 )
@@ -30,6 +31,17 @@ const (
 	CodeDirectoryNotFound = "VIDM_DIRECTORY_NOT_FOUND" // the directory vanished between intake and sync
 	CodeUnauthorized      = "VIDM_UNAUTHORIZED"        // vIDM rejected the worker's credentials
 	CodeVIDMError         = "VIDM_ERROR"               // any other permanent vIDM answer
+	CodeUnknownTenant     = "UNKNOWN_TENANT"           // the tenant was removed from the configuration
+)
+
+// Result statuses.
+const (
+	StatusCompleted = "COMPLETED"
+	StatusFailed    = "FAILED"
+	// StatusDelegated: the identity provider keeps the directory current by itself (VCF with
+	// Okta or Entra ID pushing over SCIM, or an identity source reading LDAP live); no sync was
+	// started, and Data.Delegation says who does the work. Published as a completed event.
+	StatusDelegated = "DELEGATED"
 )
 
 // Publisher publishes result events.
@@ -73,7 +85,7 @@ func (p *Publisher) finishedMsg(r *dirstate.Run) (*nats.Msg, string, error) {
 	}
 	data := ResultData(r)
 	typ, kind := TypeCompleted, "completed"
-	if data.Status != "COMPLETED" {
+	if data.Status == StatusFailed {
 		typ, kind = TypeFailed, "failed"
 	}
 	msg, err := p.encode(r, r.RunID+".result", typ, kind, r.Outcome.FinishedAt, data)
@@ -157,6 +169,22 @@ type Data struct {
 	Status        string    `json:"status"`
 	Triggers      []Trigger `json:"triggers"`
 	Error         *Error    `json:"error,omitempty"`
+	// Connector is the sync connector that ran the sync, when the backend says.
+	Connector string `json:"connector,omitempty"`
+	// Attempts lists the connectors in failover order when the sync moved from one to the next.
+	Attempts []backend.Attempt `json:"attempts,omitempty"`
+	// Delegation is set with status DELEGATED.
+	Delegation *Delegation `json:"delegation,omitempty"`
+}
+
+// Delegation says who keeps a directory current when there is no sync to start.
+type Delegation struct {
+	Kind           string     `json:"kind"` // SCIM or LDAP
+	ProviderID     string     `json:"providerId,omitempty"`
+	Provider       string     `json:"provider,omitempty"`
+	Source         string     `json:"source,omitempty"`
+	TokenExpiresAt *time.Time `json:"tokenExpiresAt,omitempty"`
+	Message        string     `json:"message,omitempty"`
 }
 
 // ResultData builds the result data of a reported run. A run that never reached vIDM counts from
@@ -177,8 +205,16 @@ func ResultData(r *dirstate.Run) Data {
 	for i, t := range r.Triggers {
 		d.Triggers[i] = Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User}
 	}
-	if o.Status != "COMPLETED" {
+	if o.Status == StatusFailed {
 		d.Error = &Error{Code: o.ErrCode, Message: o.ErrMessage, Retryable: o.Retryable}
+	}
+	d.Connector, d.Attempts = o.Connector, o.Attempts
+	if dl := o.Delegation; dl != nil {
+		d.Delegation = &Delegation{Kind: dl.Kind, ProviderID: dl.ProviderID, Provider: dl.ProviderName, Source: dl.Source, Message: dl.Message}
+		if !dl.TokenExpiresAt.IsZero() {
+			t := dl.TokenExpiresAt.UTC()
+			d.Delegation.TokenExpiresAt = &t
+		}
 	}
 	return d
 }

@@ -109,6 +109,9 @@ func FuzzParseSyncState(f *testing.F) {
 		`{"state":"completed","startTime":"2026-11-23T10:00:00Z"}`,
 		`{"progressStatus":"IN_PROGRESS","errorDetails":[{"description":"d"}]}`,
 		`{"status":"\xff\xfe"}`,
+		`{"status":"COMPLETED","connector":"c2","attempts":[{"connector":"c1","status":"FAILED","message":"connector c1 unavailable"},{"connector":"c2","status":"COMPLETED"}]}`,
+		`{"status":"RUNNING","syncLog":[{"connectorHost":"h1","status":"Error","errorDetails":[{"description":"d"}]},"c2",7]}`,
+		`{"status":"FAILED","connector":{"name":"\xff"},"connectorHistory":[{"name":{"host":"x"},"status":["FAILED"]}]}`,
 		`<html></html>`,
 		``,
 	} {
@@ -127,7 +130,17 @@ func FuzzParseSyncState(f *testing.F) {
 		default:
 			t.Fatalf("status %q is not one of the known values", st.Status)
 		}
-		for _, s := range []string{st.Raw, st.Message, st.Connector} {
+		texts := []string{st.Raw, st.Message, st.Connector}
+		if len(st.Attempts) > 16 {
+			t.Fatalf("%d attempts kept, want at most 16", len(st.Attempts))
+		}
+		for _, a := range st.Attempts {
+			if a.Connector == "" {
+				t.Fatalf("an attempt without a connector was kept: %+v", a)
+			}
+			texts = append(texts, a.Connector, a.Status, a.Message)
+		}
+		for _, s := range texts {
 			if !utf8.ValidString(s) || len(s) > 600 {
 				t.Fatalf("text %q is not bounded valid UTF-8", s)
 			}

@@ -23,6 +23,9 @@ type Option func(*options)
 type options struct {
 	adminLn, ingressLn net.Listener
 	version            string
+	reload             <-chan struct{}
+	schedNow           func() time.Time
+	schedAfter         func(time.Duration) <-chan time.Time
 }
 
 // WithAdminListener serves the admin port on l instead of listening on ADMIN_ADDR (tests, and
@@ -34,6 +37,11 @@ func WithIngressListener(l net.Listener) Option { return func(o *options) { o.in
 
 // WithVersion sets the version shown on the status page and in dirsync_build_info.
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithScheduleClock runs the scheduled syncs on another clock (tests).
+func WithScheduleClock(now func() time.Time, after func(time.Duration) <-chan time.Time) Option {
+	return func(o *options) { o.schedNow, o.schedAfter = now, after }
+}
 
 func newOptions(opts []Option) options {
 	o := options{version: "dev"}

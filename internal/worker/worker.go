@@ -31,9 +31,10 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
 // Run runs one worker replica until ctx ends, then shuts down in order: stop taking HTTP events,
@@ -104,21 +105,23 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		},
 	})
 
-	vcfg := cfg.VIDM()
-	vcfg.Logger = log.With("component", "vidm")
-	vcfg.Observer = m
-	vc, err := vidm.New(vcfg)
+	tf, err := cfg.Tenants()
 	if err != nil {
-		return fmt.Errorf("vIDM client: %w", err)
+		return fmt.Errorf("tenants: %w", err)
 	}
-	defer vc.Close()
+	tr, err := tenants.NewRegistry(tf, clientBuilder(log, m))
+	if err != nil {
+		return fmt.Errorf("tenants: %w", err)
+	}
+	defer tr.Close()
+	log.Info("serving tenants", "tenants", tf)
 
 	probes := health.New(health.Options{Checks: []health.Check{
 		health.NATSConnected(nc),
 		health.JetStreamBound(func() bool { return bound.Load() != nil }, func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 			return bound.Load().Consumer.Info(ctx)
 		}),
-		health.VIDM(vc, cfg.ReadyVIDMInterval, time.Now),
+		health.Backends(backendStates(tr), cfg.ReadyVIDMInterval, time.Now),
 	}})
 	metricsHandler := metrics.Handler(reg)
 	adminLn, err := listen(ctx, o.adminLn, cfg.AdminAddr, "admin port")
@@ -152,32 +155,33 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	history := dirstate.NewHistory(res.History, cfg.HistoryRuns)
 	pauses := dirstate.NewPauses(res.Control, nil)
 	eng := coalesce.New(coalesce.Config{
-		Holder:        holderName(),
-		Window:        cfg.CoalesceWindow,
-		LeaseTTL:      cfg.LeaseTTL,
-		MaxConcurrent: cfg.MaxConcurrentSyncs,
+		Holder:   holderName(),
+		Window:   cfg.CoalesceWindow,
+		LeaseTTL: cfg.LeaseTTL,
+		// Every tenant has its own limit (MAX_CONCURRENT_SYNCS unless its file entry says
+		// otherwise), so one slow backend cannot take the others' slots; the replica-wide cap
+		// only bounds a configuration grown by reloads.
+		MaxConcurrent: max(tr.TotalConcurrency(), cfg.MaxConcurrentSyncs) * 4,
 		PollInitial:   cfg.PollInitialInterval,
 		PollMax:       cfg.PollMaxInterval,
 		SyncDeadline:  cfg.SyncDeadline,
 		Logger:        log.With("component", "coalesce"),
 		Observer:      runObservers{metrics: m, history: history, log: log},
 		Gate:          pauses,
-	}, store, vc, results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource))
+	}, store, tr, results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource))
 	engine.Store(eng)
 	in := intake.New(intake.Config{
-		Tenant:      cfg.Tenant,
 		DeadSubject: cfg.DeadSubject,
 		PullBatch:   cfg.PullBatch,
 		Logger:      log.With("component", "intake"),
 		Observer:    m,
-	}, js, res.Consumer, dec, vc, store, eng.Notify)
+	}, js, res.Consumer, dec, tr, store, eng.Notify)
 	c := control.New(control.Config{
-		Tenant:         cfg.Tenant,
 		RequestSubject: cfg.RequestSubject(),
 		DeadStream:     cfg.DeadStream,
 		HistoryRuns:    cfg.HistoryRuns,
 		Logger:         log.With("component", "control"),
-	}, control.Stores{Store: store, History: history, Pauses: pauses}, vc, js, eng.Notify)
+	}, control.Stores{Store: store, History: history, Pauses: pauses}, catalog{tr}, js, eng.Notify)
 	ctl.Store(c)
 	adminMux.set(admin.New(admin.Config{
 		Token: cfg.AdminToken, ReadToken: cfg.AdminReadToken, ReadOpen: cfg.AdminReadOpen,
@@ -193,11 +197,27 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		}
 	}
 
-	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "vidm", cfg.VIDMURL)
+	sched := schedule.New(schedule.Config{Subject: cfg.RequestSubject(), Source: "urn:vidm-sync-worker:scheduler",
+		Now: o.schedNow, After: o.schedAfter,
+		Logger: log.With("component", "schedule"), Observer: func(e schedule.Entry, _ time.Time, err error) {
+			m.ScheduleFired(e.Tenant, err)
+		}}, js)
+	entries, err := tr.Schedules()
+	if err != nil {
+		return fmt.Errorf("tenants: %w", err)
+	}
+	sched.Set(entries)
+
+	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "tenants", tf.Names())
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	wg.Go(func() { errs <- in.Run(ctx) })
 	wg.Go(func() { errs <- eng.Run(ctx) })
+	wg.Go(func() { errs <- sched.Run(ctx) })
+	if o.reload != nil {
+		r := reloader{cfg: cfg, reg: tr, sched: sched, log: log.With("component", "tenants"), done: m.ConfigReloaded}
+		wg.Go(func() { r.run(ctx, o.reload) })
+	}
 	if ingressSrv != nil {
 		wg.Go(func() {
 			<-ctx.Done()

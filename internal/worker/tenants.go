@@ -1,0 +1,140 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/health"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+)
+
+// WithReload makes the worker re-read its tenants whenever reload delivers (the command sends on
+// SIGHUP). A file that does not load keeps the configuration in use.
+func WithReload(reload <-chan struct{}) Option { return func(o *options) { o.reload = reload } }
+
+// clientConfig maps a tenant to the identity client's configuration.
+func clientConfig(t tenants.Tenant) vidm.Config {
+	return vidm.Config{
+		Kind:               backend.Kind(t.Backend),
+		BaseURL:            t.URL,
+		AuthMode:           vidm.AuthMode(t.Auth.Mode),
+		ClientID:           t.Auth.ClientID,
+		ClientSecret:       t.Auth.ClientSecret,
+		Username:           t.Auth.Username,
+		Password:           t.Auth.Password,
+		RefreshToken:       t.Auth.RefreshToken,
+		TokenURL:           t.Auth.TokenURL,
+		Tenant:             t.Auth.VRATenant,
+		CAFile:             t.TLS.CAFile,
+		InsecureSkipVerify: t.TLS.InsecureSkipVerify,
+		RequestTimeout:     t.RequestTimeout,
+	}
+}
+
+// clientBuilder builds each tenant's client with the worker's logger and metrics.
+func clientBuilder(log *slog.Logger, obs vidm.Observer) tenants.BuildFunc {
+	return func(t tenants.Tenant) (tenants.Backend, error) {
+		c := clientConfig(t)
+		c.Logger = log.With("component", "vidm", "tenant", t.Name, "backend", string(t.Backend))
+		c.Observer = obs
+		return vidm.New(c)
+	}
+}
+
+// catalog lists every tenant's directories for the status page and the admin API.
+type catalog struct{ reg *tenants.Registry }
+
+// lister is what the catalog needs of a tenant's client beyond the backend interface.
+type lister interface {
+	Directories(ctx context.Context) ([]backend.Directory, error)
+	Probe(ctx context.Context) error
+}
+
+func (c catalog) Catalog(ctx context.Context) []control.TenantDirectories {
+	entries := c.reg.Entries()
+	out := make([]control.TenantDirectories, len(entries))
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		out[i] = control.TenantDirectories{Tenant: e.Tenant.Name, Backend: e.Backend.Describe()}
+		l, ok := e.Backend.(lister)
+		if !ok {
+			continue
+		}
+		// One slow backend must not hold up the others' rows.
+		wg.Go(func() { out[i].Directories, out[i].Err = l.Directories(ctx) })
+	}
+	wg.Wait()
+	return out
+}
+
+func (c catalog) Probe(ctx context.Context) error {
+	var errs []error
+	for _, e := range c.reg.Entries() {
+		if l, ok := e.Backend.(lister); ok {
+			if err := l.Probe(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// backendStates is every tenant's client as the readiness check sees it.
+func backendStates(reg *tenants.Registry) func() map[string]health.VIDMState {
+	return func() map[string]health.VIDMState {
+		out := map[string]health.VIDMState{}
+		for _, e := range reg.Entries() {
+			if st, ok := e.Backend.(health.VIDMState); ok {
+				out[e.Tenant.Name] = st
+			}
+		}
+		return out
+	}
+}
+
+// reloader applies a new tenants configuration: every backend rebuilt, the schedules replaced.
+// Runs in flight keep the backend they started with.
+type reloader struct {
+	cfg   config.Config
+	reg   *tenants.Registry
+	sched *schedule.Scheduler
+	log   *slog.Logger
+	done  func(ok bool) // metrics
+}
+
+func (r reloader) reload() {
+	f, err := r.cfg.Tenants()
+	if err == nil {
+		err = r.reg.Replace(f)
+	}
+	var entries []schedule.Entry
+	if err == nil {
+		entries, err = r.reg.Schedules()
+	}
+	if err != nil {
+		r.log.Error("tenants configuration rejected; the previous one stays in use", "file", r.cfg.TenantsFile, "err", err)
+		r.done(false)
+		return
+	}
+	r.sched.Set(entries)
+	r.log.Info("tenants configuration reloaded", "file", r.cfg.TenantsFile, "tenants", f)
+	r.done(true)
+}
+
+func (r reloader) run(ctx context.Context, reload <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+			r.reload()
+		}
+	}
+}

@@ -1,0 +1,398 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
+)
+
+// Credentials every simulated backend of these tests accepts; the worker reads them from files.
+const (
+	simClientSecret = "tenant-client-secret-4Rz"
+	simPassword     = "tenant-password-8Kq"
+	simRefreshToken = "tenant-refresh-token-2Wm"
+)
+
+// simBackend is one simulated identity system over TLS, with its CA in a file.
+type simBackend struct {
+	sim    *vidmsim.Server
+	url    string
+	caFile string
+}
+
+func startSim(t *testing.T, cfg vidmsim.Config) *simBackend {
+	t.Helper()
+	cfg.Clients = []vidmsim.Client{{ID: "vidm-sync-worker", Secret: simClientSecret}}
+	cfg.Users = []vidmsim.User{{Username: "svc-dirsync", Password: simPassword}}
+	cfg.RefreshTokens = []string{simRefreshToken}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	sim, err := vidmsim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(sim)
+	t.Cleanup(func() { sim.Resume(); srv.Close() })
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &simBackend{sim: sim, url: srv.URL, caFile: ca}
+}
+
+// tenantEntry is the YAML of one tenant served by b.
+func tenantEntry(name, kind string, b *simBackend, extra string) string {
+	auth := map[string]string{
+		"vidm":      "mode: oauth\n      clientId: vidm-sync-worker\n      clientSecretFile: secrets/client-secret",
+		"vra-cloud": fmt.Sprintf("mode: refresh-token\n      refreshTokenFile: secrets/refresh-token\n      tokenURL: %s/csp/gateway/am/api/auth/api-tokens/authorize", b.url),
+		"vra7":      "mode: password\n      username: svc-dirsync\n      passwordFile: secrets/password\n      tenant: vsphere.local",
+		"vcf":       "mode: password\n      username: svc-dirsync\n      passwordFile: secrets/password",
+	}[kind]
+	return fmt.Sprintf("  %s:\n    backend: %s\n    url: %s\n    auth:\n      %s\n    tls:\n      caFile: %s\n%s", name, kind, b.url, auth, b.caFile, extra)
+}
+
+// fileHarness runs workers against an embedded NATS server with their tenants from a file.
+type fileHarness struct {
+	*harness
+	file string
+}
+
+func newFileHarness(t *testing.T, tenantsYAML string, env map[string]string) *fileHarness {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"client-secret": simClientSecret, "password": simPassword, "refresh-token": simRefreshToken} {
+		if err := os.WriteFile(filepath.Join(dir, "secrets", name), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "tenants.yaml")
+	if err := os.WriteFile(file, []byte(tenantsYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stack, err := devstack.Start(devstack.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	vars := map[string]string{
+		"NATS_URL": stack.NATS.URL(), "TENANTS_FILE": file,
+		"COALESCE_WINDOW": "50ms", "POLL_INITIAL_INTERVAL": "20ms", "POLL_MAX_INTERVAL": "50ms",
+		"LEASE_TTL": "3s", "SYNC_DEADLINE": "20s", "RESULT_SOURCE": "urn:vidm-sync-worker:test", "ADMIN_ADDR": "127.0.0.1:0",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(vars), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(cfg.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fileHarness{harness: &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &syncbuf.Buffer{}}, file: file}
+}
+
+// startWorkerWith runs a worker with options until the test ends.
+func (h *fileHarness) startWorkerWith(name string, opts ...worker.Option) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, h.cfg, h.logger(name), opts...) }()
+	h.waitConsumer()
+	h.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				h.t.Errorf("worker %s: %v", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			h.t.Errorf("worker %s did not stop within 20s", name)
+		}
+	})
+}
+
+func tenantGroup(tenant, dir, name string) trigger.Trigger {
+	return trigger.Trigger{Type: "ad.group.created", Source: "urn:test", Tenant: tenant, Directory: dir, Group: name}
+}
+
+// ownSyncs are the syncs the worker started (not foreign ones).
+func ownSyncs(s *vidmsim.Server, dirName string) []vidmsim.SyncRecord {
+	var out []vidmsim.SyncRecord
+	for _, r := range s.SyncLog() {
+		if r.DirectoryName == dirName && !r.Foreign {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+var syncingDirectories = []vidmsim.Directory{
+	{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com"}},
+	{ID: "dir-broken", Name: "Broken AD", Domains: []string{"broken.example.com"}, FailMessage: "LDAP bind failed: invalid credentials for the bind user"},
+}
+
+// TestEveryBackendSyncs drives each backend through what the worker relies on: a sync started and
+// COMPLETED, a sync already RUNNING elsewhere waited for, a FAILED sync reported with the
+// backend's message, and tokens that expire mid-way replaced without a lost trigger.
+func TestEveryBackendSyncs(t *testing.T) {
+	for _, kind := range []string{"vidm", "vra-cloud", "vra7"} {
+		t.Run(kind, func(t *testing.T) {
+			flavor := vidmsim.Flavor(kind)
+			b := startSim(t, vidmsim.Config{Flavor: flavor, Directories: syncingDirectories, SyncDuration: 300 * time.Millisecond})
+			h := newFileHarness(t, "tenants:\n"+tenantEntry(kind, kind, b, ""), nil)
+			h.startWorkerWith("w1")
+
+			// Started and COMPLETED.
+			first := h.publish(tenantGroup("", "Corp AD", "proj-first"))
+			r := reported(h.waitReported(20*time.Second, first))[first][0]
+			if r.Data.Status != "COMPLETED" || r.Data.Tenant != kind || r.Data.DirectoryName != "Corp AD" {
+				t.Fatalf("first result %+v, want COMPLETED for Corp AD of tenant %s", r.Data, kind)
+			}
+			if n := len(ownSyncs(b.sim, "Corp AD")); n != 1 {
+				t.Fatalf("%d syncs started for one trigger, want 1", n)
+			}
+
+			// RUNNING elsewhere: waited for, then ours starts after it ended.
+			corpID := ownSyncs(b.sim, "Corp AD")[0].DirectoryID
+			if err := b.sim.StartForeignSync(corpID, 500*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			during := h.publish(tenantGroup(kind, "Corp AD", "proj-during-foreign"))
+			h.waitReported(20*time.Second, during)
+			log := b.sim.SyncLog()
+			var foreign, ours vidmsim.SyncRecord
+			for _, rec := range log {
+				if rec.Foreign {
+					foreign = rec
+				} else if rec.DirectoryName == "Corp AD" {
+					ours = rec
+				}
+			}
+			if len(ownSyncs(b.sim, "Corp AD")) != 2 || ours.StartedAt.Before(foreign.FinishedAt) {
+				t.Fatalf("sync log %+v: want our second sync to start after the foreign one finished", log)
+			}
+			if b.sim.MaxConcurrentSyncs(corpID) != 1 {
+				t.Fatalf("%d syncs ran at once, want 1", b.sim.MaxConcurrentSyncs(corpID))
+			}
+
+			// FAILED, with the backend's message.
+			broken := h.publish(tenantGroup(kind, "Broken AD", "proj-broken"))
+			r = reported(h.waitReported(20*time.Second, broken))[broken][0]
+			if r.Data.Status != "FAILED" || r.Data.Error == nil || r.Data.Error.Code != "VIDM_SYNC_FAILED" ||
+				!strings.Contains(r.Data.Error.Message, "LDAP bind failed") {
+				t.Fatalf("broken result %+v, want FAILED with the backend's message", r.Data)
+			}
+
+			// Tokens expire: one new login, nothing lost.
+			tokensBefore := len(b.sim.IssuedTokens())
+			b.sim.ExpireTokens()
+			after := h.publish(tenantGroup(kind, "Corp AD", "proj-after-expiry"))
+			r = reported(h.waitReported(20*time.Second, after))[after][0]
+			if r.Data.Status != "COMPLETED" || len(b.sim.IssuedTokens()) <= tokensBefore {
+				t.Fatalf("after expiry: %+v with %d tokens issued (before %d), want COMPLETED with a new token",
+					r.Data, len(b.sim.IssuedTokens()), tokensBefore)
+			}
+			for _, secret := range []string{simClientSecret, simPassword, simRefreshToken} {
+				if strings.Contains(h.logs.String(), secret) {
+					t.Fatalf("a secret reached the logs")
+				}
+			}
+		})
+	}
+}
+
+// TestOneHungBackendDoesNotStopTheOthers: one tenant's vIDM stops answering mid-way; the other
+// tenant keeps syncing, the hung one's runs take no more than its own slots, and once it answers
+// again its triggers are reported too.
+func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
+	dirs := []vidmsim.Directory{
+		{ID: "d1", Name: "One AD", Domains: []string{"one.example.com"}},
+		{ID: "d2", Name: "Two AD", Domains: []string{"two.example.com"}},
+		{ID: "d3", Name: "Three AD", Domains: []string{"three.example.com"}},
+	}
+	slow := startSim(t, vidmsim.Config{Directories: dirs, SyncDuration: 100 * time.Millisecond})
+	fast := startSim(t, vidmsim.Config{Directories: dirs, SyncDuration: 100 * time.Millisecond})
+	limits := "    maxConcurrentSyncs: 2\n    requestTimeout: 2s\n"
+	h := newFileHarness(t, "defaultTenant: fast\ntenants:\n"+tenantEntry("slow", "vidm", slow, limits)+tenantEntry("fast", "vidm", fast, limits),
+		map[string]string{"MAX_CONCURRENT_SYNCS": "2"})
+	h.startWorkerWith("w1")
+
+	// Both answer: the directory lists are read and cached.
+	warm := []string{h.publish(tenantGroup("slow", "One AD", "warm-slow")), h.publish(tenantGroup("fast", "One AD", "warm-fast"))}
+	h.waitReported(20*time.Second, warm...)
+
+	base := slow.sim.Requests(vidmsim.EndpointSyncStatus)
+	for _, ep := range []vidmsim.Endpoint{vidmsim.EndpointSyncStatus, vidmsim.EndpointSyncStart, vidmsim.EndpointDirectories, vidmsim.EndpointOAuthToken} {
+		slow.sim.SetFault(ep, vidmsim.Fault{Hang: true})
+	}
+	var hung []string
+	for _, d := range []string{"One AD", "Two AD", "Three AD"} {
+		hung = append(hung, h.publish(tenantGroup("slow", d, "hung-"+d)))
+	}
+	// Give the hung tenant's runs time to take every slot they can before the other tenant's work.
+	eventually(t, 10*time.Second, "the hung tenant's runs to be stuck in vIDM", func() bool {
+		return slow.sim.Requests(vidmsim.EndpointSyncStatus) >= base+2 // two runs stuck on a status read
+	})
+	var fastIDs []string
+	for i := range 6 {
+		d := []string{"One AD", "Two AD", "Three AD"}[i%3]
+		fastIDs = append(fastIDs, h.publish(tenantGroup("", d, fmt.Sprintf("fast-%d", i))))
+	}
+	rs := h.waitReported(30*time.Second, fastIDs...)
+	for _, id := range fastIDs {
+		if r := reported(rs)[id][0]; r.Data.Status != "COMPLETED" || r.Data.Tenant != "fast" {
+			t.Fatalf("fast tenant's trigger reported %+v while the other tenant hangs", r.Data)
+		}
+	}
+	rep := reported(rs)
+	for _, id := range hung {
+		if len(rep[id]) != 0 {
+			t.Fatalf("a trigger of the hung tenant was reported while it hangs: %+v", rep[id])
+		}
+	}
+
+	// The hung backend recovers: its triggers are reported, none lost.
+	slow.sim.ClearFaults()
+	slow.sim.Resume()
+	rs = h.waitReported(60*time.Second, hung...)
+	for _, id := range hung {
+		if r := reported(rs)[id]; len(r) != 1 || r[0].Data.Status != "COMPLETED" {
+			t.Fatalf("hung tenant's trigger %s reported %+v after recovery, want one COMPLETED", id, r)
+		}
+	}
+}
+
+// TestTenantsFileReloadsOnSIGHUP: a valid file is applied without disturbing a sync in flight; an
+// invalid one is refused with its reason and the configuration in use stays.
+func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
+	corp := startSim(t, vidmsim.Config{Directories: syncingDirectories, SyncDuration: 1500 * time.Millisecond})
+	lab := startSim(t, vidmsim.Config{Flavor: vidmsim.FlavorVRA7, Directories: []vidmsim.Directory{
+		{ID: "dir-lab", Name: "Lab AD", Domains: []string{"lab.example.com"}}}, SyncDuration: 100 * time.Millisecond})
+	before := "tenants:\n" + tenantEntry("corp", "vidm", corp, "")
+	h := newFileHarness(t, before, nil)
+	reload := make(chan struct{})
+	h.startWorkerWith("w1", worker.WithReload(reload))
+
+	// Unknown before the reload.
+	early := h.publish(tenantGroup("lab", "Lab AD", "proj-early"))
+	eventually(t, 10*time.Second, "the lab trigger dead-lettered", func() bool {
+		for _, m := range h.streamMsgs(h.cfg.DeadStream) {
+			if m.Header.Get(intake.HeaderDeadCode) == intake.CodeUnknownTenant && strings.Contains(string(m.Data)+fmt.Sprint(m.Header), early) {
+				return true
+			}
+		}
+		return false
+	})
+
+	// A sync in flight while the file changes.
+	inFlight := h.publish(tenantGroup("corp", "Corp AD", "proj-in-flight"))
+	eventually(t, 10*time.Second, "corp's sync to start", func() bool { return len(ownSyncs(corp.sim, "Corp AD")) == 1 })
+	after := "defaultTenant: corp\ntenants:\n" + tenantEntry("corp", "vidm", corp, "") + tenantEntry("lab", "vra7", lab, "")
+	if err := os.WriteFile(h.file, []byte(after), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	eventually(t, 10*time.Second, "the reload to be applied", func() bool {
+		return strings.Contains(h.logs.String(), "tenants configuration reloaded")
+	})
+	labID := h.publish(tenantGroup("lab", "Lab AD", "proj-lab"))
+	rs := h.waitReported(20*time.Second, inFlight, labID)
+	if r := reported(rs)[inFlight]; len(r) != 1 || r[0].Data.Status != "COMPLETED" {
+		t.Fatalf("the sync in flight during the reload reported %+v, want one COMPLETED", r)
+	}
+	if r := reported(rs)[labID]; len(r) != 1 || r[0].Data.Status != "COMPLETED" || r[0].Data.Tenant != "lab" {
+		t.Fatalf("lab after the reload reported %+v, want COMPLETED in tenant lab", r)
+	}
+
+	// An invalid file: refused with its reason; lab still works.
+	bad := after + "    password: inline-secret-value\n"
+	if err := os.WriteFile(h.file, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	eventually(t, 10*time.Second, "the invalid file to be refused", func() bool {
+		return strings.Contains(h.logs.String(), "tenants configuration rejected")
+	})
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(l, "tenants configuration rejected") && !strings.Contains(l, "passwordFile") {
+			t.Errorf("the refusal does not say what to fix: %s", l)
+		}
+	}
+	if strings.Contains(h.logs.String(), "inline-secret-value") {
+		t.Fatal("the inline secret of the refused file reached the logs")
+	}
+	still := h.publish(tenantGroup("lab", "Lab AD", "proj-still"))
+	if r := reported(h.waitReported(20*time.Second, still))[still]; r[0].Data.Status != "COMPLETED" {
+		t.Fatalf("lab after a refused reload reported %+v", r)
+	}
+}
+
+// TestScheduledSyncCoalescesWithABurst: a scheduled safety-net sync that fires during a burst of
+// triggers is one more trigger: the directory still costs at most the running sync and one
+// follow-up, and the scheduled trigger is reported like the others.
+func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
+	b := startSim(t, vidmsim.Config{Directories: syncingDirectories, SyncDuration: 500 * time.Millisecond})
+	h := newFileHarness(t, "tenants:\n"+tenantEntry("corp", "vidm", b, "    schedules:\n      - directory: Corp AD\n        cron: \"0 * * * *\"\n"), nil)
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 9, 59, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h.startWorkerWith("w1", worker.WithScheduleClock(clock, func(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }))
+
+	var burst []string
+	for i := range 100 {
+		burst = append(burst, h.publish(tenantGroup("", "Corp AD", fmt.Sprintf("proj-%d", i))))
+		if i == 50 {
+			mu.Lock()
+			now = now.Add(time.Minute) // 10:00: the hourly slot is due mid-burst
+			mu.Unlock()
+		}
+	}
+	var scheduled string
+	eventually(t, 10*time.Second, "the scheduled trigger to be published", func() bool {
+		for _, m := range h.streamMsgs(h.cfg.TriggerStream) {
+			if e, err := cenats.Decode(m.Header, m.Data); err == nil && e.Type() == trigger.TypeSyncRequested {
+				scheduled = e.ID()
+				return true
+			}
+		}
+		return false
+	})
+	rs := h.waitReported(30*time.Second, append(burst, scheduled)...)
+	if n := len(ownSyncs(b.sim, "Corp AD")); n > 2 {
+		t.Fatalf("%d syncs for a burst of 100 plus a scheduled sync, want at most 2", n)
+	}
+	if r := reported(rs)[scheduled]; len(r) != 1 || r[0].Data.Status != "COMPLETED" {
+		t.Fatalf("the scheduled trigger reported %+v, want once COMPLETED", r)
+	}
+}
