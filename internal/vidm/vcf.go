@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -308,10 +309,8 @@ func parseVCFTime(raw json.RawMessage) (time.Time, bool) {
 // withDomain returns domains with d added when it is missing (a default domain, an ldap
 // domainName), without changing the slice it was given.
 func withDomain(domains []string, d string) []string {
-	for _, have := range domains {
-		if d == "" || strings.EqualFold(have, d) {
-			return domains
-		}
+	if d == "" || slices.ContainsFunc(domains, func(have string) bool { return strings.EqualFold(have, d) }) {
+		return domains
 	}
 	return append(append([]string(nil), domains...), d)
 }

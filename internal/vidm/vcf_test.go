@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -609,6 +610,7 @@ func TestVCFParseDirectoriesErrors(t *testing.T) {
 		{"no providers", `{"elements":[]}`, 0, false},
 		{"provider without id", `{"elements":[{"name":"x","type":"Microsoft ADFS","domainNames":["x.com"]}]}`, 0, false},
 		{"broker without directoryList", `{"elements":[{"id":"p","name":"Okta","type":"FEDERATED_IDP_BROKER","fedIdp":{"name":"Okta","source":"OKTA"}}]}`, 1, false},
+		{"source without domains", `{"elements":[{"id":"p","name":"E","type":"Embedded","identitySources":[{"name":"S","type":"ActiveDirectory","ldap":{"type":"ActiveDirectory","domainName":""}}]}]}`, 1, false},
 		{"unknown fields", `{"elements":[{"id":"p","name":"N","type":"Something New","domainNames":["n.com"],"extra":{"a":1}}],"pageMetadata":{}}`, 1, false},
 	}
 	for _, tc := range tests {
@@ -622,6 +624,11 @@ func TestVCFParseDirectoriesErrors(t *testing.T) {
 			}
 			if err != nil || len(dirs) != tc.wantN || dirs == nil {
 				t.Fatalf("dirs = %+v, %v; want %d directories", dirs, err, tc.wantN)
+			}
+			for _, d := range dirs {
+				if slices.Contains(d.Domains, "") {
+					t.Fatalf("directory %+v has an empty domain", d)
+				}
 			}
 		})
 	}
