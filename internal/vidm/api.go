@@ -53,6 +53,9 @@ func (c *Client) Describe() backend.Description {
 
 // fetchDirectories calls the list endpoint.
 func (c *Client) fetchDirectories(ctx context.Context) ([]Directory, error) {
+	if c.cfg.Kind == backend.KindVRA7 {
+		return c.vra7Directories(ctx) // paged: one call per page
+	}
 	body, err := c.do(ctx, c.api.listDirectories())
 	if err != nil {
 		return nil, err

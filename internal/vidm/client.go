@@ -451,8 +451,9 @@ func (c *Client) httpError(op string, resp *http.Response, body []byte) *Error {
 func parseErrorBody(body []byte) (code, msg string) {
 	var v struct {
 		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+			// vIDM sends codes as strings, vRA 7 as numbers (90135).
+			Code    json.RawMessage `json:"code"`
+			Message string          `json:"message"`
 		} `json:"errors"`
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
@@ -462,7 +463,7 @@ func parseErrorBody(body []byte) (code, msg string) {
 		return "", ""
 	}
 	if len(v.Errors) > 0 {
-		return v.Errors[0].Code, v.Errors[0].Message
+		return strings.Trim(string(v.Errors[0].Code), `"`), v.Errors[0].Message
 	}
 	if v.Error != "" {
 		return v.Error, v.ErrorDescription
