@@ -16,12 +16,16 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
 	"sigs.k8s.io/yaml"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
@@ -410,7 +414,9 @@ func acceptedByDecoder(t *testing.T, dec *trigger.Decoder, typ string) bool {
 
 // TestAsyncAPIEventTypesMatchTheCode: the trigger types the document says the worker receives
 // are the ones its decoder accepts (probed with members and near misses of each family), and
-// the result types it sends are exactly results.TypeStarted, TypeCompleted and TypeFailed.
+// the types it sends are exactly the results package's: TypeStarted, TypeCompleted, TypeFailed
+// and the warning TypeSyncClientTokenExpiring. (TestAsyncAPIMatchesWhatThePublisherSends checks
+// that these are what the publisher really sends, and where.)
 func TestAsyncAPIEventTypesMatchTheCode(t *testing.T) {
 	d := loadAsyncAPI(t)
 	dec, err := trigger.NewDecoder()
@@ -441,7 +447,7 @@ func TestAsyncAPIEventTypesMatchTheCode(t *testing.T) {
 		// Rejected today.
 		"ad.group", "ad.group.", "ad.group..created", "ad.group.-created", "ad.group.created!", "ad.groups.created",
 		"ad.user", "ad.computer.created", "vidm.directory.sync", "com.example.other",
-		results.TypeStarted, results.TypeCompleted, results.TypeFailed,
+		results.TypeStarted, results.TypeCompleted, results.TypeFailed, results.TypeSyncClientTokenExpiring,
 		"ad.group." + strings.Repeat("x", 300),
 	}
 	for _, typ := range probes {
@@ -467,7 +473,7 @@ func TestAsyncAPIEventTypesMatchTheCode(t *testing.T) {
 			t.Errorf("message %s: its ce-type header must be const %q", m.Name, m.Name)
 		}
 	}
-	want := []string{results.TypeStarted, results.TypeCompleted, results.TypeFailed}
+	want := []string{results.TypeStarted, results.TypeCompleted, results.TypeFailed, results.TypeSyncClientTokenExpiring}
 	if got := slices.Sorted(maps.Keys(sent)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("%s sends %v; the worker publishes %v", asyncAPIFile, got, want)
 	}
@@ -495,13 +501,16 @@ func defaultConfig(t *testing.T) config.Config {
 }
 
 // TestAsyncAPIAddressesAreTheDefaultSubjects: the channel addresses are the worker's default
-// subjects (TRIGGER_SUBJECTS, RESULT_SUBJECT_PREFIX.<kind>, DEAD_SUBJECT), each on the channel
-// of the operation that uses it.
+// subjects (TRIGGER_SUBJECTS, RESULT_SUBJECT_PREFIX.<kind>, the warnings' RESULT_SUBJECT_PREFIX.warning,
+// DEAD_SUBJECT), each on the channel of the operation that uses it.
 func TestAsyncAPIAddressesAreTheDefaultSubjects(t *testing.T) {
 	d := loadAsyncAPI(t)
 	cfg := defaultConfig(t)
 	param := regexp.MustCompile(`\{[^}]*\}`)
-	kinds := map[string]string{results.TypeStarted: "started", results.TypeCompleted: "completed", results.TypeFailed: "failed"}
+	kinds := map[string]string{
+		results.TypeStarted: "started", results.TypeCompleted: "completed", results.TypeFailed: "failed",
+		results.TypeSyncClientTokenExpiring: "warning",
+	}
 	checked := 0
 	for opName, op := range d.Operations {
 		chName, ch, ok := d.channelRef(op.Channel)
@@ -540,8 +549,8 @@ func TestAsyncAPIAddressesAreTheDefaultSubjects(t *testing.T) {
 			checked++
 		}
 	}
-	if checked < 5 {
-		t.Errorf("checked %d operation messages; want the triggers, three results and dead letters", checked)
+	if checked < 6 {
+		t.Errorf("checked %d operation messages; want the triggers, three results, the warning and dead letters", checked)
 	}
 }
 
@@ -688,4 +697,153 @@ func deadCodeEnum(d *asyncAPIDoc) []string {
 		out = append(out, fmt.Sprint(v))
 	}
 	return out
+}
+
+// sentChannels maps the ce-type of every message the document says the worker sends (dead
+// letters aside) to its channel's address and its message.
+func (d *asyncAPIDoc) sentChannels(t *testing.T) map[string]struct {
+	address string
+	msg     message
+} {
+	t.Helper()
+	out := map[string]struct {
+		address string
+		msg     message
+	}{}
+	for opName, op := range d.Operations {
+		if op.Action != "send" {
+			continue
+		}
+		chName, ch, ok := d.channelRef(op.Channel)
+		if !ok {
+			t.Fatalf("operation %s: channel does not resolve", opName)
+		}
+		for _, mr := range op.Messages {
+			_, m, ok := d.messageRef(ch.Messages[strings.TrimPrefix(mr.Ref, "#/channels/"+chName+"/messages/")])
+			if !ok {
+				t.Fatalf("operation %s: message %q does not resolve", opName, mr.Ref)
+			}
+			if !isDeadLetter(m) {
+				out[m.Name] = struct {
+					address string
+					msg     message
+				}{ch.Address, m}
+			}
+		}
+	}
+	return out
+}
+
+// TestAsyncAPIMatchesWhatThePublisherSends publishes every kind of event the worker sends (a
+// started event; completed, failed and delegated results; a token warning) through the real
+// results.Publisher into a results stream on an embedded JetStream server, and holds each stored
+// message to the document: a documented message of its ce-type, on that message's channel
+// address, with declared headers only and all the required ones, and data valid against the
+// message's schema file. Every documented sent message must have been seen.
+func TestAsyncAPIMatchesWhatThePublisherSends(t *testing.T) {
+	d := loadAsyncAPI(t)
+	cfg := defaultConfig(t)
+	compiled := compileAll(t)
+	ctx := context.Background()
+	js := natstest.JetStream(t)
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{cfg.ResultSubjectPrefix + ".>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := results.New(js, cfg.ResultSubjectPrefix, "urn:vidm-sync-worker:test")
+
+	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	run := func(id string, o dirstate.Outcome) *dirstate.Run {
+		o.FinishedAt = t0.Add(time.Minute)
+		return &dirstate.Run{
+			RunID: id, Tenant: "vcf", DirectoryID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216/OktaDirectory", DirectoryName: "OktaDirectory",
+			CreatedAt: t0, StartedAt: t0.Add(time.Second), Outcome: &o,
+			Triggers: []dirstate.Trigger{{ID: "t-" + id, Source: "urn:test", Type: "ad.group.created", Group: "proj-admins",
+				Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
+		}
+	}
+	if err := pub.Started(ctx, run("run-started", dirstate.Outcome{})); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*dirstate.Run{
+		run("run-completed", dirstate.Outcome{Status: results.StatusCompleted, Connector: "conn-b",
+			Attempts: []backend.Attempt{{Connector: "conn-a", Status: "FAILED", Message: "unreachable"}, {Connector: "conn-b", Status: "COMPLETED"}}}),
+		run("run-failed", dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeUnknownTenant, ErrMessage: "tenant vcf is no longer configured"}),
+		run("run-delegated", dirstate.Outcome{Status: results.StatusDelegated, Delegation: &backend.Delegation{
+			Kind: backend.DelegationSCIM, ProviderID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216", ProviderName: "Okta", Source: "OKTA",
+			TokenExpiresAt: t0.Add(6 * 24 * time.Hour), Message: "users and groups of Okta are pushed by its SCIM sync client"}}),
+	} {
+		if err := pub.Finished(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.TokenExpiring(ctx, results.TokenWarning{
+		Tenant: "vcf", WarnBefore: 14 * 24 * time.Hour, Now: t0,
+		Token: backend.SyncClientToken{ProviderID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216", ProviderName: "Okta", Source: "OKTA",
+			Domains: []string{"external-okta-idp.com"}, ExpiresAt: t0.Add(6 * 24 * time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	documented := d.sentChannels(t)
+	seen := map[string]bool{}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 5 {
+		t.Fatalf("the stream holds %d messages, want the 5 published", info.State.Msgs)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		raw, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := cenats.Decode(raw.Header, raw.Data)
+		if err != nil {
+			t.Fatalf("message %d on %s: %v", seq, raw.Subject, err)
+		}
+		where := fmt.Sprintf("%s on %s", e.Type(), raw.Subject)
+		doc, ok := documented[e.Type()]
+		if !ok {
+			t.Errorf("%s: the worker sends type %s, which %s does not document", where, e.Type(), asyncAPIFile)
+			continue
+		}
+		seen[e.Type()] = true
+		if raw.Subject != doc.address {
+			t.Errorf("%s: documented on %q", where, doc.address)
+		}
+		h := d.headers(t, doc.msg.Headers)
+		declared := map[string]bool{}
+		for k := range h.properties {
+			declared[strings.ToLower(k)] = true
+		}
+		for k := range raw.Header {
+			if !declared[strings.ToLower(k)] {
+				t.Errorf("%s: header %s is not declared", where, k)
+			}
+		}
+		for k := range h.required {
+			if raw.Header.Get(k) == "" {
+				t.Errorf("%s: required header %s is missing", where, k)
+			}
+		}
+		r, _ := payloadRef(doc.msg)
+		sch := compiled[strings.TrimPrefix(r, "./")]
+		if sch == nil {
+			t.Fatalf("%s: no compiled schema for %q", where, r)
+		}
+		var data any
+		if err := json.Unmarshal(e.Data(), &data); err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(data); err != nil {
+			t.Errorf("%s: data invalid against %s: %v\n%s", where, r, err, e.Data())
+		}
+	}
+	for typ := range documented {
+		if !seen[typ] {
+			t.Errorf("%s documents that the worker sends %s, but this test published none", asyncAPIFile, typ)
+		}
+	}
 }

@@ -25,6 +25,8 @@ const (
 	SyncStarted = "sync-started.data.schema.json"
 	// SyncResult is the data of the vidm.directory.sync.completed and .failed result events.
 	SyncResult = "sync-result.data.schema.json"
+	// SyncTokenExpiring is the data of the vidm.identity.synctoken.expiring warning event.
+	SyncTokenExpiring = "synctoken-expiring.data.schema.json"
 )
 
 // FS holds every schema file, at the top level, under the names of the constants above.
@@ -35,5 +37,5 @@ var FS embed.FS
 
 // Names returns the file names of all schemas in [FS], in a new slice on each call.
 func Names() []string {
-	return []string{ADTrigger, SyncRequested, SyncStarted, SyncResult}
+	return []string{ADTrigger, SyncRequested, SyncStarted, SyncResult, SyncTokenExpiring}
 }
