@@ -2,6 +2,7 @@ package vidm
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"net/http"
 
@@ -85,7 +86,11 @@ func (c *Client) SyncStatus(ctx context.Context, directoryID string) (SyncState,
 		return SyncState{}, err
 	}
 	st, err := c.api.parseSyncState(directoryID, body)
-	if err != nil {
+	var classified interface{ Retryable() bool }
+	switch {
+	case errors.As(err, &classified):
+		return SyncState{}, err // the api decided (a VCF source that vanished is permanent)
+	case err != nil:
 		// A proxy's HTML page or a truncated body is usually passing: the poll is repeated.
 		return SyncState{}, &Error{Op: "sync status", StatusCode: http.StatusOK, Err: err, retryable: true}
 	}

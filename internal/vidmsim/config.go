@@ -261,6 +261,9 @@ func validateConfig(cfg Config) error {
 	if cfg.SyncDuration < 0 {
 		errs = append(errs, errors.New("syncDuration must not be negative"))
 	}
+	if err := validateVCFDirectories(cfg.Directories); err != nil {
+		errs = append(errs, err)
+	}
 	switch cfg.Flavor {
 	case "", FlavorVIDM, FlavorVRACloud, FlavorVRA7, FlavorVCF:
 	default:
