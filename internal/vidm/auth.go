@@ -135,25 +135,7 @@ func (c *Client) oauthToken(ctx context.Context) (token, error) {
 	if err != nil {
 		return token{}, err
 	}
-	var resp struct {
-		AccessToken string  `json:"access_token"`
-		TokenType   string  `json:"token_type"`
-		ExpiresIn   float64 `json:"expires_in"`
-	}
-	if err := json.Unmarshal(body, &resp); err != nil || resp.AccessToken == "" {
-		return token{}, &Error{Op: "oauth token", Err: fmt.Errorf("%w: no access_token in the token response", ErrInvalidResponse)}
-	}
-	if resp.TokenType != "" && !strings.EqualFold(resp.TokenType, "bearer") {
-		return token{}, &Error{Op: "oauth token", Err: fmt.Errorf("%w: token type %q is not bearer", ErrInvalidResponse, clip(resp.TokenType, 32))}
-	}
-	now := c.cfg.Now()
-	exp := now.Add(c.cfg.SessionTokenTTL)
-	if resp.ExpiresIn > 0 {
-		exp = now.Add(time.Duration(resp.ExpiresIn * float64(time.Second)))
-	} else if t, ok := jwtExpiry(resp.AccessToken); ok {
-		exp = t
-	}
-	return token{value: resp.AccessToken, expires: exp}, nil
+	return c.parseAccessToken("oauth token", body)
 }
 
 func (c *Client) systemLogin(ctx context.Context) (token, error) {

@@ -102,8 +102,9 @@ func refusedRefreshToken(err error) error {
 	return &cp
 }
 
-// parseAccessToken reads CSP's token answer. Only access_token, token_type and expires_in are
-// read: the echoed refresh_token and the id_token are left alone so that no copy of them exists.
+// parseAccessToken reads an OAuth 2.0 token answer (vIDM's client credentials, CSP's refresh-token
+// exchange). Only access_token, token_type and expires_in are read: CSP's echoed refresh_token and
+// id_token are left alone so that no copy of them exists.
 func (c *Client) parseAccessToken(op string, body []byte) (token, error) {
 	var resp struct {
 		AccessToken string  `json:"access_token"`

@@ -58,12 +58,12 @@ type Server struct {
 	syncDur  time.Duration
 	onStart  func(SyncRecord) // nil: nobody listens
 	flavor   Flavor
-	tenant   string   // FlavorVRA7
-	refresh  []string // FlavorVRACloud's accepted API tokens
+	tenant   string // FlavorVRA7
 	clients  map[string]string
 	users    map[string]string
 
 	mu              sync.Mutex
+	refresh         []string    // FlavorVRACloud's accepted API tokens; RevokeRefreshToken changes them
 	dirs            []Directory // in configuration order, the order the list endpoint answers
 	tokens          map[string]*token
 	issued          []string
