@@ -45,6 +45,14 @@ var contract = map[string]dto.MetricType{
 	"dirsync_dead_letters":                  dto.MetricType_GAUGE,
 	"dirsync_build_info":                    dto.MetricType_GAUGE,
 	"dirsync_scrape_errors_total":           dto.MetricType_COUNTER,
+
+	"dirsync_syncs_delegated_total":                        dto.MetricType_COUNTER,
+	"dirsync_sync_client_token_expiry_timestamp_seconds":   dto.MetricType_GAUGE,
+	"dirsync_sync_client_token_warnings_total":             dto.MetricType_COUNTER,
+	"dirsync_sync_client_token_check_failures_total":       dto.MetricType_COUNTER,
+	"dirsync_config_reloads_total":                         dto.MetricType_COUNTER,
+	"dirsync_config_last_reload_success_timestamp_seconds": dto.MetricType_GAUGE,
+	"dirsync_scheduled_triggers_total":                     dto.MetricType_COUNTER,
 }
 
 // exercised returns our families, gathered after every hook and callback ran once, so that every
@@ -66,13 +74,18 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	m.Received()
 	m.Accepted(tr)
 	m.DeadLettered("SCHEMA_VIOLATION")
-	for _, o := range []dirstate.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}} {
+	for _, o := range []dirstate.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}} {
 		run := &dirstate.Run{DirectoryName: "Corp AD", StartedAt: now.Add(-30 * time.Second), Triggers: []dirstate.Trigger{tr}, Outcome: &o}
 		m.RunStarted(run)
 		m.RunReported(run)
 	}
 	m.Request(vidm.EndpointDirectories, 200, nil, 20*time.Millisecond)
 	m.TokenIssued()
+	m.TokenExpiry("vcf", "Okta", now.Add(72*time.Hour))
+	m.TokenWarned("vcf", "Okta")
+	m.TokenCheckFailed("vcf")
+	m.ConfigReloaded(true)
+	m.ScheduleFired("default", nil)
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -241,14 +254,18 @@ func TestDashboardLayout(t *testing.T) {
 	if !strings.Contains(vars["directory"], "label_values(dirsync_syncs_started_total, directory)") {
 		t.Errorf("directory variable %q, want label_values(dirsync_syncs_started_total, directory)", vars["directory"])
 	}
-	if want := []string{"Intake", "Syncs", "vIDM", "State"}; !slices.Equal(rows, want) {
+	if want := []string{"Intake", "Syncs", "vIDM", "State", "Sync-client tokens", "Configuration"}; !slices.Equal(rows, want) {
 		t.Errorf("rows %v, want %v", rows, want)
 	}
 	wantInRow := map[string][]string{
 		"Intake": {"dirsync_triggers_received_total", "dirsync_triggers_accepted_total", "dirsync_triggers_dead_lettered_total", "dirsync_consumer_pending_messages"},
-		"Syncs":  {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds"},
-		"vIDM":   {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
-		"State":  {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters"},
+		"Syncs": {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total",
+			"dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds"},
+		"vIDM":  {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
+		"State": {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters"},
+		"Sync-client tokens": {"dirsync_sync_client_token_expiry_timestamp_seconds", "dirsync_sync_client_token_warnings_total",
+			"dirsync_sync_client_token_check_failures_total"},
+		"Configuration": {"dirsync_config_reloads_total", "dirsync_config_last_reload_success_timestamp_seconds", "dirsync_scheduled_triggers_total"},
 	}
 	for row, want := range wantInRow {
 		var have []string

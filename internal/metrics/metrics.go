@@ -50,8 +50,10 @@ type Options struct {
 }
 
 // Metrics holds the worker's metrics. It implements the observers of intake
-// (Received, Accepted, DeadLettered), of the coalescing engine (RunStarted, RunReported) and of
-// the vIDM client (Request, TokenIssued). Its methods are safe for concurrent use.
+// (Received, Accepted, DeadLettered), of the coalescing engine (RunStarted, RunReported), of
+// the vIDM client (Request, TokenIssued) and of the sync-client token watch (TokenExpiry,
+// TokenWarned, TokenCheckFailed), and counts configuration reloads (ConfigReloaded) and
+// scheduled triggers (ScheduleFired). Its methods are safe for concurrent use.
 type Metrics struct {
 	now   func() time.Time
 	types boundedSet
@@ -68,7 +70,23 @@ type Metrics struct {
 	vidmDuration   *prometheus.HistogramVec
 	tokenRefreshes prometheus.Counter
 	scrapeErrors   *prometheus.CounterVec
+
+	syncsDelegated     *prometheus.CounterVec
+	tokenExpiry        *prometheus.GaugeVec
+	tokenWarnings      *prometheus.CounterVec
+	tokenCheckFailures *prometheus.CounterVec
+	configReloads      *prometheus.CounterVec
+	lastReloadSuccess  prometheus.Gauge
+	scheduled          *prometheus.CounterVec
 }
+
+// Values of dirsync_config_reloads_total{result} and dirsync_scheduled_triggers_total{result}.
+const (
+	ReloadApplied     = "applied"
+	ReloadRejected    = "rejected"
+	SchedulePublished = "published"
+	ScheduleFailed    = "failed"
+)
 
 // Scrape error sources, the values of dirsync_scrape_errors_total{source}.
 const (
@@ -135,6 +153,34 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "dirsync_scrape_errors_total",
 			Help: "Scrape-time reads that failed (their series were left out of that scrape), by source.",
 		}, []string{"source"}),
+		syncsDelegated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_syncs_delegated_total",
+			Help: "Runs reported DELEGATED (the identity provider keeps the directory current; nothing was started), by directory.",
+		}, []string{"directory"}),
+		tokenExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dirsync_sync_client_token_expiry_timestamp_seconds",
+			Help: "When each external IdP's SCIM sync-client token expires (Unix time), as last checked; alert on `- time() < 86400*7`.",
+		}, []string{"tenant", "provider"}),
+		tokenWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_sync_client_token_warnings_total",
+			Help: "Sync-client token expiry warnings published, by tenant and provider.",
+		}, []string{"tenant", "provider"}),
+		tokenCheckFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_sync_client_token_check_failures_total",
+			Help: "Sync-client token checks that could not read a tenant's identity providers, by tenant.",
+		}, []string{"tenant"}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_config_reloads_total",
+			Help: `Configuration reloads, by result: "applied", or "rejected" (the running configuration was kept).`,
+		}, []string{"result"}),
+		lastReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dirsync_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration in effect was loaded (Unix time): the start, or the last applied reload.",
+		}),
+		scheduled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_scheduled_triggers_total",
+			Help: `Scheduled sync-request publish attempts, by tenant and result ("published", or "failed" for an attempt that is retried or given up).`,
+		}, []string{"tenant", "result"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dirsync_build_info",
@@ -148,10 +194,15 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 
 	reg.MustRegister(m.received, m.accepted, m.deadLettered, m.syncsStarted, m.syncsCompleted,
 		m.syncsFailed, m.syncDuration, m.triggerToRes, m.vidmRequests, m.vidmDuration,
-		m.tokenRefreshes, m.scrapeErrors, buildInfo)
+		m.tokenRefreshes, m.scrapeErrors, buildInfo, m.syncsDelegated, m.tokenExpiry, m.tokenWarnings,
+		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled)
 	m.types = boundedSet{max: maxTypes, seen: map[string]bool{}}
 	// The error series exist from the start (WithLabelValues creates them), so that rate() and
 	// alerts see a zero before the first failure.
+	m.configReloads.WithLabelValues(ReloadApplied)
+	m.configReloads.WithLabelValues(ReloadRejected)
+	// The worker only runs with a configuration it loaded, so its start is the first success.
+	m.lastReloadSuccess.Set(unixSeconds(opts.Now()))
 	if opts.ConsumerInfo != nil {
 		reg.MustRegister(newConsumerCollector(opts.ConsumerInfo, m.scrapeErrors.WithLabelValues(SourceConsumer)))
 	}
@@ -226,6 +277,11 @@ func (m *Metrics) RunReported(r *dirstate.Run) {
 	switch status {
 	case "COMPLETED":
 		m.syncsCompleted.WithLabelValues(dir).Inc()
+	case "DELEGATED":
+		// Nothing was started, so there is no sync duration; the triggers still waited for it.
+		m.syncsDelegated.WithLabelValues(dir).Inc()
+		m.observeTriggers(r, now)
+		return
 	default:
 		status = "FAILED"
 		code := r.Outcome.ErrCode
@@ -238,6 +294,11 @@ func (m *Metrics) RunReported(r *dirstate.Run) {
 		// Start and finish can come from different clocks (ours, vIDM's): never negative.
 		m.syncDuration.WithLabelValues(status).Observe(max(r.Outcome.FinishedAt.Sub(r.StartedAt), 0).Seconds())
 	}
+	m.observeTriggers(r, now)
+}
+
+// observeTriggers observes, per covered trigger, the time from its acceptance to now.
+func (m *Metrics) observeTriggers(r *dirstate.Run, now time.Time) {
 	for _, t := range r.Triggers {
 		if !t.AcceptedAt.IsZero() {
 			m.triggerToRes.Observe(max(now.Sub(t.AcceptedAt), 0).Seconds())
@@ -265,6 +326,47 @@ func (m *Metrics) Request(endpoint string, code int, _ error, d time.Duration) {
 
 // TokenIssued counts a new vIDM token.
 func (m *Metrics) TokenIssued() { m.tokenRefreshes.Inc() }
+
+// TokenExpiry sets when the provider's sync-client token expires, at every check. A zero
+// expiresAt means the provider is no longer reported (token, provider or tenant gone): its series
+// is removed, so that no alert fires on a token nobody uses any more.
+func (m *Metrics) TokenExpiry(tenant, provider string, expiresAt time.Time) {
+	if expiresAt.IsZero() {
+		m.tokenExpiry.DeleteLabelValues(tenant, provider)
+		return
+	}
+	m.tokenExpiry.WithLabelValues(tenant, provider).Set(unixSeconds(expiresAt))
+}
+
+// TokenWarned counts a published token expiry warning.
+func (m *Metrics) TokenWarned(tenant, provider string) {
+	m.tokenWarnings.WithLabelValues(tenant, provider).Inc()
+}
+
+// TokenCheckFailed counts a tenant whose sync-client tokens could not be read.
+func (m *Metrics) TokenCheckFailed(tenant string) { m.tokenCheckFailures.WithLabelValues(tenant).Inc() }
+
+// ConfigReloaded counts a configuration reload, and on success records when it was applied.
+func (m *Metrics) ConfigReloaded(ok bool) {
+	if !ok {
+		m.configReloads.WithLabelValues(ReloadRejected).Inc()
+		return
+	}
+	m.configReloads.WithLabelValues(ReloadApplied).Inc()
+	m.lastReloadSuccess.Set(unixSeconds(m.now()))
+}
+
+// ScheduleFired counts one publish attempt of a scheduled trigger of tenant; err is its outcome.
+func (m *Metrics) ScheduleFired(tenant string, err error) {
+	result := SchedulePublished
+	if err != nil {
+		result = ScheduleFailed
+	}
+	m.scheduled.WithLabelValues(tenant, result).Inc()
+}
+
+// unixSeconds is t as a Prometheus timestamp value, with sub-second precision.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // stateCollector reads in-process state at scrape time.
 type stateCollector struct {

@@ -22,21 +22,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tokenwatch"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
 // The observers *Metrics is wired as.
 var (
-	_ coalesce.Observer = (*metrics.Metrics)(nil)
-	_ intake.Observer   = (*metrics.Metrics)(nil)
-	_ vidm.Observer     = (*metrics.Metrics)(nil)
+	_ coalesce.Observer   = (*metrics.Metrics)(nil)
+	_ intake.Observer     = (*metrics.Metrics)(nil)
+	_ vidm.Observer       = (*metrics.Metrics)(nil)
+	_ tokenwatch.Observer = (*metrics.Metrics)(nil)
 )
 
 // value returns the value of the series of name with exactly these labels: a counter's or gauge's
@@ -192,6 +195,14 @@ func TestRunHooks(t *testing.T) {
 			durStatus: "FAILED", durSeconds: 300, latencySum: 600, latencyCount: 1,
 		},
 		{
+			name: "delegated: counted apart, no sync duration even with a start time",
+			run: dirstate.Run{DirectoryName: "OktaDirectory", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
+				Outcome: &dirstate.Outcome{Status: "DELEGATED", FinishedAt: t0.Add(time.Second),
+					Delegation: &backend.Delegation{Kind: backend.DelegationSCIM, ProviderName: "Okta"}}},
+			counter: "dirsync_syncs_delegated_total", labels: l("directory", "OktaDirectory"),
+			latencySum: 600, latencyCount: 1,
+		},
+		{
 			name: "failed before vIDM started it: no duration",
 			run: dirstate.Run{DirectoryName: "Corp AD", Triggers: []dirstate.Trigger{trig(0)},
 				Outcome: &dirstate.Outcome{Status: "FAILED", ErrCode: "VIDM_DIRECTORY_NOT_FOUND", FinishedAt: t0}},
@@ -223,6 +234,11 @@ func TestRunHooks(t *testing.T) {
 			if got := mustValue(t, reg, tt.counter, tt.labels); got != 1 {
 				t.Errorf("%s%v = %v, want 1", tt.counter, tt.labels, got)
 			}
+			for _, other := range []string{"dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total"} {
+				if n, err := testutil.GatherAndCount(reg, other); other != tt.counter && (err != nil || n != 0) {
+					t.Errorf("%s has %d series (%v), want none: the run is counted once, in %s", other, n, err, tt.counter)
+				}
+			}
 			for _, status := range []string{"COMPLETED", "FAILED"} {
 				count, _ := value(t, reg, "dirsync_sync_duration_seconds", l("status", status))
 				want := 0.0
@@ -241,6 +257,98 @@ func TestRunHooks(t *testing.T) {
 				t.Errorf("trigger-to-result count %d sum %v, want %d and %v", h.GetSampleCount(), h.GetSampleSum(), tt.latencyCount, tt.latencySum)
 			}
 		})
+	}
+}
+
+func TestTokenWatchHooks(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg, metrics.Options{})
+	exp := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+	m.TokenExpiry("vcf", "Okta", exp)
+	m.TokenExpiry("vcf", "Entra", exp.Add(time.Hour))
+	if got := mustValue(t, reg, "dirsync_sync_client_token_expiry_timestamp_seconds", l("tenant", "vcf", "provider", "Okta")); got != float64(exp.Unix()) {
+		t.Errorf("expiry{Okta} = %v, want %d", got, exp.Unix())
+	}
+	renewed := exp.Add(90 * 24 * time.Hour)
+	m.TokenExpiry("vcf", "Okta", renewed) // the next check, after a renewal
+	if got := mustValue(t, reg, "dirsync_sync_client_token_expiry_timestamp_seconds", l("tenant", "vcf", "provider", "Okta")); got != float64(renewed.Unix()) {
+		t.Errorf("expiry{Okta} after renewal = %v, want %d", got, renewed.Unix())
+	}
+	m.TokenExpiry("vcf", "Entra", time.Time{}) // no longer reported: the series goes
+	if _, ok := value(t, reg, "dirsync_sync_client_token_expiry_timestamp_seconds", l("tenant", "vcf", "provider", "Entra")); ok {
+		t.Error("a provider no longer reported still has an expiry series")
+	}
+
+	if _, ok := value(t, reg, "dirsync_sync_client_token_warnings_total", l("tenant", "vcf", "provider", "Okta")); ok {
+		t.Error("warnings counted before any warning")
+	}
+	m.TokenWarned("vcf", "Okta")
+	m.TokenWarned("vcf", "Okta")
+	m.TokenCheckFailed("vcf-lab")
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"dirsync_sync_client_token_warnings_total", l("tenant", "vcf", "provider", "Okta"), 2},
+		{"dirsync_sync_client_token_check_failures_total", l("tenant", "vcf-lab"), 1},
+	}
+	for _, c := range checks {
+		if got := mustValue(t, reg, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
+func TestConfigReloadHooks(t *testing.T) {
+	start := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	clock := fakeclock.New(start)
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg, metrics.Options{Now: clock.Now})
+	last := func() float64 { return mustValue(t, reg, "dirsync_config_last_reload_success_timestamp_seconds", nil) }
+	reloads := func(result string) float64 {
+		return mustValue(t, reg, "dirsync_config_reloads_total", l("result", result))
+	}
+
+	if last() != float64(start.Unix()) || reloads(metrics.ReloadApplied) != 0 || reloads(metrics.ReloadRejected) != 0 {
+		t.Fatalf("at start: last success %v, applied %v, rejected %v; want the start time and two zeros",
+			last(), reloads(metrics.ReloadApplied), reloads(metrics.ReloadRejected))
+	}
+	clock.Advance(time.Minute)
+	m.ConfigReloaded(false)
+	if last() != float64(start.Unix()) || reloads(metrics.ReloadRejected) != 1 {
+		t.Errorf("after a rejected reload: last success %v (want unchanged %d), rejected %v", last(), start.Unix(), reloads(metrics.ReloadRejected))
+	}
+	clock.Advance(time.Minute)
+	m.ConfigReloaded(true)
+	if want := start.Add(2 * time.Minute); last() != float64(want.Unix()) || reloads(metrics.ReloadApplied) != 1 {
+		t.Errorf("after an applied reload: last success %v (want %d), applied %v", last(), want.Unix(), reloads(metrics.ReloadApplied))
+	}
+}
+
+func TestScheduleHooks(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg, metrics.Options{})
+	m.ScheduleFired("default", nil)
+	m.ScheduleFired("default", errors.New("nats: timeout"))
+	m.ScheduleFired("default", nil)
+	m.ScheduleFired("vcf", nil)
+	checks := []struct {
+		tenant, result string
+		want           float64
+	}{
+		{"default", metrics.SchedulePublished, 2},
+		{"default", metrics.ScheduleFailed, 1},
+		{"vcf", metrics.SchedulePublished, 1},
+	}
+	for _, c := range checks {
+		if got := mustValue(t, reg, "dirsync_scheduled_triggers_total", l("tenant", c.tenant, "result", c.result)); got != c.want {
+			t.Errorf("scheduled{%s,%s} = %v, want %v", c.tenant, c.result, got, c.want)
+		}
+	}
+	if _, ok := value(t, reg, "dirsync_scheduled_triggers_total", l("tenant", "vcf", "result", metrics.ScheduleFailed)); ok {
+		t.Error("a failure series for a tenant that never failed")
 	}
 }
 
