@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 )
 
@@ -49,7 +50,8 @@ type summaryView struct {
 type dirView struct {
 	Key, Anchor, OpenURL         string
 	Name, Tenant, ID, Type       string
-	Domains                      []string
+	Backend                      string
+	Domains, Connectors          []string
 	Known                        bool
 	State, StateText, StateClass string
 	StateDetail                  []string
@@ -65,6 +67,8 @@ type dirView struct {
 
 type runView struct {
 	ID, Status, StatusClass, Phase, Holder, Connector string
+	Attempts                                          []backend.Attempt
+	Delegation                                        *backend.Delegation
 	Created, Started, Finished                        timeView
 	Duration                                          string
 	TriggerCount                                      int
@@ -221,6 +225,7 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 	v := dirView{
 		Key: key, Anchor: anchorID(d.Tenant, d.DirectoryID),
 		Name: d.Name, Tenant: d.Tenant, ID: d.DirectoryID, Type: d.Type, Domains: d.Domains, Known: d.Known,
+		Backend: d.Backend, Connectors: d.Connectors,
 		State: string(d.State), StateClass: string(d.State),
 		Open: slices.Contains(opened, key) || slices.Contains(opened, "all"),
 	}
@@ -291,7 +296,7 @@ func (s *server) covering(r control.Run, now time.Time) ([]triggerView, int) {
 func (s *server) runView(r control.Run, now time.Time) runView {
 	v := runView{
 		ID: r.RunID, Status: r.Status, StatusClass: strings.ToLower(r.Status), Phase: r.Phase,
-		Holder: r.Holder, Connector: r.Connector, Created: s.timeView(r.CreatedAt, now),
+		Holder: r.Holder, Connector: r.Connector, Attempts: r.Attempts, Delegation: r.Delegation, Created: s.timeView(r.CreatedAt, now),
 		TriggerCount: r.TriggerCount, Error: r.Error,
 	}
 	if r.StartedAt != nil {

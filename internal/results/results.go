@@ -15,6 +15,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
 // Event types.
@@ -177,6 +178,9 @@ type Data struct {
 	Delegation *Delegation `json:"delegation,omitempty"`
 }
 
+// maxDelegationMessageLen is the result schema's bound on delegation.message.
+const maxDelegationMessageLen = 2048
+
 // Delegation says who keeps a directory current when there is no sync to start.
 type Delegation struct {
 	Kind           string     `json:"kind"` // SCIM or LDAP
@@ -210,7 +214,10 @@ func ResultData(r *dirstate.Run) Data {
 	}
 	d.Connector, d.Attempts = o.Connector, o.Attempts
 	if dl := o.Delegation; dl != nil {
-		d.Delegation = &Delegation{Kind: dl.Kind, ProviderID: dl.ProviderID, Provider: dl.ProviderName, Source: dl.Source, Message: dl.Message}
+		// The provider's strings come from the backend: bounded and cleaned to the schema.
+		d.Delegation = &Delegation{Kind: dl.Kind, ProviderID: safetext.Clean(dl.ProviderID, maxProviderIDLen),
+			Provider: safetext.Clean(dl.ProviderName, maxProviderLen), Source: safetext.Clean(dl.Source, maxSourceLen),
+			Message: safetext.Clean(dl.Message, maxDelegationMessageLen)}
 		if !dl.TokenExpiresAt.IsZero() {
 			t := dl.TokenExpiresAt.UTC()
 			d.Delegation.TokenExpiresAt = &t

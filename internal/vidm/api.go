@@ -2,8 +2,8 @@ package vidm
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"

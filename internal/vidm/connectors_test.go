@@ -148,7 +148,7 @@ func TestDirectoryConnectorsParsing(t *testing.T) {
 			}
 			return out
 		}()},
-		{"names clipped", `"connectors":["` + long + `"]`, []string{strings.Repeat("x", 128) + "…"}},
+		{"names clipped", `"connectors":["` + long + `"]`, []string{strings.Repeat("x", 127) + "…"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

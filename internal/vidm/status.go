@@ -50,7 +50,7 @@ var (
 const (
 	maxMessageLen = 512
 	// maxConnectorLen bounds a connector name (a host name, at most 253 characters, or a label).
-	maxConnectorLen = 128
+	maxConnectorLen = 127 // with the clip mark, the result schema's 128 characters
 	// maxAttempts bounds the attempts kept from one status body; a directory has a handful of
 	// sync connectors.
 	maxAttempts = 16

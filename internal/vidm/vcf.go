@@ -103,14 +103,20 @@ func (vcfAPI) parseSyncState(directoryID string, body []byte) (SyncState, error)
 
 func (vcfAPI) describe(d *backend.Description) { d.Delegation = true }
 
-// vcfDirectoryID names a source uniquely and stably: the provider id (a UUID, escaped in case it
-// is not) and the source's name, which is unique within its provider.
-func vcfDirectoryID(providerID, name string) string { return url.PathEscape(providerID) + "/" + name }
+// vcfDirectoryID names a source uniquely and stably: the provider id (a UUID) and the source's
+// name, which is unique within its provider, both escaped, so that the id has no spaces (the
+// event schemas forbid them) and exactly one "/".
+func vcfDirectoryID(providerID, name string) string {
+	return url.PathEscape(providerID) + "/" + url.PathEscape(name)
+}
 
 func splitVCFDirectoryID(id string) (providerID, name string, err error) {
-	rawProvider, name, ok := strings.Cut(id, "/")
+	rawProvider, rawName, ok := strings.Cut(id, "/")
 	if ok {
 		providerID, err = url.PathUnescape(rawProvider)
+	}
+	if ok && err == nil {
+		name, err = url.PathUnescape(rawName)
 	}
 	switch {
 	case !ok || err != nil || name == "":

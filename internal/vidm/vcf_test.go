@@ -33,9 +33,9 @@ const (
 	vcfOkta      = "b0000000-0000-4000-8000-000000000003"
 	vcfEntra     = "c0000000-0000-4000-8000-000000000004"
 	vcfLegacy    = "d0000000-0000-4000-8000-000000000005"
-	vcfCorpAD    = vcfEmbedded + "/Corp AD"
-	vcfLabLDAP   = vcfEmbedded + "/Lab LDAP"
-	vcfADFSDir   = vcfADFS + "/Partner ADFS"
+	vcfCorpAD    = vcfEmbedded + "/Corp%20AD"
+	vcfLabLDAP   = vcfEmbedded + "/Lab%20LDAP"
+	vcfADFSDir   = vcfADFS + "/Partner%20ADFS" // the source name is escaped: ids have no spaces
 	vcfOktaDir   = vcfOkta + "/OktaDirectory"
 	vcfEntraDir  = vcfEntra + "/entra_dir"
 	vcfLegacyDir = vcfLegacy + "/legacy_okta_dir"
@@ -526,7 +526,7 @@ func TestVCFParseReferenceDirectories(t *testing.T) {
 	}{
 		{"vcf-identity-providers-adfs.json", []Directory{
 			embedded("1a9bd081-40c4-434d-af78-33a162522100"),
-			{ID: "82ce7b07-f878-41af-9ac3-e343bcb347dc/My AD Identity Source", Name: "My AD Identity Source", Type: "Microsoft ADFS", Domains: []string{"external-idp.com"}},
+			{ID: "82ce7b07-f878-41af-9ac3-e343bcb347dc/My%20AD%20Identity%20Source", Name: "My AD Identity Source", Type: "Microsoft ADFS", Domains: []string{"external-idp.com"}},
 		}},
 		{"vcf-identity-providers-okta.json", []Directory{
 			embedded("3262279b-09b0-44eb-a3be-f4bded4f0851"),
@@ -558,7 +558,7 @@ func TestVCFParseSyncState(t *testing.T) {
 		want    *backend.Delegation
 		wantErr error
 	}{
-		{"ADFS", "be12eb48-11ea-486a-bb7d-756d2e0e4ade/My AD Identity Source", adfsOne, &backend.Delegation{
+		{"ADFS", "be12eb48-11ea-486a-bb7d-756d2e0e4ade/My%20AD%20Identity%20Source", adfsOne, &backend.Delegation{
 			Kind: backend.DelegationLDAP, ProviderID: "be12eb48-11ea-486a-bb7d-756d2e0e4ade", ProviderName: "My AD Identity Source", Source: "Microsoft ADFS",
 			Message: "users and groups of My AD Identity Source are read from Active Directory over LDAP by the identity provider (Microsoft ADFS); VCF has no sync to start"}, nil},
 		{"Okta", "159498c4-6e0e-4757-ae4b-dcb6aaa93216/OktaDirectory", oktaBroker, &backend.Delegation{

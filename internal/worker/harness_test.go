@@ -239,7 +239,8 @@ func compileSchemas(t *testing.T) map[string]*jsonschema.Schema {
 		}
 	}
 	out := map[string]*jsonschema.Schema{}
-	for typ, n := range map[string]string{results.TypeStarted: schemas.SyncStarted, results.TypeCompleted: schemas.SyncResult, results.TypeFailed: schemas.SyncResult} {
+	for typ, n := range map[string]string{results.TypeStarted: schemas.SyncStarted, results.TypeCompleted: schemas.SyncResult,
+		results.TypeFailed: schemas.SyncResult, results.TypeSyncClientTokenExpiring: schemas.SyncTokenExpiring} {
 		sch, err := c.Compile(schemas.BaseURL + n)
 		if err != nil {
 			t.Fatal(err)
@@ -259,6 +260,9 @@ func (h *harness) results() []resultEvent {
 		e, err := cenats.Decode(m.Header, m.Data)
 		if err != nil {
 			h.t.Fatalf("result message does not decode: %v", err)
+		}
+		if e.Type() == results.TypeSyncClientTokenExpiring {
+			continue // a warning, not a run's result (see warnings)
 		}
 		r := resultEvent{Type: e.Type(), ID: e.ID()}
 		if err := json.Unmarshal(e.Data(), &r.Data); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tokenwatch"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 )
 
@@ -99,12 +100,30 @@ func backendStates(reg *tenants.Registry) func() map[string]health.VIDMState {
 	}
 }
 
+// tokenTargets are the tenants whose backend reports SCIM sync-client tokens (VCF).
+func tokenTargets(reg *tenants.Registry) func() []tokenwatch.Target {
+	return func() []tokenwatch.Target {
+		var out []tokenwatch.Target
+		for _, e := range reg.Entries() {
+			if !e.Backend.Describe().Delegation {
+				continue
+			}
+			if src, ok := e.Backend.(tokenwatch.Source); ok {
+				out = append(out, tokenwatch.Target{Tenant: e.Tenant.Name, Source: src, WarnBefore: e.Tenant.SyncClientTokenWarning})
+			}
+		}
+		return out
+	}
+}
+
 // reloader applies a new tenants configuration: every backend rebuilt, the schedules replaced.
 // Runs in flight keep the backend they started with.
 type reloader struct {
+	ctx   context.Context
 	cfg   config.Config
 	reg   *tenants.Registry
 	sched *schedule.Scheduler
+	watch *tokenwatch.Watcher
 	log   *slog.Logger
 	done  func(ok bool) // metrics
 }
@@ -126,6 +145,8 @@ func (r reloader) reload() {
 	r.sched.Set(entries)
 	r.log.Info("tenants configuration reloaded", "file", r.cfg.TenantsFile, "tenants", f)
 	r.done(true)
+	// A new or changed VCF tenant's tokens are looked at now, not at the next hourly check.
+	go r.watch.Check(context.WithoutCancel(r.ctx))
 }
 
 func (r reloader) run(ctx context.Context, reload <-chan struct{}) {

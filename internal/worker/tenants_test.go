@@ -1,7 +1,9 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
@@ -14,12 +16,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
@@ -243,7 +248,8 @@ func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
 	}
 	slow := startSim(t, vidmsim.Config{Directories: dirs, SyncDuration: 100 * time.Millisecond})
 	fast := startSim(t, vidmsim.Config{Directories: dirs, SyncDuration: 100 * time.Millisecond})
-	limits := "    maxConcurrentSyncs: 2\n    requestTimeout: 2s\n"
+	// Requests hang for longer than the test runs, so every run of the hung tenant stays stuck.
+	limits := "    maxConcurrentSyncs: 2\n    requestTimeout: 30s\n"
 	h := newFileHarness(t, "defaultTenant: fast\ntenants:\n"+tenantEntry("slow", "vidm", slow, limits)+tenantEntry("fast", "vidm", fast, limits),
 		map[string]string{"MAX_CONCURRENT_SYNCS": "2"})
 	h.startWorkerWith("w1")
@@ -280,6 +286,10 @@ func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
 		if len(rep[id]) != 0 {
 			t.Fatalf("a trigger of the hung tenant was reported while it hangs: %+v", rep[id])
 		}
+	}
+	// Three directories wait on the hung tenant, but only its two slots were taken.
+	if n := slow.sim.Requests(vidmsim.EndpointSyncStatus) - base; n != 2 {
+		t.Fatalf("the hung tenant has %d runs stuck in vIDM, want its limit of 2", n)
 	}
 
 	// The hung backend recovers: its triggers are reported, none lost.
@@ -336,7 +346,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 	}
 
 	// An invalid file: refused with its reason; lab still works.
-	bad := after + "    password: inline-secret-value\n"
+	bad := strings.Replace(after, "passwordFile: secrets/password", "password: inline-secret-value", 1)
 	if err := os.WriteFile(h.file, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +377,18 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 23, 9, 59, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(h.logs.String(), "\n") {
+				if strings.Contains(l, "schedul") || strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") {
+					t.Log(l)
+				}
+			}
+		}
+	})
 	h.startWorkerWith("w1", worker.WithScheduleClock(clock, func(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }))
+	// The schedule is set after the consumer exists: the clock moves only once it is.
+	eventually(t, 10*time.Second, "the worker to run", func() bool { return strings.Contains(h.logs.String(), `"worker running"`) })
 
 	var burst []string
 	for i := range 100 {
@@ -378,21 +399,101 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	var scheduled string
-	eventually(t, 10*time.Second, "the scheduled trigger to be published", func() bool {
-		for _, m := range h.streamMsgs(h.cfg.TriggerStream) {
-			if e, err := cenats.Decode(m.Header, m.Data); err == nil && e.Type() == trigger.TypeSyncRequested {
-				scheduled = e.ID()
-				return true
-			}
-		}
-		return false
-	})
+	// Every replica derives the same id for the 10:00 slot.
+	scheduled := schedule.EventID("corp", "Corp AD", time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
 	rs := h.waitReported(30*time.Second, append(burst, scheduled)...)
 	if n := len(ownSyncs(b.sim, "Corp AD")); n > 2 {
 		t.Fatalf("%d syncs for a burst of 100 plus a scheduled sync, want at most 2", n)
 	}
 	if r := reported(rs)[scheduled]; len(r) != 1 || r[0].Data.Status != "COMPLETED" {
 		t.Fatalf("the scheduled trigger reported %+v, want once COMPLETED", r)
+	}
+}
+
+// warnings are the sync-client token warnings in the results stream, each checked against its
+// schema and published on <prefix>.warning.
+func (h *fileHarness) warnings() []results.TokenWarningData {
+	h.t.Helper()
+	if h.schemas == nil {
+		h.schemas = compileSchemas(h.t)
+	}
+	var out []results.TokenWarningData
+	for _, m := range h.streamMsgs(h.cfg.ResultStream) {
+		e, err := cenats.Decode(m.Header, m.Data)
+		if err != nil || e.Type() != results.TypeSyncClientTokenExpiring {
+			continue
+		}
+		if m.Subject != h.cfg.ResultSubjectPrefix+".warning" {
+			h.t.Fatalf("warning published on %s", m.Subject)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.Data()))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := h.schemas[e.Type()].Validate(doc); err != nil {
+			h.t.Fatalf("warning %s breaks its schema: %v", e.ID(), err)
+		}
+		var d results.TokenWarningData
+		if err := json.Unmarshal(e.Data(), &d); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// TestVCFDirectoriesAreDelegated: VCF has no sync to start. A trigger for an Okta directory is
+// reported DELEGATED to the SCIM sync client with its token's expiry, one for an AD identity
+// source DELEGATED to LDAP; nothing is started; the token expiring within the warning time raises
+// a warning event and sets the expiry metric; no token value appears anywhere.
+func TestVCFDirectoriesAreDelegated(t *testing.T) {
+	expires := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	b := startSim(t, vidmsim.Config{Flavor: vidmsim.FlavorVCF, Directories: []vidmsim.Directory{
+		{ID: "okta", Name: "OktaDirectory", Domains: []string{"external-okta-idp.com"}, VCF: &vidmsim.VCFSource{
+			ProviderID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216", ProviderName: "Okta", ProviderType: vidmsim.VCFProviderBroker,
+			SourceType: vidmsim.VCFSourceOkta, SyncClientTokenExpiresAt: expires, ScimURL: "https://vcf.example.com/usergroup/t/CUSTOMER/scim/v2"}},
+		{ID: "embedded", Name: "Embedded AD", Domains: []string{"embedded-ids.com"}, VCF: &vidmsim.VCFSource{
+			ProviderID: "1a9bd081-40c4-434d-af78-33a162522100", ProviderType: vidmsim.VCFProviderEmbedded, SourceType: vidmsim.VCFSourceActiveDirectory}},
+	}})
+	h := newFileHarness(t, "tenants:\n"+tenantEntry("vcf", "vcf", b, "    syncClientTokenWarning: 168h\n"), opsEnv(nil))
+	admin := h.startOpsWorker("w1")
+
+	okta := h.publish(tenantGroup("", "external-okta-idp.com", "okta-admins"))
+	ad := h.publish(tenantGroup("vcf", "Embedded AD", "ad-admins"))
+	rs := reported(h.waitReported(20*time.Second, okta, ad))
+	o, a := rs[okta][0], rs[ad][0]
+	if o.Type != results.TypeCompleted || o.Data.Status != "DELEGATED" || o.Data.Delegation == nil ||
+		o.Data.Delegation.Kind != "SCIM" || o.Data.Delegation.Provider != "Okta" || o.Data.Delegation.TokenExpiresAt == nil ||
+		!o.Data.Delegation.TokenExpiresAt.Equal(expires) {
+		t.Fatalf("Okta trigger reported %s %+v, want a completed event DELEGATED to Okta's SCIM client expiring %s", o.Type, o.Data, expires)
+	}
+	if a.Data.Status != "DELEGATED" || a.Data.Delegation == nil || a.Data.Delegation.Kind != "LDAP" || a.Data.Error != nil {
+		t.Fatalf("embedded AD trigger reported %+v, want DELEGATED to LDAP", a.Data)
+	}
+	if n := b.sim.Requests(vidmsim.EndpointSyncStart); n != 0 {
+		t.Fatalf("%d sync requests sent to VCF, which has no sync", n)
+	}
+
+	var ws []results.TokenWarningData
+	eventually(t, 10*time.Second, "the sync-client token warning", func() bool { ws = h.warnings(); return len(ws) > 0 })
+	if len(ws) != 1 || ws[0].Tenant != "vcf" || ws[0].Provider != "Okta" || !ws[0].ExpiresAt.Equal(expires) ||
+		!strings.Contains(ws[0].Message, "Okta") {
+		t.Fatalf("warnings %+v, want one for Okta of tenant vcf expiring %s", ws, expires)
+	}
+	m := scrape(t, admin)
+	if got := m[`dirsync_sync_client_token_expiry_timestamp_seconds{provider=Okta,tenant=vcf}`]; got != float64(expires.Unix()) {
+		t.Fatalf("expiry metric = %v, want %d", got, expires.Unix())
+	}
+	if m[`dirsync_syncs_delegated_total{directory=OktaDirectory}`] != 1 {
+		t.Fatalf("delegated counter: %v", m[`dirsync_syncs_delegated_total{directory=OktaDirectory}`])
+	}
+	all := h.logs.String() + fmt.Sprint(h.streamMsgs(h.cfg.ResultStream))
+	for _, tok := range b.sim.IssuedTokens() {
+		if strings.Contains(all, tok) {
+			t.Fatal("a VCF access token reached the logs or the events")
+		}
+	}
+	if strings.Contains(all, simPassword) {
+		t.Fatal("the VCF password reached the logs or the events")
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tokenwatch"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -152,6 +153,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		return err
 	}
 	store := dirstate.New(res.Pending, res.Runs, res.Leases, nil)
+	pub := results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource)
 	history := dirstate.NewHistory(res.History, cfg.HistoryRuns)
 	pauses := dirstate.NewPauses(res.Control, nil)
 	eng := coalesce.New(coalesce.Config{
@@ -168,7 +170,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		Logger:        log.With("component", "coalesce"),
 		Observer:      runObservers{metrics: m, history: history, log: log},
 		Gate:          pauses,
-	}, store, tr, results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource))
+	}, store, tr, pub)
 	engine.Store(eng)
 	in := intake.New(intake.Config{
 		DeadSubject: cfg.DeadSubject,
@@ -207,15 +209,18 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		return fmt.Errorf("tenants: %w", err)
 	}
 	sched.Set(entries)
+	watch := tokenwatch.New(tokenwatch.Config{Interval: cfg.SyncClientTokenCheck, Logger: log.With("component", "tokenwatch")},
+		tokenTargets(tr), pub, m)
 
 	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "tenants", tf.Names())
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	wg.Go(func() { errs <- in.Run(ctx) })
 	wg.Go(func() { errs <- eng.Run(ctx) })
 	wg.Go(func() { errs <- sched.Run(ctx) })
+	wg.Go(func() { errs <- watch.Run(ctx) })
 	if o.reload != nil {
-		r := reloader{cfg: cfg, reg: tr, sched: sched, log: log.With("component", "tenants"), done: m.ConfigReloaded}
+		r := reloader{ctx: ctx, cfg: cfg, reg: tr, sched: sched, watch: watch, log: log.With("component", "tenants"), done: m.ConfigReloaded}
 		wg.Go(func() { r.run(ctx, o.reload) })
 	}
 	if ingressSrv != nil {
