@@ -50,6 +50,9 @@ type Source interface {
 	DeadLetters(ctx context.Context, limit int) (control.DeadLetters, error)
 	// Redrive re-drives the dead letters with these sequences; none means all of them.
 	Redrive(ctx context.Context, seqs []uint64) (control.RedriveResult, error)
+	Tenants(ctx context.Context) ([]control.Tenant, error)
+	// ReloadTenants applies the tenants file; control.ErrReloadRejected when it is not applied.
+	ReloadTenants(ctx context.Context) (control.ReloadResult, error)
 }
 
 // Defaults and limits.
@@ -108,6 +111,8 @@ func routes() []route {
 		{http.MethodPost, dirPath + "/resume", accessWrite, (*server).resume},
 		{http.MethodGet, "/api/v1/dead-letters", accessRead, (*server).listDeadLetters},
 		{http.MethodPost, "/api/v1/dead-letters/redrive", accessWrite, (*server).redrive},
+		{http.MethodGet, "/api/v1/tenants", accessRead, (*server).listTenants},
+		{http.MethodPost, "/api/v1/tenants/reload", accessWrite, (*server).reloadTenants},
 	}
 }
 

@@ -202,6 +202,17 @@ func TestRoutes(t *testing.T) {
 				t.Errorf("redrive: %+v", v)
 			}
 		}, []string{"Redrive []"}},
+		{"tenants", req{method: "GET", target: "/api/v1/tenants"}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			v := decode[struct{ Tenants []control.Tenant }](t, w)
+			if len(v.Tenants) != 1 || v.Tenants[0].Name != "default" || v.Tenants[0].Backend.Kind != "vidm" {
+				t.Errorf("tenants: %+v", v.Tenants)
+			}
+		}, []string{"Tenants"}},
+		{"tenants reload", req{method: "POST", target: "/api/v1/tenants/reload", token: adminToken}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if v := decode[control.ReloadResult](t, w); v.File == "" || len(v.Tenants) != 1 {
+				t.Errorf("reload: %+v", v)
+			}
+		}, []string{"ReloadTenants"}},
 		{"redrive, empty list is all", req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken, body: `{"sequences":[]}`}, 200, nil,
 			[]string{"Redrive []"}},
 	}

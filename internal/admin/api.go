@@ -57,6 +57,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusConflict, errorBody{Error: conflict.Message, Reason: conflict.Reason, CurrentRun: conflict.CurrentRun})
 	case errors.Is(err, control.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, control.ErrReloadRejected):
+		// The reason is the file's problems, each with its location; never a secret.
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case r.Context().Err() != nil:
 		// The client went away or its deadline passed; nobody reads this answer.
 		s.log.DebugContext(r.Context(), "admin request abandoned", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -260,6 +263,26 @@ func (s *server) redrive(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Redriven == nil {
 		res.Redriven = []uint64{}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *server) listTenants(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.src.Tenants(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Tenants []control.Tenant `json:"tenants"`
+	}{ts})
+}
+
+func (s *server) reloadTenants(w http.ResponseWriter, r *http.Request) {
+	res, err := s.src.ReloadTenants(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, res)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 )
 
@@ -190,6 +191,28 @@ func (f *fakeSource) Redrive(_ context.Context, seqs []uint64) (control.RedriveR
 		}
 	}
 	return res, nil
+}
+
+func (f *fakeSource) Tenants(context.Context) ([]control.Tenant, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Tenants")
+	if err := f.failure("Tenants"); err != nil {
+		return nil, err
+	}
+	return []control.Tenant{{Name: "default", Default: true, MaxConcurrentSyncs: 8,
+		Backend: backend.Description{Kind: backend.KindVIDM, BaseURL: "https://vidm.corp.example.com", Safeguards: true, Connectors: true}}}, nil
+}
+
+func (f *fakeSource) ReloadTenants(context.Context) (control.ReloadResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ReloadTenants")
+	if err := f.failure("ReloadTenants"); err != nil {
+		return control.ReloadResult{}, err
+	}
+	return control.ReloadResult{File: "/etc/vidm-sync-worker/tenants.yaml", Tenants: []control.Tenant{{Name: "default", Default: true,
+		Backend: backend.Description{Kind: backend.KindVIDM, BaseURL: "https://vidm.corp.example.com"}}}}, nil
 }
 
 var errBroken = errors.New("jetstream: stream DIRSYNC_RUNS: nats: timeout (detail only for the log)")

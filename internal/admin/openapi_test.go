@@ -416,6 +416,11 @@ func TestOpenAPIResponses(t *testing.T) {
 		{r: req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken, body: `{"sequences":[412,5]}`}, status: 200},
 		{r: req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken}, status: 200},
 		{r: req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken, body: `{"sequences":["x"]}`}, status: 400},
+		{r: req{method: "GET", target: "/api/v1/tenants", token: readToken}, status: 200},
+		{r: req{method: "POST", target: "/api/v1/tenants/reload", token: adminToken}, status: 200},
+		{r: req{method: "POST", target: "/api/v1/tenants/reload", token: adminToken},
+			fail: map[string]error{"ReloadTenants": fmt.Errorf("%w: tenants.lab.auth.password: secrets are read from files", control.ErrReloadRejected)}, status: 422},
+		{r: req{method: "POST", target: "/api/v1/tenants/reload", token: readToken}, status: 403},
 	}
 	ops := operations(doc)
 	seen := map[string]bool{}

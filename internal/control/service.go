@@ -39,6 +39,7 @@ type Config struct {
 	RequestSource  string // CloudEvents source of sync requests, e.g. urn:vidm-sync-worker:admin
 	DeadStream     string
 	HistoryRuns    int
+	Tenants        Tenants // optional: the tenants API lists none and refuses reloads
 	Logger         *slog.Logger
 	Now            func() time.Time
 }

@@ -175,15 +175,19 @@ func (r *Registry) TotalConcurrency() int {
 }
 
 // Schedules returns every tenant's scheduled safety-net syncs.
-func (r *Registry) Schedules() ([]schedule.Entry, error) {
+func (r *Registry) Schedules() ([]schedule.Entry, error) { return Schedules(r.File()) }
+
+// Schedules returns the scheduled safety-net syncs of every tenant of f.
+func Schedules(f File) ([]schedule.Entry, error) {
 	var out []schedule.Entry
-	for _, e := range r.Entries() {
-		for _, sc := range e.Tenant.Schedules {
+	for _, name := range f.Names() {
+		t := f.Tenants[name]
+		for _, sc := range t.Schedules {
 			spec, err := schedule.ParseSpec(sc.Cron)
 			if err != nil {
-				return nil, fmt.Errorf("tenant %q: schedule of %q: %w", e.Tenant.Name, sc.Directory, err)
+				return nil, fmt.Errorf("tenant %q: schedule of %q: %w", name, sc.Directory, err)
 			}
-			out = append(out, schedule.Entry{Tenant: e.Tenant.Name, Directory: sc.Directory, Spec: spec, IgnoreSafeguards: sc.IgnoreSafeguards})
+			out = append(out, schedule.Entry{Tenant: name, Directory: sc.Directory, Spec: spec, IgnoreSafeguards: sc.IgnoreSafeguards})
 		}
 	}
 	return out, nil

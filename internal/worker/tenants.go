@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
@@ -117,7 +118,7 @@ func tokenTargets(reg *tenants.Registry) func() []tokenwatch.Target {
 }
 
 // reloader applies a new tenants configuration: every backend rebuilt, the schedules replaced.
-// Runs in flight keep the backend they started with.
+// Runs in flight keep the backend they started with. It also answers the tenants API.
 type reloader struct {
 	ctx   context.Context
 	cfg   config.Config
@@ -126,36 +127,82 @@ type reloader struct {
 	watch *tokenwatch.Watcher
 	log   *slog.Logger
 	done  func(ok bool) // metrics
+	mu    sync.Mutex    // one reload at a time (SIGHUP and the API)
 }
 
-func (r reloader) reload() {
-	f, err := r.cfg.Tenants()
-	if err == nil {
-		err = r.reg.Replace(f)
-	}
-	var entries []schedule.Entry
-	if err == nil {
-		entries, err = r.reg.Schedules()
-	}
+// Reload re-reads the tenants file (control.Tenants).
+func (r *reloader) Reload(context.Context) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.apply()
 	if err != nil {
 		r.log.Error("tenants configuration rejected; the previous one stays in use", "file", r.cfg.TenantsFile, "err", err)
 		r.done(false)
-		return
+		return r.cfg.TenantsFile, err
 	}
-	r.sched.Set(entries)
-	r.log.Info("tenants configuration reloaded", "file", r.cfg.TenantsFile, "tenants", f)
+	r.log.Info("tenants configuration reloaded", "file", r.cfg.TenantsFile, "tenants", r.reg.File())
 	r.done(true)
 	// A new or changed VCF tenant's tokens are looked at now, not at the next hourly check.
 	go r.watch.Check(context.WithoutCancel(r.ctx))
+	return r.cfg.TenantsFile, nil
 }
 
-func (r reloader) run(ctx context.Context, reload <-chan struct{}) {
+func (r *reloader) apply() error {
+	if r.cfg.TenantsFile == "" {
+		return errors.New("no TENANTS_FILE: the tenant comes from the VIDM_* environment, which a running process cannot re-read; restart it instead")
+	}
+	f, err := r.cfg.Tenants()
+	if err != nil {
+		return err
+	}
+	// The schedules are read before anything is swapped, so a refusal changes nothing.
+	entries, err := tenants.Schedules(f)
+	if err != nil {
+		return err
+	}
+	if err := r.reg.Replace(f); err != nil {
+		return err
+	}
+	r.sched.Set(entries)
+	return nil
+}
+
+// List describes the tenants in use (control.Tenants).
+func (r *reloader) List() []control.Tenant {
+	f := r.reg.File()
+	next := r.sched.Next()
+	var out []control.Tenant
+	for _, e := range r.reg.Entries() {
+		t := control.Tenant{Name: e.Tenant.Name, Default: e.Tenant.Name == f.DefaultTenant, Backend: e.Backend.Describe(),
+			AllowList: e.Tenant.Directories, MaxConcurrentSyncs: e.Tenant.MaxConcurrentSyncs}
+		for _, sc := range e.Tenant.Schedules {
+			s := control.Schedule{Directory: sc.Directory, Cron: sc.Cron}
+			if n, ok := next[schedule.Entry{Tenant: e.Tenant.Name, Directory: sc.Directory}.Key()]; ok && !n.IsZero() {
+				s.Next = &n
+			}
+			t.Schedules = append(t.Schedules, s)
+		}
+		out = append(out, t)
+	}
+	slices.SortStableFunc(out, func(a, b control.Tenant) int {
+		if a.Default != b.Default {
+			if a.Default {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func (r *reloader) run(ctx context.Context, reload <-chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-reload:
-			r.reload()
+			_, _ = r.Reload(ctx) // logged and counted; SIGHUP has no one to answer
 		}
 	}
 }

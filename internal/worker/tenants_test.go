@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
@@ -495,5 +498,88 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	}
 	if strings.Contains(all, simPassword) {
 		t.Fatal("the VCF password reached the logs or the events")
+	}
+}
+
+// TestTenantsReloadThroughTheAdminAPI: the admin API lists the tenants and reloads the file with
+// an answer: the tenants now in use, or every problem of a refused file (and nothing changed).
+func TestTenantsReloadThroughTheAdminAPI(t *testing.T) {
+	corp := startSim(t, vidmsim.Config{Directories: syncingDirectories})
+	lab := startSim(t, vidmsim.Config{Flavor: vidmsim.FlavorVRA7, Directories: []vidmsim.Directory{
+		{ID: "dir-lab", Name: "Lab AD", Domains: []string{"lab.example.com"}}}})
+	h := newFileHarness(t, "tenants:\n"+tenantEntry("corp", "vidm", corp, "    schedules:\n      - directory: Corp AD\n        cron: \"@hourly\"\n"), opsEnv(nil))
+	admin := h.startOpsWorker("w1")
+
+	var list struct{ Tenants []control.Tenant }
+	callJSON(t, "GET", admin+"/api/v1/tenants", readToken, nil, http.StatusOK, &list)
+	if len(list.Tenants) != 1 || list.Tenants[0].Name != "corp" || !list.Tenants[0].Default || list.Tenants[0].Backend.Kind != "vidm" ||
+		len(list.Tenants[0].Schedules) != 1 || list.Tenants[0].Schedules[0].Next == nil {
+		t.Fatalf("tenants %+v, want corp (default, vidm) with its hourly schedule", list.Tenants)
+	}
+
+	after := "defaultTenant: corp\ntenants:\n" + tenantEntry("corp", "vidm", corp, "") + tenantEntry("lab", "vra7", lab, "    directories: [\"Lab AD\"]\n")
+	if err := os.WriteFile(h.file, []byte(after), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var res control.ReloadResult
+	callJSON(t, "POST", admin+"/api/v1/tenants/reload", adminToken, nil, http.StatusOK, &res)
+	if res.File != h.file || len(res.Tenants) != 2 || res.Tenants[0].Name != "corp" || res.Tenants[1].Backend.Kind != "vra7" ||
+		!slices.Equal(res.Tenants[1].AllowList, []string{"Lab AD"}) {
+		t.Fatalf("reload answered %+v, want corp and lab (vra7, allow-list Lab AD)", res)
+	}
+	labID := h.publish(tenantGroup("lab", "lab.example.com", "proj-lab"))
+	if r := reported(h.waitReported(20*time.Second, labID))[labID]; r[0].Data.Status != "COMPLETED" {
+		t.Fatalf("lab after the reload: %+v", r)
+	}
+
+	bad := strings.Replace(after, "passwordFile: secrets/password", "password: inline-secret-value", 1)
+	if err := os.WriteFile(h.file, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, body := call(t, "POST", admin+"/api/v1/tenants/reload", adminToken, nil)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(string(body), "tenants.lab.auth") ||
+		!strings.Contains(string(body), "passwordFile") || strings.Contains(string(body), "inline-secret-value") {
+		t.Fatalf("reload of an invalid file: %d %s; want 422 naming tenants.lab.auth and passwordFile, without the secret", code, body)
+	}
+	callJSON(t, "GET", admin+"/api/v1/tenants", readToken, nil, http.StatusOK, &list)
+	if len(list.Tenants) != 2 {
+		t.Fatalf("after a refused reload: %+v, want the two tenants still in use", list.Tenants)
+	}
+	m := scrape(t, admin)
+	if m[`dirsync_config_reloads_total{result=applied}`] != 1 || m[`dirsync_config_reloads_total{result=rejected}`] != 1 {
+		t.Fatalf("reload counters: applied %v rejected %v", m[`dirsync_config_reloads_total{result=applied}`], m[`dirsync_config_reloads_total{result=rejected}`])
+	}
+}
+
+// TestConnectorFailoverIsVisible: a sync that failed on one connector and ran on the next says
+// so in the result event, the runs API and the status page.
+func TestConnectorFailoverIsVisible(t *testing.T) {
+	b := startSim(t, vidmsim.Config{Directories: []vidmsim.Directory{{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com"},
+		Connectors: []string{"connector-a.corp.example.com", "connector-b.corp.example.com"}, DownConnectors: []string{"connector-a.corp.example.com"}}},
+		SyncDuration: 100 * time.Millisecond})
+	h := newFileHarness(t, "tenants:\n"+tenantEntry("corp", "vidm", b, ""), opsEnv(nil))
+	admin := h.startOpsWorker("w1")
+
+	id := h.publish(tenantGroup("", "Corp AD", "proj-failover"))
+	r := reported(h.waitReported(20*time.Second, id))[id][0].Data
+	if r.Status != "COMPLETED" || r.Connector != "connector-b.corp.example.com" || len(r.Attempts) != 2 ||
+		r.Attempts[0].Connector != "connector-a.corp.example.com" || r.Attempts[0].Status != "FAILED" ||
+		r.Attempts[1].Connector != "connector-b.corp.example.com" || r.Attempts[1].Status != "COMPLETED" {
+		t.Fatalf("result %+v, want COMPLETED on connector-b after connector-a FAILED", r)
+	}
+	var runs struct{ Runs []control.Run }
+	callJSON(t, "GET", admin+"/api/v1/directories/corp/dir-corp/runs", readToken, nil, http.StatusOK, &runs)
+	if len(runs.Runs) != 1 || runs.Runs[0].Connector != "connector-b.corp.example.com" || len(runs.Runs[0].Attempts) != 2 {
+		t.Fatalf("runs %+v, want the failover recorded", runs.Runs)
+	}
+	var d control.Directory
+	callJSON(t, "GET", admin+"/api/v1/directories/corp/dir-corp", readToken, nil, http.StatusOK, &d)
+	if !slices.Equal(d.Connectors, []string{"connector-a.corp.example.com", "connector-b.corp.example.com"}) || d.Backend != "vidm" {
+		t.Fatalf("directory %+v, want its connectors in failover order", d)
+	}
+	code, page := call(t, "GET", admin+"/", readToken, nil)
+	if code != http.StatusOK || !strings.Contains(string(page), `data-connector="connector-a.corp.example.com" data-status="FAILED"`) ||
+		!strings.Contains(string(page), "connector-a.corp.example.com → connector-b.corp.example.com") {
+		t.Fatalf("status page (%d) does not show the failover", code)
 	}
 }

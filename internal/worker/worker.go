@@ -178,7 +178,21 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		Logger:      log.With("component", "intake"),
 		Observer:    m,
 	}, js, res.Consumer, dec, tr, store, eng.Notify)
+	sched := schedule.New(schedule.Config{Subject: cfg.RequestSubject(), Source: "urn:vidm-sync-worker:scheduler",
+		Now: o.schedNow, After: o.schedAfter,
+		Logger: log.With("component", "schedule"), Observer: func(e schedule.Entry, _ time.Time, err error) {
+			m.ScheduleFired(e.Tenant, err)
+		}}, js)
+	entries, err := tr.Schedules()
+	if err != nil {
+		return fmt.Errorf("tenants: %w", err)
+	}
+	sched.Set(entries)
+	watch := tokenwatch.New(tokenwatch.Config{Interval: cfg.SyncClientTokenCheck, Logger: log.With("component", "tokenwatch")},
+		tokenTargets(tr), pub, m)
+	r := &reloader{ctx: ctx, cfg: cfg, reg: tr, sched: sched, watch: watch, log: log.With("component", "tenants"), done: m.ConfigReloaded}
 	c := control.New(control.Config{
+		Tenants:        r,
 		RequestSubject: cfg.RequestSubject(),
 		DeadStream:     cfg.DeadStream,
 		HistoryRuns:    cfg.HistoryRuns,
@@ -199,19 +213,6 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		}
 	}
 
-	sched := schedule.New(schedule.Config{Subject: cfg.RequestSubject(), Source: "urn:vidm-sync-worker:scheduler",
-		Now: o.schedNow, After: o.schedAfter,
-		Logger: log.With("component", "schedule"), Observer: func(e schedule.Entry, _ time.Time, err error) {
-			m.ScheduleFired(e.Tenant, err)
-		}}, js)
-	entries, err := tr.Schedules()
-	if err != nil {
-		return fmt.Errorf("tenants: %w", err)
-	}
-	sched.Set(entries)
-	watch := tokenwatch.New(tokenwatch.Config{Interval: cfg.SyncClientTokenCheck, Logger: log.With("component", "tokenwatch")},
-		tokenTargets(tr), pub, m)
-
 	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "tenants", tf.Names())
 	var wg sync.WaitGroup
 	errs := make(chan error, 5)
@@ -220,7 +221,6 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	wg.Go(func() { errs <- sched.Run(ctx) })
 	wg.Go(func() { errs <- watch.Run(ctx) })
 	if o.reload != nil {
-		r := reloader{ctx: ctx, cfg: cfg, reg: tr, sched: sched, watch: watch, log: log.With("component", "tenants"), done: m.ConfigReloaded}
 		wg.Go(func() { r.run(ctx, o.reload) })
 	}
 	if ingressSrv != nil {
