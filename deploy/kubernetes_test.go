@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net"
 	"net/url"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
 )
 
 // distrolessNonroot is the uid and gid of the "nonroot" user of gcr.io/distroless/*:nonroot,
@@ -853,3 +855,26 @@ func TestPodIsHardened(t *testing.T) {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// TestTenantsExampleLoads: the example tenants file of deploy/kubernetes is one the worker accepts,
+// with its secret files at the paths the Deployment mounts.
+func TestTenantsExampleLoads(t *testing.T) {
+	m := loadManifests(t)
+	cm := configMapNamed(m, "vidm-sync-worker-tenants", true)
+	if cm == nil {
+		t.Fatal("no example ConfigMap vidm-sync-worker-tenants")
+	}
+	read := func(path string) ([]byte, error) {
+		if !strings.HasPrefix(path, "/etc/vidm-sync-worker/secrets/") && !strings.HasPrefix(path, "/etc/vidm-sync-worker/ca/") {
+			return nil, fmt.Errorf("%s is outside the mounted secrets and CA bundles", path)
+		}
+		return []byte("placeholder"), nil
+	}
+	f, err := tenants.Parse([]byte(cm.Data["tenants.yaml"]), "/etc/vidm-sync-worker/tenants", read, tenants.Defaults{MaxConcurrentSyncs: 8})
+	if err != nil {
+		t.Fatalf("the example tenants file is refused: %v", err)
+	}
+	if got := f.Names(); !slices.Equal(got, []string{"corp", "lab", "vcf"}) || f.DefaultTenant != "corp" {
+		t.Fatalf("tenants %v (default %q)", got, f.DefaultTenant)
+	}
+}
