@@ -273,7 +273,7 @@ func TestTriggersAreRoutedByTenant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		codes[string(m.Header["ce-id"][0])] = m.Header.Get(intake.HeaderDeadCode) + ": " + m.Header.Get(intake.HeaderDeadReason)
+		codes[m.Header["ce-id"][0]] = m.Header.Get(intake.HeaderDeadCode) + ": " + m.Header.Get(intake.HeaderDeadReason)
 	}
 	if c := codes[unknownID]; !strings.HasPrefix(c, intake.CodeUnknownTenant+": ") || !strings.Contains(c, `"nowhere"`) {
 		t.Errorf("unknown tenant dead-lettered as %q", c)
