@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
@@ -31,68 +32,11 @@ const (
 
 var t0 = time.Date(2026, 3, 10, 10, 15, 0, 0, time.UTC)
 
-// clock is a fake clock whose After channels fire when Advance passes their deadline.
-type clock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []waiter
-}
-
-type waiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newClock(now time.Time) *clock { return &clock{now: now} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, waiter{c.now.Add(d), ch})
-	return ch
-}
-
-// Advance moves the clock to now+d and fires the channels that are due.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
-
-// AdvanceTo moves the clock to t.
-func (c *clock) AdvanceTo(t time.Time) { c.Advance(t.Sub(c.Now())) }
-
-func (c *clock) waiting(at time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.ContainsFunc(c.waiters, func(w waiter) bool { return w.at.Equal(at) })
-}
-
 // waitTimer waits until something waits on the clock for instant at: the scheduler has gone to
 // sleep until then (or is backing off until then).
-func (c *clock) waitTimer(t *testing.T, at time.Time) {
+func waitTimer(t *testing.T, c *fakeclock.Clock, at time.Time) {
 	t.Helper()
-	poll(t, "a timer for "+at.Format(time.RFC3339), func() bool { return c.waiting(at) })
+	poll(t, "a timer for "+at.Format(time.RFC3339), func() bool { return c.Waiting(at) > 0 })
 }
 
 func poll(t *testing.T, what string, cond func() bool) {
@@ -186,7 +130,7 @@ func stored(t *testing.T, st jetstream.Stream) []trigger.Trigger {
 }
 
 type harness struct {
-	clk  *clock
+	clk  *fakeclock.Clock
 	obs  *observed
 	logs *syncbuf.Buffer
 	s    *schedule.Scheduler
@@ -194,7 +138,7 @@ type harness struct {
 
 // run starts a Scheduler publishing to pub on subj; it is stopped (and Run's return checked) when
 // the test ends.
-func run(t *testing.T, clk *clock, pub schedule.Publisher, subj string, entries []schedule.Entry) *harness {
+func run(t *testing.T, clk *fakeclock.Clock, pub schedule.Publisher, subj string, entries []schedule.Entry) *harness {
 	t.Helper()
 	h := &harness{clk: clk, obs: &observed{}, logs: &syncbuf.Buffer{}}
 	h.s = schedule.New(schedule.Config{
@@ -226,7 +170,7 @@ func run(t *testing.T, clk *clock, pub schedule.Publisher, subj string, entries 
 func TestFiresOnSchedule(t *testing.T) {
 	js := natstest.JetStream(t)
 	st := triggerStream(t, js)
-	clk := newClock(t0)
+	clk := fakeclock.New(t0)
 	corp := schedule.Entry{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "0 * * * *")}
 	lab := schedule.Entry{Tenant: "lab", Directory: "lab.example.com", Spec: spec(t, "*/30 * * * *"), IgnoreSafeguards: true}
 	h := run(t, clk, js, subject, []schedule.Entry{corp, lab})
@@ -238,20 +182,20 @@ func TestFiresOnSchedule(t *testing.T) {
 		t.Fatalf("Next() = %v, want %v", got, want)
 	}
 
-	h.clk.waitTimer(t, at1030)
+	waitTimer(t, h.clk, at1030)
 	h.clk.AdvanceTo(at1030.Add(-time.Second))
 	h.clk.AdvanceTo(at1030)
 	if got := h.obs.waitN(t, 1); got[0] != (attempt{"lab/lab.example.com", at1030, nil}) {
 		t.Fatalf("first firing = %+v", got[0])
 	}
-	h.clk.waitTimer(t, at1100)
+	waitTimer(t, h.clk, at1100)
 	h.clk.AdvanceTo(at1100)
 	got := h.obs.waitN(t, 3)
 	want := []attempt{{"lab/lab.example.com", at1030, nil}, {"corp/Corp AD", at1100, nil}, {"lab/lab.example.com", at1100, nil}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("firings = %+v, want %+v", got, want)
 	}
-	h.clk.waitTimer(t, at1130)
+	waitTimer(t, h.clk, at1130)
 	if got, want := h.s.Next(), map[string]time.Time{"corp/Corp AD": at1100.Add(time.Hour), "lab/lab.example.com": at1130}; !equalTimes(got, want) {
 		t.Fatalf("Next() = %v, want %v", got, want)
 	}
@@ -295,18 +239,18 @@ func equalTimes(a, b map[string]time.Time) bool {
 func TestMissedSlotsFireOnce(t *testing.T) {
 	js := natstest.JetStream(t)
 	st := triggerStream(t, js)
-	clk := newClock(t0)
+	clk := fakeclock.New(t0)
 	e := schedule.Entry{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "0 * * * *")}
 	h := run(t, clk, js, subject, []schedule.Entry{e})
 
-	h.clk.waitTimer(t, time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC))
+	waitTimer(t, h.clk, time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC))
 	h.clk.Advance(5*time.Hour + 20*time.Minute) // 15:35
 	latest := time.Date(2026, 3, 10, 15, 0, 0, 0, time.UTC)
 	if got := h.obs.waitN(t, 1); got[0] != (attempt{"corp/Corp AD", latest, nil}) {
 		t.Fatalf("firing = %+v, want the 15:00 slot", got[0])
 	}
 	next := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
-	h.clk.waitTimer(t, next)
+	waitTimer(t, h.clk, next)
 	if got := h.obs.all(); len(got) != 1 {
 		t.Fatalf("%d firings after a suspension over 5 slots, want 1: %+v", len(got), got)
 	}
@@ -319,7 +263,7 @@ func TestMissedSlotsFireOnce(t *testing.T) {
 func TestReplicasStoreSlotOnce(t *testing.T) {
 	js := natstest.JetStream(t)
 	st := triggerStream(t, js)
-	clk := newClock(t0)
+	clk := fakeclock.New(t0)
 	entries := []schedule.Entry{{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "@every 1h")}}
 	// Each replica on a connection of its own, as in production.
 	js2, err := jetstream.New(connect(t, js))
@@ -330,17 +274,9 @@ func TestReplicasStoreSlotOnce(t *testing.T) {
 	b := run(t, clk, js2, subject, entries)
 
 	slot := time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC)
-	clk.waitTimer(t, slot)
+	waitTimer(t, clk, slot)
 	poll(t, "both replicas asleep", func() bool {
-		clk.mu.Lock()
-		defer clk.mu.Unlock()
-		n := 0
-		for _, w := range clk.waiters {
-			if w.at.Equal(slot) {
-				n++
-			}
-		}
-		return n >= 2
+		return clk.Waiting(slot) >= 2
 	})
 	clk.AdvanceTo(slot)
 	for _, h := range []*harness{a, b} {
@@ -371,13 +307,13 @@ func connect(t *testing.T, js jetstream.JetStream) *nats.Conn {
 func TestSetReplacesEntries(t *testing.T) {
 	js := natstest.JetStream(t)
 	st := triggerStream(t, js)
-	clk := newClock(t0)
+	clk := fakeclock.New(t0)
 	keep := schedule.Entry{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "0 * * * *")}
 	drop := schedule.Entry{Tenant: "corp", Directory: "Old", Spec: spec(t, "*/30 * * * *")}
 	change := schedule.Entry{Tenant: "lab", Directory: "Lab", Spec: spec(t, "0 12 * * *")}
 	h := run(t, clk, js, subject, []schedule.Entry{keep, drop, change})
 	at1030 := time.Date(2026, 3, 10, 10, 30, 0, 0, time.UTC)
-	h.clk.waitTimer(t, at1030)
+	waitTimer(t, h.clk, at1030)
 
 	changed := change
 	changed.Spec = spec(t, "*/20 * * * *")
@@ -392,11 +328,11 @@ func TestSetReplacesEntries(t *testing.T) {
 	if got := h.s.Next(); !equalTimes(got, want) {
 		t.Fatalf("Next() after Set = %v, want %v", got, want)
 	}
-	h.clk.waitTimer(t, want["lab/Lab"])
+	waitTimer(t, h.clk, want["lab/Lab"])
 	h.clk.AdvanceTo(time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC))
 	// Each due entry fires once, for its latest passed slot.
 	h.obs.waitN(t, 3)
-	h.clk.waitTimer(t, time.Date(2026, 3, 10, 11, 20, 0, 0, time.UTC))
+	waitTimer(t, h.clk, time.Date(2026, 3, 10, 11, 20, 0, 0, time.UTC))
 	var keys []string
 	for _, a := range h.obs.all() {
 		keys = append(keys, a.key+"@"+a.at.Format("15:04"))
@@ -416,7 +352,7 @@ func TestSetReplacesEntries(t *testing.T) {
 // An unchanged entry keeps its next firing time across Set even when a slot passed meanwhile
 // (nothing ran it); a changed spec is recomputed from now.
 func TestSetKeepsUnchangedNext(t *testing.T) {
-	clk := newClock(t0)
+	clk := fakeclock.New(t0)
 	s := schedule.New(schedule.Config{Subject: subject, Now: clk.Now, After: clk.After}, nil)
 	hourly := schedule.Entry{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "0 * * * *")}
 	other := schedule.Entry{Tenant: "corp", Directory: "Other", Spec: spec(t, "0 * * * *")}
@@ -461,16 +397,16 @@ func (f *failFirst) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstre
 func TestPublishRetriedWithinSlot(t *testing.T) {
 	js := natstest.JetStream(t)
 	st := triggerStream(t, js)
-	clk := newClock(t0)
+	clk := fakeclock.New(t0)
 	h := run(t, clk, &failFirst{n: 2, js: js}, subject, []schedule.Entry{{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "0 * * * *")}})
 	slot := time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC)
-	h.clk.waitTimer(t, slot)
+	waitTimer(t, h.clk, slot)
 	h.clk.AdvanceTo(slot)
 	h.obs.waitN(t, 1)
-	h.clk.waitTimer(t, slot.Add(time.Second))
+	waitTimer(t, h.clk, slot.Add(time.Second))
 	h.clk.Advance(time.Second)
 	h.obs.waitN(t, 2)
-	h.clk.waitTimer(t, slot.Add(3*time.Second))
+	waitTimer(t, h.clk, slot.Add(3*time.Second))
 	h.clk.Advance(2 * time.Second)
 	got := h.obs.waitN(t, 3)
 	if got[0].err == nil || got[1].err == nil || got[2].err != nil {
@@ -508,15 +444,15 @@ func TestPublishFailureKeepsRunning(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			js := natstest.JetStream(t)
 			triggerStream(t, js)
-			clk := newClock(t0)
+			clk := fakeclock.New(t0)
 			h := run(t, clk, tc.pub(t, js), tc.subject, []schedule.Entry{{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "0 * * * *")}})
 			slot := time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC)
-			h.clk.waitTimer(t, slot)
+			waitTimer(t, h.clk, slot)
 			h.clk.AdvanceTo(slot)
 			// Attempts at +0s, +1s, +3s and +7s, then nothing until the next slot.
 			for i, backoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
 				h.obs.waitN(t, i+1)
-				h.clk.waitTimer(t, h.clk.Now().Add(backoff))
+				waitTimer(t, h.clk, h.clk.Now().Add(backoff))
 				h.clk.Advance(backoff)
 			}
 			got := h.obs.waitN(t, 4)
@@ -526,7 +462,7 @@ func TestPublishFailureKeepsRunning(t *testing.T) {
 				}
 			}
 			next := slot.Add(time.Hour)
-			h.clk.waitTimer(t, next)
+			waitTimer(t, h.clk, next)
 			logs := h.logs.String()
 			if w, e := strings.Count(logs, "level=WARN"), strings.Count(logs, "level=ERROR"); w != 3 || e != 1 {
 				t.Errorf("%d warnings and %d errors, want 3 and 1:\n%s", w, e, logs)
@@ -544,15 +480,15 @@ func TestPublishFailureKeepsRunning(t *testing.T) {
 // tenants file; here the subject is invalid) is reported, not retried.
 func TestUnencodableRequestReported(t *testing.T) {
 	js := natstest.JetStream(t)
-	clk := newClock(t0)
+	clk := fakeclock.New(t0)
 	h := run(t, clk, js, "", []schedule.Entry{{Tenant: "corp", Directory: "Corp AD", Spec: spec(t, "0 * * * *")}})
 	slot := time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC)
-	h.clk.waitTimer(t, slot)
+	waitTimer(t, h.clk, slot)
 	h.clk.AdvanceTo(slot)
 	if got := h.obs.waitN(t, 1); got[0].err == nil {
 		t.Fatalf("attempt %+v, want an error", got[0])
 	}
-	h.clk.waitTimer(t, slot.Add(time.Hour))
+	waitTimer(t, h.clk, slot.Add(time.Hour))
 	if got := h.obs.all(); len(got) != 1 {
 		t.Fatalf("%d attempts, want 1 (no retry of an event that cannot be built)", len(got))
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tokenwatch"
@@ -28,60 +29,6 @@ import (
 const waitLimit = 10 * time.Second
 
 var t0 = time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
-
-// clock is a fake clock whose After channels fire when Advance passes their deadline.
-type clock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []waiter
-}
-
-type waiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newClock(now time.Time) *clock { return &clock{now: now} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, waiter{c.now.Add(d), ch})
-	return ch
-}
-
-// AdvanceTo moves the clock to t and fires the channels that are due.
-func (c *clock) AdvanceTo(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
-
-func (c *clock) waiting(at time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.ContainsFunc(c.waiters, func(w waiter) bool { return w.at.Equal(at) })
-}
 
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -221,7 +168,7 @@ func token(id, name string, expires time.Time) backend.SyncClientToken {
 }
 
 type fixture struct {
-	clk     *clock
+	clk     *fakeclock.Clock
 	pub     *publisher
 	obs     *observer
 	logs    *logBuffer
@@ -231,7 +178,7 @@ type fixture struct {
 }
 
 func newFixture(targets ...tokenwatch.Target) *fixture {
-	f := &fixture{clk: newClock(t0), pub: &publisher{}, obs: &observer{}, logs: &logBuffer{}, targets: targets}
+	f := &fixture{clk: fakeclock.New(t0), pub: &publisher{}, obs: &observer{}, logs: &logBuffer{}, targets: targets}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.w = tokenwatch.New(tokenwatch.Config{Interval: time.Hour, Logger: log, Now: f.clk.Now, After: f.clk.After},
 		f.currentTargets, f.pub, f.obs)
@@ -472,7 +419,7 @@ func TestRunChecksAtOnceThenEveryInterval(t *testing.T) {
 
 	// t0 is 09:30: the next check is at 10:00, the one after at 11:00.
 	ten := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	poll(t, "the first check and a timer for 10:00", func() bool { return first.called() == 1 && f.clk.waiting(ten) })
+	poll(t, "the first check and a timer for 10:00", func() bool { return first.called() == 1 && f.clk.Waiting(ten) > 0 })
 	if n := len(f.pub.warnings()); n != 1 {
 		t.Fatalf("%d warnings after the first check, want 1", n)
 	}
@@ -481,7 +428,7 @@ func TestRunChecksAtOnceThenEveryInterval(t *testing.T) {
 		tokenwatch.Target{Tenant: "vcf-lab", Source: second, WarnBefore: 48 * time.Hour})
 	f.clk.AdvanceTo(ten)
 	poll(t, "the second check and a timer for 11:00", func() bool {
-		return second.called() == 1 && f.clk.waiting(ten.Add(time.Hour))
+		return second.called() == 1 && f.clk.Waiting(ten.Add(time.Hour)) > 0
 	})
 	if first.called() != 2 {
 		t.Errorf("first tenant checked %d times, want 2", first.called())
@@ -533,7 +480,7 @@ func TestReplicasPublishOneWarningADay(t *testing.T) {
 		return []tokenwatch.Target{{Tenant: "vcf", Source: src, WarnBefore: 14 * 24 * time.Hour}}
 	}
 	for replica := range 2 {
-		clk := newClock(t0.Add(time.Duration(replica) * time.Minute))
+		clk := fakeclock.New(t0.Add(time.Duration(replica) * time.Minute))
 		pub := results.New(js, "dirsync.result", fmt.Sprintf("urn:vidm-sync-worker:replica-%d", replica))
 		obs := &observer{}
 		w := tokenwatch.New(tokenwatch.Config{Now: clk.Now, After: clk.After}, targets, pub, obs)

@@ -101,12 +101,13 @@ func (h *harness) logger(name string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", name)
 }
 
-// startWorker runs a worker until the returned stop is called (a graceful SIGTERM-like stop).
-func (h *harness) startWorker(name string) (stop func()) {
+// startWorker runs a worker until the returned stop is called (a graceful SIGTERM-like stop) or
+// the test ends.
+func (h *harness) startWorker(name string, opts ...worker.Option) (stop func()) {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, h.cfg, h.logger(name)) }()
+	go func() { done <- worker.Run(ctx, h.cfg, h.logger(name), opts...) }()
 	h.waitConsumer()
 	var once sync.Once
 	stop = func() {

@@ -130,26 +130,6 @@ func newFileHarness(t *testing.T, tenantsYAML string, env map[string]string) *fi
 	return &fileHarness{harness: &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &syncbuf.Buffer{}}, file: file}
 }
 
-// startWorkerWith runs a worker with options until the test ends.
-func (h *fileHarness) startWorkerWith(name string, opts ...worker.Option) {
-	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, h.cfg, h.logger(name), opts...) }()
-	h.waitConsumer()
-	h.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				h.t.Errorf("worker %s: %v", name, err)
-			}
-		case <-time.After(20 * time.Second):
-			h.t.Errorf("worker %s did not stop within 20s", name)
-		}
-	})
-}
-
 func tenantGroup(tenant, dir, name string) trigger.Trigger {
 	return trigger.Trigger{Type: "ad.group.created", Source: "urn:test", Tenant: tenant, Directory: dir, Group: name}
 }
@@ -179,7 +159,7 @@ func TestEveryBackendSyncs(t *testing.T) {
 			flavor := vidmsim.Flavor(kind)
 			b := startSim(t, vidmsim.Config{Flavor: flavor, Directories: syncingDirectories, SyncDuration: 300 * time.Millisecond})
 			h := newFileHarness(t, "tenants:\n"+tenantEntry(kind, kind, b, ""), nil)
-			h.startWorkerWith("w1")
+			h.startWorker("w1")
 
 			// Started and COMPLETED.
 			first := h.publish(tenantGroup("", "Corp AD", "proj-first"))
@@ -255,7 +235,7 @@ func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
 	limits := "    maxConcurrentSyncs: 2\n    requestTimeout: 30s\n"
 	h := newFileHarness(t, "defaultTenant: fast\ntenants:\n"+tenantEntry("slow", "vidm", slow, limits)+tenantEntry("fast", "vidm", fast, limits),
 		map[string]string{"MAX_CONCURRENT_SYNCS": "2"})
-	h.startWorkerWith("w1")
+	h.startWorker("w1")
 
 	// Both answer: the directory lists are read and cached.
 	warm := []string{h.publish(tenantGroup("slow", "One AD", "warm-slow")), h.publish(tenantGroup("fast", "One AD", "warm-fast"))}
@@ -315,7 +295,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 	before := "tenants:\n" + tenantEntry("corp", "vidm", corp, "")
 	h := newFileHarness(t, before, nil)
 	reload := make(chan struct{})
-	h.startWorkerWith("w1", worker.WithReload(reload))
+	h.startWorker("w1", worker.WithReload(reload))
 
 	// Unknown before the reload.
 	early := h.publish(tenantGroup("lab", "Lab AD", "proj-early"))
@@ -389,7 +369,7 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 			}
 		}
 	})
-	h.startWorkerWith("w1", worker.WithScheduleClock(clock, func(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }))
+	h.startWorker("w1", worker.WithScheduleClock(clock, func(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }))
 	// The schedule is set after the consumer exists: the clock moves only once it is.
 	eventually(t, 10*time.Second, "the worker to run", func() bool { return strings.Contains(h.logs.String(), `"worker running"`) })
 
