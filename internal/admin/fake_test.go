@@ -258,7 +258,11 @@ func richState(hostile bool) *fakeSource {
 	corpDone := control.Run{
 		RunID: "run-01HXC2Q9", Status: control.RunCompleted, CreatedAt: *at(62 * time.Minute), StartedAt: at(62 * time.Minute),
 		FinishedAt: at(60*time.Minute + 41*time.Second), DurationMs: (81 * time.Second).Milliseconds(), TriggerCount: 2,
-		Connector: "connector-01.corp.example.com",
+		Connector: "connector-02.corp.example.com",
+		Attempts: []backend.Attempt{
+			{Connector: "connector-01.corp.example.com", Status: "FAILED", Message: "connector connector-01.corp.example.com unavailable"},
+			{Connector: "connector-02.corp.example.com", Status: "COMPLETED"},
+		},
 		Triggers: []control.Trigger{
 			trig("1a2b3c4d-0000-4000-8000-000000000001", "ad.group.created", "proj-beta-readers", "", 63*time.Minute),
 			trig("1a2b3c4d-0000-4000-8000-000000000002", "ad.group.member.added", "proj-beta-admins", "", 63*time.Minute),
@@ -289,7 +293,9 @@ func richState(hostile bool) *fakeSource {
 		Triggers: []control.Trigger{trig("6e7f8091-2222-4bbb-8ccc-000000000021", "ad.group.created", "partner-acme-support", "", 3*time.Hour)},
 	}
 	retailDone := control.Run{
-		RunID: "run-01HXC4B8", Status: control.RunCompleted, CreatedAt: *at(26 * time.Minute), StartedAt: at(26 * time.Minute),
+		RunID: "run-01HXC4B8", Status: "DELEGATED",
+		Delegation: &backend.Delegation{Kind: backend.DelegationSCIM, ProviderName: "Okta", Source: "OKTA",
+			Message: "users and groups of Okta are pushed by its SCIM sync client; VCF has no sync to start (sync-client token expires 2026-06-01T00:00:00Z)"}, CreatedAt: *at(26 * time.Minute), StartedAt: at(26 * time.Minute),
 		FinishedAt: at(25 * time.Minute), DurationMs: (58 * time.Second).Milliseconds(), TriggerCount: 1,
 		Triggers: []control.Trigger{trig("7f8091a2-3333-4ccc-8ddd-000000000031", "ad.group.created", "proj-retail-pos-ops", "", 27*time.Minute)},
 	}
@@ -302,15 +308,16 @@ func richState(hostile bool) *fakeSource {
 	f := &fakeSource{
 		now: testNow,
 		dirs: []control.Directory{
-			{Tenant: "default", DirectoryID: idCorp, Name: "Corp AD", Type: "ACTIVE_DIRECTORY_LDAP",
-				Domains: []string{"corp.example.com", "emea.corp.example.com"}, State: control.StateSyncing,
+			{Tenant: "default", Backend: "vidm", DirectoryID: idCorp, Name: "Corp AD", Type: "ACTIVE_DIRECTORY_LDAP",
+				Connectors: []string{"connector-01.corp.example.com", "connector-02.corp.example.com"},
+				Domains:    []string{"corp.example.com", "emea.corp.example.com"}, State: control.StateSyncing,
 				PendingTriggers: 2, CurrentRun: &corpRunning, LastRun: &corpDone, Known: true},
 			{Tenant: "default", DirectoryID: idLab, Name: "Lab AD", Type: "ACTIVE_DIRECTORY_LDAP",
 				Domains: []string{"lab.example.com"}, State: control.StatePending, PendingTriggers: 3, LastRun: &labFailed, Known: true},
 			{Tenant: "default", DirectoryID: idPartner, Name: "Partner Directory", Type: "ACTIVE_DIRECTORY_IWA",
 				Domains: []string{"partners.example.net"}, State: control.StatePaused, PendingTriggers: 4,
 				Paused: &control.Pause{Since: *at(2 * time.Hour), Reason: "vIDM upgrade window (CHG0042137)"}, LastRun: &partnerDone, Known: true},
-			{Tenant: "default", DirectoryID: idRetail, Name: "Retail AD", Type: "ACTIVE_DIRECTORY_LDAP",
+			{Tenant: "default", Backend: "vcf", DirectoryID: idRetail, Name: "Retail AD", Type: "ACTIVE_DIRECTORY_LDAP",
 				Domains: []string{"retail.example.com"}, State: control.StateIdle, LastRun: &retailDone, Known: true},
 			{Tenant: "default", DirectoryID: idGone, Name: "Old Test AD", State: control.StateIdle, LastRun: &goneTimeout, Known: false},
 		},

@@ -53,10 +53,10 @@ func TestStatusPageStates(t *testing.T) {
 	}{
 		{"Corp AD", "syncing", []string{"syncing since 14:28:53 (3m 12s)", "run run-01HXC7M2 on vidm-sync-worker-7d9f8-x2k4q",
 			"2 more triggers wait for the follow-up run", "covers group proj-alpha-admins, group proj-alpha-devs, user jdoe@corp.example.com",
-			"COMPLETED", "finished 13:31:24 (1h ago) · took 1m 21s", "covered group proj-beta-readers, group proj-beta-admins", "corp.example.com, emea.corp.example.com", "tenant default · ACTIVE_DIRECTORY_LDAP"}},
+			"COMPLETED", "finished 13:31:24 (1h ago) · took 1m 21s", "covered group proj-beta-readers, group proj-beta-admins", "corp.example.com, emea.corp.example.com", "tenant default · vidm · ACTIVE_DIRECTORY_LDAP"}},
 		{"Lab AD", "pending", []string{"pending 3 triggers", "FAILED", "VIDM_SYNC_FAILED LDAP bind failed for CN=svc-vidm,OU=Service Accounts,DC=lab,DC=example,DC=com: invalid credentials", "took 2m"}},
 		{"Partner Directory", "paused", []string{"paused since 12:32:05: vIDM upgrade window (CHG0042137)", "4 triggers are held until it is resumed"}},
-		{"Retail AD", "idle", []string{"idle", "COMPLETED", "(25m ago)", "took 58s", "covered group proj-retail-pos-ops"}},
+		{"Retail AD", "idle", []string{"idle", "DELEGATED", "(25m ago)", "took 58s", "covered group proj-retail-pos-ops"}},
 		{"Old Test AD", "idle", []string{"not in vIDM", "VIDM_SYNC_TIMEOUT the sync did not finish within 30m0s retryable", "finished May 10 13:02"}},
 	}
 	for _, tt := range tests {
@@ -215,5 +215,28 @@ func TestHumanDuration(t *testing.T) {
 		if got := humanDuration(d); got != want {
 			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestStatusPageShowsBackendsConnectorsAndDelegations: which backend a directory is on, its
+// sync connectors in failover order, a sync that failed over to the next connector, and a
+// directory the identity provider keeps current (VCF) read as such.
+func TestStatusPageShowsBackendsConnectorsAndDelegations(t *testing.T) {
+	hs := newHarness(t, fullConfig(), richState(false))
+	code, html := getPage(t, hs, "/?open=default/"+idCorp)
+	if code != 200 {
+		t.Fatalf("status page: %d", code)
+	}
+	corp := text(row(t, html, "Corp AD"))
+	for _, want := range []string{"tenant default · vidm", "connectors connector-01.corp.example.com → connector-02.corp.example.com",
+		"connector-01.corp.example.com FAILED (connector connector-01.corp.example.com unavailable) → connector-02.corp.example.com COMPLETED"} {
+		if !strings.Contains(corp, want) {
+			t.Errorf("Corp AD row lacks %q:\n%s", want, corp)
+		}
+	}
+	retail := row(t, html, "Retail AD")
+	if !strings.Contains(retail, `data-status="DELEGATED"`) || !strings.Contains(retail, `data-kind="SCIM"`) ||
+		!strings.Contains(text(retail), "pushed by its SCIM sync client") || !strings.Contains(text(retail), "· vcf") {
+		t.Errorf("Retail AD row does not read as delegated to Okta's SCIM client:\n%s", text(retail))
 	}
 }
