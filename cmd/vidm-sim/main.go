@@ -1,5 +1,6 @@
-// Command vidm-sim serves the strict vIDM simulator (internal/vidmsim) on a real listener, so the
-// worker and its CLI can be run and demonstrated without a vIDM instance.
+// Command vidm-sim serves the strict simulator (internal/vidmsim) on a real listener, in the flavor
+// -flavor names (vIDM, vRA Cloud, vRA 7 or VCF), so that the worker and its CLI can be run and
+// demonstrated without any of those systems. docs/vidm-api.md describes what each flavor enforces.
 package main
 
 import (
@@ -38,6 +39,7 @@ const shutdownTimeout = 10 * time.Second
 type options struct {
 	listen      string
 	configPath  string
+	flavor      vidmsim.Flavor // "": the config file's flavor, else vidm
 	printConfig bool
 	tlsMode     string
 	certFile    string
@@ -60,8 +62,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs := flag.NewFlagSet("vidm-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", env("VIDM_SIM_LISTEN", "127.0.0.1:8443"), "address to listen on (env VIDM_SIM_LISTEN)")
-	fs.StringVar(&o.configPath, "config", env("VIDM_SIM_CONFIG", ""), "JSON config file; default: the example config (env VIDM_SIM_CONFIG)")
-	fs.BoolVar(&o.printConfig, "print-config", false, "print the example config as JSON and exit")
+	fs.StringVar(&o.configPath, "config", env("VIDM_SIM_CONFIG", ""), "JSON config file; default: the example config of the flavor (env VIDM_SIM_CONFIG)")
+	flavor := fs.String("flavor", env("VIDM_SIM_FLAVOR", ""), "API to speak: "+flavorList+
+		"; overrides the config file's flavor; default: the config file's, else vidm (env VIDM_SIM_FLAVOR)")
+	fs.BoolVar(&o.printConfig, "print-config", false, "print the example config of the flavor as JSON and exit")
 	fs.StringVar(&o.tlsMode, "tls", env("VIDM_SIM_TLS", "self-signed"), "self-signed, files (with -cert/-key) or off (env VIDM_SIM_TLS)")
 	fs.StringVar(&o.certFile, "cert", "", "certificate PEM file for -tls files")
 	fs.StringVar(&o.keyFile, "key", "", "private key PEM file for -tls files")
@@ -75,6 +79,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	f, err := parseFlavor(*flavor)
+	if err != nil {
+		return options{}, err
+	}
+	o.flavor = f
 	switch o.tlsMode {
 	case "self-signed", "off":
 	case "files":
@@ -97,15 +106,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if o.printConfig {
-		return printConfig(stdout)
+		return printConfig(stdout, o.flavor)
 	}
 	logger, err := logging.New(o.logFormat, o.logLevel, stderr)
 	if err != nil {
 		return fmt.Errorf("-log-format/-log-level: %w", err)
 	}
-	cfg, err := loadConfig(o.configPath)
+	cfg, err := loadConfig(o.configPath, o.flavor)
 	if err != nil {
 		return err
+	}
+	if o.flavor != "" && o.flavor != cfg.Flavor {
+		// -flavor wins, so that one file of directories can be served in every flavor; the file
+		// naming another one is worth a line, since its credentials may not fit this flavor.
+		if cfg.Flavor != "" {
+			logger.Info("vidm-sim: -flavor overrides the config file's flavor",
+				slog.String("config_flavor", string(cfg.Flavor)), slog.String("flavor", string(o.flavor)))
+		}
+		cfg.Flavor = o.flavor
 	}
 	cfg.Logger = logger
 	sim, err := vidmsim.New(cfg)
@@ -115,8 +133,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return serve(ctx, o, cfg, sim, logger)
 }
 
-func printConfig(stdout io.Writer) error {
-	b, err := json.MarshalIndent(vidmsim.ExampleConfig(), "", "  ")
+func printConfig(stdout io.Writer, f vidmsim.Flavor) error {
+	b, err := json.MarshalIndent(exampleConfig(f), "", "  ")
 	if err != nil {
 		return fmt.Errorf("marshal example config: %w", err)
 	}
@@ -126,9 +144,10 @@ func printConfig(stdout io.Writer) error {
 	return nil
 }
 
-func loadConfig(path string) (vidmsim.Config, error) {
+// loadConfig reads the config file, or takes the flavor's example without one.
+func loadConfig(path string, flavor vidmsim.Flavor) (vidmsim.Config, error) {
 	if path == "" {
-		return vidmsim.ExampleConfig(), nil
+		return exampleConfig(flavor), nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -171,7 +190,7 @@ func serve(ctx context.Context, o options, cfg vidmsim.Config, sim *vidmsim.Serv
 			return fmt.Errorf("write -addr-file: %w", err)
 		}
 	}
-	logStart(logger, scheme+"://"+addr, cfg)
+	logStart(ctx, logger, scheme+"://"+addr, cfg, o.configPath == "")
 
 	errc := make(chan error, 1)
 	go func() {
@@ -198,22 +217,6 @@ func serve(ctx context.Context, o options, cfg vidmsim.Config, sim *vidmsim.Serv
 	}
 	logger.Info("vidm-sim stopped")
 	return nil
-}
-
-// logStart announces the URL and who may log in; secrets stay out of the log.
-func logStart(logger *slog.Logger, url string, cfg vidmsim.Config) {
-	var clients, users, dirs []string
-	for _, c := range cfg.Clients {
-		clients = append(clients, c.ID)
-	}
-	for _, u := range cfg.Users {
-		users = append(users, u.Username)
-	}
-	for _, d := range cfg.Directories {
-		dirs = append(dirs, d.Name)
-	}
-	logger.Info("vidm-sim listening", slog.String("url", url), slog.Any("oauth_clients", clients),
-		slog.Any("users", users), slog.Any("directories", dirs))
 }
 
 // writeFileAtomic writes via a temporary file and a rename, so a poller never reads half a file.
