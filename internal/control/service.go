@@ -354,22 +354,29 @@ func (s *Service) Resume(ctx context.Context, tenant, directoryID string) (Direc
 // ErrNoOriginalSubject: a dead letter that does not say where it came from cannot be re-driven.
 var ErrNoOriginalSubject = errors.New("the dead letter has no original subject")
 
-// PendingByName counts the accepted triggers not yet reported, per directory name, for the
-// metrics. Directories vIDM does not list are counted under their key.
-func (s *Service) PendingByName(ctx context.Context) (map[string]int, error) {
+// DirectoryName is a directory as the metrics label it.
+type DirectoryName struct{ Tenant, Name string }
+
+// PendingByName counts the accepted triggers not yet reported, per tenant and directory name, for
+// the metrics. Directories no backend lists are counted under their key.
+func (s *Service) PendingByName(ctx context.Context) (map[DirectoryName]int, error) {
 	counts, err := s.st.Store.PendingCounts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	names := map[dirstate.DirKey]string{}
+	names := map[dirstate.DirKey]DirectoryName{}
 	for _, td := range s.dirs.Catalog(ctx) {
 		for _, d := range td.Directories {
-			names[dirstate.NewDirKey(td.Tenant, d.ID)] = d.Name
+			names[dirstate.NewDirKey(td.Tenant, d.ID)] = DirectoryName{td.Tenant, d.Name}
 		}
 	}
-	out := make(map[string]int, len(counts))
+	out := make(map[DirectoryName]int, len(counts))
 	for k, n := range counts {
-		out[cmp.Or(names[k], string(k))] += n
+		name, ok := names[k]
+		if !ok {
+			name = DirectoryName{k.TenantToken(), string(k)}
+		}
+		out[name] += n
 	}
 	return out, nil
 }

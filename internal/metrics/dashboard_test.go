@@ -61,7 +61,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.Options{
-		PendingByDirectory: func() map[string]int { return map[string]int{"Corp AD": 2} },
+		PendingByDirectory: func() map[metrics.Directory]int { return map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 2} },
 		LeasesHeld:         func() int { return 1 },
 		ConsumerInfo: func(context.Context) (*jetstream.ConsumerInfo, error) {
 			return &jetstream.ConsumerInfo{NumPending: 1, NumAckPending: 2, NumRedelivered: 3}, nil
@@ -79,8 +79,8 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 		m.RunStarted(run)
 		m.RunReported(run)
 	}
-	m.Request(vidm.EndpointDirectories, 200, nil, 20*time.Millisecond)
-	m.TokenIssued()
+	m.Backend("default").Request(vidm.EndpointDirectories, 200, nil, 20*time.Millisecond)
+	m.Backend("default").TokenIssued()
 	m.TokenExpiry("vcf", "Okta", now.Add(72*time.Hour))
 	m.TokenWarned("vcf", "Okta")
 	m.TokenCheckFailed("vcf")
@@ -251,8 +251,12 @@ func TestDashboardLayout(t *testing.T) {
 	if vars["datasource"] != "datasource prometheus" {
 		t.Errorf("datasource variable %q, want a Prometheus datasource variable", vars["datasource"])
 	}
-	if !strings.Contains(vars["directory"], "label_values(dirsync_syncs_started_total, directory)") {
-		t.Errorf("directory variable %q, want label_values(dirsync_syncs_started_total, directory)", vars["directory"])
+	if !strings.Contains(vars["tenant"], "label_values(dirsync_syncs_started_total, tenant)") {
+		t.Errorf("tenant variable %q, want label_values(dirsync_syncs_started_total, tenant)", vars["tenant"])
+	}
+	if d := vars["directory"]; !strings.Contains(d, "label_values(dirsync_syncs_started_total{tenant=~") || !strings.Contains(d, "$tenant") ||
+		!strings.Contains(d, "}, directory)") {
+		t.Errorf("directory variable %q, want the directories of the chosen tenants", vars["directory"])
 	}
 	if want := []string{"Intake", "Syncs", "vIDM", "State", "Sync-client tokens", "Configuration"}; !slices.Equal(rows, want) {
 		t.Errorf("rows %v, want %v", rows, want)

@@ -35,8 +35,8 @@ const otherType = "other"
 
 // Options holds the callbacks for values read at scrape time. A nil callback leaves its series out.
 type Options struct {
-	// PendingByDirectory returns the pending trigger count per directory name.
-	PendingByDirectory func() map[string]int
+	// PendingByDirectory returns the pending trigger count per tenant and directory name.
+	PendingByDirectory func() map[Directory]int
 	// LeasesHeld returns how many directory leases this replica holds.
 	LeasesHeld func() int
 	// ConsumerInfo returns the trigger consumer's state; read with a 2 s timeout.
@@ -68,7 +68,7 @@ type Metrics struct {
 	triggerToRes   prometheus.Histogram
 	vidmRequests   *prometheus.CounterVec
 	vidmDuration   *prometheus.HistogramVec
-	tokenRefreshes prometheus.Counter
+	tokenRefreshes *prometheus.CounterVec
 	scrapeErrors   *prometheus.CounterVec
 
 	syncsDelegated     *prometheus.CounterVec
@@ -117,15 +117,15 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		syncsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_syncs_started_total",
 			Help: "Directory syncs started in vIDM (or adopted), by directory.",
-		}, []string{"directory"}),
+		}, []string{"tenant", "directory"}),
 		syncsCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_syncs_completed_total",
 			Help: "Runs reported COMPLETED, by directory.",
-		}, []string{"directory"}),
+		}, []string{"tenant", "directory"}),
 		syncsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_syncs_failed_total",
 			Help: "Runs reported FAILED, by directory and error code.",
-		}, []string{"directory", "code"}),
+		}, []string{"tenant", "directory", "code"}),
 		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dirsync_sync_duration_seconds",
 			Help:    "From the start of a vIDM sync to its end, by final status; runs never started in vIDM are not observed.",
@@ -138,17 +138,17 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		}),
 		vidmRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_vidm_requests_total",
-			Help: `HTTP attempts to vIDM, by endpoint and status code ("error" when no response arrived).`,
-		}, []string{"endpoint", "code"}),
+			Help: `HTTP attempts to a tenant's identity system, by endpoint and status code ("error" when no response arrived).`,
+		}, []string{"tenant", "endpoint", "code"}),
 		vidmDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dirsync_vidm_request_duration_seconds",
-			Help:    "Duration of HTTP attempts to vIDM, by endpoint.",
+			Help:    "Duration of HTTP attempts to a tenant's identity system, by endpoint.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
-		}, []string{"endpoint"}),
-		tokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"tenant", "endpoint"}),
+		tokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_vidm_token_refreshes_total",
-			Help: "New vIDM tokens obtained (OAuth tokens and system logins).",
-		}),
+			Help: "New tokens obtained from a tenant's identity system (OAuth tokens, logins, API-token exchanges).",
+		}, []string{"tenant"}),
 		scrapeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_scrape_errors_total",
 			Help: "Scrape-time reads that failed (their series were left out of that scrape), by source.",
@@ -156,7 +156,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		syncsDelegated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_syncs_delegated_total",
 			Help: "Runs reported DELEGATED (the identity provider keeps the directory current; nothing was started), by directory.",
-		}, []string{"directory"}),
+		}, []string{"tenant", "directory"}),
 		tokenExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "dirsync_sync_client_token_expiry_timestamp_seconds",
 			Help: "When each external IdP's SCIM sync-client token expires (Unix time), as last checked; alert on `- time() < 86400*7`.",
@@ -263,7 +263,9 @@ func (b *boundedSet) label(v string) string {
 func (m *Metrics) DeadLettered(code string) { m.deadLettered.WithLabelValues(code).Inc() }
 
 // RunStarted counts a sync started (or adopted) in vIDM.
-func (m *Metrics) RunStarted(r *dirstate.Run) { m.syncsStarted.WithLabelValues(directoryOf(r)).Inc() }
+func (m *Metrics) RunStarted(r *dirstate.Run) {
+	m.syncsStarted.WithLabelValues(r.Tenant, directoryOf(r)).Inc()
+}
 
 // RunReported counts the run's outcome and observes its sync's duration and, per covered trigger,
 // the time from acceptance to now, when the result has just been published.
@@ -276,10 +278,10 @@ func (m *Metrics) RunReported(r *dirstate.Run) {
 	status := r.Outcome.Status
 	switch status {
 	case "COMPLETED":
-		m.syncsCompleted.WithLabelValues(dir).Inc()
+		m.syncsCompleted.WithLabelValues(r.Tenant, dir).Inc()
 	case "DELEGATED":
 		// Nothing was started, so there is no sync duration; the triggers still waited for it.
-		m.syncsDelegated.WithLabelValues(dir).Inc()
+		m.syncsDelegated.WithLabelValues(r.Tenant, dir).Inc()
 		m.observeTriggers(r, now)
 		return
 	default:
@@ -288,7 +290,7 @@ func (m *Metrics) RunReported(r *dirstate.Run) {
 		if code == "" {
 			code = "UNKNOWN"
 		}
-		m.syncsFailed.WithLabelValues(dir, code).Inc()
+		m.syncsFailed.WithLabelValues(r.Tenant, dir, code).Inc()
 	}
 	if !r.StartedAt.IsZero() && !r.Outcome.FinishedAt.IsZero() {
 		// Start and finish can come from different clocks (ours, vIDM's): never negative.
@@ -314,18 +316,28 @@ func directoryOf(r *dirstate.Run) string {
 	return r.DirectoryID
 }
 
-// Request counts one HTTP attempt to vIDM and observes its duration.
-func (m *Metrics) Request(endpoint string, code int, _ error, d time.Duration) {
+// Backend is the observer of one tenant's client (vidm.Observer): its requests and tokens are
+// labelled with the tenant, so a failing backend is told apart from the others.
+func (m *Metrics) Backend(tenant string) BackendObserver { return BackendObserver{m: m, tenant: tenant} }
+
+// BackendObserver counts one tenant's requests and tokens.
+type BackendObserver struct {
+	m      *Metrics
+	tenant string
+}
+
+// Request counts one HTTP attempt and observes its duration.
+func (b BackendObserver) Request(endpoint string, code int, _ error, d time.Duration) {
 	label := "error"
 	if code != 0 {
 		label = strconv.Itoa(code)
 	}
-	m.vidmRequests.WithLabelValues(endpoint, label).Inc()
-	m.vidmDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+	b.m.vidmRequests.WithLabelValues(b.tenant, endpoint, label).Inc()
+	b.m.vidmDuration.WithLabelValues(b.tenant, endpoint).Observe(d.Seconds())
 }
 
-// TokenIssued counts a new vIDM token.
-func (m *Metrics) TokenIssued() { m.tokenRefreshes.Inc() }
+// TokenIssued counts a new token.
+func (b BackendObserver) TokenIssued() { b.m.tokenRefreshes.WithLabelValues(b.tenant).Inc() }
 
 // TokenExpiry sets when the provider's sync-client token expires, at every check. A zero
 // expiresAt means the provider is no longer reported (token, provider or tenant gone): its series
@@ -368,20 +380,23 @@ func (m *Metrics) ScheduleFired(tenant string, err error) {
 // unixSeconds is t as a Prometheus timestamp value, with sub-second precision.
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
+// Directory names a directory in labels: two tenants may both have a "Corp AD".
+type Directory struct{ Tenant, Name string }
+
 // stateCollector reads in-process state at scrape time.
 type stateCollector struct {
-	pending     func() map[string]int
+	pending     func() map[Directory]int
 	leases      func() int
 	pendingDesc *prometheus.Desc
 	leasesDesc  *prometheus.Desc
 }
 
-func newStateCollector(pending func() map[string]int, leases func() int) *stateCollector {
+func newStateCollector(pending func() map[Directory]int, leases func() int) *stateCollector {
 	return &stateCollector{
 		pending: pending,
 		leases:  leases,
 		pendingDesc: prometheus.NewDesc("dirsync_pending_triggers",
-			"Accepted triggers waiting for a sync, by directory.", []string{"directory"}, nil),
+			"Accepted triggers waiting for a sync, by tenant and directory.", []string{"tenant", "directory"}, nil),
 		leasesDesc: prometheus.NewDesc("dirsync_leases_held",
 			"Directory leases this replica holds.", nil, nil),
 	}
@@ -399,7 +414,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.pending != nil {
 		for dir, n := range c.pending() {
-			ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, float64(n), dir)
+			ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, float64(n), dir.Tenant, dir.Name)
 		}
 	}
 	if c.leases != nil {

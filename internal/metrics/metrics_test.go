@@ -38,7 +38,7 @@ import (
 var (
 	_ coalesce.Observer   = (*metrics.Metrics)(nil)
 	_ intake.Observer     = (*metrics.Metrics)(nil)
-	_ vidm.Observer       = (*metrics.Metrics)(nil)
+	_ vidm.Observer       = metrics.BackendObserver{}
 	_ tokenwatch.Observer = (*metrics.Metrics)(nil)
 )
 
@@ -182,38 +182,38 @@ func TestRunHooks(t *testing.T) {
 	}{
 		{
 			name: "completed",
-			run: dirstate.Run{DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(time.Second), trig(3 * time.Second)},
+			run: dirstate.Run{Tenant: "default", DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(time.Second), trig(3 * time.Second)},
 				Outcome: &dirstate.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(90 * time.Second)}},
-			counter: "dirsync_syncs_completed_total", labels: l("directory", "Corp AD"),
+			counter: "dirsync_syncs_completed_total", labels: l("tenant", "default", "directory", "Corp AD"),
 			durStatus: "COMPLETED", durSeconds: 90, latencySum: 601 + 603, latencyCount: 2,
 		},
 		{
 			name: "failed in vIDM",
-			run: dirstate.Run{DirectoryName: "EMEA AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
+			run: dirstate.Run{Tenant: "default", DirectoryName: "EMEA AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
 				Outcome: &dirstate.Outcome{Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: t0.Add(5 * time.Minute)}},
-			counter: "dirsync_syncs_failed_total", labels: l("directory", "EMEA AD", "code", "VIDM_SYNC_FAILED"),
+			counter: "dirsync_syncs_failed_total", labels: l("tenant", "default", "directory", "EMEA AD", "code", "VIDM_SYNC_FAILED"),
 			durStatus: "FAILED", durSeconds: 300, latencySum: 600, latencyCount: 1,
 		},
 		{
 			name: "delegated: counted apart, no sync duration even with a start time",
-			run: dirstate.Run{DirectoryName: "OktaDirectory", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
+			run: dirstate.Run{Tenant: "default", DirectoryName: "OktaDirectory", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
 				Outcome: &dirstate.Outcome{Status: "DELEGATED", FinishedAt: t0.Add(time.Second),
 					Delegation: &backend.Delegation{Kind: backend.DelegationSCIM, ProviderName: "Okta"}}},
-			counter: "dirsync_syncs_delegated_total", labels: l("directory", "OktaDirectory"),
+			counter: "dirsync_syncs_delegated_total", labels: l("tenant", "default", "directory", "OktaDirectory"),
 			latencySum: 600, latencyCount: 1,
 		},
 		{
 			name: "failed before vIDM started it: no duration",
-			run: dirstate.Run{DirectoryName: "Corp AD", Triggers: []dirstate.Trigger{trig(0)},
+			run: dirstate.Run{Tenant: "default", DirectoryName: "Corp AD", Triggers: []dirstate.Trigger{trig(0)},
 				Outcome: &dirstate.Outcome{Status: "FAILED", ErrCode: "VIDM_DIRECTORY_NOT_FOUND", FinishedAt: t0}},
-			counter: "dirsync_syncs_failed_total", labels: l("directory", "Corp AD", "code", "VIDM_DIRECTORY_NOT_FOUND"),
+			counter: "dirsync_syncs_failed_total", labels: l("tenant", "default", "directory", "Corp AD", "code", "VIDM_DIRECTORY_NOT_FOUND"),
 			latencySum: 600, latencyCount: 1,
 		},
 		{
 			name: "vIDM's clock behind ours: duration clamped at zero",
-			run: dirstate.Run{DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
+			run: dirstate.Run{Tenant: "default", DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
 				Outcome: &dirstate.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(-time.Second)}},
-			counter: "dirsync_syncs_completed_total", labels: l("directory", "Corp AD"),
+			counter: "dirsync_syncs_completed_total", labels: l("tenant", "default", "directory", "Corp AD"),
 			durStatus: "COMPLETED", durSeconds: 0, latencySum: 600, latencyCount: 1,
 		},
 	}
@@ -224,7 +224,7 @@ func TestRunHooks(t *testing.T) {
 			m := metrics.New(reg, metrics.Options{Now: clock.Now})
 			run := tt.run
 			m.RunStarted(&run)
-			if got := mustValue(t, reg, "dirsync_syncs_started_total", l("directory", run.DirectoryName)); got != 1 {
+			if got := mustValue(t, reg, "dirsync_syncs_started_total", l("tenant", "default", "directory", run.DirectoryName)); got != 1 {
 				t.Errorf("started = %v, want 1", got)
 			}
 			if _, ok := value(t, reg, tt.counter, tt.labels); ok {
@@ -388,7 +388,7 @@ func newSim(t *testing.T, m *metrics.Metrics) (*vidmsim.Server, *vidm.Client) {
 	t.Cleanup(func() { sim.Resume(); srv.Close() })
 	c, err := vidm.New(vidm.Config{
 		BaseURL: srv.URL, ClientID: "worker", ClientSecret: "metrics-test-secret",
-		Transport: srv.Client().Transport, Observer: m,
+		Transport: srv.Client().Transport, Observer: m.Backend("corp"),
 		Retry: vidm.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
 	})
 	if err != nil {
@@ -407,7 +407,7 @@ func TestVIDMHooks(t *testing.T) {
 	if _, err := c.Directories(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustValue(t, reg, "dirsync_vidm_token_refreshes_total", nil); got != 1 {
+	if got := mustValue(t, reg, "dirsync_vidm_token_refreshes_total", l("tenant", "corp")); got != 1 {
 		t.Errorf("token refreshes after the first call = %v, want 1", got)
 	}
 	sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable, Times: 1})
@@ -440,40 +440,40 @@ func TestVIDMHooks(t *testing.T) {
 		{"sync_start", "200", 1},
 	}
 	for _, c := range checks {
-		if got := mustValue(t, reg, "dirsync_vidm_requests_total", l("endpoint", c.endpoint, "code", c.code)); got != c.want {
+		if got := mustValue(t, reg, "dirsync_vidm_requests_total", l("tenant", "corp", "endpoint", c.endpoint, "code", c.code)); got != c.want {
 			t.Errorf("requests{endpoint=%s,code=%s} = %v, want %v", c.endpoint, c.code, got, c.want)
 		}
 	}
-	if got := mustValue(t, reg, "dirsync_vidm_token_refreshes_total", nil); got != 2 {
+	if got := mustValue(t, reg, "dirsync_vidm_token_refreshes_total", l("tenant", "corp")); got != 2 {
 		t.Errorf("token refreshes after a revocation = %v, want 2", got)
 	}
 	for endpoint, want := range map[string]float64{"token": 2, "directories": 3, "sync_status": 3, "sync_start": 2} {
-		if got := mustValue(t, reg, "dirsync_vidm_request_duration_seconds", l("endpoint", endpoint)); got != want {
+		if got := mustValue(t, reg, "dirsync_vidm_request_duration_seconds", l("tenant", "corp", "endpoint", endpoint)); got != want {
 			t.Errorf("request duration{endpoint=%s} count = %v, want %v", endpoint, got, want)
 		}
 	}
 }
 
 func TestScrapeTimeState(t *testing.T) {
-	pending := map[string]int{"Corp AD": 3, "EMEA AD": 1}
+	pending := map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 3, {Tenant: "lab", Name: "EMEA AD"}: 1}
 	leases := 2
 	reg := prometheus.NewPedanticRegistry()
 	metrics.New(reg, metrics.Options{
-		PendingByDirectory: func() map[string]int { return pending },
+		PendingByDirectory: func() map[metrics.Directory]int { return pending },
 		LeasesHeld:         func() int { return leases },
 	})
-	if got := mustValue(t, reg, "dirsync_pending_triggers", l("directory", "Corp AD")); got != 3 {
+	if got := mustValue(t, reg, "dirsync_pending_triggers", l("tenant", "default", "directory", "Corp AD")); got != 3 {
 		t.Errorf("pending{Corp AD} = %v, want 3", got)
 	}
 	if got := mustValue(t, reg, "dirsync_leases_held", nil); got != 2 {
 		t.Errorf("leases = %v, want 2", got)
 	}
-	pending = map[string]int{"EMEA AD": 4}
+	pending = map[metrics.Directory]int{{Tenant: "lab", Name: "EMEA AD"}: 4}
 	leases = 0
-	if _, ok := value(t, reg, "dirsync_pending_triggers", l("directory", "Corp AD")); ok {
+	if _, ok := value(t, reg, "dirsync_pending_triggers", l("tenant", "default", "directory", "Corp AD")); ok {
 		t.Error("a directory with nothing pending any more still has a series")
 	}
-	if got := mustValue(t, reg, "dirsync_pending_triggers", l("directory", "EMEA AD")); got != 4 {
+	if got := mustValue(t, reg, "dirsync_pending_triggers", l("tenant", "lab", "directory", "EMEA AD")); got != 4 {
 		t.Errorf("pending{EMEA AD} = %v, want 4", got)
 	}
 	if got := mustValue(t, reg, "dirsync_leases_held", nil); got != 0 {

@@ -337,19 +337,19 @@ func TestMetricsOfALiveWorker(t *testing.T) {
 	h.waitReported(10*time.Second, id)
 	var m map[string]float64
 	want := map[string]float64{
-		"dirsync_triggers_received_total{}":                                     2,
-		"dirsync_triggers_accepted_total{type=ad.group.created}":                1,
-		"dirsync_triggers_dead_lettered_total{reason=UNKNOWN_DIRECTORY}":        1,
-		"dirsync_syncs_started_total{directory=Corp AD}":                        1,
-		"dirsync_syncs_completed_total{directory=Corp AD}":                      1,
-		"dirsync_sync_duration_seconds_count{status=COMPLETED}":                 1,
-		"dirsync_trigger_to_result_seconds_count{}":                             1,
-		"dirsync_vidm_requests_total{code=200,endpoint=sync_start}":             1,
-		"dirsync_vidm_token_refreshes_total{}":                                  1,
-		"dirsync_dead_letters{}":                                                1,
-		"dirsync_consumer_pending_messages{}":                                   0,
-		"dirsync_leases_held{}":                                                 0,
-		"dirsync_build_info{go_version=" + goVersion(t, base) + ",version=dev}": 1,
+		"dirsync_triggers_received_total{}":                                        2,
+		"dirsync_triggers_accepted_total{type=ad.group.created}":                   1,
+		"dirsync_triggers_dead_lettered_total{reason=UNKNOWN_DIRECTORY}":           1,
+		"dirsync_syncs_started_total{directory=Corp AD,tenant=default}":            1,
+		"dirsync_syncs_completed_total{directory=Corp AD,tenant=default}":          1,
+		"dirsync_sync_duration_seconds_count{status=COMPLETED}":                    1,
+		"dirsync_trigger_to_result_seconds_count{}":                                1,
+		"dirsync_vidm_requests_total{code=200,endpoint=sync_start,tenant=default}": 1,
+		"dirsync_vidm_token_refreshes_total{tenant=default}":                       1,
+		"dirsync_dead_letters{}":                                                   1,
+		"dirsync_consumer_pending_messages{}":                                      0,
+		"dirsync_leases_held{}":                                                    0,
+		"dirsync_build_info{go_version=" + goVersion(t, base) + ",version=dev}":    1,
 	}
 	eventually(t, 10*time.Second, "metrics to show the sync and the dead letter", func() bool {
 		m = scrape(t, base)

@@ -11,6 +11,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/health"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tokenwatch"
@@ -41,11 +42,11 @@ func clientConfig(t tenants.Tenant) vidm.Config {
 }
 
 // clientBuilder builds each tenant's client with the worker's logger and metrics.
-func clientBuilder(log *slog.Logger, obs vidm.Observer) tenants.BuildFunc {
+func clientBuilder(log *slog.Logger, m *metrics.Metrics) tenants.BuildFunc {
 	return func(t tenants.Tenant) (tenants.Backend, error) {
 		c := clientConfig(t)
 		c.Logger = log.With("component", "vidm", "tenant", t.Name, "backend", string(t.Backend))
-		c.Observer = obs
+		c.Observer = m.Backend(t.Name)
 		return vidm.New(c)
 	}
 }

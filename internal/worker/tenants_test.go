@@ -467,8 +467,8 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	if got := m[`dirsync_sync_client_token_expiry_timestamp_seconds{provider=Okta,tenant=vcf}`]; got != float64(expires.Unix()) {
 		t.Fatalf("expiry metric = %v, want %d", got, expires.Unix())
 	}
-	if m[`dirsync_syncs_delegated_total{directory=OktaDirectory}`] != 1 {
-		t.Fatalf("delegated counter: %v", m[`dirsync_syncs_delegated_total{directory=OktaDirectory}`])
+	if m[`dirsync_syncs_delegated_total{directory=OktaDirectory,tenant=vcf}`] != 1 {
+		t.Fatalf("delegated counter: %v", m[`dirsync_syncs_delegated_total{directory=OktaDirectory,tenant=vcf}`])
 	}
 	all := h.logs.String() + fmt.Sprint(h.streamMsgs(h.cfg.ResultStream))
 	for _, tok := range b.sim.IssuedTokens() {

@@ -71,7 +71,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.Options{
 		Version: o.version,
-		PendingByDirectory: func() map[string]int {
+		PendingByDirectory: func() map[metrics.Directory]int {
 			c := ctl.Load()
 			if c == nil {
 				return nil
@@ -82,7 +82,11 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 			if err != nil {
 				log.Debug("metrics: counting pending triggers failed", "err", err)
 			}
-			return counts
+			out := make(map[metrics.Directory]int, len(counts))
+			for d, n := range counts {
+				out[metrics.Directory{Tenant: d.Tenant, Name: d.Name}] = n
+			}
+			return out
 		},
 		LeasesHeld: func() int {
 			if e := engine.Load(); e != nil {
