@@ -61,8 +61,10 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.Options{
-		PendingByDirectory: func() map[metrics.Directory]int { return map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 2} },
-		LeasesHeld:         func() int { return 1 },
+		PendingByDirectory: func() map[metrics.Directory]int {
+			return map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 2}
+		},
+		LeasesHeld: func() int { return 1 },
 		ConsumerInfo: func(context.Context) (*jetstream.ConsumerInfo, error) {
 			return &jetstream.ConsumerInfo{NumPending: 1, NumAckPending: 2, NumRedelivered: 3}, nil
 		},

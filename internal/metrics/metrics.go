@@ -318,7 +318,9 @@ func directoryOf(r *dirstate.Run) string {
 
 // Backend is the observer of one tenant's client (vidm.Observer): its requests and tokens are
 // labelled with the tenant, so a failing backend is told apart from the others.
-func (m *Metrics) Backend(tenant string) BackendObserver { return BackendObserver{m: m, tenant: tenant} }
+func (m *Metrics) Backend(tenant string) BackendObserver {
+	return BackendObserver{m: m, tenant: tenant}
+}
 
 // BackendObserver counts one tenant's requests and tokens.
 type BackendObserver struct {
