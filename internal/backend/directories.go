@@ -36,9 +36,35 @@ func NewDirectoryCache(ttl, missRefresh time.Duration, now func() time.Time, fet
 	return &DirectoryCache{ttl: ttl, missRefresh: missRefresh, now: now, fetch: fetch}
 }
 
-// List returns the directories, from the cache when it is younger than the TTL. The returned slice
-// is shared: callers must not modify it.
-func (dc *DirectoryCache) List(ctx context.Context) ([]Directory, error) { return dc.list(ctx, dc.ttl) }
+// List returns the directories, from the cache when it is younger than the TTL. An older list is
+// still answered at once while a refresh runs in the background: a backend that hangs or fails
+// must not hold up every trigger that names a directory it has already listed (and, with several
+// tenants, the intake slots of the others). Only the first list, and a reference the list does
+// not know (Resolve), wait for the backend. The returned slice is shared: callers must not modify it.
+func (dc *DirectoryCache) List(ctx context.Context) ([]Directory, error) {
+	dc.mu.Lock()
+	dirs, fetched := dc.dirs, dc.fetched
+	dc.mu.Unlock()
+	if !fetched.IsZero() && dc.now().Sub(fetched) >= dc.ttl {
+		dc.refresh(ctx)
+		return dirs, nil
+	}
+	return dc.list(ctx, dc.ttl)
+}
+
+// refresh starts one fetch in the background (none while one runs); its answer replaces the list.
+func (dc *DirectoryCache) refresh(ctx context.Context) {
+	_ = dc.flight.DoChan("list", func() (any, error) { return dc.fetchAndStore(ctx) })
+}
+
+func (dc *DirectoryCache) fetchAndStore(ctx context.Context) (any, error) {
+	d, err := dc.fetch(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, err
+	}
+	dc.Store(d)
+	return d, nil
+}
 
 // Store replaces the cached list with one just fetched (a probe's answer).
 func (dc *DirectoryCache) Store(dirs []Directory) {
@@ -55,14 +81,7 @@ func (dc *DirectoryCache) list(ctx context.Context, maxAge time.Duration) ([]Dir
 		return d, nil
 	}
 	dc.mu.Unlock()
-	ch := dc.flight.DoChan("list", func() (any, error) {
-		d, err := dc.fetch(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, err
-		}
-		dc.Store(d)
-		return d, nil
-	})
+	ch := dc.flight.DoChan("list", func() (any, error) { return dc.fetchAndStore(ctx) })
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("list directories: %w", ctx.Err())

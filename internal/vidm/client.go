@@ -86,7 +86,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Retry governs retries of retryable failures.
 	Retry RetryPolicy
-	// DirectoryCacheTTL is how long the directory list is reused. Default 5m.
+	// DirectoryCacheTTL is how long the directory list is reused before it is refreshed; an older
+	// list still answers while the refresh runs in the background (backend.DirectoryCache.List),
+	// so a hung backend does not hold up triggers for directories it listed. Default 5m.
 	DirectoryCacheTTL time.Duration
 	// DirectoryMissRefresh is the least time between two refreshes caused by a reference that
 	// matched nothing, so that a flood of unknown names does not become a flood of list calls.
