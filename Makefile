@@ -7,7 +7,7 @@ IMAGE     ?= vidm-sync-worker:dev
 GOLANGCI  ?= github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2
 GOVULN    ?= golang.org/x/vuln/cmd/govulncheck@v1.1.4
 
-.PHONY: all build test vet fuzz fuzz-short bench lint vuln sim demo chaos run docker clean
+.PHONY: all build test vet fuzz fuzz-short bench lint vuln sim demo demo-tenants chaos run docker clean
 
 all: build test
 
@@ -53,6 +53,11 @@ vuln:
 ## demo: the whole job on embedded NATS + simulator; exits non-zero unless every trigger is reported.
 demo:
 	$(GO) run ./cmd/vidm-sync-demo
+
+## demo-tenants: one worker serving four identity systems at once (vidm, vra-cloud, vra7, vcf simulators over TLS)
+## from a generated tenants file: a failover, VCF's DELEGATED results and a token warning; exits non-zero unless all are shown.
+demo-tenants:
+	$(GO) run ./cmd/vidm-sync-demo -tenants
 
 ## chaos: worker replicas as processes under faults (kills, broker restarts, vIDM pauses); exits non-zero if a guarantee breaks.
 ## CHAOS_FLAGS: e.g. -seed 3 -triggers 2000 -duration 60s, or -short (see -help).

@@ -2,6 +2,9 @@
 // JetStream server, the vIDM simulator and a worker. It publishes bursts of ad.group.created
 // triggers for two directories (one burst arriving while the first sync runs), then prints the
 // syncs vIDM ran and the result events. It exits non-zero unless every trigger was reported.
+//
+// With -tenants it shows one worker serving four identity systems at once (vIDM, vRA Cloud,
+// vRA 7 and VCF, each a simulator flavor) from a generated tenants file; see tenants.go.
 package main
 
 import (
@@ -46,6 +49,8 @@ type options struct {
 	window       time.Duration
 	timeout      time.Duration
 	verbose      bool
+	tenants      bool
+	tenantsDir   string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -59,8 +64,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.window, "window", 500*time.Millisecond, "the worker's coalescing window")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "give up if not every trigger is reported by then")
 	fs.BoolVar(&o.verbose, "v", false, "show the worker's logs")
+	fs.BoolVar(&o.tenants, "tenants", false, fmt.Sprintf("one worker serving four identity systems at once (vidm, vra-cloud, vra7, vcf) from a tenants file; "+
+		"its defaults: -triggers %d -sync-duration %s -window %s", tenantsTriggers, tenantsSyncDuration, tenantsWindow))
+	fs.StringVar(&o.tenantsDir, "tenants-dir", "", "with -tenants: write the tenants file, its secret files and the CA certificates here and keep them (default: a temporary directory, removed)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.tenants {
+		// Four backends' worth of triggers and syncs: its own defaults keep it to seconds.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["triggers"] {
+			o.perDirectory = tenantsTriggers
+		}
+		if !set["sync-duration"] {
+			o.syncDuration = tenantsSyncDuration
+		}
+		if !set["window"] {
+			o.window = tenantsWindow
+		}
 	}
 	level := "warn"
 	if o.verbose {
@@ -69,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log, err := logging.New("text", level, stderr)
 	if err != nil {
 		return err
+	}
+	if o.tenants {
+		return runTenants(ctx, o, stdout, log)
 	}
 
 	simCfg := vidmsim.ExampleConfig()
