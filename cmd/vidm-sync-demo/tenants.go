@@ -244,9 +244,6 @@ func mask(s string, ts []*demoTenant) string {
 	return s
 }
 
-// sentTrigger is where a published trigger went.
-type sentTrigger struct{ tenant, directory string }
-
 // tenantEvent is one event of the results stream: a sync result or a token warning.
 type tenantEvent struct {
 	typ     string
@@ -416,8 +413,8 @@ func awaitConsumer(ctx context.Context, js jetstream.JetStream, cfg config.Confi
 }
 
 // publishTenants sends each tenant's burst, every tenant's at once.
-func publishTenants(ctx context.Context, js jetstream.JetStream, ts []*demoTenant, out io.Writer) (map[string]sentTrigger, error) {
-	sent := map[string]sentTrigger{}
+func publishTenants(ctx context.Context, js jetstream.JetStream, ts []*demoTenant, out io.Writer) (map[string]bool, error) {
+	sent := map[string]bool{}
 	for _, t := range ts {
 		n := 0
 		var names []string
@@ -440,7 +437,7 @@ func publishTenants(ctx context.Context, js jetstream.JetStream, ts []*demoTenan
 				if _, err := js.PublishMsg(ctx, msg); err != nil {
 					return nil, err
 				}
-				sent[e.ID()] = sentTrigger{tenant: t.name, directory: d.name}
+				sent[e.ID()] = true
 				n++
 			}
 		}
@@ -455,7 +452,7 @@ func publishTenants(ctx context.Context, js jetstream.JetStream, ts []*demoTenan
 
 // awaitTenantResults reads the results stream from its start until every sent trigger is in a
 // terminal result and the token warning has arrived, or the timeout passes.
-func awaitTenantResults(ctx context.Context, js jetstream.JetStream, stream string, sent map[string]sentTrigger, timeout time.Duration) ([]tenantEvent, error) {
+func awaitTenantResults(ctx context.Context, js jetstream.JetStream, stream string, sent map[string]bool, timeout time.Duration) ([]tenantEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
@@ -492,7 +489,7 @@ func awaitTenantResults(ctx context.Context, js jetstream.JetStream, stream stri
 		events = append(events, ev)
 		if ev.typ == results.TypeCompleted || ev.typ == results.TypeFailed {
 			for _, t := range ev.data.Triggers {
-				if _, ok := sent[t.ID]; ok {
+				if sent[t.ID] {
 					reported[t.ID] = true
 				}
 			}
