@@ -428,7 +428,8 @@ func (h *fileHarness) warnings() []results.TokenWarningData {
 // TestVCFDirectoriesAreDelegated: VCF has no sync to start. A trigger for an Okta directory is
 // reported DELEGATED to the SCIM sync client with its token's expiry, one for an AD identity
 // source DELEGATED to LDAP; nothing is started; the token expiring within the warning time raises
-// a warning event and sets the expiry metric; no token value appears anywhere.
+// a warning event and sets the expiry metric; an expired VCF login is replaced; no token value
+// appears anywhere.
 func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	expires := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
 	b := startSim(t, vidmsim.Config{Flavor: vidmsim.FlavorVCF, Directories: []vidmsim.Directory{
@@ -470,6 +471,14 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	if m[`dirsync_syncs_delegated_total{directory=OktaDirectory,tenant=vcf}`] != 1 {
 		t.Fatalf("delegated counter: %v", m[`dirsync_syncs_delegated_total{directory=OktaDirectory,tenant=vcf}`])
 	}
+	// VCF's access token expires: one new login, and the next trigger is reported all the same.
+	tokensBefore := len(b.sim.IssuedTokens())
+	b.sim.ExpireTokens()
+	again := h.publish(tenantGroup("vcf", "OktaDirectory", "okta-after-expiry"))
+	if r := reported(h.waitReported(20*time.Second, again))[again][0]; r.Data.Status != "DELEGATED" || len(b.sim.IssuedTokens()) <= tokensBefore {
+		t.Fatalf("after the token expired: %+v with %d tokens issued (before %d)", r.Data, len(b.sim.IssuedTokens()), tokensBefore)
+	}
+
 	all := h.logs.String() + fmt.Sprint(h.streamMsgs(h.cfg.ResultStream))
 	for _, tok := range b.sim.IssuedTokens() {
 		if strings.Contains(all, tok) {
