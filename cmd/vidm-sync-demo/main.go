@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -115,20 +116,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	stack.Apply(&cfg)
 
-	wctx, stopWorker := context.WithCancel(ctx)
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- worker.Run(wctx, cfg, log) }()
-	defer func() { stopWorker(); <-workerDone }()
-
-	nc, err := nats.Connect(cfg.NATSURL)
+	js, _, stop, err := startWorker(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	fmt.Fprintf(stdout, "embedded NATS %s, vIDM simulator %s, worker running\n\n", cfg.NATSURL, stack.SimURL)
 	sent, err := publishBursts(ctx, js, cfg, stack, o, stdout)
 	if err != nil {
@@ -274,4 +266,25 @@ func printResults(out io.Writer, events []resultEvent) {
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", e.typ, e.data.DirectoryName, e.data.RunID, n, dur)
 	}
 	_ = w.Flush()
+}
+
+// startWorker runs a worker on cfg and connects to its NATS server; stop closes the connection,
+// then stops the worker and waits for it. workerDone delivers the worker's end, if it ends first.
+func startWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (js jetstream.JetStream, workerDone <-chan error, stop func(), err error) {
+	wctx, stopWorker := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(wctx, cfg, log) }()
+	stopRun := func() { stopWorker(); <-done }
+	nc, err := nats.Connect(cfg.NATSURL)
+	if err != nil {
+		stopRun()
+		return nil, nil, nil, err
+	}
+	js, err = jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		stopRun()
+		return nil, nil, nil, err
+	}
+	return js, done, func() { nc.Close(); stopRun() }, nil
 }

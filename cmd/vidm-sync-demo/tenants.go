@@ -21,7 +21,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
 
@@ -32,7 +31,6 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
 // The -tenants demo's own defaults: four backends' worth of triggers and syncs must still finish
@@ -298,20 +296,11 @@ func runTenants(ctx context.Context, o options, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	wctx, stopWorker := context.WithCancel(ctx)
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- worker.Run(wctx, cfg, log) }()
-	defer func() { stopWorker(); <-workerDone }()
-
-	nc, err := nats.Connect(cfg.NATSURL)
+	js, workerDone, stop, err := startWorker(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	printSetup(stdout, ns.URL(), file, ts)
 	if err := awaitConsumer(ctx, js, cfg, workerDone, o.timeout); err != nil {
 		return err
