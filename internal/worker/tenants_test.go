@@ -572,3 +572,36 @@ func TestConnectorFailoverIsVisible(t *testing.T) {
 		t.Fatalf("status page (%d) does not show the failover", code)
 	}
 }
+
+// TestRemovedTenantsTriggersAreReported: a tenant removed from the file while it still has
+// accepted triggers does not leave them without a result: they are reported failed,
+// UNKNOWN_TENANT, retryable.
+func TestRemovedTenantsTriggersAreReported(t *testing.T) {
+	corp := startSim(t, vidmsim.Config{Directories: syncingDirectories})
+	lab := startSim(t, vidmsim.Config{Directories: []vidmsim.Directory{{ID: "dir-lab", Name: "Lab AD", Domains: []string{"lab.example.com"}}}})
+	both := "defaultTenant: corp\ntenants:\n" + tenantEntry("corp", "vidm", corp, "") + tenantEntry("lab", "vidm", lab, "")
+	// A long window keeps the lab trigger pending, accepted but not yet in a run, across the reload.
+	h := newFileHarness(t, both, opsEnv(map[string]string{"COALESCE_WINDOW": "3s"}))
+	admin := h.startOpsWorker("w1")
+
+	id := h.publish(tenantGroup("lab", "Lab AD", "proj-lab"))
+	eventually(t, 10*time.Second, "the lab trigger accepted", func() bool {
+		return strings.Contains(h.logs.String(), `"trigger accepted"`) && strings.Contains(h.logs.String(), id)
+	})
+	if err := os.WriteFile(h.file, []byte("tenants:\n"+tenantEntry("corp", "vidm", corp, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var res control.ReloadResult
+	callJSON(t, "POST", admin+"/api/v1/tenants/reload", adminToken, nil, http.StatusOK, &res)
+	if len(res.Tenants) != 1 {
+		t.Fatalf("after the reload: %+v, want corp only", res.Tenants)
+	}
+	r := reported(h.waitReported(20*time.Second, id))[id]
+	if len(r) != 1 || r[0].Type != results.TypeFailed || r[0].Data.Error == nil || r[0].Data.Error.Code != results.CodeUnknownTenant ||
+		!r[0].Data.Error.Retryable || r[0].Data.Tenant != "lab" {
+		t.Fatalf("the removed tenant's trigger reported %+v, want one failed UNKNOWN_TENANT, retryable", r)
+	}
+	if n := len(ownSyncs(lab.sim, "Lab AD")); n != 0 {
+		t.Fatalf("%d syncs started in the removed tenant's vIDM", n)
+	}
+}
