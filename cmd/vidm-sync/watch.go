@@ -18,8 +18,10 @@ import (
 
 const watchUsage = `Usage: vidm-sync watch [flags]
 
-Follows the worker's result events (vidm.directory.sync.started, .completed, .failed) and prints
-one line per event: time, type, directory, status, run id, number of triggers, error; with --json
+Follows the worker's result events (vidm.directory.sync.started, .completed, .failed, and the
+vidm.identity.synctoken.expiring warnings) and prints one line per event: time, type, tenant,
+directory, status, run id, number of triggers, connector (and failover attempts), delegation,
+error; with --json
 the whole event (attributes and data) as one JSON object per line. It runs until Ctrl-C, or until
 --count events have been printed (counted after the filters; started events count too).
 `
@@ -37,7 +39,7 @@ func watchFlags() (*flag.FlagSet, *watchOptions) {
 	o.conn.register(fs)
 	fs.StringVar(&o.from, "from", "new", "where to start: `all` (every stored result) or new (from now)")
 	fs.StringVar(&o.dir, "directory", "", "only events of this vIDM directory `name`")
-	fs.StringVar(&o.typ, "type", "", "only events of this `type`: started, completed or failed")
+	fs.StringVar(&o.typ, "type", "", "only events of this `type`: started, completed, failed or warning")
 	fs.BoolVar(&o.jsonOut, "json", false, "print each event as one JSON object per line")
 	fs.IntVar(&o.count, "count", 0, "stop after printing `N` events (0: run until interrupted)")
 	return fs, o
@@ -66,8 +68,10 @@ func runWatch(ctx context.Context, args []string, getenv func(string) string, st
 		wantType = results.TypeCompleted
 	case "failed", results.TypeFailed:
 		wantType = results.TypeFailed
+	case "warning", results.TypeSyncClientTokenExpiring:
+		wantType = results.TypeSyncClientTokenExpiring
 	default:
-		return usageErrorf("--type %q: want started, completed or failed", o.typ)
+		return usageErrorf("--type %q: want started, completed, failed or warning", o.typ)
 	}
 
 	nc, js, err := o.conn.connect(stderr)
@@ -104,7 +108,7 @@ func runWatch(ctx context.Context, args []string, getenv func(string) string, st
 			if wantType != "" && e.Type() != wantType {
 				continue
 			}
-			if o.dir != "" && !strings.EqualFold(o.dir, data.DirectoryName) {
+			if o.dir != "" && !strings.EqualFold(o.dir, data.DirectoryName) && e.Type() != results.TypeSyncClientTokenExpiring {
 				continue
 			}
 			if o.jsonOut {
@@ -130,11 +134,14 @@ func runWatch(ctx context.Context, args []string, getenv func(string) string, st
 //	2025-11-23T14:52:07Z completed directory="Corp AD" status=COMPLETED run=… triggers=2
 //	2025-11-23T14:52:07Z failed directory="EMEA AD" status=FAILED run=… triggers=1 error=VIDM_SYNC_FAILED: …
 func formatLine(e event.Event, d results.Data) string {
+	if e.Type() == results.TypeSyncClientTokenExpiring {
+		return warningLine(e)
+	}
 	var b strings.Builder
 	b.WriteString(e.Time().UTC().Format(time.RFC3339))
 	b.WriteString(" ")
 	b.WriteString(strings.TrimPrefix(e.Type(), "vidm.directory.sync."))
-	fmt.Fprintf(&b, " directory=%q", d.DirectoryName)
+	fmt.Fprintf(&b, " tenant=%s directory=%q", d.Tenant, d.DirectoryName)
 	status := d.Status
 	if e.Type() == results.TypeStarted {
 		status = "RUNNING"
@@ -146,10 +153,37 @@ func formatLine(e event.Event, d results.Data) string {
 	if e.Type() != results.TypeStarted {
 		fmt.Fprintf(&b, " triggers=%d", len(d.Triggers))
 	}
+	if len(d.Attempts) > 0 {
+		steps := make([]string, len(d.Attempts))
+		for i, a := range d.Attempts {
+			steps[i] = a.Connector + ":" + a.Status
+		}
+		fmt.Fprintf(&b, " attempts=%s", strings.Join(steps, ">"))
+	} else if d.Connector != "" {
+		fmt.Fprintf(&b, " connector=%s", d.Connector)
+	}
+	if dl := d.Delegation; dl != nil {
+		fmt.Fprintf(&b, " delegated=%s provider=%q", dl.Kind, dl.Provider)
+		if dl.TokenExpiresAt != nil {
+			fmt.Fprintf(&b, " token_expires=%s", dl.TokenExpiresAt.UTC().Format(time.RFC3339))
+		}
+	}
 	if d.Error != nil {
 		fmt.Fprintf(&b, " error=%s: %s", d.Error.Code, d.Error.Message)
 	}
 	return b.String()
+}
+
+// warningLine is the readable form of a sync-client token warning:
+//
+//	2026-11-23T10:00:00Z warning tenant=vcf provider="Okta" token_expires=2026-11-26T00:00:00Z: the SCIM …
+func warningLine(e event.Event) string {
+	var w results.TokenWarningData
+	if err := json.Unmarshal(e.Data(), &w); err != nil {
+		return fmt.Sprintf("%s warning (unreadable: %v)", e.Time().UTC().Format(time.RFC3339), err)
+	}
+	return fmt.Sprintf("%s warning tenant=%s provider=%q token_expires=%s: %s", e.Time().UTC().Format(time.RFC3339),
+		w.Tenant, w.Provider, w.ExpiresAt.UTC().Format(time.RFC3339), w.Message)
 }
 
 // feedEnded is the error that closed a feed (nil if the context ended it).
