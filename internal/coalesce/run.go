@@ -47,8 +47,9 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 		e.log.Info("resuming run", "run_id", run.RunID, "directory", run.DirectoryName, "phase", run.Phase)
 	}
 	t, err := e.tenant(run)
-	if err != nil {
-		// The tenant left the configuration: its triggers still get a terminal result.
+	if err != nil && run.Phase != dirstate.PhaseReported {
+		// The tenant left the configuration: its triggers still get a terminal result. A run
+		// already reported keeps its outcome; only its publishing and clean-up remain.
 		if err := e.record(rctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeUnknownTenant,
 			ErrMessage: err.Error(), Retryable: true}); err != nil {
 			return err
