@@ -6,6 +6,7 @@ package results
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -176,6 +177,25 @@ type Data struct {
 	Attempts []backend.Attempt `json:"attempts,omitempty"`
 	// Delegation is set with status DELEGATED.
 	Delegation *Delegation `json:"delegation,omitempty"`
+	// Page and Pages say which part of its run's result this event is when the run covers more
+	// triggers than fit in one message: the run is reported as Pages events (page 1..Pages) with
+	// the same runId, each listing a disjoint part of the triggers, each with its own event id
+	// (PageEventID). A run reported in one event has neither, exactly as before paging existed.
+	Page  int `json:"page,omitempty"`
+	Pages int `json:"pages,omitempty"`
+	// TriggerCount is how many triggers the whole run covers over all its pages; set with Pages.
+	TriggerCount int `json:"triggerCount,omitempty"`
+}
+
+// PageEventID is the event id of page (1-based) of a run's terminal result in pages events: the
+// run id and ".result" for a run reported in one event, as before paging existed, and
+// "<runId>.result.<page>" otherwise. Deterministic, so a page re-published after a crash is
+// de-duplicated by the results stream.
+func PageEventID(runID string, page, pages int) string {
+	if pages <= 1 {
+		return runID + ".result"
+	}
+	return runID + ".result." + strconv.Itoa(page)
 }
 
 // maxDelegationMessageLen is the result schema's bound on delegation.message.
