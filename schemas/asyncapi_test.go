@@ -757,7 +757,8 @@ func TestAsyncAPIMatchesWhatThePublisherSends(t *testing.T) {
 		o.FinishedAt = t0.Add(time.Minute)
 		return &dirstate.Run{
 			RunID: id, Tenant: "vcf", DirectoryID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216/OktaDirectory", DirectoryName: "OktaDirectory",
-			CreatedAt: t0, StartedAt: t0.Add(time.Second), Outcome: &o,
+			CreatedAt: t0, StartedAt: t0.Add(time.Second), Outcome: &o, Count: 1, Pages: 1,
+			Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 			Triggers: []dirstate.Trigger{{ID: "t-" + id, Source: "urn:test", Type: "ad.group.created", Group: "proj-admins",
 				Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
 		}
@@ -773,7 +774,7 @@ func TestAsyncAPIMatchesWhatThePublisherSends(t *testing.T) {
 			Kind: backend.DelegationSCIM, ProviderID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216", ProviderName: "Okta", Source: "OKTA",
 			TokenExpiresAt: t0.Add(6 * 24 * time.Hour), Message: "users and groups of Okta are pushed by its SCIM sync client"}}),
 	} {
-		if err := pub.Finished(ctx, r); err != nil {
+		if err := pub.Finished(ctx, r, 1, r.Triggers); err != nil {
 			t.Fatal(err)
 		}
 	}

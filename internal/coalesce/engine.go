@@ -54,7 +54,8 @@ func (oneTenant) Group(dirstate.DirKey) (string, int) { return "", 0 }
 // Results publishes what runs did.
 type Results interface {
 	Started(ctx context.Context, r *dirstate.Run) error
-	Finished(ctx context.Context, r *dirstate.Run) error
+	// Finished publishes page n (from 1) of the run's r.Pages result events, listing triggers.
+	Finished(ctx context.Context, r *dirstate.Run, n int, triggers []dirstate.Trigger) error
 }
 
 // Observer hears about runs as they happen: metrics and the run history. Calls are synchronous
@@ -63,7 +64,10 @@ type Observer interface {
 	// RunStarted: vIDM accepted the run's POST, or the run adopted a sync that started after
 	// its snapshot.
 	RunStarted(r *dirstate.Run)
-	// RunReported: the run's terminal result was published (r.Outcome is set).
+	// TriggersReported: a page of the run's terminal result, listing these triggers, was
+	// published (r.Outcome is set).
+	TriggersReported(r *dirstate.Run, triggers []dirstate.Trigger)
+	// RunReported: every page of the run's terminal result was published.
 	RunReported(r *dirstate.Run)
 }
 
@@ -138,8 +142,10 @@ type Engine struct {
 
 type nopObserver struct{}
 
-func (nopObserver) RunStarted(*dirstate.Run)  {}
-func (nopObserver) RunReported(*dirstate.Run) {}
+func (nopObserver) RunStarted(*dirstate.Run)                           {}
+func (nopObserver) TriggersReported(*dirstate.Run, []dirstate.Trigger) {}
+func (nopObserver) RunReported(*dirstate.Run)                          {}
+func (nopObserver) RunTroubled(*dirstate.Run, int, bool, error)        {}
 
 // LeasesHeld is the number of directory leases this replica holds now.
 func (e *Engine) LeasesHeld() int { return int(e.leases.Load()) }

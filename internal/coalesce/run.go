@@ -11,6 +11,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
 // runOnce holds d's lease for one run: it resumes the run a previous holder left, or snapshots the
@@ -40,7 +41,9 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 		if paused, err := e.paused(rctx, d); paused || err != nil {
 			return err
 		}
-		if run, err = e.snapshot(rctx, d); run == nil || err != nil {
+		// The snapshot: everything pending now is covered. It was all accepted before the POST
+		// that follows, so the sync covers it by causality, not by comparing clocks.
+		if run, err = e.store.NewRun(rctx, d, uuid.NewString()); run == nil || err != nil {
 			return err
 		}
 	} else {
@@ -59,7 +62,30 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 	if cause := context.Cause(rctx); err != nil && errors.Is(cause, dirstate.ErrLeaseLost) {
 		return fmt.Errorf("run %s stopped: %w", run.RunID, cause)
 	}
+	if err != nil && rctx.Err() == nil {
+		e.troubled(rctx, run, err)
+	}
 	return err
+}
+
+// maxTroubleMessage bounds the error a run record keeps.
+const maxTroubleMessage = 1 << 10
+
+// troubled records on the run that this attempt failed, so every replica's operator views show
+// it, and says so at ERROR once the directory is stuck (then every dirstate.StuckAfter failures).
+func (e *Engine) troubled(ctx context.Context, run *dirstate.Run, err error) {
+	now := e.cfg.Now()
+	tr := dirstate.Trouble{Failures: 1, Since: now, Last: now, Error: safetext.Clean(err.Error(), maxTroubleMessage)}
+	if run.Trouble != nil {
+		tr.Failures, tr.Since = run.Trouble.Failures+1, run.Trouble.Since
+	}
+	if tr.Failures%dirstate.StuckAfter == 0 {
+		e.log.Error("directory stuck: its run keeps failing", "run_id", run.RunID, "tenant", run.Tenant,
+			"directory", run.DirectoryName, "failures", tr.Failures, "since", tr.Since, "triggers", run.Count, "err", err)
+	}
+	if serr := e.store.SetTrouble(ctx, run, &tr); serr != nil {
+		e.log.Warn("recording a run's failure failed", "run_id", run.RunID, "err", serr)
+	}
 }
 
 // tenant returns the run's tenant with the engine's settings filled in.
@@ -95,28 +121,15 @@ func (e *Engine) paused(ctx context.Context, d dirstate.DirKey) (bool, error) {
 	return p, nil
 }
 
-// snapshot fixes the triggers a new run covers. Everything in it was accepted before the POST that
-// follows, so the sync covers it by causality, not by comparing clocks.
-func (e *Engine) snapshot(ctx context.Context, d dirstate.DirKey) (*dirstate.Run, error) {
-	pend, err := e.store.Pending(ctx, d)
-	if err != nil || len(pend) == 0 {
-		return nil, err
+// collect writes the pages of a collecting run's covered triggers.
+func (e *Engine) collect(ctx context.Context, run *dirstate.Run) error {
+	if err := e.store.Collect(ctx, run); err != nil {
+		return err
 	}
-	first := pend[0].Trigger
-	run := &dirstate.Run{
-		RunID: uuid.NewString(), Tenant: first.Tenant, DirectoryID: first.DirectoryID,
-		DirectoryName: first.DirectoryName, Phase: dirstate.PhaseSnapshot, CreatedAt: e.cfg.Now(),
+	if run.Count > 0 {
+		e.log.Info("run created", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count, "pages", run.Pages)
 	}
-	for _, p := range pend {
-		run.Keys = append(run.Keys, p.Key)
-		run.Triggers = append(run.Triggers, p.Trigger)
-		run.IgnoreSafeguards = run.IgnoreSafeguards || p.Trigger.IgnoreSafeguards
-	}
-	if err := e.store.SaveRun(ctx, run); err != nil {
-		return nil, err
-	}
-	e.log.Info("run created", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", len(run.Triggers))
-	return run, nil
+	return nil
 }
 
 // drive moves a run through its phases until it is reported or an error stops it.
@@ -124,6 +137,10 @@ func (e *Engine) drive(ctx context.Context, t Tenant, run *dirstate.Run) error {
 	for {
 		var err error
 		switch run.Phase {
+		case dirstate.PhaseCollecting:
+			if err = e.collect(ctx, run); err == nil && run.Count == 0 {
+				return nil
+			}
 		case dirstate.PhaseSnapshot, dirstate.PhasePosting:
 			err = e.start(ctx, t, run)
 		case dirstate.PhasePosted:
@@ -174,7 +191,7 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
 	if err := e.store.SaveRun(ctx, run); err != nil {
 		return err
 	}
-	vctx := backend.WithTraceparent(backend.WithRequestID(ctx, run.RunID), firstTraceparent(run))
+	vctx := backend.WithTraceparent(backend.WithRequestID(ctx, run.RunID), run.Traceparent)
 	err = t.Backend.StartSync(vctx, run.DirectoryID, run.IgnoreSafeguards)
 	switch {
 	case errors.Is(err, backend.ErrSyncInProgress):
@@ -194,7 +211,7 @@ func (e *Engine) posted(ctx context.Context, run *dirstate.Run, at time.Time) er
 	if err := e.store.SaveRun(ctx, run); err != nil {
 		return err
 	}
-	e.log.Info("sync started", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", len(run.Triggers))
+	e.log.Info("sync started", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count)
 	e.cfg.Observer.RunStarted(run)
 	if err := e.results.Started(ctx, run); err != nil {
 		// Informational only: the terminal result is what guarantees delivery.
@@ -256,43 +273,51 @@ func (e *Engine) vidmFailure(ctx context.Context, run *dirstate.Run, err error) 
 		Retryable: code == results.CodeUnauthorized})
 }
 
+// maxErrMessage bounds an outcome's message: it comes from the backend, and the run record and
+// every result page carry it.
+const maxErrMessage = 4 << 10
+
 // record fixes the outcome before anything is published, so a resumed run reports the same.
 func (e *Engine) record(ctx context.Context, run *dirstate.Run, o dirstate.Outcome) error {
 	if o.FinishedAt.IsZero() {
 		o.FinishedAt = e.cfg.Now()
 	}
+	o.ErrMessage = safetext.Clean(o.ErrMessage, maxErrMessage)
 	run.Phase, run.Outcome = dirstate.PhaseReported, &o
 	return e.store.SaveRun(ctx, run)
 }
 
-// report publishes the result, then forgets the covered triggers and the run: a crash in between
-// re-publishes under the same event id, which the stream de-duplicates.
+// report publishes the result, a page at a time, then forgets the covered triggers and the run.
+// A crash in between re-publishes the page it was on under the same event id, which the stream
+// de-duplicates, and goes on from there.
 func (e *Engine) report(ctx context.Context, run *dirstate.Run) error {
-	if err := e.results.Finished(ctx, run); err != nil {
-		return err
+	for n := run.Published + 1; n <= run.Pages; n++ {
+		page, err := e.store.Page(ctx, run, n)
+		if err != nil {
+			return err
+		}
+		if err := e.results.Finished(ctx, run, n, page); err != nil {
+			return err
+		}
+		e.cfg.Observer.TriggersReported(run, page)
+		if n < run.Pages {
+			// One write per page, so a resumed run does not publish the earlier pages again.
+			run.Published = n
+			if err := e.store.SaveRun(ctx, run); err != nil {
+				return err
+			}
+		}
 	}
 	e.cfg.Observer.RunReported(run)
-	if err := e.store.DeletePending(ctx, run.Keys); err != nil {
-		return err
-	}
-	if err := e.store.DeleteRun(ctx, run); err != nil {
+	if err := e.store.Forget(ctx, run); err != nil {
 		return err
 	}
 	e.log.Info("sync reported", "run_id", run.RunID, "directory", run.DirectoryName,
-		"status", run.Outcome.Status, "code", run.Outcome.ErrCode, "triggers", len(run.Triggers))
+		"status", run.Outcome.Status, "code", run.Outcome.ErrCode, "triggers", run.Count, "pages", run.Pages)
 	return nil
 }
 
 func (e *Engine) waitOptions(t Tenant, timeout time.Duration, before *backend.SyncState) backend.WaitOptions {
 	return backend.WaitOptions{InitialInterval: t.PollInitial, MaxInterval: t.PollMax, Timeout: timeout, Before: before,
 		Logger: e.log, Now: e.cfg.Now}
-}
-
-func firstTraceparent(run *dirstate.Run) string {
-	for _, t := range run.Triggers {
-		if t.Traceparent != "" {
-			return t.Traceparent
-		}
-	}
-	return ""
 }

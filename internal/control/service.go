@@ -186,17 +186,19 @@ func (s *Service) view(sn *snapshot, k dirstate.DirKey, d Directory) Directory {
 		d.Paused = &Pause{Since: p.Since, Reason: p.Reason}
 	}
 	if r := sn.runs[k]; r != nil {
-		v := s.runView(r, len(r.Triggers), true)
+		v := s.runView(r, r.Count, true)
 		v.Holder = sn.holders[k]
 		d.CurrentRun = &v
 		// The run's own triggers are still in the pending set until it is reported.
-		d.PendingTriggers = max(d.PendingTriggers-len(r.Keys), 0)
+		d.PendingTriggers = max(d.PendingTriggers-r.Count, 0)
 	}
 	if h := sn.history[k]; len(h) > 0 {
 		v := s.runView(&h[0].Run, h[0].TriggerCount, false)
 		d.LastRun = &v
 	}
 	switch {
+	case d.CurrentRun != nil && d.CurrentRun.Trouble != nil && d.CurrentRun.Trouble.Stuck:
+		d.State = StateStuck
 	case d.CurrentRun != nil:
 		d.State = StateSyncing
 	case d.Paused != nil:
@@ -211,8 +213,11 @@ func (s *Service) view(sn *snapshot, k dirstate.DirKey, d Directory) Directory {
 
 // runView maps a run record to the operator's task model.
 func (s *Service) runView(r *dirstate.Run, count int, inFlight bool) Run {
-	v := Run{RunID: r.RunID, CreatedAt: r.CreatedAt, TriggerCount: count, Triggers: []Trigger{}}
-	for _, t := range r.Triggers {
+	v := Run{RunID: r.RunID, CreatedAt: r.CreatedAt, TriggerCount: count, Triggers: []Trigger{}, Pages: r.Pages}
+	if tr := r.Trouble; tr != nil {
+		v.Trouble = &Trouble{Failures: tr.Failures, Since: tr.Since, Last: tr.Last, Error: tr.Error, Stuck: tr.Stuck()}
+	}
+	for _, t := range r.Sample {
 		v.Triggers = append(v.Triggers, Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User, AcceptedAt: t.AcceptedAt})
 	}
 	if !r.StartedAt.IsZero() {

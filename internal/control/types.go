@@ -16,6 +16,7 @@ type State string
 
 // Directory states, in the order an operator cares about them.
 const (
+	StateStuck   State = "stuck"   // its run failed dirstate.StuckAfter times in a row or more: see CurrentRun.Trouble
 	StateSyncing State = "syncing" // a run holds the directory: waiting for, starting or polling a vIDM sync
 	StatePaused  State = "paused"  // an operator paused it; triggers are accepted and kept pending
 	StatePending State = "pending" // triggers are waiting for the coalescing window or a free slot
@@ -61,22 +62,39 @@ const (
 type Run struct {
 	RunID  string `json:"runId"`
 	Status string `json:"status"` // QUEUED, RUNNING, COMPLETED, FAILED, DELEGATED
-	// Phase is the run's internal phase while in flight (snapshot, posting, posted, reported).
+	// Phase is the run's internal phase while in flight (collecting, snapshot, posting, posted,
+	// reported).
 	Phase      string     `json:"phase,omitempty"`
 	CreatedAt  time.Time  `json:"createdAt"`
 	StartedAt  *time.Time `json:"startedAt,omitempty"`  // vIDM accepted the sync
 	FinishedAt *time.Time `json:"finishedAt,omitempty"` // terminal runs only
 	// DurationMs is the sync's duration: start to finish, or start to now while running.
-	DurationMs   int64     `json:"durationMs,omitempty"`
-	Holder       string    `json:"holder,omitempty"` // the replica driving a run in flight
-	TriggerCount int       `json:"triggerCount"`
-	Triggers     []Trigger `json:"triggers"`
-	Error        *RunError `json:"error,omitempty"`
-	Connector    string    `json:"connector,omitempty"`
+	DurationMs   int64  `json:"durationMs,omitempty"`
+	Holder       string `json:"holder,omitempty"` // the replica driving a run in flight
+	TriggerCount int    `json:"triggerCount"`
+	// Triggers are the first few the run covers (at most 10); the result events list them all.
+	Triggers  []Trigger `json:"triggers"`
+	Error     *RunError `json:"error,omitempty"`
+	Connector string    `json:"connector,omitempty"`
 	// Attempts: the connectors the sync failed over through, in order.
 	Attempts []backend.Attempt `json:"attempts,omitempty"`
 	// Delegation: for a DELEGATED run, who keeps the directory current.
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
+	// Pages is how many result events the run is reported in (more than one for a run whose
+	// triggers do not fit in one message).
+	Pages int `json:"pages,omitempty"`
+	// Trouble: a run in flight whose holders keep failing; Stuck once they failed
+	// dirstate.StuckAfter times in a row.
+	Trouble *Trouble `json:"trouble,omitempty"`
+}
+
+// Trouble is why a run in flight has not moved on.
+type Trouble struct {
+	Failures int       `json:"failures"`
+	Since    time.Time `json:"since"`
+	Last     time.Time `json:"last"`
+	Error    string    `json:"error"`
+	Stuck    bool      `json:"stuck"`
 }
 
 // Trigger is one trigger a run covers.

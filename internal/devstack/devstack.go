@@ -32,6 +32,8 @@ type Options struct {
 	NATSPort int
 	// NATSLogs passes the embedded server's own log lines to Logger (they are many).
 	NATSLogs bool
+	// NATSMaxPayload is the embedded server's max_payload; 0: NATS's default (1 MiB).
+	NATSMaxPayload int32
 }
 
 // Stack is a running embedded NATS server and simulator.
@@ -65,7 +67,8 @@ func Start(opts Options) (*Stack, error) {
 		if opts.NATSLogs {
 			nlog = log.With("component", "nats-server")
 		}
-		ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "jetstream"), Port: opts.NATSPort, Logger: nlog})
+		ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "jetstream"), Port: opts.NATSPort, Logger: nlog,
+			MaxPayload: opts.NATSMaxPayload})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("embedded NATS: %w", err)

@@ -5,6 +5,7 @@
 package dirstate
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 )
@@ -98,26 +100,35 @@ func (t Trigger) Key() string {
 	return string(hex.AppendEncode(b, sum[:16]))
 }
 
-// Store reads and writes the three buckets.
+// Store reads and writes the worker's buckets.
 type Store struct {
 	pending, runs, leases jetstream.KeyValue
-	now                   func() time.Time
-	index                 pendingIndex
+	// reported remembers the triggers already reported (Reported), so that a trigger whose
+	// message is redelivered after its run reported it is not reported a second time; nil: no
+	// markers are kept.
+	reported jetstream.KeyValue
+	now      func() time.Time
+	// pageBytes bounds a stored page of a run's covered triggers: half the broker's max_payload,
+	// so that the result event listing the same triggers (fewer fields each, plus its envelope)
+	// fits in one message too.
+	pageBytes int
+	index     pendingIndex
 }
 
-// pendingIndex lists the pending keys of each directory as this replica's watch of the pending
-// bucket saw them. A run's snapshot takes its keys from here instead of asking the server to
-// search the bucket's stream for the directory's subjects, a search that costs a pass over every
-// pending trigger and, run after run in a burst over many directories, starves intake. The index
-// may lag or hold keys already forgotten; Pending reads every listed key again from the stream
-// leader, and a key it missed stays pending for the next run, as with any listing.
+// pendingIndex lists the pending keys of each directory, with their revisions, as this replica's
+// watch of the pending bucket saw them. A run's snapshot takes its keys from here instead of
+// asking the server to search the bucket's stream for the directory's subjects, a search that
+// costs a pass over every pending trigger and, run after run in a burst over many directories,
+// starves intake; operator views count pending triggers from it without listing the bucket. The
+// index may lag or hold keys already forgotten; a snapshot reads every listed key again from the
+// stream leader, and a key it missed stays pending for the next run, as with any listing.
 type pendingIndex struct {
 	mu    sync.Mutex
 	ready bool // the watch has delivered every key that existed when it started
-	keys  map[DirKey]map[string]struct{}
+	keys  map[DirKey]map[string]uint64
 }
 
-func (x *pendingIndex) add(key string) {
+func (x *pendingIndex) add(key string, rev uint64) {
 	d, ok := DirKeyOf(key)
 	if !ok {
 		return
@@ -125,12 +136,14 @@ func (x *pendingIndex) add(key string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.keys == nil {
-		x.keys = map[DirKey]map[string]struct{}{}
+		x.keys = map[DirKey]map[string]uint64{}
 	}
 	if x.keys[d] == nil {
-		x.keys[d] = map[string]struct{}{}
+		x.keys[d] = map[string]uint64{}
 	}
-	x.keys[d][key] = struct{}{}
+	if cur, ok := x.keys[d][key]; !ok || rev > cur {
+		x.keys[d][key] = rev
+	}
 }
 
 func (x *pendingIndex) remove(keys ...string) {
@@ -146,32 +159,89 @@ func (x *pendingIndex) remove(keys ...string) {
 	}
 }
 
+// reset empties the index for a new watch to fill.
+func (x *pendingIndex) reset() {
+	x.mu.Lock()
+	x.ready, x.keys = false, nil
+	x.mu.Unlock()
+}
+
 func (x *pendingIndex) setReady() {
 	x.mu.Lock()
 	x.ready = true
 	x.mu.Unlock()
 }
 
-// list returns d's indexed keys, sorted, or ok false before the index is complete.
+// list returns d's indexed keys in the order they were written, or ok false before the index
+// is complete.
 func (x *pendingIndex) list(d DirKey) (keys []string, ok bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if !x.ready {
 		return nil, false
 	}
-	for k := range x.keys[d] {
-		keys = append(keys, k)
+	type kr struct {
+		k string
+		r uint64
 	}
-	slices.Sort(keys)
+	byRev := make([]kr, 0, len(x.keys[d]))
+	for k, r := range x.keys[d] {
+		byRev = append(byRev, kr{k, r})
+	}
+	slices.SortFunc(byRev, func(a, b kr) int { return cmp.Compare(a.r, b.r) })
+	keys = make([]string, len(byRev))
+	for i, e := range byRev {
+		keys[i] = e.k
+	}
 	return keys, true
 }
 
-// New returns a Store over the given buckets.
-func New(pending, runs, leases jetstream.KeyValue, now func() time.Time) *Store {
-	if now == nil {
-		now = time.Now
+// counts returns the number of indexed keys per directory, or ok false before the index is
+// complete.
+func (x *pendingIndex) counts() (map[DirKey]int, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.ready {
+		return nil, false
 	}
-	return &Store{pending: pending, runs: runs, leases: leases, now: now}
+	out := make(map[DirKey]int, len(x.keys))
+	for d, ks := range x.keys {
+		out[d] = len(ks)
+	}
+	return out, true
+}
+
+// Buckets are the KV buckets a Store works on.
+type Buckets struct {
+	Pending, Runs, Leases jetstream.KeyValue
+	// Reported keeps a marker per reported trigger for the bucket's TTL (the history bucket);
+	// optional.
+	Reported jetstream.KeyValue
+}
+
+// Options tune a Store. Zero values take the defaults noted.
+type Options struct {
+	Now func() time.Time // default time.Now
+	// MaxPayload is the broker's max_payload (nats.Conn.MaxPayload); default 1 MiB, NATS's own.
+	MaxPayload int64
+}
+
+// DefaultMaxPayload is NATS's default max_payload.
+const DefaultMaxPayload = 1 << 20
+
+// minPageBytes keeps a page useful on a broker configured with a tiny max_payload.
+const minPageBytes = 4 << 10
+
+// New returns a Store over the given buckets.
+func New(b Buckets, o Options) *Store {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
+	return &Store{pending: b.Pending, runs: b.Runs, leases: b.Leases, reported: b.Reported, now: o.Now,
+		pageBytes: max(int(o.MaxPayload/2), minPageBytes)}
 }
 
 // AddPending records an accepted trigger. It returns once the broker has stored it.
@@ -192,86 +262,130 @@ type PendingEntry struct {
 	Trigger Trigger
 }
 
-// Pending lists the directory's pending triggers as the bucket's stream leader has them. The
-// listing comes from a watch, which a lagging replica may serve; every listed key is then read
-// again from the leader, so a trigger reported and forgotten by the previous holder is not picked
-// up a second time. A key the listing missed stays pending for the next run. Entries that cannot
-// be decoded are an error rather than skipped: dropping one would lose a trigger.
+// Pending lists the directory's pending triggers in the order they were recorded. It holds them
+// all in memory: for tests and small directories; runs page through them with eachPending.
 func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error) {
-	var listed []PendingEntry
-	if keys, ok := s.index.list(dir); ok {
-		for _, k := range keys {
-			listed = append(listed, PendingEntry{Key: k})
-		}
-	} else {
-		var err error
-		if listed, err = s.listPending(ctx, dir); err != nil {
-			return nil, err
-		}
-	}
-	out := listed[:0]
-	for _, p := range listed {
-		e, err := s.pending.Get(ctx, p.Key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			s.index.remove(p.Key)
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read pending %s: %w", p.Key, err)
-		}
-		var t Trigger
-		if err := json.Unmarshal(e.Value(), &t); err != nil {
-			return nil, fmt.Errorf("pending %s: %w", p.Key, err)
-		}
-		out = append(out, PendingEntry{Key: p.Key, Trigger: t})
-	}
-	// In the order they were accepted, as results list them.
-	slices.SortStableFunc(out, func(a, b PendingEntry) int { return a.Trigger.AcceptedAt.Compare(b.Trigger.AcceptedAt) })
-	return out, nil
+	var out []PendingEntry
+	err := s.eachPending(ctx, dir, func(p PendingEntry) error {
+		out = append(out, p)
+		return nil
+	})
+	return out, err
 }
 
-func (s *Store) listPending(ctx context.Context, dir DirKey) ([]PendingEntry, error) {
+// eachPending calls f with the directory's pending triggers as the bucket's stream leader has
+// them, in the order they were recorded. The listing comes from this replica's index, which may
+// lag; every listed key is then read again from the leader, so a trigger reported and forgotten
+// by the previous holder is not picked up a second time. A key the listing missed stays pending
+// for the next run. Entries that cannot be decoded are an error rather than skipped: dropping one
+// would lose a trigger. Keys are read a chunk at a time, several at once, so that a directory
+// with 100,000 pending triggers costs neither 100,000 sequential round trips nor their memory.
+func (s *Store) eachPending(ctx context.Context, dir DirKey, f func(PendingEntry) error) error {
+	keys, ok := s.index.list(dir)
+	if !ok {
+		return s.watchPending(ctx, dir, f)
+	}
+	const chunk, parallel = 512, 32
+	got := make([]PendingEntry, chunk)
+	for len(keys) > 0 {
+		n := min(len(keys), chunk)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallel)
+		for i, k := range keys[:n] {
+			g.Go(func() error {
+				got[i] = PendingEntry{}
+				e, err := s.pending.Get(gctx, k)
+				if errors.Is(err, jetstream.ErrKeyNotFound) {
+					s.index.remove(k)
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("read pending %s: %w", k, err)
+				}
+				var t Trigger
+				if err := json.Unmarshal(e.Value(), &t); err != nil {
+					return fmt.Errorf("pending %s: %w", k, err)
+				}
+				got[i] = PendingEntry{Key: k, Trigger: t}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		for _, p := range got[:n] {
+			if p.Key == "" {
+				continue
+			}
+			if err := f(p); err != nil {
+				return err
+			}
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// watchPending lists the directory's pending triggers with a watch of its keys, before the index
+// is complete.
+func (s *Store) watchPending(ctx context.Context, dir DirKey, f func(PendingEntry) error) error {
 	w, err := s.pending.Watch(ctx, string(dir)+".*", jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("list pending of %s: %w", dir, err)
+		return fmt.Errorf("list pending of %s: %w", dir, err)
 	}
 	defer func() { _ = w.Stop() }()
-	var out []PendingEntry
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("list pending of %s: watcher closed", dir)
+				return fmt.Errorf("list pending of %s: watcher closed", dir)
 			}
 			if e == nil { // end of the initial values
-				return out, nil
+				return nil
 			}
 			var t Trigger
 			if err := json.Unmarshal(e.Value(), &t); err != nil {
-				return nil, fmt.Errorf("pending %s: %w", e.Key(), err)
+				return fmt.Errorf("pending %s: %w", e.Key(), err)
 			}
-			out = append(out, PendingEntry{Key: e.Key(), Trigger: t})
+			if err := f(PendingEntry{Key: e.Key(), Trigger: t}); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// DeletePending forgets reported triggers. A key already gone is not an error.
+// PendingCount is the number of pending triggers of a directory as this replica's index has
+// them, and false while the index is not complete.
+func (s *Store) PendingCount(dir DirKey) (int, bool) {
+	c, ok := s.index.counts()
+	return c[dir], ok
+}
+
+// DeletePending forgets reported triggers, several at once. A key already gone is not an error.
 func (s *Store) DeletePending(ctx context.Context, keys []string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelWrites)
 	for _, k := range keys {
-		if err := s.pending.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("forget pending %s: %w", k, err)
-		}
-		s.index.remove(k)
+		g.Go(func() error {
+			if err := s.pending.Purge(gctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("forget pending %s: %w", k, err)
+			}
+			s.index.remove(k)
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // Phase is how far a run has come; a holder that resumes a run continues from its phase.
 type Phase string
 
 const (
+	// PhaseCollecting: the run's pages of covered triggers are being written; a holder that
+	// resumes it writes them again.
+	PhaseCollecting Phase = "collecting"
 	// PhaseSnapshot: the covered triggers are fixed; vIDM has not been asked yet.
 	PhaseSnapshot Phase = "snapshot"
 	// PhasePosting: the POST may or may not have reached vIDM; BeforeStart tells them apart.
@@ -296,7 +410,9 @@ type Outcome struct {
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
 }
 
-// Run is one directory sync and the triggers it covers.
+// Run is one directory sync and the triggers it covers. Its record stays the same size whatever
+// the number of triggers: the covered triggers are kept in pages of their own (Page), each under
+// half the broker's max_payload, and the record holds their count and a small sample.
 type Run struct {
 	RunID            string    `json:"runId"`
 	Tenant           string    `json:"tenant"`
@@ -307,11 +423,41 @@ type Run struct {
 	StartedAt        time.Time `json:"startedAt,omitzero"`   // when vIDM accepted our POST
 	BeforeStart      time.Time `json:"beforeStart,omitzero"` // vIDM's start time of the sync before ours
 	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
-	Keys             []string  `json:"keys"`
-	Triggers         []Trigger `json:"triggers"`
-	Outcome          *Outcome  `json:"outcome,omitempty"`
-	revision         uint64
+	// Count is the number of covered triggers, kept in Pages pages.
+	Count int `json:"count"`
+	Pages int `json:"pages"`
+	// Sample is the first few covered triggers, for operator views.
+	Sample []Trigger `json:"sample,omitempty"`
+	// Traceparent is the first covered trigger's that has one: the run's vIDM requests and
+	// result events carry it.
+	Traceparent string `json:"traceparent,omitempty"`
+	// Published is the number of result pages already published, so a resumed run goes on
+	// from the next.
+	Published int      `json:"published,omitempty"`
+	Outcome   *Outcome `json:"outcome,omitempty"`
+	// Trouble is set while the run keeps failing, for operator views on every replica.
+	Trouble *Trouble `json:"trouble,omitempty"`
+	// Keys and Triggers are how a worker before paging kept the covered triggers, read so that
+	// a run such a worker left is finished after an upgrade; never written by this version.
+	Keys     []string  `json:"keys,omitempty"`
+	Triggers []Trigger `json:"triggers,omitempty"`
+	revision uint64
 }
+
+// Trouble is why a run has not moved on: consecutive failures of its holders.
+type Trouble struct {
+	Failures int       `json:"failures"`
+	Since    time.Time `json:"since"`
+	Last     time.Time `json:"last"`
+	Error    string    `json:"error"`
+}
+
+// StuckAfter is how many failures of a run in a row make its directory stuck: an ERROR line, the
+// dirsync_directory_stuck gauge, and its state on the status page and in the admin API.
+const StuckAfter = 5
+
+// Stuck reports a run that failed StuckAfter times or more in a row.
+func (t *Trouble) Stuck() bool { return t != nil && t.Failures >= StuckAfter }
 
 // Dir returns the run's directory key.
 func (r *Run) Dir() DirKey { return NewDirKey(r.Tenant, r.DirectoryID) }
@@ -330,7 +476,24 @@ func (s *Store) LoadRun(ctx context.Context, dir DirKey) (*Run, error) {
 		return nil, fmt.Errorf("run of %s: %w", dir, err)
 	}
 	r.revision = e.Revision()
+	r.adoptInline()
 	return &r, nil
+}
+
+// adoptInline fills the paged fields of a run a worker before paging left with its triggers
+// inline: they are its one page.
+func (r *Run) adoptInline() {
+	if r.Pages > 0 || len(r.Triggers) == 0 {
+		return
+	}
+	r.Count, r.Pages = len(r.Triggers), 1
+	r.Sample = r.Triggers[:min(len(r.Triggers), sampleSize)]
+	for _, t := range r.Triggers {
+		if t.Traceparent != "" {
+			r.Traceparent = t.Traceparent
+			break
+		}
+	}
 }
 
 // SaveRun writes the run. Writes are compare-and-set on the revision read, so a holder that lost
@@ -361,9 +524,16 @@ func (s *Store) DeleteRun(ctx context.Context, r *Run) error {
 	return nil
 }
 
-// keys lists every key of a bucket's live entries, for the periodic rescan.
-func keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
-	l, err := kv.ListKeys(ctx)
+// keys lists every key of a bucket's live entries (those matching filters, when given), for the
+// periodic rescan.
+func keys(ctx context.Context, kv jetstream.KeyValue, filters ...string) ([]string, error) {
+	var l jetstream.KeyLister
+	var err error
+	if len(filters) > 0 {
+		l, err = kv.ListKeysFiltered(ctx, filters...)
+	} else {
+		l, err = kv.ListKeys(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -376,19 +546,26 @@ func keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
 	return out, nil
 }
 
+// runKeys is the filter of the runs bucket's run records: a run's pages have longer keys.
+const runKeys = "*.*"
+
 // Directories returns every directory that has pending triggers or an unfinished run.
 func (s *Store) Directories(ctx context.Context) ([]DirKey, error) {
 	seen := map[DirKey]bool{}
 	var out []DirKey
 	for _, kv := range []jetstream.KeyValue{s.pending, s.runs} {
-		ks, err := keys(ctx, kv)
+		var filters []string
+		if kv == s.runs {
+			filters = []string{runKeys}
+		}
+		ks, err := keys(ctx, kv, filters...)
 		if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 			return nil, fmt.Errorf("scan %s: %w", kv.Bucket(), err)
 		}
 		for _, k := range ks {
 			if kv == s.pending {
 				// The rescan also heals the index after a watch that missed puts.
-				s.index.add(k)
+				s.index.add(k, 0)
 			}
 			if d, ok := DirKeyOf(k); ok && !seen[d] {
 				seen[d] = true
@@ -400,14 +577,16 @@ func (s *Store) Directories(ctx context.Context) ([]DirKey, error) {
 }
 
 // WatchDirectories calls f with the directory of every pending trigger and run, first for those
-// already stored, then for every new one, until ctx ends or the watch fails.
+// already stored, then for every new one, until ctx ends or the watch fails. It also keeps the
+// pending index: a new watch builds it afresh, and triggers forgotten by any replica leave it.
 func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
-	wp, err := s.pending.WatchAll(ctx, jetstream.IgnoreDeletes())
+	s.index.reset()
+	wp, err := s.pending.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watch pending: %w", err)
 	}
 	defer func() { _ = wp.Stop() }()
-	wr, err := s.runs.WatchAll(ctx, jetstream.IgnoreDeletes())
+	wr, err := s.runs.Watch(ctx, runKeys, jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("watch runs: %w", err)
 	}
@@ -419,10 +598,15 @@ func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case e, ok = <-wp.Updates():
-			if ok && e == nil {
+			switch {
+			case !ok:
+			case e == nil:
 				s.index.setReady()
-			} else if ok {
-				s.index.add(e.Key())
+			case e.Operation() != jetstream.KeyValuePut:
+				s.index.remove(e.Key())
+				continue
+			default:
+				s.index.add(e.Key(), e.Revision())
 			}
 		case e, ok = <-wr.Updates():
 		}

@@ -19,7 +19,7 @@ import (
 func newStore(t *testing.T, leaseTTL time.Duration) *dirstate.Store {
 	t.Helper()
 	res := newResources(t, leaseTTL)
-	return dirstate.New(res.Pending, res.Runs, res.Leases, nil)
+	return dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History}, dirstate.Options{})
 }
 
 func newResources(t *testing.T, leaseTTL time.Duration) *streams.Resources {
@@ -206,7 +206,7 @@ func TestHolderStopsBeforeItsLeaseCanExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := dirstate.New(nil, nil, leases, nil)
+	s := dirstate.New(dirstate.Buckets{Leases: leases}, dirstate.Options{})
 	l, err := s.Acquire(ctx, dirstate.NewDirKey("default", "dir-corp"), "a", ttl)
 	if err != nil {
 		t.Fatal(err)

@@ -11,18 +11,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// MaxHistoryTriggers bounds the triggers kept per run in the history, so one huge burst cannot
-// push a directory's history past the broker's message size; the run keeps its full count and the
-// result event on the results stream lists every trigger.
-const MaxHistoryTriggers = 500
-
-// HistoryRun is a finished run as the history keeps it.
+// HistoryRun is a finished run as the history keeps it: its record, with the sample of covered
+// triggers (Run.Sample) and their count; the result events on the results stream list every
+// trigger. Bounded, so a directory's history stays one small value whatever its runs covered.
 type HistoryRun struct {
 	Run
 	TriggerCount int `json:"triggerCount"`
 }
 
 // History keeps the last runs of each directory, one key per directory holding them newest first.
+// The same bucket keeps the reported markers (Store.Reported) under longer keys, for its TTL.
 // One key per directory makes the status page's question ("how did this directory's last runs
 // go?") a single read; the bucket's TTL forgets directories idle for longer than it.
 type History struct {
@@ -39,11 +37,8 @@ func NewHistory(kv jetstream.KeyValue, keep int) *History {
 // earlier entry. Writes are compare-and-set, so replicas reporting different runs of one
 // directory at once (a lease hand-over) do not drop each other's.
 func (h *History) Record(ctx context.Context, r *Run) error {
-	entry := HistoryRun{Run: *r, TriggerCount: len(r.Triggers)}
-	entry.Keys = nil
-	if len(entry.Triggers) > MaxHistoryTriggers {
-		entry.Triggers = entry.Triggers[:MaxHistoryTriggers]
-	}
+	entry := HistoryRun{Run: *r, TriggerCount: r.Count}
+	entry.Keys, entry.Triggers, entry.Trouble, entry.Published = nil, nil, nil, 0
 	key := string(r.Dir())
 	for attempt := 0; ; attempt++ {
 		runs, rev, err := h.read(ctx, key)
@@ -96,7 +91,7 @@ func (h *History) Runs(ctx context.Context, d DirKey) ([]HistoryRun, error) {
 // All returns every directory's recorded runs.
 func (h *History) All(ctx context.Context) (map[DirKey][]HistoryRun, error) {
 	out := map[DirKey][]HistoryRun{}
-	err := readAll(ctx, h.kv, func(key string, v []byte) error {
+	err := readAll(ctx, h.kv, runKeys, func(key string, v []byte) error {
 		var runs []HistoryRun
 		if err := json.Unmarshal(v, &runs); err != nil {
 			return fmt.Errorf("history of %s: %w", key, err)
@@ -194,7 +189,7 @@ func (p *Pauses) Paused(ctx context.Context, d DirKey) (bool, error) {
 // All returns every paused directory.
 func (p *Pauses) All(ctx context.Context) (map[DirKey]PauseInfo, error) {
 	out := map[DirKey]PauseInfo{}
-	err := readAll(ctx, p.kv, func(key string, v []byte) error {
+	err := readAll(ctx, p.kv, ">", func(key string, v []byte) error {
 		var info PauseInfo
 		if err := json.Unmarshal(v, &info); err != nil {
 			return fmt.Errorf("pause of %s: %w", key, err)
@@ -208,11 +203,12 @@ func (p *Pauses) All(ctx context.Context) (map[DirKey]PauseInfo, error) {
 // Runs returns every unfinished run.
 func (s *Store) Runs(ctx context.Context) (map[DirKey]*Run, error) {
 	out := map[DirKey]*Run{}
-	err := readAll(ctx, s.runs, func(key string, v []byte) error {
+	err := readAll(ctx, s.runs, runKeys, func(key string, v []byte) error {
 		var r Run
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("run of %s: %w", key, err)
 		}
+		r.adoptInline()
 		out[DirKey(key)] = &r
 		return nil
 	})
@@ -222,7 +218,7 @@ func (s *Store) Runs(ctx context.Context) (map[DirKey]*Run, error) {
 // Holders returns who holds each held lease.
 func (s *Store) Holders(ctx context.Context) (map[DirKey]string, error) {
 	out := map[DirKey]string{}
-	err := readAll(ctx, s.leases, func(key string, v []byte) error {
+	err := readAll(ctx, s.leases, ">", func(key string, v []byte) error {
 		var l leaseValue
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("lease of %s: %w", key, err)
@@ -233,8 +229,12 @@ func (s *Store) Holders(ctx context.Context) (map[DirKey]string, error) {
 	return out, err
 }
 
-// PendingCounts counts the pending triggers of every directory from the keys alone.
+// PendingCounts counts the pending triggers of every directory: from this replica's index when it
+// is complete (no listing), else from the bucket's keys.
 func (s *Store) PendingCounts(ctx context.Context) (map[DirKey]int, error) {
+	if c, ok := s.index.counts(); ok {
+		return c, nil
+	}
 	ks, err := keys(ctx, s.pending)
 	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil, fmt.Errorf("count pending triggers: %w", err)
@@ -248,9 +248,9 @@ func (s *Store) PendingCounts(ctx context.Context) (map[DirKey]int, error) {
 	return out, nil
 }
 
-// readAll calls f with every live entry of a bucket, read in one watch.
-func readAll(ctx context.Context, kv jetstream.KeyValue, f func(key string, v []byte) error) error {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+// readAll calls f with every live entry of a bucket whose key matches filter, read in one watch.
+func readAll(ctx context.Context, kv jetstream.KeyValue, filter string, f func(key string, v []byte) error) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("read %s: %w", kv.Bucket(), err)
 	}

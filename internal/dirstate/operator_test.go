@@ -12,9 +12,10 @@ import (
 
 func finishedRun(id, status string, triggers int) *dirstate.Run {
 	r := &dirstate.Run{RunID: id, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",
-		Phase: dirstate.PhaseReported, Keys: []string{"k"}, Outcome: &dirstate.Outcome{Status: status}}
-	for i := range triggers {
-		r.Triggers = append(r.Triggers, dirstate.Trigger{ID: fmt.Sprintf("%s-t%d", id, i)})
+		Phase: dirstate.PhaseReported, Keys: []string{"k"}, Outcome: &dirstate.Outcome{Status: status},
+		Count: triggers, Pages: 1 + triggers/1000, Published: 1, Trouble: &dirstate.Trouble{Failures: 2}}
+	for i := range min(triggers, 10) {
+		r.Sample = append(r.Sample, dirstate.Trigger{ID: fmt.Sprintf("%s-t%d", id, i)})
 	}
 	return r
 }
@@ -38,8 +39,8 @@ func TestHistoryKeepsTheLastRunsNewestFirst(t *testing.T) {
 	var got []string
 	for _, r := range runs {
 		got = append(got, r.RunID+"/"+r.Outcome.Status)
-		if r.Keys != nil {
-			t.Errorf("run %s keeps its pending keys in the history", r.RunID)
+		if r.Keys != nil || r.Trouble != nil || r.Published != 0 {
+			t.Errorf("run %s keeps its pending keys, trouble or progress in the history", r.RunID)
 		}
 	}
 	if want := "[run-4/FAILED run-3/COMPLETED run-2/COMPLETED]"; fmt.Sprint(got) != want {
@@ -47,10 +48,17 @@ func TestHistoryKeepsTheLastRunsNewestFirst(t *testing.T) {
 	}
 }
 
+// A run of 100,000 triggers is one small history entry: its sample, count and pages; the
+// reported-trigger markers that share the bucket are not read as history.
 func TestHistoryBoundsTriggersButKeepsTheirCount(t *testing.T) {
 	ctx := context.Background()
-	h := dirstate.NewHistory(newResources(t, 5*time.Second).History, 3)
-	if err := h.Record(ctx, finishedRun("big", "COMPLETED", dirstate.MaxHistoryTriggers+100)); err != nil {
+	kv := newResources(t, 5*time.Second).History
+	h := dirstate.NewHistory(kv, 3)
+	if err := h.Record(ctx, finishedRun("big", "COMPLETED", 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	marker := dirstate.Trigger{ID: "t", Source: "urn:test", Tenant: "default", DirectoryID: "dir-corp"}.Key()
+	if _, err := kv.Put(ctx, marker, []byte("big")); err != nil {
 		t.Fatal(err)
 	}
 	all, err := h.All(ctx)
@@ -58,8 +66,15 @@ func TestHistoryBoundsTriggersButKeepsTheirCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs := all[dirstate.NewDirKey("default", "dir-corp")]
-	if len(runs) != 1 || len(runs[0].Triggers) != dirstate.MaxHistoryTriggers || runs[0].TriggerCount != dirstate.MaxHistoryTriggers+100 {
-		t.Fatalf("history = %d runs, %d triggers kept, count %d", len(runs), len(runs[0].Triggers), runs[0].TriggerCount)
+	if len(all) != 1 || len(runs) != 1 || len(runs[0].Sample) != 10 || runs[0].TriggerCount != 100_000 || runs[0].Pages != 101 {
+		t.Fatalf("history = %d directories, %d runs, %d triggers kept, count %d", len(all), len(runs), len(runs[0].Sample), runs[0].TriggerCount)
+	}
+	e, err := kv.Get(ctx, string(dirstate.NewDirKey("default", "dir-corp")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Value()) > 4<<10 {
+		t.Errorf("the history of a run of 100,000 triggers is %d bytes", len(e.Value()))
 	}
 }
 

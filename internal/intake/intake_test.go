@@ -103,7 +103,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{js: js, res: res, store: dirstate.New(res.Pending, res.Runs, res.Leases, nil), sim: sim, rec: &recorder{}, logs: &syncbuf.Buffer{}}
+	e := &env{js: js, res: res, store: dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History}, dirstate.Options{}), sim: sim, rec: &recorder{}, logs: &syncbuf.Buffer{}}
 	reg, err := tenants.NewRegistry(tenants.File{DefaultTenant: "default", Tenants: map[string]tenants.Tenant{
 		"default": {Name: "default", Backend: tenants.KindVIDM},
 		// A second tenant limited to one directory: its allow-list decides what intake accepts.

@@ -79,6 +79,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	for _, o := range []dirstate.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}} {
 		run := &dirstate.Run{DirectoryName: "Corp AD", StartedAt: now.Add(-30 * time.Second), Triggers: []dirstate.Trigger{tr}, Outcome: &o}
 		m.RunStarted(run)
+		m.TriggersReported(run, run.Triggers)
 		m.RunReported(run)
 	}
 	m.Backend("default").Request(vidm.EndpointDirectories, 200, nil, 20*time.Millisecond)

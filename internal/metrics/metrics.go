@@ -267,13 +267,12 @@ func (m *Metrics) RunStarted(r *dirstate.Run) {
 	m.syncsStarted.WithLabelValues(r.Tenant, directoryOf(r)).Inc()
 }
 
-// RunReported counts the run's outcome and observes its sync's duration and, per covered trigger,
-// the time from acceptance to now, when the result has just been published.
+// RunReported counts the run's outcome and observes its sync's duration, when every page of its
+// result has just been published.
 func (m *Metrics) RunReported(r *dirstate.Run) {
 	if r.Outcome == nil {
 		return
 	}
-	now := m.now()
 	dir := directoryOf(r)
 	status := r.Outcome.Status
 	switch status {
@@ -282,7 +281,6 @@ func (m *Metrics) RunReported(r *dirstate.Run) {
 	case "DELEGATED":
 		// Nothing was started, so there is no sync duration; the triggers still waited for it.
 		m.syncsDelegated.WithLabelValues(r.Tenant, dir).Inc()
-		m.observeTriggers(r, now)
 		return
 	default:
 		status = "FAILED"
@@ -296,12 +294,13 @@ func (m *Metrics) RunReported(r *dirstate.Run) {
 		// Start and finish can come from different clocks (ours, vIDM's): never negative.
 		m.syncDuration.WithLabelValues(status).Observe(max(r.Outcome.FinishedAt.Sub(r.StartedAt), 0).Seconds())
 	}
-	m.observeTriggers(r, now)
 }
 
-// observeTriggers observes, per covered trigger, the time from its acceptance to now.
-func (m *Metrics) observeTriggers(r *dirstate.Run, now time.Time) {
-	for _, t := range r.Triggers {
+// TriggersReported observes, per trigger of a result page just published, the time from its
+// acceptance to now.
+func (m *Metrics) TriggersReported(_ *dirstate.Run, triggers []dirstate.Trigger) {
+	now := m.now()
+	for _, t := range triggers {
 		if !t.AcceptedAt.IsZero() {
 			m.triggerToRes.Observe(max(now.Sub(t.AcceptedAt), 0).Seconds())
 		}

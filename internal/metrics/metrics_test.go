@@ -230,6 +230,7 @@ func TestRunHooks(t *testing.T) {
 			if _, ok := value(t, reg, tt.counter, tt.labels); ok {
 				t.Fatalf("%s%v exists before the run was reported", tt.counter, tt.labels)
 			}
+			m.TriggersReported(&run, run.Triggers)
 			m.RunReported(&run)
 			if got := mustValue(t, reg, tt.counter, tt.labels); got != 1 {
 				t.Errorf("%s%v = %v, want 1", tt.counter, tt.labels, got)
@@ -356,8 +357,9 @@ func TestHistogramBucketsSpanTheirRanges(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.Options{})
 	t0 := time.Now()
-	m.RunReported(&dirstate.Run{DirectoryName: "d", StartedAt: t0, Triggers: []dirstate.Trigger{{AcceptedAt: t0}},
-		Outcome: &dirstate.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(time.Second)}})
+	r := &dirstate.Run{DirectoryName: "d", StartedAt: t0, Outcome: &dirstate.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(time.Second)}}
+	m.TriggersReported(r, []dirstate.Trigger{{AcceptedAt: t0}})
+	m.RunReported(r)
 	tests := []struct {
 		name     string
 		labels   map[string]string

@@ -43,6 +43,9 @@ type Options struct {
 	ConfigFile string
 	// TLS, when set, makes clients connect with TLS.
 	TLS *tls.Config
+	// MaxPayload is the server's max_payload in bytes; 0: NATS's default (1 MiB). Tests set a
+	// small one so that paging at the message-size limit is exercised by a few thousand triggers.
+	MaxPayload int32
 }
 
 // Server is a running embedded NATS server. Its methods are safe for concurrent use.
@@ -99,6 +102,9 @@ func (s *Server) start() (*server.Server, error) {
 		s.node.apply(sopts, s.opts.Host)
 	}
 	sopts.JetStream, sopts.StoreDir = true, s.opts.StoreDir
+	if s.opts.MaxPayload > 0 {
+		sopts.MaxPayload = s.opts.MaxPayload
+	}
 	sopts.NoSigs = true // the embedding process owns signal handling
 	sopts.NoLog = s.opts.Logger == nil
 	if s.opts.TLS != nil {

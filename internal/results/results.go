@@ -71,26 +71,27 @@ func (p *Publisher) Started(ctx context.Context, r *dirstate.Run) error {
 	return p.send(ctx, r, TypeStarted, msg)
 }
 
-// Finished publishes the run's outcome: completed or failed, listing every trigger it covers.
-func (p *Publisher) Finished(ctx context.Context, r *dirstate.Run) error {
-	msg, typ, err := p.finishedMsg(r)
+// Finished publishes page n (from 1) of the run's outcome, completed or failed, listing the
+// triggers of that page. A run of one page is reported in one event, as before paging existed.
+func (p *Publisher) Finished(ctx context.Context, r *dirstate.Run, n int, triggers []dirstate.Trigger) error {
+	msg, typ, err := p.finishedMsg(r, n, triggers)
 	if err != nil {
 		return err
 	}
 	return p.send(ctx, r, typ, msg)
 }
 
-// finishedMsg is the completed or failed event of a reported run, and its type.
-func (p *Publisher) finishedMsg(r *dirstate.Run) (*nats.Msg, string, error) {
+// finishedMsg is page n of the completed or failed event of a reported run, and its type.
+func (p *Publisher) finishedMsg(r *dirstate.Run, n int, triggers []dirstate.Trigger) (*nats.Msg, string, error) {
 	if r.Outcome == nil {
 		return nil, "", fmt.Errorf("run %s has no outcome", r.RunID)
 	}
-	data := ResultData(r)
+	data := PageData(r, n, triggers)
 	typ, kind := TypeCompleted, "completed"
 	if data.Status == StatusFailed {
 		typ, kind = TypeFailed, "failed"
 	}
-	msg, err := p.encode(r, r.RunID+".result", typ, kind, r.Outcome.FinishedAt, data)
+	msg, err := p.encode(r, PageEventID(r.RunID, n, r.Pages), typ, kind, r.Outcome.FinishedAt, data)
 	return msg, typ, err
 }
 
@@ -110,8 +111,10 @@ func (p *Publisher) encode(r *dirstate.Run, id, typ, kind string, at time.Time, 
 	e.SetType(typ)
 	e.SetSubject(r.DirectoryName)
 	e.SetTime(at)
-	if tp := traceparent(r); tp != "" {
-		e.SetExtension("traceparent", tp)
+	if r.Traceparent != "" {
+		// The first covered trigger's trace, so one trace shows the pipeline step, the sync
+		// and the consumer of the result.
+		e.SetExtension("traceparent", r.Traceparent)
 	}
 	if err := e.SetData(event.ApplicationJSON, data); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", typ, err)
@@ -121,17 +124,6 @@ func (p *Publisher) encode(r *dirstate.Run, id, typ, kind string, at time.Time, 
 		return nil, fmt.Errorf("encode %s: %w", typ, err)
 	}
 	return msg, nil
-}
-
-// traceparent carries the first covered trigger's trace into the result, so one trace shows the
-// pipeline step, the sync and the consumer of the result.
-func traceparent(r *dirstate.Run) string {
-	for _, t := range r.Triggers {
-		if t.Traceparent != "" {
-			return t.Traceparent
-		}
-	}
-	return ""
 }
 
 // StartedData is the data of a started event.
@@ -211,8 +203,22 @@ type Delegation struct {
 	Message        string     `json:"message,omitempty"`
 }
 
-// ResultData builds the result data of a reported run. A run that never reached vIDM counts from
-// when it was created.
+// PageData builds the data of page n of a reported run's result, listing triggers; a run of one
+// page has no page fields.
+func PageData(r *dirstate.Run, n int, triggers []dirstate.Trigger) Data {
+	d := ResultData(r)
+	d.Triggers = make([]Trigger, len(triggers))
+	for i, t := range triggers {
+		d.Triggers[i] = Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User}
+	}
+	if r.Pages > 1 {
+		d.Page, d.Pages, d.TriggerCount = n, r.Pages, r.Count
+	}
+	return d
+}
+
+// ResultData builds the result data of a reported run, without its triggers (PageData lists
+// them). A run that never reached vIDM counts from when it was created.
 func ResultData(r *dirstate.Run) Data {
 	o := r.Outcome
 	started := r.StartedAt
@@ -224,10 +230,7 @@ func ResultData(r *dirstate.Run) Data {
 		StartedAt: started.UTC(), FinishedAt: o.FinishedAt.UTC(),
 		DurationMs: max(0, o.FinishedAt.Sub(started).Milliseconds()),
 		Status:     o.Status,
-		Triggers:   make([]Trigger, len(r.Triggers)),
-	}
-	for i, t := range r.Triggers {
-		d.Triggers[i] = Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User}
+		Triggers:   []Trigger{},
 	}
 	if o.Status == StatusFailed {
 		d.Error = &Error{Code: o.ErrCode, Message: o.ErrMessage, Retryable: o.Retryable}

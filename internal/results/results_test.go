@@ -12,9 +12,11 @@ import (
 
 const testTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-// reportedRun is a finished run covering n triggers, the second one traced.
-func reportedRun(n int, status string) *dirstate.Run {
+// reportedRun is a finished run covering n triggers in one page, the second one traced; its
+// triggers are returned beside it, as the run's page.
+func reportedRun(n int, status string) (*dirstate.Run, []dirstate.Trigger) {
 	created := time.Date(2025, 11, 23, 14, 52, 7, 0, time.UTC)
+	var page []dirstate.Trigger
 	r := &dirstate.Run{
 		RunID: "0b6f7f0e-3c1f-4a4e-9d55-1f2a3b4c5d6e", Tenant: "default", DirectoryID: "7f2b9c1e-dir",
 		DirectoryName: "Corp AD", Phase: dirstate.PhaseReported, CreatedAt: created,
@@ -32,11 +34,12 @@ func reportedRun(n int, status string) *dirstate.Run {
 		}
 		if i == 1 {
 			t.Traceparent = testTraceparent
+			r.Traceparent = testTraceparent
 		}
-		r.Keys = append(r.Keys, t.Key())
-		r.Triggers = append(r.Triggers, t)
+		page = append(page, t)
 	}
-	return r
+	r.Count, r.Pages = n, 1
+	return r, page
 }
 
 // The result message as Finished publishes it: subject, event id (the stream de-duplicates on it),
@@ -47,8 +50,8 @@ func TestFinishedMessage(t *testing.T) {
 		{"COMPLETED", TypeCompleted, "dirsync.result.completed"},
 		{"FAILED", TypeFailed, "dirsync.result.failed"},
 	} {
-		r := reportedRun(3, tc.status)
-		msg, typ, err := p.finishedMsg(r)
+		r, page := reportedRun(3, tc.status)
+		msg, typ, err := p.finishedMsg(r, 1, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,12 +76,65 @@ func TestFinishedMessage(t *testing.T) {
 		if d.Status != tc.status || len(d.Triggers) != 3 || d.Triggers[2].Group != "proj-2-admins" || d.DurationMs != 38000 {
 			t.Errorf("data = %+v", d)
 		}
+		if d.Page != 0 || d.Pages != 0 || d.TriggerCount != 0 {
+			t.Errorf("a run of one page has page fields: %+v", d)
+		}
+		var raw map[string]any
+		if err := json.Unmarshal(e.Data(), &raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"page", "pages", "triggerCount"} {
+			if _, ok := raw[k]; ok {
+				t.Errorf("a run of one page sends %q", k)
+			}
+		}
 		if (d.Error != nil) != (tc.status != "COMPLETED") {
 			t.Errorf("error = %+v for %s", d.Error, tc.status)
 		}
 	}
-	if _, _, err := p.finishedMsg(&dirstate.Run{RunID: "r"}); err == nil {
+	if _, _, err := p.finishedMsg(&dirstate.Run{RunID: "r"}, 1, nil); err == nil {
 		t.Error("a run without an outcome was encoded")
+	}
+}
+
+// A run of several pages: each page has its own deterministic id, says which part it is and
+// lists its own triggers; all carry the run's id, status and total.
+func TestFinishedPages(t *testing.T) {
+	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:test")
+	r, all := reportedRun(7, "COMPLETED")
+	r.Pages = 3
+	pages := [][]dirstate.Trigger{all[:3], all[3:6], all[6:]}
+	seen := map[string]bool{}
+	for i, page := range pages {
+		n := i + 1
+		msg, _, err := p.finishedMsg(r, n, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := cenats.Decode(msg.Header, msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s.result.%d", r.RunID, n)
+		if e.ID() != want || msg.Header.Get("Nats-Msg-Id") != want {
+			t.Errorf("page %d: id %s, Nats-Msg-Id %s, want %s", n, e.ID(), msg.Header.Get("Nats-Msg-Id"), want)
+		}
+		var d Data
+		if err := json.Unmarshal(e.Data(), &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Page != n || d.Pages != 3 || d.TriggerCount != 7 || d.RunID != r.RunID || d.Status != "COMPLETED" || len(d.Triggers) != len(page) {
+			t.Errorf("page %d data = %+v", n, d)
+		}
+		for j, tr := range d.Triggers {
+			if tr.ID != page[j].ID || seen[tr.ID] {
+				t.Errorf("page %d lists %s at %d", n, tr.ID, j)
+			}
+			seen[tr.ID] = true
+		}
+	}
+	if len(seen) != 7 {
+		t.Errorf("pages list %d distinct triggers, want 7", len(seen))
 	}
 }
 
@@ -86,11 +142,11 @@ func TestFinishedMessage(t *testing.T) {
 func BenchmarkFinishedMessage(b *testing.B) {
 	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:bench")
 	for _, n := range []int{1, 100} {
-		r := reportedRun(n, "COMPLETED")
+		r, page := reportedRun(n, "COMPLETED")
 		b.Run(fmt.Sprintf("triggers=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := p.finishedMsg(r); err != nil {
+				if _, _, err := p.finishedMsg(r, 1, page); err != nil {
 					b.Fatal(err)
 				}
 			}

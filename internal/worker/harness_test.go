@@ -62,8 +62,14 @@ func simConfig(syncDuration time.Duration) vidmsim.Config {
 
 func newHarness(t *testing.T, syncDuration time.Duration, env map[string]string) *harness {
 	t.Helper()
+	return newHarnessWith(t, syncDuration, env, 0)
+}
+
+// newHarnessWith is newHarness on a server with the given max_payload (0: NATS's default).
+func newHarnessWith(t *testing.T, syncDuration time.Duration, env map[string]string, maxPayload int32) *harness {
+	t.Helper()
 	sc := simConfig(syncDuration)
-	stack, err := devstack.Start(devstack.Options{StoreDir: t.TempDir(), Sim: &sc})
+	stack, err := devstack.Start(devstack.Options{StoreDir: t.TempDir(), Sim: &sc, NATSMaxPayload: maxPayload})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,10 @@ type runObservers struct {
 
 func (o runObservers) RunStarted(r *dirstate.Run) { o.metrics.RunStarted(r) }
 
+func (o runObservers) TriggersReported(r *dirstate.Run, ts []dirstate.Trigger) {
+	o.metrics.TriggersReported(r, ts)
+}
+
 func (o runObservers) RunReported(r *dirstate.Run) {
 	o.metrics.RunReported(r)
 	// The history serves the status page; the result event is the record that matters, so a

@@ -156,7 +156,10 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	store := dirstate.New(res.Pending, res.Runs, res.Leases, nil)
+	// Every page of a run and every result event stays under the broker's max_payload; the
+	// history bucket also keeps the reported-trigger markers for its TTL.
+	store := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History},
+		dirstate.Options{MaxPayload: nc.MaxPayload()})
 	pub := results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource)
 	history := dirstate.NewHistory(res.History, cfg.HistoryRuns)
 	pauses := dirstate.NewPauses(res.Control, nil)

@@ -1,0 +1,258 @@
+package dirstate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+)
+
+// A run's covered triggers live in pages of their own in the runs bucket, under
+// "<tenant>.<directory>.<runId>.<n>" (n from 1), so that neither the run record nor any single
+// write grows with the number of triggers: 100,000 pending triggers make a few dozen pages at the
+// default max_payload, each a bounded write. Pages are written once, before vIDM is asked, and
+// only read afterwards, so every holder that resumes the run reports the same pages.
+
+// sampleSize and sampleBytes bound the triggers a run record keeps for operator views.
+const (
+	sampleSize  = 10
+	sampleBytes = 8 << 10
+)
+
+// parallelWrites is how many purges or marker writes are in flight at once when a run forgets its
+// triggers: one at a time would cost a broker round trip per trigger.
+const parallelWrites = 64
+
+// errStop ends a listing early.
+var errStop = errors.New("stop")
+
+// PageKey is the runs-bucket key of page n of a run.
+func PageKey(r *Run, n int) string {
+	return string(r.Dir()) + "." + r.RunID + "." + strconv.Itoa(n)
+}
+
+// NewRun creates the record of a new run of dir in the collecting phase, or returns nil when the
+// directory has nothing pending. The record is written before its pages, so pages are never left
+// behind by a run nobody knows of: a holder that resumes a collecting run writes them again.
+func (s *Store) NewRun(ctx context.Context, dir DirKey, runID string) (*Run, error) {
+	if n, ok := s.PendingCount(dir); ok && n == 0 {
+		return nil, nil
+	}
+	var first *Trigger
+	err := s.eachPending(ctx, dir, func(p PendingEntry) error {
+		first = &p.Trigger
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	if first == nil {
+		return nil, nil
+	}
+	r := &Run{RunID: runID, Tenant: first.Tenant, DirectoryID: first.DirectoryID, DirectoryName: first.DirectoryName,
+		Phase: PhaseCollecting, CreatedAt: s.now()}
+	if r.Dir() != dir {
+		return nil, fmt.Errorf("pending trigger %s of %s names directory %s", first.ID, dir, r.Dir())
+	}
+	if err := s.SaveRun(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Collect fixes the triggers a collecting run covers: every trigger of its directory pending now,
+// written in pages. It then moves the run to PhaseSnapshot, or forgets it when nothing was
+// pending after all (r.Count is 0).
+func (s *Store) Collect(ctx context.Context, r *Run) error {
+	if err := s.purgePages(ctx, r); err != nil {
+		return err
+	}
+	r.Count, r.Pages, r.Sample, r.Traceparent, r.IgnoreSafeguards = 0, 0, nil, "", false
+	w := pageWriter{store: s, run: r, ctx: ctx}
+	if err := s.eachPending(ctx, r.Dir(), w.add); err != nil {
+		return err
+	}
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	if r.Count == 0 {
+		return s.DeleteRun(ctx, r)
+	}
+	r.Phase = PhaseSnapshot
+	return s.SaveRun(ctx, r)
+}
+
+// pageWriter cuts a run's triggers into pages of at most the store's page size.
+type pageWriter struct {
+	ctx         context.Context //nolint:containedctx // one Collect call's; add is a listing callback
+	store       *Store
+	run         *Run
+	buf         bytes.Buffer
+	n           int
+	sampleBytes int
+}
+
+func (w *pageWriter) add(p PendingEntry) error {
+	b, err := json.Marshal(p.Trigger)
+	if err != nil {
+		return fmt.Errorf("encode trigger %s: %w", p.Trigger.ID, err)
+	}
+	if w.n > 0 && w.buf.Len()+1+len(b)+1 > w.store.pageBytes {
+		if err := w.flush(w.ctx); err != nil {
+			return err
+		}
+	}
+	if w.n == 0 {
+		w.buf.WriteByte('[')
+	} else {
+		w.buf.WriteByte(',')
+	}
+	w.buf.Write(b)
+	w.n++
+	r := w.run
+	r.Count++
+	r.IgnoreSafeguards = r.IgnoreSafeguards || p.Trigger.IgnoreSafeguards
+	if r.Traceparent == "" {
+		r.Traceparent = p.Trigger.Traceparent
+	}
+	if len(r.Sample) < sampleSize && w.sampleBytes+len(b) <= sampleBytes {
+		r.Sample = append(r.Sample, p.Trigger)
+		w.sampleBytes += len(b)
+	}
+	return nil
+}
+
+// flush writes the page being filled, if any.
+func (w *pageWriter) flush(ctx context.Context) error {
+	if w.n == 0 {
+		return nil
+	}
+	w.buf.WriteByte(']')
+	w.run.Pages++
+	if _, err := w.store.runs.Put(ctx, PageKey(w.run, w.run.Pages), w.buf.Bytes()); err != nil {
+		return fmt.Errorf("write page %d of run %s (%d bytes): %w", w.run.Pages, w.run.RunID, w.buf.Len(), err)
+	}
+	w.buf.Reset()
+	w.n = 0
+	return nil
+}
+
+// Page returns page n (from 1) of the run's covered triggers.
+func (s *Store) Page(ctx context.Context, r *Run, n int) ([]Trigger, error) {
+	if len(r.Triggers) > 0 && n == 1 {
+		return r.Triggers, nil
+	}
+	e, err := s.runs.Get(ctx, PageKey(r, n))
+	if err != nil {
+		return nil, fmt.Errorf("read page %d of run %s: %w", n, r.RunID, err)
+	}
+	var ts []Trigger
+	if err := json.Unmarshal(e.Value(), &ts); err != nil {
+		return nil, fmt.Errorf("page %d of run %s: %w", n, r.RunID, err)
+	}
+	return ts, nil
+}
+
+// Forget ends a reported run: it marks its triggers reported, forgets them from the pending set,
+// then deletes its pages and its record. Every step can be repeated, so a holder that resumes
+// the run after a crash finishes it.
+func (s *Store) Forget(ctx context.Context, r *Run) error {
+	for n := 1; n <= r.Pages; n++ {
+		page, err := s.Page(ctx, r, n)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // forgotten by an earlier holder that then stopped
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.markReported(ctx, r, page); err != nil {
+			return err
+		}
+		keys := make([]string, len(page))
+		for i, t := range page {
+			keys[i] = t.Key()
+		}
+		if err := s.DeletePending(ctx, keys); err != nil {
+			return err
+		}
+	}
+	if len(r.Keys) > 0 {
+		if err := s.DeletePending(ctx, r.Keys); err != nil {
+			return err
+		}
+	}
+	if err := s.purgePages(ctx, r); err != nil {
+		return err
+	}
+	return s.DeleteRun(ctx, r)
+}
+
+// markReported remembers, for the reported bucket's TTL, that the run reported these triggers,
+// before they leave the pending set: a redelivery of one of them (its ack was lost) finds the
+// marker and is not reported again.
+func (s *Store) markReported(ctx context.Context, r *Run, page []Trigger) error {
+	if s.reported == nil {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelWrites)
+	for _, t := range page {
+		g.Go(func() error {
+			if _, err := s.reported.Put(gctx, t.Key(), []byte(r.RunID)); err != nil {
+				return fmt.Errorf("mark trigger %s reported: %w", t.ID, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// Reported returns the id of the run that reported the trigger with this pending key, if a
+// marker of it is still kept.
+func (s *Store) Reported(ctx context.Context, key string) (runID string, ok bool, err error) {
+	if s.reported == nil {
+		return "", false, nil
+	}
+	e, err := s.reported.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read reported marker %s: %w", key, err)
+	}
+	return string(e.Value()), true, nil
+}
+
+// purgePages deletes every page of the run, including any left by an earlier holder.
+func (s *Store) purgePages(ctx context.Context, r *Run) error {
+	ks, err := keys(ctx, s.runs, string(r.Dir())+"."+r.RunID+".*")
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return fmt.Errorf("list pages of run %s: %w", r.RunID, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelWrites)
+	for _, k := range ks {
+		if !strings.HasPrefix(k, string(r.Dir())+"."+r.RunID+".") {
+			continue
+		}
+		g.Go(func() error {
+			if err := s.runs.Purge(gctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("delete %s: %w", k, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// SetTrouble records on the run that its holders keep failing, for operator views; nil clears it.
+func (s *Store) SetTrouble(ctx context.Context, r *Run, t *Trouble) error {
+	r.Trouble = t
+	return s.SaveRun(ctx, r)
+}

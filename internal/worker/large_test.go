@@ -1,0 +1,169 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+)
+
+// smallPayload is the max_payload of the large-run tests' server: small, so that a few thousand
+// triggers already need many pages and the paging is exercised quickly.
+const smallPayload = 64 << 10
+
+// publishBurst publishes n triggers for one domain with asynchronous publishes and returns their
+// event ids.
+func (h *harness) publishBurst(n int, domain, prefix string) []string {
+	h.t.Helper()
+	ids := make([]string, 0, n)
+	for i := range n {
+		id, msg := h.triggerMsg(group(domain, fmt.Sprintf("%s-%05d", prefix, i)))
+		msg.Header.Set("Nats-Msg-Id", id)
+		if _, err := h.js.PublishMsgAsync(msg); err != nil {
+			h.t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	select {
+	case <-h.js.PublishAsyncComplete():
+	case <-time.After(60 * time.Second):
+		h.t.Fatal("the burst was not stored within 60s")
+	}
+	return ids
+}
+
+// runRecord reads the directory's run record as the worker stored it.
+func (h *harness) runRecord(tenant, dirID string) (*dirstate.Run, int) {
+	h.t.Helper()
+	kv, err := h.js.KeyValue(context.Background(), h.cfg.RunsBucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), string(dirstate.NewDirKey(tenant, dirID)))
+	if err != nil {
+		return nil, 0
+	}
+	var r dirstate.Run
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		h.t.Fatal(err)
+	}
+	return &r, len(e.Value())
+}
+
+// largestMsg is the size of the largest message in a stream, headers included.
+func (h *harness) largestMsg(stream string) int {
+	h.t.Helper()
+	ctx := context.Background()
+	c, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	largest := 0
+	for left := info.NumPending; left > 0; {
+		batch, err := c.FetchNoWait(int(min(left, 500)))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			size := len(m.Data())
+			for k, vs := range m.Headers() {
+				for _, v := range vs {
+					size += len(k) + len(v) + 4
+				}
+			}
+			largest = max(largest, size)
+			got++
+		}
+		if got == 0 {
+			break
+		}
+		left -= uint64(got)
+	}
+	return largest
+}
+
+// TestLargeBurstDuringASyncIsReportedOnceInPages: 20,000 triggers for one directory arrive while
+// its sync runs, on a server whose max_payload is 64 KiB. The follow-up run is saved in pages,
+// the replica driving it is killed once it has started its sync, and another replica resumes it:
+// every trigger is reported exactly once, in at most 3 syncs, in result events each under the
+// limit, and the directory never counts as stuck.
+func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
+	const burst = 20_000
+	h := newHarnessWith(t, 3*time.Second, map[string]string{"COALESCE_WINDOW": "200ms", "LEASE_TTL": "2s"}, smallPayload)
+	crash := h.startCrashableWorker("a")
+	first := h.publish(group("corp.example.com", "first"))
+	eventually(t, 20*time.Second, "the first sync to run", func() bool {
+		s := h.syncsOf(corpID)
+		return len(s) == 1 && s[0].Status == "RUNNING"
+	})
+	ids := append(h.publishBurst(burst, "corp.example.com", "hr-import"), first)
+
+	// Kill the holder of the large follow-up run once its sync is started; another replica
+	// resumes the run from its record and pages.
+	var big *dirstate.Run
+	eventually(t, 120*time.Second, "a large run to start its sync", func() bool {
+		r, size := h.runRecord("default", corpID)
+		if r != nil && r.Count > 1000 && r.Phase == dirstate.PhasePosted {
+			if size > 16<<10 {
+				t.Fatalf("the record of a run of %d triggers is %d bytes", r.Count, size)
+			}
+			big = r
+			return true
+		}
+		return false
+	})
+	crash()
+	h.startWorker("b")
+
+	rs := h.waitReported(180*time.Second, ids...)
+	rep := reported(rs)
+	for _, id := range ids {
+		if n := len(rep[id]); n != 1 {
+			t.Fatalf("trigger %s reported %d times, want once", id, n)
+		}
+	}
+	if len(rep) != len(ids) {
+		t.Fatalf("%d distinct triggers reported, want %d", len(rep), len(ids))
+	}
+	if s := h.syncsOf(corpID); len(s) > 3 {
+		t.Fatalf("%d syncs for a burst during one sync, want at most 3", len(s))
+	}
+	pages := 0
+	for _, r := range terminal(rs) {
+		if r.Data.RunID != big.RunID {
+			continue
+		}
+		pages++
+		want := fmt.Sprintf("%s.result.%d", big.RunID, r.Data.Page)
+		if r.Data.Pages != big.Pages || r.Data.TriggerCount != big.Count || r.ID != want {
+			t.Fatalf("page %s: page %d/%d of %d triggers, want id %s, %d pages, %d triggers",
+				r.ID, r.Data.Page, r.Data.Pages, r.Data.TriggerCount, want, big.Pages, big.Count)
+		}
+	}
+	if big.Pages < 2 || pages != big.Pages {
+		t.Fatalf("the large run was reported in %d events, its record says %d pages", pages, big.Pages)
+	}
+	for _, stream := range []string{h.cfg.ResultStream, "KV_" + h.cfg.RunsBucket, "KV_" + h.cfg.HistoryBucket} {
+		if n := h.largestMsg(stream); n > smallPayload {
+			t.Errorf("stream %s holds a message of %d bytes, over the %d-byte max_payload", stream, n, smallPayload)
+		}
+	}
+	if strings.Contains(h.logs.String(), "directory stuck") {
+		t.Errorf("a directory was reported stuck:\n%s", h.logs.String())
+	}
+	eventually(t, 20*time.Second, "the run and its pages to be forgotten", func() bool {
+		r, _ := h.runRecord("default", corpID)
+		return r == nil
+	})
+}
