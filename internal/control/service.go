@@ -369,6 +369,27 @@ func (s *Service) PendingByName(ctx context.Context) (map[DirectoryName]int, err
 	if err != nil {
 		return nil, err
 	}
+	return s.byName(ctx, counts), nil
+}
+
+// FailuresByName returns, per directory whose run in flight has failed, how many times in a row
+// it failed (dirstate.StuckAfter or more: stuck), by tenant and directory name.
+func (s *Service) FailuresByName(ctx context.Context) (map[DirectoryName]int, error) {
+	runs, err := s.st.Store.Runs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	failures := map[dirstate.DirKey]int{}
+	for k, r := range runs {
+		if r.Trouble != nil {
+			failures[k] = r.Trouble.Failures
+		}
+	}
+	return s.byName(ctx, failures), nil
+}
+
+// byName keys per-directory numbers by tenant and directory name.
+func (s *Service) byName(ctx context.Context, counts map[dirstate.DirKey]int) map[DirectoryName]int {
 	names := map[dirstate.DirKey]DirectoryName{}
 	for _, td := range s.dirs.Catalog(ctx) {
 		for _, d := range td.Directories {
@@ -383,5 +404,5 @@ func (s *Service) PendingByName(ctx context.Context) (map[DirectoryName]int, err
 		}
 		out[name] += n
 	}
-	return out, nil
+	return out
 }

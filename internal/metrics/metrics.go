@@ -9,6 +9,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -37,6 +38,8 @@ const otherType = "other"
 type Options struct {
 	// PendingByDirectory returns the pending trigger count per tenant and directory name.
 	PendingByDirectory func() map[Directory]int
+	// RunFailures returns, per directory whose run in flight has failed, its failures in a row.
+	RunFailures func() map[Directory]int
 	// LeasesHeld returns how many directory leases this replica holds.
 	LeasesHeld func() int
 	// ConsumerInfo returns the trigger consumer's state; read with a 2 s timeout.
@@ -209,8 +212,8 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	if opts.DeadLetters != nil {
 		reg.MustRegister(newDeadLetterCollector(opts.DeadLetters, m.scrapeErrors.WithLabelValues(SourceDeadLetters)))
 	}
-	if opts.PendingByDirectory != nil || opts.LeasesHeld != nil {
-		reg.MustRegister(newStateCollector(opts.PendingByDirectory, opts.LeasesHeld))
+	if opts.PendingByDirectory != nil || opts.LeasesHeld != nil || opts.RunFailures != nil {
+		reg.MustRegister(newStateCollector(opts.PendingByDirectory, opts.RunFailures, opts.LeasesHeld))
 	}
 	// The caller may have registered these already (they are process-wide); that is not an error.
 	registerShared(reg, collectors.NewGoCollector())
@@ -386,16 +389,22 @@ type Directory struct{ Tenant, Name string }
 
 // stateCollector reads in-process state at scrape time.
 type stateCollector struct {
-	pending     func() map[Directory]int
-	leases      func() int
-	pendingDesc *prometheus.Desc
-	leasesDesc  *prometheus.Desc
+	pending, failures                                func() map[Directory]int
+	leases                                           func() int
+	pendingDesc, failuresDesc, stuckDesc, leasesDesc *prometheus.Desc
 }
 
-func newStateCollector(pending func() map[Directory]int, leases func() int) *stateCollector {
+func newStateCollector(pending, failures func() map[Directory]int, leases func() int) *stateCollector {
 	return &stateCollector{
-		pending: pending,
-		leases:  leases,
+		pending:  pending,
+		failures: failures,
+		leases:   leases,
+		failuresDesc: prometheus.NewDesc("dirsync_run_failures",
+			"Failures in a row of the run in flight of a directory, by tenant and directory; absent while its run goes well.",
+			[]string{"tenant", "directory"}, nil),
+		stuckDesc: prometheus.NewDesc("dirsync_directory_stuck",
+			fmt.Sprintf("1 for a directory whose run failed %d times in a row or more (see the status page or the admin API for its error), 0 while it failed fewer times; absent while its run goes well.", dirstate.StuckAfter),
+			[]string{"tenant", "directory"}, nil),
 		pendingDesc: prometheus.NewDesc("dirsync_pending_triggers",
 			"Accepted triggers waiting for a sync, by tenant and directory.", []string{"tenant", "directory"}, nil),
 		leasesDesc: prometheus.NewDesc("dirsync_leases_held",
@@ -407,6 +416,10 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	if c.pending != nil {
 		ch <- c.pendingDesc
 	}
+	if c.failures != nil {
+		ch <- c.failuresDesc
+		ch <- c.stuckDesc
+	}
 	if c.leases != nil {
 		ch <- c.leasesDesc
 	}
@@ -416,6 +429,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.pending != nil {
 		for dir, n := range c.pending() {
 			ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, float64(n), dir.Tenant, dir.Name)
+		}
+	}
+	if c.failures != nil {
+		for dir, n := range c.failures() {
+			stuck := 0.0
+			if n >= dirstate.StuckAfter {
+				stuck = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.failuresDesc, prometheus.GaugeValue, float64(n), dir.Tenant, dir.Name)
+			ch <- prometheus.MustNewConstMetric(c.stuckDesc, prometheus.GaugeValue, stuck, dir.Tenant, dir.Name)
 		}
 	}
 	if c.leases != nil {

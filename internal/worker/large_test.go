@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
 // smallPayload is the max_payload of the large-run tests' server: small, so that a few thousand
@@ -165,5 +169,38 @@ func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 	eventually(t, 20*time.Second, "the run and its pages to be forgotten", func() bool {
 		r, _ := h.runRecord("default", corpID)
 		return r == nil
+	})
+}
+
+// TestStuckDirectoryIsVisible: a run whose vIDM keeps failing is never silent. After
+// dirstate.StuckAfter failures in a row the directory is stuck on the gauge, in the admin API
+// (with the error) and in an ERROR line; once vIDM answers again the trigger is reported and
+// the signal is gone.
+func TestStuckDirectoryIsVisible(t *testing.T) {
+	h := newHarness(t, 50*time.Millisecond, opsEnv(nil))
+	h.stack.Sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+	base := h.startOpsWorker("w1", worker.WithRunRetry(10*time.Millisecond, 50*time.Millisecond))
+	id := h.publish(group("corp.example.com", "proj-stuck-admins"))
+	stuck := `dirsync_directory_stuck{directory=Corp AD,tenant=default}`
+	eventually(t, 60*time.Second, "the directory to be stuck on the gauge", func() bool {
+		return scrape(t, base)[stuck] == 1
+	})
+	d := directory(t, base, corpID)
+	if d.State != control.StateStuck || d.CurrentRun == nil || d.CurrentRun.Trouble == nil ||
+		!d.CurrentRun.Trouble.Stuck || d.CurrentRun.Trouble.Failures < dirstate.StuckAfter ||
+		!strings.Contains(d.CurrentRun.Trouble.Error, "503") {
+		t.Fatalf("admin API: state %s, run %+v", d.State, d.CurrentRun)
+	}
+	if !strings.Contains(h.logs.String(), `"level":"ERROR","msg":"directory stuck: its run keeps failing"`) {
+		t.Fatalf("no ERROR line for the stuck directory:\n%s", h.logs.String())
+	}
+	h.stack.Sim.ClearFaults()
+	rs := h.waitReported(30*time.Second, id)
+	if rep := reported(rs); len(rep[id]) != 1 || rep[id][0].Data.Status != "COMPLETED" {
+		t.Fatalf("after recovery: %+v", rep[id])
+	}
+	eventually(t, 10*time.Second, "the stuck signal to go", func() bool {
+		_, ok := scrape(t, base)[stuck]
+		return !ok && directory(t, base, corpID).State == control.StateIdle
 	})
 }

@@ -26,6 +26,13 @@ type options struct {
 	reload             <-chan struct{}
 	schedNow           func() time.Time
 	schedAfter         func(time.Duration) <-chan time.Time
+	retryMin, retryMax time.Duration
+}
+
+// WithRunRetry sets how long the engine waits before trying a failed run again: from min,
+// doubling up to max (tests; the defaults are 2s and 1m).
+func WithRunRetry(minWait, maxWait time.Duration) Option {
+	return func(o *options) { o.retryMin, o.retryMax = minWait, maxWait }
 }
 
 // WithAdminListener serves the admin port on l instead of listening on ADMIN_ADDR (tests, and

@@ -88,6 +88,23 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 			}
 			return out
 		},
+		RunFailures: func() map[metrics.Directory]int {
+			c := ctl.Load()
+			if c == nil {
+				return nil
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+			defer cancel()
+			failures, err := c.FailuresByName(sctx)
+			if err != nil {
+				log.Debug("metrics: reading failing runs failed", "err", err)
+			}
+			out := make(map[metrics.Directory]int, len(failures))
+			for d, n := range failures {
+				out[metrics.Directory{Tenant: d.Tenant, Name: d.Name}] = n
+			}
+			return out
+		},
 		LeasesHeld: func() int {
 			if e := engine.Load(); e != nil {
 				return e.LeasesHeld()
@@ -174,6 +191,8 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		PollInitial:   cfg.PollInitialInterval,
 		PollMax:       cfg.PollMaxInterval,
 		SyncDeadline:  cfg.SyncDeadline,
+		RetryMin:      o.retryMin,
+		RetryMax:      o.retryMax,
 		Logger:        log.With("component", "coalesce"),
 		Observer:      runObservers{metrics: m, history: history, log: log},
 		Gate:          pauses,
