@@ -184,10 +184,7 @@ func (e *Engine) schedule(d dirstate.DirKey, at time.Time, force bool) {
 		// every trigger of a burst cost a pass over all due directories.
 		return
 	}
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
+	e.wakeUp()
 }
 
 // Run watches the buckets and drives runs until ctx ends, then waits for the runs in flight to
@@ -285,7 +282,12 @@ func (e *Engine) finish(ctx context.Context, d dirstate.DirKey, err error) {
 	case errors.Is(err, dirstate.ErrLeaseHeld):
 		// Another replica is on it; it runs the follow-up itself, this is the safety net.
 		e.mu.Unlock()
+		e.log.Debug("directory held by another replica; looking again later", "directory", d, "retry_in", e.cfg.LeaseTTL/4)
 		e.schedule(d, e.cfg.Now().Add(e.cfg.LeaseTTL/4), false)
+		// d may have been due already (a trigger during this attempt), in which case schedule
+		// does not wake the dispatcher; it must look again now that d is no longer active, or
+		// it sleeps until its next minute.
+		e.wakeUp()
 		return
 	default:
 		e.failures[d]++
@@ -296,6 +298,11 @@ func (e *Engine) finish(ctx context.Context, d dirstate.DirKey, err error) {
 		return
 	}
 	e.mu.Unlock()
+	e.wakeUp()
+}
+
+// wakeUp makes the dispatcher look at the due directories again.
+func (e *Engine) wakeUp() {
 	select {
 	case e.wake <- struct{}{}:
 	default:
