@@ -54,6 +54,9 @@ type Observer interface {
 	Accepted(t dirstate.Trigger)
 	// DeadLettered: the message is stored in the dead-letter stream with this reason code.
 	DeadLettered(code string)
+	// AlreadyReported: a redelivered trigger that a run has already reported was acknowledged
+	// without being recorded again.
+	AlreadyReported()
 }
 
 type nopObserver struct{}
@@ -61,6 +64,7 @@ type nopObserver struct{}
 func (nopObserver) Received()                 {}
 func (nopObserver) Accepted(dirstate.Trigger) {}
 func (nopObserver) DeadLettered(string)       {}
+func (nopObserver) AlreadyReported()          {}
 
 // Config tunes intake.
 type Config struct {
@@ -158,7 +162,35 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
 		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
 	}
+	if in.alreadyReported(ctx, m, pt) {
+		return
+	}
 	in.record(ctx, m, pt)
+}
+
+// alreadyReported acknowledges a redelivered trigger that a run has already reported: its
+// first delivery was recorded and reported, but its ack was lost. Without this it would be
+// recorded again and reported twice. Only redeliveries are looked up (a first delivery cannot
+// have been reported), and only as long as the marker is kept (the history bucket's TTL).
+func (in *Intake) alreadyReported(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) bool {
+	if md, err := m.Metadata(); err != nil || md.NumDelivered <= 1 {
+		return false
+	}
+	runID, ok, err := in.store.Reported(ctx, pt.Key())
+	if err != nil {
+		// Recording it again costs at most a second report; losing it is not an option.
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("reading whether a redelivered trigger was reported failed; recording it", "err", err)
+		return false
+	}
+	if !ok {
+		return false
+	}
+	if err := m.Ack(); err != nil {
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("acknowledging a reported trigger failed", "err", err)
+	}
+	in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Info("redelivered trigger was already reported; acknowledged", "run_id", runID)
+	in.cfg.Observer.AlreadyReported()
+	return true
 }
 
 // deadCode is the dead-letter code of a resolution failure that no retry can fix, or "".

@@ -38,6 +38,7 @@ type recorder struct {
 	received int
 	accepted []dirstate.Trigger
 	dead     []string
+	reported int
 }
 
 func (r *recorder) Received() {
@@ -56,6 +57,18 @@ func (r *recorder) DeadLettered(code string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dead = append(r.dead, code)
+}
+
+func (r *recorder) AlreadyReported() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reported++
+}
+
+func (r *recorder) alreadyReported() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reported
 }
 
 func (r *recorder) snapshot() (int, []dirstate.Trigger, []string) {
@@ -280,5 +293,41 @@ func TestTriggersAreRoutedByTenant(t *testing.T) {
 	}
 	if c := codes[refusedID]; !strings.HasPrefix(c, intake.CodeDirectoryNotAllowed+": ") || !strings.Contains(c, `"lab"`) {
 		t.Errorf("directory outside the allow-list dead-lettered as %q", c)
+	}
+}
+
+// A trigger whose first delivery was recorded and reported, but whose ack was lost, comes back:
+// the reported marker its run left makes intake acknowledge it without recording it again, so it
+// is not reported twice.
+func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
+	e := start(t)
+	// The first delivery is handed back (vIDM's directory list fails), as a lost ack would be.
+	e.sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: 503})
+	id := e.publish(t, group("Corp AD", "proj-reported"))
+	eventually(t, 10*time.Second, "the first delivery", func() bool {
+		n, _, _ := e.rec.snapshot()
+		return n >= 1
+	})
+	key := dirstate.Trigger{ID: id, Source: "urn:test", Tenant: "default", DirectoryID: "dir-corp"}.Key()
+	if _, err := e.res.History.Put(context.Background(), key, []byte("run-that-reported-it")); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ClearFaults()
+	eventually(t, 15*time.Second, "the redelivery to be acknowledged as already reported", func() bool {
+		return e.rec.alreadyReported() == 1
+	})
+	_, acc, dead := e.rec.snapshot()
+	if len(acc) != 0 || len(dead) != 0 {
+		t.Fatalf("accepted %d, dead-lettered %v; want neither", len(acc), dead)
+	}
+	if p, err := e.store.Pending(context.Background(), dirstate.NewDirKey("default", "dir-corp")); err != nil || len(p) != 0 {
+		t.Fatalf("pending = %d, %v; want nothing recorded again", len(p), err)
+	}
+	eventually(t, 5*time.Second, "the message to be acknowledged", func() bool {
+		info, err := e.res.Consumer.Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	if lines := e.logLines(t, "redelivered trigger was already reported; acknowledged"); len(lines) != 1 || lines[0]["run_id"] != "run-that-reported-it" {
+		t.Fatalf("log lines = %v", lines)
 	}
 }

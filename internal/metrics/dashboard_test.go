@@ -26,25 +26,26 @@ const dashboardPath = "../../deploy/grafana/vidm-sync-worker.json"
 
 // contract is every family of ours, with its type.
 var contract = map[string]dto.MetricType{
-	"dirsync_triggers_received_total":       dto.MetricType_COUNTER,
-	"dirsync_triggers_accepted_total":       dto.MetricType_COUNTER,
-	"dirsync_triggers_dead_lettered_total":  dto.MetricType_COUNTER,
-	"dirsync_syncs_started_total":           dto.MetricType_COUNTER,
-	"dirsync_syncs_completed_total":         dto.MetricType_COUNTER,
-	"dirsync_syncs_failed_total":            dto.MetricType_COUNTER,
-	"dirsync_sync_duration_seconds":         dto.MetricType_HISTOGRAM,
-	"dirsync_trigger_to_result_seconds":     dto.MetricType_HISTOGRAM,
-	"dirsync_pending_triggers":              dto.MetricType_GAUGE,
-	"dirsync_vidm_requests_total":           dto.MetricType_COUNTER,
-	"dirsync_vidm_request_duration_seconds": dto.MetricType_HISTOGRAM,
-	"dirsync_vidm_token_refreshes_total":    dto.MetricType_COUNTER,
-	"dirsync_consumer_pending_messages":     dto.MetricType_GAUGE,
-	"dirsync_consumer_ack_pending_messages": dto.MetricType_GAUGE,
-	"dirsync_consumer_redelivered_messages": dto.MetricType_GAUGE,
-	"dirsync_leases_held":                   dto.MetricType_GAUGE,
-	"dirsync_dead_letters":                  dto.MetricType_GAUGE,
-	"dirsync_build_info":                    dto.MetricType_GAUGE,
-	"dirsync_scrape_errors_total":           dto.MetricType_COUNTER,
+	"dirsync_triggers_received_total":         dto.MetricType_COUNTER,
+	"dirsync_triggers_accepted_total":         dto.MetricType_COUNTER,
+	"dirsync_triggers_already_reported_total": dto.MetricType_COUNTER,
+	"dirsync_triggers_dead_lettered_total":    dto.MetricType_COUNTER,
+	"dirsync_syncs_started_total":             dto.MetricType_COUNTER,
+	"dirsync_syncs_completed_total":           dto.MetricType_COUNTER,
+	"dirsync_syncs_failed_total":              dto.MetricType_COUNTER,
+	"dirsync_sync_duration_seconds":           dto.MetricType_HISTOGRAM,
+	"dirsync_trigger_to_result_seconds":       dto.MetricType_HISTOGRAM,
+	"dirsync_pending_triggers":                dto.MetricType_GAUGE,
+	"dirsync_vidm_requests_total":             dto.MetricType_COUNTER,
+	"dirsync_vidm_request_duration_seconds":   dto.MetricType_HISTOGRAM,
+	"dirsync_vidm_token_refreshes_total":      dto.MetricType_COUNTER,
+	"dirsync_consumer_pending_messages":       dto.MetricType_GAUGE,
+	"dirsync_consumer_ack_pending_messages":   dto.MetricType_GAUGE,
+	"dirsync_consumer_redelivered_messages":   dto.MetricType_GAUGE,
+	"dirsync_leases_held":                     dto.MetricType_GAUGE,
+	"dirsync_dead_letters":                    dto.MetricType_GAUGE,
+	"dirsync_build_info":                      dto.MetricType_GAUGE,
+	"dirsync_scrape_errors_total":             dto.MetricType_COUNTER,
 
 	"dirsync_syncs_delegated_total":                        dto.MetricType_COUNTER,
 	"dirsync_sync_client_token_expiry_timestamp_seconds":   dto.MetricType_GAUGE,
@@ -75,6 +76,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	tr := dirstate.Trigger{ID: "t1", Type: "ad.group.created", AcceptedAt: now.Add(-time.Minute)}
 	m.Received()
 	m.Accepted(tr)
+	m.AlreadyReported()
 	m.DeadLettered("SCHEMA_VIOLATION")
 	for _, o := range []dirstate.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}} {
 		run := &dirstate.Run{DirectoryName: "Corp AD", StartedAt: now.Add(-30 * time.Second), Triggers: []dirstate.Trigger{tr}, Outcome: &o}

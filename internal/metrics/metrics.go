@@ -61,18 +61,19 @@ type Metrics struct {
 	now   func() time.Time
 	types boundedSet
 
-	received       prometheus.Counter
-	accepted       *prometheus.CounterVec
-	deadLettered   *prometheus.CounterVec
-	syncsStarted   *prometheus.CounterVec
-	syncsCompleted *prometheus.CounterVec
-	syncsFailed    *prometheus.CounterVec
-	syncDuration   *prometheus.HistogramVec
-	triggerToRes   prometheus.Histogram
-	vidmRequests   *prometheus.CounterVec
-	vidmDuration   *prometheus.HistogramVec
-	tokenRefreshes *prometheus.CounterVec
-	scrapeErrors   *prometheus.CounterVec
+	received        prometheus.Counter
+	accepted        *prometheus.CounterVec
+	alreadyReported prometheus.Counter
+	deadLettered    *prometheus.CounterVec
+	syncsStarted    *prometheus.CounterVec
+	syncsCompleted  *prometheus.CounterVec
+	syncsFailed     *prometheus.CounterVec
+	syncDuration    *prometheus.HistogramVec
+	triggerToRes    prometheus.Histogram
+	vidmRequests    *prometheus.CounterVec
+	vidmDuration    *prometheus.HistogramVec
+	tokenRefreshes  *prometheus.CounterVec
+	scrapeErrors    *prometheus.CounterVec
 
 	syncsDelegated     *prometheus.CounterVec
 	tokenExpiry        *prometheus.GaugeVec
@@ -113,6 +114,10 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "dirsync_triggers_accepted_total",
 			Help: "Triggers durably recorded in the pending set, by CloudEvent type.",
 		}, []string{"type"}),
+		alreadyReported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dirsync_triggers_already_reported_total",
+			Help: "Redelivered trigger messages acknowledged without being recorded again because a run had already reported them (their first ack was lost).",
+		}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_triggers_dead_lettered_total",
 			Help: "Trigger messages stored in the dead-letter stream, by dead-letter code.",
@@ -195,7 +200,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	}
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
-	reg.MustRegister(m.received, m.accepted, m.deadLettered, m.syncsStarted, m.syncsCompleted,
+	reg.MustRegister(m.received, m.accepted, m.alreadyReported, m.deadLettered, m.syncsStarted, m.syncsCompleted,
 		m.syncsFailed, m.syncDuration, m.triggerToRes, m.vidmRequests, m.vidmDuration,
 		m.tokenRefreshes, m.scrapeErrors, buildInfo, m.syncsDelegated, m.tokenExpiry, m.tokenWarnings,
 		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled)
@@ -241,6 +246,9 @@ func (m *Metrics) Received() { m.received.Inc() }
 func (m *Metrics) Accepted(t dirstate.Trigger) {
 	m.accepted.WithLabelValues(m.types.label(t.Type)).Inc()
 }
+
+// AlreadyReported counts a redelivered trigger acknowledged because a run had already reported it.
+func (m *Metrics) AlreadyReported() { m.alreadyReported.Inc() }
 
 // boundedSet admits the first max distinct values as labels and folds the rest into otherType.
 type boundedSet struct {
