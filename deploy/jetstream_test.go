@@ -169,7 +169,7 @@ func TestJetStreamDefinitionsMatchEnsure(t *testing.T) {
 
 	// The fields that carry the worker's guarantees, spelled out so that a failure says which
 	// guarantee a regenerated file would break.
-	for _, b := range []string{"KV_DIRSYNC_PENDING", "KV_DIRSYNC_RUNS", "KV_DIRSYNC_LEASES", "KV_DIRSYNC_CONTROL"} {
+	for _, b := range []string{"KV_DIRSYNC_PENDING", "KV_DIRSYNC_RUNS", "KV_DIRSYNC_LEASES", "KV_DIRSYNC_CONTROL", "KV_DIRSYNC_HISTORY"} {
 		var c jetstream.StreamConfig
 		decodeStrictJSON(t, filepath.Join(streamsDir, b+".json"), &c)
 		if c.AllowDirect {

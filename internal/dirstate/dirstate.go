@@ -274,8 +274,8 @@ func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error)
 }
 
 // eachPending calls f with the directory's pending triggers as the bucket's stream leader has
-// them, in the order they were recorded. The listing comes from this replica's index, which may
-// lag; every listed key is then read again from the leader, so a trigger reported and forgotten
+// them, in the order they were recorded. The listing comes from this replica's index (or, before
+// it is complete, a watch), which may lag; every listed key is then read again from the leader, so a trigger reported and forgotten
 // by the previous holder is not picked up a second time. A key the listing missed stays pending
 // for the next run. Entries that cannot be decoded are an error rather than skipped: dropping one
 // would lose a trigger. Keys are read a chunk at a time, several at once, so that a directory
@@ -283,7 +283,10 @@ func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error)
 func (s *Store) eachPending(ctx context.Context, dir DirKey, f func(PendingEntry) error) error {
 	keys, ok := s.index.list(dir)
 	if !ok {
-		return s.watchPending(ctx, dir, f)
+		var err error
+		if keys, err = s.watchPendingKeys(ctx, dir); err != nil {
+			return err
+		}
 	}
 	const chunk, parallel = 512, 32
 	got := make([]PendingEntry, chunk)
@@ -326,32 +329,28 @@ func (s *Store) eachPending(ctx context.Context, dir DirKey, f func(PendingEntry
 	return nil
 }
 
-// watchPending lists the directory's pending triggers with a watch of its keys, before the index
-// is complete.
-func (s *Store) watchPending(ctx context.Context, dir DirKey, f func(PendingEntry) error) error {
-	w, err := s.pending.Watch(ctx, string(dir)+".*", jetstream.IgnoreDeletes())
+// watchPendingKeys lists the directory's pending keys in the order they were written with a
+// watch of its keys, before the index is complete. Only the keys are taken from the watch, which
+// a lagging replica may serve; eachPending reads the values from the leader.
+func (s *Store) watchPendingKeys(ctx context.Context, dir DirKey) ([]string, error) {
+	w, err := s.pending.Watch(ctx, string(dir)+".*", jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
-		return fmt.Errorf("list pending of %s: %w", dir, err)
+		return nil, fmt.Errorf("list pending of %s: %w", dir, err)
 	}
 	defer func() { _ = w.Stop() }()
+	var keys []string
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return fmt.Errorf("list pending of %s: watcher closed", dir)
+				return nil, fmt.Errorf("list pending of %s: watcher closed", dir)
 			}
-			if e == nil { // end of the initial values
-				return nil
+			if e == nil { // end of the initial values, delivered in stream order
+				return keys, nil
 			}
-			var t Trigger
-			if err := json.Unmarshal(e.Value(), &t); err != nil {
-				return fmt.Errorf("pending %s: %w", e.Key(), err)
-			}
-			if err := f(PendingEntry{Key: e.Key(), Trigger: t}); err != nil {
-				return err
-			}
+			keys = append(keys, e.Key())
 		}
 	}
 }

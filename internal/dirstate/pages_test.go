@@ -137,3 +137,54 @@ func TestCollectingRunIsCollectedAgain(t *testing.T) {
 		}
 	}
 }
+
+// With the watch running, counts and listings come from the index: it sees every put and every
+// delete, so operator views count pending triggers without listing the bucket, and a run lists
+// them in the order they were recorded.
+func TestPendingIndexFollowsTheBucket(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := newResources(t, 5*time.Second)
+	s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases}, dirstate.Options{})
+	dir := dirstate.NewDirKey("default", "dir-corp")
+	go func() { _ = s.WatchDirectories(ctx, func(dirstate.DirKey) {}) }()
+	var keys []string
+	for i := range 300 {
+		tr := dirstate.Trigger{ID: fmt.Sprintf("t-%03d", i), Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp"}
+		if err := s.AddPending(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tr.Key())
+	}
+	countIs := func(want int) func() bool {
+		return func() bool { n, ok := s.PendingCount(dir); return ok && n == want }
+	}
+	eventually(t, 10*time.Second, "the index to count 300", countIs(300))
+	pend, err := s.Pending(ctx, dir)
+	if err != nil || len(pend) != 300 || pend[0].Trigger.ID != "t-000" || pend[299].Trigger.ID != "t-299" {
+		t.Fatalf("pending from the index: %d, %v", len(pend), err)
+	}
+	// Forgotten through the bucket directly, as another replica would: the watch removes them.
+	for _, k := range keys[:100] {
+		if err := res.Pending.Purge(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the index to count 200", countIs(200))
+	counts, err := s.PendingCounts(ctx)
+	if err != nil || counts[dir] != 200 {
+		t.Fatalf("counts = %v, %v", counts, err)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
+	}
+}

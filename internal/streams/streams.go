@@ -160,7 +160,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 	})
 	r.Runs = bucket("run", jetstream.KeyValueConfig{
 		Bucket:      n.RunsBucket,
-		Description: "vidm-sync-worker run records: the snapshot of triggers a run covers",
+		Description: "vidm-sync-worker run records and the pages of triggers each run covers",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.Replicas,
@@ -175,7 +175,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 	})
 	r.History = bucket("history", jetstream.KeyValueConfig{
 		Bucket:      n.HistoryBucket,
-		Description: "vidm-sync-worker finished runs per directory (status page, admin API)",
+		Description: "vidm-sync-worker finished runs per directory (status page, admin API) and reported-trigger markers",
 		History:     1,
 		TTL:         s.HistoryMaxAge,
 		Storage:     jetstream.FileStorage,
@@ -191,7 +191,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 	if err != nil {
 		return nil, err
 	}
-	for _, kv := range []*jetstream.KeyValue{&r.Pending, &r.Runs, &r.Leases, &r.Control} {
+	// The history bucket too: it keeps the reported-trigger markers, which intake reads to
+	// tell a redelivery after a lost ack from a new trigger.
+	for _, kv := range []*jetstream.KeyValue{&r.Pending, &r.Runs, &r.Leases, &r.Control, &r.History} {
 		if *kv, err = leaderReads(ctx, js, *kv); err != nil {
 			return nil, err
 		}
@@ -305,7 +307,7 @@ func Bind(ctx context.Context, js jetstream.JetStream, n Names) (*Resources, err
 	r.Runs = lookupBucket("run", n.RunsBucket)
 	r.History = lookupBucket("history", n.HistoryBucket)
 	r.Control = lookupBucket("control", n.ControlBucket)
-	for _, b := range []string{n.PendingBucket, n.RunsBucket, n.LeaseBucket, n.ControlBucket} {
+	for _, b := range []string{n.PendingBucket, n.RunsBucket, n.LeaseBucket, n.ControlBucket, n.HistoryBucket} {
 		if st, err := js.Stream(ctx, "KV_"+b); err == nil && st.CachedInfo().Config.AllowDirect {
 			errs = append(errs, fmt.Errorf("bucket %q allows direct gets, which replicas may answer with stale values; set allow_direct false on stream KV_%s", b, b))
 		}

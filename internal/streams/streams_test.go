@@ -393,7 +393,7 @@ func TestBucketsAreReadFromTheLeader(t *testing.T) {
 		if _, err := streams.Ensure(ctx, js, names(), settings()); err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range []string{"DIRSYNC_PENDING", "DIRSYNC_RUNS", "DIRSYNC_LEASES"} {
+		for _, b := range []string{"DIRSYNC_PENDING", "DIRSYNC_RUNS", "DIRSYNC_LEASES", "DIRSYNC_HISTORY"} {
 			st, err := js.Stream(ctx, "KV_"+b)
 			if err != nil {
 				t.Fatal(err)
