@@ -52,7 +52,13 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 	t, err := e.tenant(run)
 	if err != nil && run.Phase != dirstate.PhaseReported {
 		// The tenant left the configuration: its triggers still get a terminal result. A run
-		// already reported keeps its outcome; only its publishing and clean-up remain.
+		// already reported keeps its outcome; only its publishing and clean-up remain. A run
+		// still collecting first fixes the triggers it reports.
+		if run.Phase == dirstate.PhaseCollecting {
+			if err := e.collect(rctx, run); err != nil || run.Count == 0 {
+				return err
+			}
+		}
 		if err := e.record(rctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeUnknownTenant,
 			ErrMessage: err.Error(), Retryable: true}); err != nil {
 			return err
