@@ -80,6 +80,7 @@ type (
 		Name        string         `json:"name"`
 		Title       string         `json:"title"`
 		Summary     string         `json:"summary"`
+		Description string         `json:"description"`
 		ContentType string         `json:"contentType"`
 		Headers     map[string]any `json:"headers"`
 		Payload     map[string]any `json:"payload"`

@@ -121,6 +121,9 @@ var wantFailures = map[string]map[string][]string{
 		"delegation-unknown-field":                  {"/delegation #/$defs/delegation/additionalProperties"},
 		"delegation-ldap-with-token-expiry":         {"/delegation #/$defs/delegation/then"},
 		"delegation-token-expires-at-not-date-time": {"/delegation/tokenExpiresAt #/$defs/timestamp/format"},
+		"page-without-pages":                        {" #/dependentRequired/page"},
+		"pages-one":                                 {"/pages #/properties/pages/minimum"},
+		"page-zero":                                 {"/page #/properties/page/minimum"},
 	},
 	"synctoken-expiring.data": {
 		"missing-provider-id":      {" #/required"},

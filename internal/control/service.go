@@ -282,6 +282,9 @@ func (s *Service) Runs(ctx context.Context, tenant, directoryID string, limit in
 		out = append(out, *d.CurrentRun)
 	}
 	for _, h := range hist {
+		if d.CurrentRun != nil && h.RunID == d.CurrentRun.RunID {
+			continue // reported and in the history, still forgetting its triggers: listed once
+		}
 		out = append(out, s.runView(&h.Run, h.TriggerCount, false))
 	}
 	if limit > 0 && len(out) > limit {
