@@ -366,10 +366,14 @@ func (w waiter) outcome(out await.Outcome) error {
 	if _, err := fmt.Fprintf(w.stdout, "%s\n", b); err != nil {
 		return err
 	}
+	data := out.Data
+	if data.Pages > 1 {
+		// The event printed is the page of a large run that lists this trigger.
+		fmt.Fprintf(w.stderr, "reported in page %d of %d of run %s (%d triggers in the run)\n", data.Page, data.Pages, data.RunID, data.TriggerCount)
+	}
 	if out.Kind == await.Completed {
 		return nil
 	}
-	data := out.Data
 	msg := fmt.Sprintf("sync of directory %q (run %s) ended %s", data.DirectoryName, data.RunID, data.Status)
 	if data.Error != nil {
 		msg = fmt.Sprintf("sync of directory %q (run %s) failed: %s: %s", data.DirectoryName, data.RunID, data.Error.Code, data.Error.Message)

@@ -133,6 +133,7 @@ func runWatch(ctx context.Context, args []string, getenv func(string) string, st
 //
 //	2025-11-23T14:52:07Z completed directory="Corp AD" status=COMPLETED run=… triggers=2
 //	2025-11-23T14:52:07Z failed directory="EMEA AD" status=FAILED run=… triggers=1 error=VIDM_SYNC_FAILED: …
+//	2025-11-23T14:52:07Z completed directory="Corp AD" status=COMPLETED run=… triggers=1480 page=2/7 run_triggers=10000
 func formatLine(e event.Event, d results.Data) string {
 	if e.Type() == results.TypeSyncClientTokenExpiring {
 		return warningLine(e)
@@ -152,6 +153,10 @@ func formatLine(e event.Event, d results.Data) string {
 	fmt.Fprintf(&b, " run=%s", d.RunID)
 	if e.Type() != results.TypeStarted {
 		fmt.Fprintf(&b, " triggers=%d", len(d.Triggers))
+	}
+	if d.Pages > 1 {
+		// One line per page of a large run: the page's own triggers, and the run's total.
+		fmt.Fprintf(&b, " page=%d/%d run_triggers=%d", d.Page, d.Pages, d.TriggerCount)
 	}
 	if len(d.Attempts) > 0 {
 		steps := make([]string, len(d.Attempts))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
@@ -533,5 +534,65 @@ func TestEarlierFindsTheOutcomeOfADuplicate(t *testing.T) {
 	}
 	if _, _, err := w.Earlier(ctx, "x", nil); err == nil {
 		t.Error("Earlier without an ack: no error")
+	}
+}
+
+// publishPagedRun publishes a run of n triggers ("paged-<i>") as the worker reports a large
+// run: one result event per page of per triggers, with the same run id.
+func publishPagedRun(t *testing.T, js jetstream.JetStream, runID string, n, per int) (pages int) {
+	t.Helper()
+	pages = (n + per - 1) / per
+	now := time.Now().UTC()
+	r := &dirstate.Run{RunID: runID, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", CreatedAt: now,
+		StartedAt: now, Count: n, Pages: pages, Outcome: &dirstate.Outcome{Status: results.StatusCompleted, FinishedAt: now}}
+	pub := results.New(js, "r", "urn:test:worker")
+	for p := 1; p <= pages; p++ {
+		var page []dirstate.Trigger
+		for i := (p - 1) * per; i < min(p*per, n); i++ {
+			page = append(page, dirstate.Trigger{ID: fmt.Sprintf("paged-%d", i), Source: "urn:test", Type: "ad.user.created", User: "u"})
+		}
+		if err := pub.Finished(context.Background(), r, p, page); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pages
+}
+
+// A large run is reported in pages: a waiter gets the page that lists its trigger, whichever page
+// that is, and Earlier finds a trigger of a later page too.
+func TestPagedResultAnswersEachWaiterWithItsPage(t *testing.T) {
+	t.Parallel()
+	js, w := setup(t)
+	wants := map[string]int{"paged-0": 1, "paged-2500": 3, "paged-9999": 10}
+	waits := map[string]*await.Wait{}
+	for id := range wants {
+		waits[id] = w.Register(id)
+		defer waits[id].Cancel()
+	}
+	if pages := publishPagedRun(t, js, "run-big", 10_000, 1000); pages != 10 {
+		t.Fatalf("%d pages", pages)
+	}
+	for id, page := range wants {
+		o := waitOutcome(t, waits[id])
+		if o.Kind != await.Completed || o.Data.RunID != "run-big" || o.Data.Page != page || o.Data.Pages != 10 ||
+			o.Data.TriggerCount != 10_000 || len(o.Data.Triggers) != 1000 || o.Event.ID() != fmt.Sprintf("run-big.result.%d", page) {
+			t.Errorf("%s: %v run %s page %d/%d of %d, %d triggers, id %s; want page %d/10", id, o.Kind, o.Data.RunID,
+				o.Data.Page, o.Data.Pages, o.Data.TriggerCount, len(o.Data.Triggers), o.Event.ID(), page)
+		}
+	}
+
+	ctx := ctxFor(t, 20*time.Second)
+	if _, err := js.PublishMsg(ctx, triggerMsg(t, "paged-7777")); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.PublishMsg(ctx, triggerMsg(t, "paged-7777"))
+	if err != nil || !ack.Duplicate {
+		t.Fatalf("duplicate publish: %v, %v", ack, err)
+	}
+	// The trigger was published before its results here; Earlier searches from the original on.
+	publishPagedRun(t, js, "run-later", 10_000, 1000)
+	o, found, err := w.Earlier(ctx, "paged-7777", ack)
+	if err != nil || !found || o.Data.RunID != "run-later" || o.Data.Page != 8 {
+		t.Fatalf("Earlier = found %v, run %s page %d, %v; want run-later page 8", found, o.Data.RunID, o.Data.Page, err)
 	}
 }
