@@ -137,8 +137,8 @@ func (h *harness) largestMsg(stream string) int {
 // TestLargeBurstDuringASyncIsReportedOnceInPages: 20,000 triggers for one directory arrive while
 // its sync runs, on a server whose max_payload is 64 KiB. The follow-up run is saved in pages,
 // the replica driving it is killed once it has started its sync, and another replica resumes it:
-// every trigger is reported exactly once, in at most 3 syncs, in result events each under the
-// limit, and the directory never counts as stuck.
+// every trigger is reported exactly once, in 2 syncs (the running one and one follow-up), in
+// result events each under the limit, and the directory never counts as stuck.
 func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 	const burst = 20_000
 	h := newHarnessWith(t, 3*time.Second, map[string]string{"COALESCE_WINDOW": "200ms"}, smallPayload)
@@ -148,7 +148,21 @@ func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 		s := h.syncsOf(corpID)
 		return len(s) == 1 && s[0].Status == "RUNNING"
 	})
+	// The worker's polls of the first sync hang until the whole burst is accepted, so that the
+	// burst lies within one sync however slowly this machine records it (under -race, with other
+	// tests beside it): then one follow-up covers all of it.
+	h.stack.Sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Hang: true})
 	ids := append(h.publishBurst(burst, "corp.example.com", "hr-import"), first)
+	eventually(t, 120*time.Second, "the burst to be accepted", func() bool {
+		c, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(context.Background())
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	h.stack.Sim.ClearFaults()
+	h.stack.Sim.Resume()
 
 	// Kill the holder of the large follow-up run once its sync is started; another replica
 	// resumes the run from its record and pages.
@@ -179,8 +193,8 @@ func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 	if len(rep) != len(ids) {
 		t.Fatalf("%d distinct triggers reported, want %d", len(rep), len(ids))
 	}
-	if s := h.syncsOf(corpID); len(s) > 3 {
-		t.Fatalf("%d syncs for a burst during one sync, want at most 3", len(s))
+	if s := h.syncsOf(corpID); len(s) > 2 {
+		t.Fatalf("%d syncs for a burst accepted during one sync, want 2: that sync and one follow-up", len(s))
 	}
 	pages := 0
 	for _, r := range terminal(rs) {
