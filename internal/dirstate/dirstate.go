@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
@@ -108,6 +109,9 @@ type Store struct {
 	// markers are kept.
 	reported jetstream.KeyValue
 	now      func() time.Time
+	// js and pendingSubject serve AddPending's asynchronous writes; nil js: synchronous ones.
+	js             jetstream.JetStream
+	pendingSubject string
 	// pageBytes bounds a stored page of a run's covered triggers: half the broker's max_payload,
 	// so that the result event listing the same triggers (fewer fields each, plus its envelope)
 	// fits in one message too.
@@ -224,6 +228,8 @@ type Options struct {
 	Now func() time.Time // default time.Now
 	// MaxPayload is the broker's max_payload (nats.Conn.MaxPayload); default 1 MiB, NATS's own.
 	MaxPayload int64
+	// JetStream, when set, records pending triggers with asynchronous publishes.
+	JetStream jetstream.JetStream
 }
 
 // DefaultMaxPayload is NATS's default max_payload.
@@ -240,20 +246,69 @@ func New(b Buckets, o Options) *Store {
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = DefaultMaxPayload
 	}
-	return &Store{pending: b.Pending, runs: b.Runs, leases: b.Leases, reported: b.Reported, now: o.Now,
+	st := &Store{pending: b.Pending, runs: b.Runs, leases: b.Leases, reported: b.Reported, now: o.Now,
 		pageBytes: max(int(o.MaxPayload/2), minPageBytes)}
+	if o.JetStream != nil && b.Pending != nil {
+		st.js, st.pendingSubject = o.JetStream, "$KV."+b.Pending.Bucket()+"."
+	}
+	return st
 }
 
-// AddPending records an accepted trigger. It returns once the broker has stored it.
+// AddPending records an accepted trigger. It returns once the broker has stored it, or has
+// answered that the trigger's entry already exists: a redelivered or re-published trigger lands
+// on its first entry, which keeps its revision (a run lists its triggers in that order). Many
+// calls may be in flight at once; with Options.JetStream each is one asynchronous publish on a
+// shared reply subscription rather than a request of its own.
 func (s *Store) AddPending(ctx context.Context, t Trigger) error {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encode pending trigger: %w", err)
 	}
-	if _, err := s.pending.Put(ctx, t.Key(), b); err != nil {
+	key := t.Key()
+	if s.js != nil {
+		err = s.createAsync(ctx, key, b)
+	} else {
+		_, err = s.pending.Create(ctx, key, b)
+	}
+	if errors.Is(err, errLastSequence) {
+		// An entry exists: the trigger, or the marker a forgotten trigger left. Create tells
+		// them apart and writes over the marker.
+		_, err = s.pending.Create(ctx, key, b)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return nil // recorded by an earlier delivery
+	case err != nil:
 		return fmt.Errorf("record pending trigger: %w", err)
 	}
 	return nil
+}
+
+// errLastSequence: a create-if-absent publish found the key's subject already written.
+var errLastSequence = errors.New("key already written")
+
+// createAsync publishes value under key if the key was never written (or only purged),
+// asynchronously, and waits for the broker's answer.
+func (s *Store) createAsync(ctx context.Context, key string, value []byte) error {
+	msg := nats.NewMsg(s.pendingSubject + key)
+	msg.Data = value
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	f, err := s.js.PublishMsgAsync(msg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return errLastSequence
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // PendingEntry is one pending trigger with its key.
@@ -580,7 +635,8 @@ func (s *Store) Directories(ctx context.Context) ([]DirKey, error) {
 // pending index: a new watch builds it afresh, and triggers forgotten by any replica leave it.
 func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
 	s.index.reset()
-	wp, err := s.pending.WatchAll(ctx)
+	// Keys, revisions and operations are all the index needs: the values stay on the server.
+	wp, err := s.pending.WatchAll(ctx, jetstream.MetaOnly())
 	if err != nil {
 		return fmt.Errorf("watch pending: %w", err)
 	}

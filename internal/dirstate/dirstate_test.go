@@ -24,6 +24,13 @@ func newStore(t *testing.T, leaseTTL time.Duration) *dirstate.Store {
 
 func newResources(t *testing.T, leaseTTL time.Duration) *streams.Resources {
 	t.Helper()
+	_, res := newResourcesJS(t, leaseTTL)
+	return res
+}
+
+// newResourcesJS is newResources with the JetStream handle it was made on.
+func newResourcesJS(t *testing.T, leaseTTL time.Duration) (jetstream.JetStream, *streams.Resources) {
+	t.Helper()
 	js := natstest.JetStream(t)
 	res, err := streams.Ensure(context.Background(), js, streams.Names{
 		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
@@ -32,7 +39,7 @@ func newResources(t *testing.T, leaseTTL time.Duration) *streams.Resources {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res
+	return js, res
 }
 
 func TestDirKeyKeepsIdsInTheirPlace(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +187,41 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
+	}
+}
+
+// Recording is create-if-absent, with asynchronous publishes as the worker makes them: a trigger
+// recorded again (a redelivery) keeps its first entry and revision, and a trigger forgotten (its
+// key purged) can be recorded again.
+func TestAddPendingKeepsTheFirstEntry(t *testing.T) {
+	ctx := context.Background()
+	js, res := newResourcesJS(t, 5*time.Second)
+	s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases}, dirstate.Options{JetStream: js})
+	first := dirstate.Trigger{ID: "t1", Source: "urn:test", Type: "ad.group.created", Group: "first", Tenant: "default", DirectoryID: "dir-corp"}
+	if err := s.AddPending(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	e1, err := res.Pending.Get(ctx, first.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := first
+	again.Group = "redelivered"
+	if err := s.AddPending(ctx, again); err != nil {
+		t.Fatalf("recording a trigger again: %v", err)
+	}
+	e2, err := res.Pending.Get(ctx, first.Key())
+	if err != nil || e2.Revision() != e1.Revision() || !strings.Contains(string(e2.Value()), `"first"`) {
+		t.Fatalf("entry after a second recording: revision %d (was %d), %s, %v", e2.Revision(), e1.Revision(), e2.Value(), err)
+	}
+	if err := res.Pending.Purge(ctx, first.Key()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddPending(ctx, again); err != nil {
+		t.Fatalf("recording a forgotten trigger: %v", err)
+	}
+	e3, err := res.Pending.Get(ctx, first.Key())
+	if err != nil || !strings.Contains(string(e3.Value()), `"redelivered"`) {
+		t.Fatalf("entry after purge and recording: %v, %v", e3, err)
 	}
 }

@@ -176,7 +176,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	// Every page of a run and every result event stays under the broker's max_payload; the
 	// history bucket also keeps the reported-trigger markers for its TTL.
 	store := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History},
-		dirstate.Options{MaxPayload: nc.MaxPayload()})
+		dirstate.Options{MaxPayload: nc.MaxPayload(), JetStream: js})
 	pub := results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource)
 	history := dirstate.NewHistory(res.History, cfg.HistoryRuns)
 	pauses := dirstate.NewPauses(res.Control, nil)
