@@ -44,7 +44,7 @@ type pageView struct {
 }
 
 type summaryView struct {
-	Directories, Syncing, Pending, PendingTriggers, Paused, Failed int
+	Directories, Stuck, Syncing, Pending, PendingTriggers, Paused, Failed int
 }
 
 type dirView struct {
@@ -151,6 +151,8 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 		v.Summary.Directories++
 		v.Summary.PendingTriggers += d.PendingTriggers
 		switch d.State {
+		case control.StateStuck:
+			v.Summary.Stuck++
 		case control.StateSyncing:
 			v.Summary.Syncing++
 		case control.StatePaused:
@@ -235,7 +237,7 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 	}
 	v.OpenURL = pageURL(open, refresh, v.Anchor)
 	switch d.State {
-	case control.StateSyncing:
+	case control.StateStuck, control.StateSyncing:
 		v.StateText = "syncing"
 		if run := d.CurrentRun; run != nil {
 			since := run.CreatedAt
@@ -253,6 +255,18 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 				v.StateDetail = append(v.StateDetail, "run "+run.RunID)
 			}
 			v.Covering, v.CoveringMore = s.covering(*run, now)
+			if run.Pages > 1 {
+				v.StateDetail = append(v.StateDetail, fmt.Sprintf("%d triggers, reported in %d result events", run.TriggerCount, run.Pages))
+			}
+			if tr := run.Trouble; tr != nil {
+				// A run that keeps failing is never silent: how often, since when, and why.
+				if tr.Stuck {
+					v.StateText = fmt.Sprintf("stuck since %s: %s", s.timeView(tr.Since, now).Text,
+						plural(tr.Failures, "failure", "failures")+" in a row")
+				}
+				v.StateDetail = append(v.StateDetail, fmt.Sprintf("failed %s in a row, last at %s: %s",
+					plural(tr.Failures, "time", "times"), s.timeView(tr.Last, now).Text, tr.Error))
+			}
 		}
 		if d.PendingTriggers > 0 {
 			v.StateDetail = append(v.StateDetail, plural(d.PendingTriggers, "more trigger waits", "more triggers wait")+" for the follow-up run")

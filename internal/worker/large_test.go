@@ -227,7 +227,7 @@ func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 
 // TestStuckDirectoryIsVisible: a run whose vIDM keeps failing is never silent. After
 // dirstate.StuckAfter failures in a row the directory is stuck on the gauge, in the admin API
-// (with the error) and in an ERROR line; once vIDM answers again the trigger is reported and
+// (with the error), on the status page and in an ERROR line; once vIDM answers again the trigger is reported and
 // the signal is gone.
 func TestStuckDirectoryIsVisible(t *testing.T) {
 	h := newHarness(t, 50*time.Millisecond, opsEnv(nil))
@@ -243,6 +243,11 @@ func TestStuckDirectoryIsVisible(t *testing.T) {
 		!d.CurrentRun.Trouble.Stuck || d.CurrentRun.Trouble.Failures < dirstate.StuckAfter ||
 		!strings.Contains(d.CurrentRun.Trouble.Error, "503") {
 		t.Fatalf("admin API: state %s, run %+v", d.State, d.CurrentRun)
+	}
+	code, page := call(t, "GET", base+"/", readToken, nil)
+	if code != http.StatusOK || !strings.Contains(string(page), `id="summary-stuck" data-count="1"`) ||
+		!strings.Contains(string(page), `data-state="stuck"`) || !strings.Contains(string(page), "in a row, last at") {
+		t.Fatalf("status page (%d) does not show the stuck directory", code)
 	}
 	if !strings.Contains(h.logs.String(), `"level":"ERROR","msg":"directory stuck: its run keeps failing"`) {
 		t.Fatalf("no ERROR line for the stuck directory:\n%s", h.logs.String())
