@@ -44,6 +44,7 @@ func suite() []scenario {
 		{"burst", "3. vIDM cost of a burst", runBurst},
 		{"memory", "4. Memory and scale", runMemory},
 		{"horizontal", "5. Horizontal: 1, 2 and 3 replicas", runHorizontal},
+		{"large", "6. One directory, 100,000 triggers during its sync", runLarge},
 	}
 }
 

@@ -65,7 +65,12 @@ type stack struct {
 
 // startStack starts NATS and the simulator in dir; withNATS false starts only the simulator.
 func startStack(dir string, sim vidmsim.Config, withNATS bool) (*stack, error) {
-	dev, err := devstack.Start(devstack.Options{StoreDir: dir, Sim: &sim, ExternalNATS: !withNATS})
+	return startStackWith(dir, sim, withNATS, 0)
+}
+
+// startStackWith is startStack with the server's max_payload (0: NATS's default, 1 MiB).
+func startStackWith(dir string, sim vidmsim.Config, withNATS bool, maxPayload int32) (*stack, error) {
+	dev, err := devstack.Start(devstack.Options{StoreDir: dir, Sim: &sim, ExternalNATS: !withNATS, NATSMaxPayload: maxPayload})
 	if err != nil {
 		return nil, fmt.Errorf("dev stack: %w", err)
 	}
