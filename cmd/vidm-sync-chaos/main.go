@@ -55,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (chaos.Options, error) {
 	fs = flag.NewFlagSet("vidm-sync-chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := d
-	fs.Bool("short", false, "the short variant (`make test`'s): 600 triggers, 8 directories, 35 s of faults; other flags override it")
+	fs.Bool("short", false, "the short variant (`make test`'s): 600 triggers and a burst of 4,000 on a 64 KiB max_payload, 8 directories, 35 s of faults; other flags override it")
 	fs.Int64Var(&o.Seed, "seed", d.Seed, "seed of the load and the fault schedule")
 	fs.IntVar(&o.Triggers, "triggers", d.Triggers, "triggers to publish, invalid ones included")
 	fs.IntVar(&o.Directories, "directories", d.Directories, "vIDM directories")
@@ -75,6 +75,10 @@ func parseFlags(args []string, stderr io.Writer) (chaos.Options, error) {
 	fs.Float64Var(&o.ThrottleRate, "throttle-rate", d.ThrottleRate, "share of vIDM requests answered 429 with Retry-After")
 	fs.DurationVar(&o.VIDMLatency, "vidm-latency", d.VIDMLatency, "latency added to every vIDM request")
 	fs.DurationVar(&o.SyncDuration, "sync-duration", d.SyncDuration, "how long a simulated sync runs")
+	fs.IntVar(&o.LargeBurst, "large-burst", d.LargeBurst, "triggers published at once a third into the load, for the first -large-burst-dirs directories (0: none)")
+	fs.IntVar(&o.LargeBurstDirs, "large-burst-dirs", d.LargeBurstDirs, "directories the large burst is for")
+	var maxPayload int
+	fs.IntVar(&maxPayload, "max-payload", int(d.MaxPayload), "the broker's max_payload in bytes (0: NATS's default, 1 MiB)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", d.DrainTimeout, "how long to wait for every result after the faults stop")
 	fs.StringVar(&o.WorkerBin, "worker-bin", "", "prebuilt vidm-sync-worker binary (default: go build from this module)")
 	fs.StringVar(&o.WorkDir, "work-dir", "", "directory for the store, CA and replica logs (default: temporary, removed)")
@@ -83,6 +87,10 @@ func parseFlags(args []string, stderr io.Writer) (chaos.Options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	if maxPayload < 0 || maxPayload > 64<<20 {
+		return o, fmt.Errorf("-max-payload %d: want 0 to 64 MiB", maxPayload)
+	}
+	o.MaxPayload = int32(maxPayload) //nolint:gosec // G115: bounded just above
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "vidm-sync-chaos: unexpected arguments:", fs.Args())
 		return o, errors.New("unexpected arguments")

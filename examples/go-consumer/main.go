@@ -193,10 +193,18 @@ type resultData struct {
 		Message   string `json:"message"`
 		Retryable bool   `json:"retryable"`
 	} `json:"error,omitempty"`
+	// A run whose triggers do not fit in one message is reported in Pages events with the same
+	// RunID, each listing a part of its triggers (Page from 1; TriggerCount for the whole run).
+	// Absent (0) for a run reported in one event. Handling triggers one by one, as here, needs
+	// nothing more; a service that acts once per run has all of it when it has seen pages
+	// 1..Pages of that RunID (each event id is "<runId>.result.<page>").
+	Page         int `json:"page,omitempty"`
+	Pages        int `json:"pages,omitempty"`
+	TriggerCount int `json:"triggerCount,omitempty"`
 }
 
 // handle is where a real service maps the groups of a completed sync to their projects. Here it
-// prints one line per covered trigger.
+// prints one line per covered trigger; a page of a large run says which page it is.
 func handle(e event.Event, out io.Writer) error {
 	var d resultData
 	if err := e.DataAs(&d); err != nil {
@@ -204,6 +212,9 @@ func handle(e event.Event, out io.Writer) error {
 	}
 	for _, t := range d.Triggers {
 		line := fmt.Sprintf("%s trigger=%s group=%q user=%q directory=%q run=%s", d.Status, t.ID, t.Group, t.User, d.DirectoryName, d.RunID)
+		if d.Pages > 1 {
+			line += fmt.Sprintf(" page=%d/%d", d.Page, d.Pages)
+		}
 		if d.Error != nil {
 			line += fmt.Sprintf(" error=%s retryable=%v message=%q", d.Error.Code, d.Error.Retryable, d.Error.Message)
 		}

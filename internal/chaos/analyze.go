@@ -47,21 +47,32 @@ func analyzeResults(obs observations, accepted map[string]sent, rep *Report) {
 	rep.ResultEvents = len(obs.results)
 	rep.FailedByCode = map[string]int{}
 	first := map[string]resultEvent{}
-	runs := map[string]map[string]bool{}
+	// The distinct events that list each trigger: a run reported in pages lists each trigger in
+	// one page, and a page re-published after a crash has the same id (the stream keeps one).
+	events := map[string]map[string]bool{}
+	pages := map[string]int{}
 	for _, r := range obs.results {
 		if r.data.Error != nil {
 			rep.FailedByCode[r.data.Error.Code]++
 		}
+		pages[r.data.RunID] = max(r.data.Pages, 1)
 		for _, t := range r.data.Triggers {
-			if runs[t.ID] == nil {
-				runs[t.ID] = map[string]bool{}
+			if events[t.ID] == nil {
+				events[t.ID] = map[string]bool{}
 				first[t.ID] = r
 			}
-			runs[t.ID][r.data.RunID] = true
+			events[t.ID][r.id] = true
 			if s, ok := accepted[t.ID]; ok && syncedAfter(r.data) && r.data.StartedAt.Before(s.publishedAt.Truncate(time.Millisecond)) {
 				rep.EarlyCoverage = append(rep.EarlyCoverage, t.ID)
 			}
 		}
+	}
+	rep.RunsReported = len(pages)
+	for _, n := range pages {
+		if n > 1 {
+			rep.PagedRuns++
+		}
+		rep.MaxPages = max(rep.MaxPages, n)
 	}
 	var lat []time.Duration
 	fromArrival := 0
@@ -77,7 +88,7 @@ func analyzeResults(obs observations, accepted map[string]sent, rep *Report) {
 		} else {
 			rep.ReportedFailed++
 		}
-		if len(runs[id]) > 1 {
+		if len(events[id]) > 1 {
 			rep.ReportedTwice++
 		}
 		at, ok := obs.arrivals[id]
@@ -154,7 +165,12 @@ func analyzeSyncs(obs observations, accepted map[string]sent, rep *Report) {
 			rep.Dirs[i].Syncs++
 		}
 	}
+	counted := map[string]bool{} // a run reported in pages is one result
 	for _, r := range obs.results {
+		if counted[r.data.RunID] {
+			continue
+		}
+		counted[r.data.RunID] = true
 		if i := slices.IndexFunc(rep.Dirs, func(d DirStats) bool { return d.Name == r.data.DirectoryName }); i >= 0 {
 			rep.Dirs[i].Results++
 		}

@@ -94,9 +94,10 @@ func (e *env) start(ctx context.Context) error {
 	}
 	var err error
 	if e.o.Cluster {
-		e.cluster, err = natsdev.StartCluster(natsdev.ClusterOptions{Nodes: clusterNodes, Name: "chaos", StoreDir: filepath.Join(e.dir, "jetstream")})
+		e.cluster, err = natsdev.StartCluster(natsdev.ClusterOptions{Nodes: clusterNodes, Name: "chaos", StoreDir: filepath.Join(e.dir, "jetstream"),
+			MaxPayload: e.o.MaxPayload})
 	} else {
-		e.nats, err = natsdev.Start(natsdev.Options{StoreDir: filepath.Join(e.dir, "jetstream")})
+		e.nats, err = natsdev.Start(natsdev.Options{StoreDir: filepath.Join(e.dir, "jetstream"), MaxPayload: e.o.MaxPayload})
 	}
 	if err != nil {
 		return err

@@ -11,7 +11,8 @@ import (
 
 // TestShortChaos is the short chaos run of `make test`: every guarantee must hold while replicas
 // are killed and stopped, the broker restarts, vIDM pauses, throttles and fails, tokens are
-// revoked and foreign syncs start; and the faults must really have happened.
+// revoked and foreign syncs start; and the faults must really have happened. A burst of 4,000
+// triggers for two directories, on a 64 KiB max_payload, makes runs that are reported in pages.
 func TestShortChaos(t *testing.T) {
 	o := chaos.Short()
 	o.Seed = 7
@@ -21,6 +22,7 @@ func TestShortChaos(t *testing.T) {
 		"SIGKILLs": f.Kills, "SIGTERMs": f.Terms, "replica restarts": f.ReplicaRestarts,
 		"NATS restarts": f.NATSRestarts, "vIDM pauses": f.VIDMPauses, "token revocations": f.Revocations,
 		"foreign syncs": f.ForeignSyncs, "accepted triggers": rep.Accepted, "invalid triggers sent": rep.InvalidSent,
+		"runs reported in pages": rep.PagedRuns,
 	})
 }
 

@@ -39,7 +39,7 @@ type planned struct {
 	byName     bool          // names the directory rather than its domain
 }
 
-// planLoad spreads n triggers over span in bursts on random directories.
+// planLoad spreads n triggers over span in bursts on random directories, plus the large burst.
 func planLoad(rng *rand.Rand, o Options, span time.Duration) []planned {
 	out := make([]planned, 0, o.Triggers)
 	for len(out) < o.Triggers {
@@ -56,6 +56,10 @@ func planLoad(rng *rand.Rand, o Options, span time.Duration) []planned {
 			}
 			out = append(out, p)
 		}
+	}
+	// The large burst: valid group triggers, all at once, for a few directories.
+	for i := range o.LargeBurst {
+		out = append(out, planned{id: fmt.Sprintf("chaos-%d-%05d", o.Seed, len(out)), dir: i % o.LargeBurstDirs, at: span / 3})
 	}
 	sortByAt(out)
 	return out

@@ -44,6 +44,13 @@ type Options struct {
 	ThrottleRate   float64       // share of vIDM requests answered 429 with Retry-After
 	VIDMLatency    time.Duration // added to every vIDM request
 	SyncDuration   time.Duration // how long a simulated sync runs
+	// LargeBurst triggers are published at once, a third into the load, for the first
+	// LargeBurstDirs directories: runs of thousands of triggers, reported in pages, while the
+	// faults go on. 0: no large burst.
+	LargeBurst, LargeBurstDirs int
+	// MaxPayload is the broker's max_payload; 0: NATS's default (1 MiB). A small one makes the
+	// large burst's runs span many pages.
+	MaxPayload int32
 	DrainTimeout   time.Duration // after the faults stop, how long to wait for every trigger's result
 	WorkerBin      string        // prebuilt worker binary; "": built from the module
 	WorkDir        string        // store, CA and replica logs; "": a temporary directory, removed
@@ -64,6 +71,7 @@ func Defaults() Options {
 		VIDMPause: 20 * time.Second, RevokeEvery: time.Minute, ForeignSyncs: 20,
 		Error5xxRate: 0.10, ThrottleRate: 0.05, VIDMLatency: 5 * time.Millisecond,
 		SyncDuration: 800 * time.Millisecond, DrainTimeout: 2 * time.Minute,
+		LargeBurst: 40_000, LargeBurstDirs: 3,
 		WorkerLogLevel: "debug",
 	}
 }
@@ -77,6 +85,7 @@ func Short() Options {
 	o.VIDMPause, o.RevokeEvery, o.ForeignSyncs = 3*time.Second, 10*time.Second, 6
 	o.SyncDuration = 500 * time.Millisecond
 	o.DrainTimeout = 90 * time.Second
+	o.LargeBurst, o.LargeBurstDirs, o.MaxPayload = 4_000, 2, 64<<10
 	return o
 }
 
@@ -88,6 +97,7 @@ func ShortCluster() Options {
 	o.Triggers, o.Directories = 400, 6
 	o.Duration = 35 * time.Second
 	o.LeaderRestarts, o.MajorityOutage = 1, 5*time.Second
+	o.LargeBurst = 0 // TestShortChaos has it; make test's time goes to the cluster's own faults
 	return o
 }
 
@@ -109,6 +119,7 @@ func (o Options) withDefaults() Options {
 	}
 	setInt(&o.Triggers, d.Triggers)
 	setInt(&o.Directories, d.Directories)
+	o.LargeBurstDirs = min(max(o.LargeBurstDirs, 1), o.Directories)
 	setInt(&o.Replicas, d.Replicas)
 	setDur(&o.Duration, d.Duration)
 	setDur(&o.SyncDuration, d.SyncDuration)

@@ -17,7 +17,7 @@ type DirStats struct {
 	Triggers  int // accepted
 	Syncs     int // syncs the workers started (foreign ones excluded)
 	Foreign   int
-	Results   int // terminal result events
+	Results   int // runs reported (a run reported in pages counts once)
 	MaxAtOnce int
 }
 
@@ -35,8 +35,10 @@ type Report struct {
 	ReportedCompleted       int
 	ReportedFailed          int
 	Lost                    []string // accepted, in no terminal result
-	ReportedTwice           int      // in terminal results of more than one run
+	ReportedTwice           int      // in more than one terminal result event
 	ResultEvents            int
+	RunsReported            int // distinct runs among the result events
+	PagedRuns, MaxPages     int // runs reported in several events (pages), and the most pages of one
 	FailedByCode            map[string]int
 	EarlyCoverage           []string // reported by a sync that vIDM started before the trigger was published
 
@@ -108,7 +110,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("lost", len(r.Lost), "0")
 	row("reported twice", r.ReportedTwice, "0")
 	row("covered by a sync started before publish", len(r.EarlyCoverage), "0")
-	row("terminal result events", r.ResultEvents, "")
+	row("terminal result events (runs; runs in pages, most pages)", fmt.Sprintf("%d (%d; %d, %d)", r.ResultEvents, r.RunsReported, r.PagedRuns, r.MaxPages), "")
 	row("failed results by code", fmtCounts(r.FailedByCode, "%s=%d", "-"), "")
 	row("dead-lettered (distinct / messages)", fmt.Sprintf("%d / %d", r.DeadLettered, r.DeadLetters), fmt.Sprintf("%d (invalid sent)", r.InvalidSent))
 	row("dead letters by code", fmtCounts(r.DeadByCode, "%s=%d", "-"), "")

@@ -31,6 +31,8 @@ type ClusterOptions struct {
 	SyncAlways bool
 	// Logger receives the servers' log lines, each with a "node" attribute. Nil: none.
 	Logger *slog.Logger
+	// MaxPayload as in Options, for every node.
+	MaxPayload int32
 }
 
 // Cluster is a JetStream cluster of embedded servers on loopback, for tests and the chaos
@@ -89,7 +91,8 @@ func StartCluster(opts ClusterOptions) (*Cluster, error) {
 				routes = append(routes, routeURL(j))
 			}
 		}
-		o := Options{StoreDir: filepath.Join(c.dir, name), Port: ports[i], Host: host, SyncAlways: opts.SyncAlways}
+		o := Options{StoreDir: filepath.Join(c.dir, name), Port: ports[i], Host: host, SyncAlways: opts.SyncAlways,
+			MaxPayload: opts.MaxPayload}
 		if opts.Logger != nil {
 			o.Logger = opts.Logger.With("node", name)
 		}
