@@ -255,8 +255,11 @@ func (r *runner) timeViews(ctx context.Context, admin string, n int, res *largeR
 			body, err := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
 			d := time.Since(t0)
-			if err != nil || resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s: %d %v", v.name, resp.StatusCode, err)
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.name, err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: status %d", v.name, resp.StatusCode)
 			}
 			res.views[v.name] = append(res.views[v.name], d)
 			if v.path == "/api/v1/directories/default/"+dirID(0) {
@@ -316,11 +319,11 @@ func largestMsg(ctx context.Context, js jetstream.JetStream, stream string) (int
 	}
 	largest := 0
 	for left := info.NumPending; left > 0; {
-		batch, err := c.FetchNoWait(int(min(left, 1000)))
+		batch, err := c.FetchNoWait(1000)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", stream, err)
 		}
-		got := 0
+		var got uint64
 		for m := range batch.Messages() {
 			size := len(m.Data())
 			for k, vs := range m.Headers() {
@@ -334,7 +337,7 @@ func largestMsg(ctx context.Context, js jetstream.JetStream, stream string) (int
 		if got == 0 {
 			break
 		}
-		left -= uint64(got)
+		left -= min(got, left)
 	}
 	return largest, nil
 }
