@@ -199,14 +199,20 @@ func runIngest(ctx context.Context, r *runner) (Scenario, error) {
 	}
 	sc.Notes = append(sc.Notes,
 		"why the goal is not met: per trigger the worker decodes the CloudEvent and validates it and its data against the JSON Schemas "+
-			"(about 30 µs of CPU, half of it in the validator: see the microbenchmarks), resolves the directory, and makes one durable "+
-			"write to the pending bucket (a file-stored JetStream publish that nats-server must store and answer) before the ack; the raw "+
-			"consumer only acks. On 2 cores shared with nats-server and the simulator the worker is CPU-bound: the profile shows schema "+
-			"validation, nats-server storing the pending writes, and garbage collection",
+			"(about 20 µs of CPU and 140 allocations: see BenchmarkDecode; two thirds of the worker's intake CPU in the profile), resolves "+
+			"the directory, and makes one create-if-absent write to the pending bucket (a file-stored JetStream publish that nats-server "+
+			"must check, store, answer and announce to the replicas' watch of the bucket) before the ack; the raw consumer only acks. On 2 "+
+			"cores shared with nats-server and the simulator both processes are CPU-bound: the profile splits about evenly between the "+
+			"worker (decode and validation, then garbage collection) and nats-server (storing the pending writes, delivering and "+
+			"acknowledging the triggers). 0.5 × raw would leave about 30 µs of CPU per trigger for all of it",
 		"fixed after profiling this scenario: a run's snapshot no longer asks nats-server to search the pending bucket's stream for "+
-			"its directory (a pass over every pending trigger per run: with syncs during intake the rate was 2,595/s, now about 14,000/s); "+
+			"its directory (a pass over every pending trigger per run: with syncs during intake the rate was 2,595/s, then about 14,000/s); "+
 			"intake decodes and records each trigger on its own goroutine; a trigger for a directory already due no longer wakes the "+
-			"dispatcher; directories are resolved through an index (intake alone: 8,627/s before, about 18,000–21,000/s after)")
+			"dispatcher; directories are resolved through an index (intake alone: 8,627/s before, about 18,000–21,000/s after); "+
+			"pending writes are asynchronous publishes on one reply subscription, and the replicas' watch of the pending bucket carries "+
+			"keys without values",
+		"before paging (2026-11-23, same machine): 0.149 × raw with syncs during intake and 0.163 × raw intake alone; a run now also "+
+			"writes its pages, a reported marker per trigger and one purge per trigger, which the syncs during intake pay for")
 	return sc, nil
 }
 
