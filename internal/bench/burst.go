@@ -143,12 +143,18 @@ func (r *runner) measureBurst(ctx context.Context, name string, bs burstSize, st
 	return res, nil
 }
 
-// follower reads the results stream and remembers when each trigger was first reported.
+// follower reads the results stream and remembers when each trigger was first reported, how
+// many distinct result events listed it (the stream stores each event id once), and the events
+// and pages of each run.
 type follower struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-	cc   jetstream.ConsumeContext
-	err  error
+	mu     sync.Mutex
+	seen   map[string]time.Time
+	times  map[string]int
+	runs   map[string]int // run id → terminal events
+	pages  map[string]int // run id → pages it says it has
+	lastAt time.Time
+	cc     jetstream.ConsumeContext
+	err    error
 }
 
 func followResults(ctx context.Context, js jetstream.JetStream, stream string) (*follower, error) {
@@ -156,20 +162,27 @@ func followResults(ctx context.Context, js jetstream.JetStream, stream string) (
 	if err != nil {
 		return nil, fmt.Errorf("results consumer: %w", err)
 	}
-	f := &follower{seen: map[string]time.Time{}}
+	f := &follower{seen: map[string]time.Time{}, times: map[string]int{}, runs: map[string]int{}, pages: map[string]int{}}
 	f.cc, err = cons.Consume(func(m jetstream.Msg) {
 		now := time.Now()
-		ids, err := coveredBy(m.Headers(), m.Data())
+		d, ok, err := terminalData(m.Headers(), m.Data())
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if err != nil {
+		switch {
+		case err != nil:
 			f.err = err
 			return
+		case !ok:
+			return
 		}
-		for _, id := range ids {
-			if _, ok := f.seen[id]; !ok {
-				f.seen[id] = now
+		f.lastAt = now
+		f.runs[d.RunID]++
+		f.pages[d.RunID] = max(d.Pages, 1)
+		for _, t := range d.Triggers {
+			if _, ok := f.seen[t.ID]; !ok {
+				f.seen[t.ID] = now
 			}
+			f.times[t.ID]++
 		}
 	})
 	if err != nil {
@@ -190,6 +203,41 @@ func (f *follower) missing(ids []string) int {
 		}
 	}
 	return n
+}
+
+// last is when the last terminal event arrived.
+func (f *follower) last() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastAt
+}
+
+// tally counts the ids reported by exactly one event, by more than one, and by none.
+func (f *follower) tally(ids []string) (once, more, none int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		switch f.times[id] {
+		case 0:
+			none++
+		case 1:
+			once++
+		default:
+			more++
+		}
+	}
+	return once, more, none
+}
+
+// events returns the terminal events, the runs they belong to, and the most pages of a run.
+func (f *follower) events() (events, runs, maxPages int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, n := range f.runs {
+		events += n
+		maxPages = max(maxPages, f.pages[id])
+	}
+	return events, len(f.runs), maxPages
 }
 
 // lastCovering is when the last of ids was first reported.

@@ -7,15 +7,12 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 )
 
 // largeSize is scenario 6's load: one directory, n triggers published while its sync runs.
@@ -162,7 +159,7 @@ func (r *runner) measureLarge(ctx context.Context, ls largeSize, reps int) (larg
 	if err := st.ensureStreams(ctx, cfg); err != nil {
 		return res, err
 	}
-	counts, err := countResults(ctx, st.js, cfg.ResultStream)
+	counts, err := followResults(ctx, st.js, cfg.ResultStream)
 	if err != nil {
 		return res, err
 	}
@@ -340,93 +337,4 @@ func largestMsg(ctx context.Context, js jetstream.JetStream, stream string) (int
 		left -= min(got, left)
 	}
 	return largest, nil
-}
-
-// resultCounts follows the results stream and counts, per trigger id, the distinct terminal
-// events that list it (the stream stores each event id once), and the events per run.
-type resultCounts struct {
-	mu     sync.Mutex
-	seen   map[string]int
-	runs   map[string]int // run id → events
-	pages  map[string]int // run id → pages it says it has
-	lastAt time.Time
-	cc     jetstream.ConsumeContext
-}
-
-func countResults(ctx context.Context, js jetstream.JetStream, stream string) (*resultCounts, error) {
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, fmt.Errorf("results consumer: %w", err)
-	}
-	rc := &resultCounts{seen: map[string]int{}, runs: map[string]int{}, pages: map[string]int{}}
-	rc.cc, err = cons.Consume(func(m jetstream.Msg) {
-		e, err := cenats.Decode(m.Headers(), m.Data())
-		if err != nil || e.Type() == results.TypeStarted {
-			return
-		}
-		var d results.Data
-		if err := json.Unmarshal(e.Data(), &d); err != nil {
-			return
-		}
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		rc.lastAt = time.Now()
-		rc.runs[d.RunID]++
-		rc.pages[d.RunID] = max(d.Pages, 1)
-		for _, t := range d.Triggers {
-			rc.seen[t.ID]++
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("results consumer: %w", err)
-	}
-	return rc, nil
-}
-
-func (rc *resultCounts) stop() { rc.cc.Stop() }
-
-func (rc *resultCounts) missing(ids []string) int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	n := 0
-	for _, id := range ids {
-		if rc.seen[id] == 0 {
-			n++
-		}
-	}
-	return n
-}
-
-func (rc *resultCounts) last() time.Time {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.lastAt
-}
-
-// tally counts the ids reported once, more than once, and not at all.
-func (rc *resultCounts) tally(ids []string) (once, more, none int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	for _, id := range ids {
-		switch rc.seen[id] {
-		case 0:
-			none++
-		case 1:
-			once++
-		default:
-			more++
-		}
-	}
-	return once, more, none
-}
-
-// events returns the terminal events, the runs they belong to, and the most pages of a run.
-func (rc *resultCounts) events() (events, runs, maxPages int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	for id, n := range rc.runs {
-		events += n
-		maxPages = max(maxPages, rc.pages[id])
-	}
-	return events, len(rc.runs), maxPages
 }

@@ -144,22 +144,31 @@ func awaitResult(ctx context.Context, ch <-chan *nats.Msg, id string) error {
 
 // coveredBy returns the trigger ids a terminal result lists; none for a started event.
 func coveredBy(h nats.Header, data []byte) ([]string, error) {
-	e, err := cenats.Decode(h, data)
-	if err != nil {
-		return nil, fmt.Errorf("result event: %w", err)
-	}
-	if e.Type() == results.TypeStarted {
-		return nil, nil
-	}
-	var d results.Data
-	if err := json.Unmarshal(e.Data(), &d); err != nil {
-		return nil, fmt.Errorf("result event data: %w", err)
+	d, ok, err := terminalData(h, data)
+	if !ok || err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(d.Triggers))
 	for _, t := range d.Triggers {
 		out = append(out, t.ID)
 	}
 	return out, nil
+}
+
+// terminalData decodes a terminal result's data; ok is false for a started event.
+func terminalData(h nats.Header, data []byte) (results.Data, bool, error) {
+	e, err := cenats.Decode(h, data)
+	if err != nil {
+		return results.Data{}, false, fmt.Errorf("result event: %w", err)
+	}
+	if e.Type() == results.TypeStarted {
+		return results.Data{}, false, nil
+	}
+	var d results.Data
+	if err := json.Unmarshal(e.Data(), &d); err != nil {
+		return results.Data{}, false, fmt.Errorf("result event data: %w", err)
+	}
+	return d, true, nil
 }
 
 // bareLatency publishes the same kind of message n times, one at a time, and times each until an

@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
 )
 
 // Option adjusts a worker beyond its configuration.
@@ -157,6 +159,29 @@ func (o runObservers) RunReported(r *dirstate.Run) {
 	defer cancel()
 	if err := o.history.Record(ctx, r); err != nil {
 		o.log.Warn("recording the run in the history failed", "run_id", r.RunID, "directory", r.DirectoryName, "err", err)
+	}
+}
+
+// perDirectory is a metrics source of one number per directory, read through the control service
+// (nil until it exists) at scrape time.
+func perDirectory(ctl *atomic.Pointer[control.Service], read func(*control.Service, context.Context) (map[control.DirectoryName]int, error),
+	what string, log *slog.Logger) func() map[metrics.Directory]int {
+	return func() map[metrics.Directory]int {
+		c := ctl.Load()
+		if c == nil {
+			return nil
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+		defer cancel()
+		byName, err := read(c, sctx)
+		if err != nil {
+			log.Debug("metrics: "+what+" failed", "err", err)
+		}
+		out := make(map[metrics.Directory]int, len(byName))
+		for d, n := range byName {
+			out[metrics.Directory{Tenant: d.Tenant, Name: d.Name}] = n
+		}
+		return out
 	}
 }
 

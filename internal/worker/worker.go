@@ -70,41 +70,9 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	)
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.Options{
-		Version: o.version,
-		PendingByDirectory: func() map[metrics.Directory]int {
-			c := ctl.Load()
-			if c == nil {
-				return nil
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
-			defer cancel()
-			counts, err := c.PendingByName(sctx)
-			if err != nil {
-				log.Debug("metrics: counting pending triggers failed", "err", err)
-			}
-			out := make(map[metrics.Directory]int, len(counts))
-			for d, n := range counts {
-				out[metrics.Directory{Tenant: d.Tenant, Name: d.Name}] = n
-			}
-			return out
-		},
-		RunFailures: func() map[metrics.Directory]int {
-			c := ctl.Load()
-			if c == nil {
-				return nil
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
-			defer cancel()
-			failures, err := c.FailuresByName(sctx)
-			if err != nil {
-				log.Debug("metrics: reading failing runs failed", "err", err)
-			}
-			out := make(map[metrics.Directory]int, len(failures))
-			for d, n := range failures {
-				out[metrics.Directory{Tenant: d.Tenant, Name: d.Name}] = n
-			}
-			return out
-		},
+		Version:            o.version,
+		PendingByDirectory: perDirectory(&ctl, (*control.Service).PendingByName, "counting pending triggers", log),
+		RunFailures:        perDirectory(&ctl, (*control.Service).FailuresByName, "reading failing runs", log),
 		LeasesHeld: func() int {
 			if e := engine.Load(); e != nil {
 				return e.LeasesHeld()
