@@ -311,7 +311,7 @@ func checkPage(t testing.TB, b *Browser, p StatusPage) {
 		t.Error("the page does not refresh itself (no meta refresh)")
 	}
 	for _, d := range p.Directories {
-		if !slices.Contains([]string{"idle", "pending", "syncing", "paused"}, d.State) || d.Name == "" {
+		if !slices.Contains([]string{"stuck", "idle", "pending", "syncing", "paused"}, d.State) || d.Name == "" {
 			t.Errorf("directory row %+v", d)
 		}
 	}
