@@ -31,22 +31,22 @@ func parseTemplates() *template.Template {
 // The page's view model: every text and attribute is computed here, so the templates only place
 // strings (which html/template escapes for their context).
 type pageView struct {
-	Version     string
-	Now         timeView
-	Refresh     int    // seconds; 0 = auto-refresh off
-	RefreshURL  string // toggles auto-refresh, keeping the opened directories
-	SignedIn    bool   // through the session cookie: offer to sign out
-	Summary     summaryView
-	Problems    []string
+	Version    string
+	Now        timeView
+	Refresh    int    // seconds; 0 = auto-refresh off
+	RefreshURL string // toggles auto-refresh, keeping the opened directories
+	SignedIn   bool   // through the session cookie: offer to sign out
+	Summary    summaryView
+	Problems   []string
 	// Stuck lists the directories whose run keeps failing, above everything else.
 	Stuck       []dirView
 	Directories []dirView
 	// DirectoriesMore: directories not shown (the page shows at most pageDirectories).
 	DirectoriesMore int
-	DeadTotal   uint64
-	DeadLetters []deadView
-	DeadKnown   bool
-	DeadPartial bool // more dead letters than listed
+	DeadTotal       uint64
+	DeadLetters     []deadView
+	DeadKnown       bool
+	DeadPartial     bool // more dead letters than listed
 }
 
 type summaryView struct {
@@ -65,14 +65,14 @@ type dirView struct {
 	CoveringMore                 int
 	CoveringOf                   string // the run in flight's trigger count, when more than shown
 	// Trouble: the run in flight keeps failing (Stuck once dirstate.StuckAfter times in a row).
-	Trouble *troubleView
-	LastRun                      *runView
-	LastCovering                 []triggerView // the last run's triggers, first few
-	LastCoveringMore             int
-	LastCoveringOf               string
-	Runs                         []runView
-	RunsErr                      string
-	Open                         bool
+	Trouble          *troubleView
+	LastRun          *runView
+	LastCovering     []triggerView // the last run's triggers, first few
+	LastCoveringMore int
+	LastCoveringOf   string
+	Runs             []runView
+	RunsErr          string
+	Open             bool
 }
 
 type runView struct {

@@ -268,7 +268,7 @@ func TestStatusPageStuckAndLargeRuns(t *testing.T) {
 			"covered group hr-onboarding-wave-01, group hr-onboarding-wave-02, group hr-onboarding-wave-03 (first 3 of 2,500)"}, nil},
 		{"Corp AD row", text(row(t, html, "Corp AD")), []string{"syncing since", "failed 2 times in a row since 14:30:55 (1m 10s), last 14:31:45: polling the sync status: vIDM answered 503 Service Unavailable"}, []string{"stuck"}},
 		{"Lab AD row", text(row(t, html, "Lab AD")), []string{"pending 3 triggers"}, []string{"failed 2 times", "in a row"}},
-		{"HR AD runs", text(regexp.MustCompile(`(?s)<details id="runs-dir-default--`+idHR+`".*?</details>`).FindString(html)),
+		{"HR AD runs", text(regexp.MustCompile(`(?s)<details id="runs-dir-default--` + idHR + `".*?</details>`).FindString(html)),
 			[]string{"to be reported in 7 result events", "first 10 of 100,000 triggers; the run's result events list them all",
 				"hr-onboarding-wave-10", "first 3 of 2,500 triggers"}, []string{"reported in 1 result events"}},
 	}
