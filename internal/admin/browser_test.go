@@ -426,7 +426,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			path := filepath.Join("..", "..", "docs", "status-page.png")
-			if err := b.Screenshot(srv.URL+"/?open=default/"+idCorp+"&open=default/"+idLab, path); err != nil {
+			if err := b.Screenshot(srv.URL+"/?open=default/"+idHR+"&open=default/"+idCorp, path); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("wrote %s", path)

@@ -293,7 +293,7 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 			v.StateText = "stuck: " + plural(tr.Failures, "failure", "failures") + " in a row"
 		}
 		if run := d.CurrentRun; run != nil {
-			v.StateDetail = append(v.StateDetail, "run "+run.RunID+" ("+orDash(run.Phase)+") retries by itself; fix the cause, or pause the directory")
+			v.StateDetail = append(v.StateDetail, "run "+run.RunID+" ("+orDash(run.Phase)+") retries by itself; fix the cause and it resumes")
 			v.Covering, v.CoveringMore, v.CoveringOf = s.covering(*run, now)
 		}
 		if d.PendingTriggers > 0 {

@@ -262,7 +262,7 @@ func TestStatusPageStuckAndLargeRuns(t *testing.T) {
 	}{
 		{"stuck section", text(stuck), []string{"Stuck: 1 directory whose run keeps failing", "HR AD",
 			"failed 7 times in a row since 13:54:05 (38m), last 14:30:05: starting the sync: vIDM answered 401: the OAuth client svc-dirsync is disabled",
-			"resumes once the cause is fixed", "pause"}, []string{"Corp AD"}},
+			"resumes once the cause is gone", "holds back the runs after this one"}, []string{"Corp AD"}},
 		{"HR AD row", text(row(t, html, "HR AD")), []string{"stuck: 7 failures in a row", "failed 7 times in a row",
 			"svc-dirsync is disabled", "(first 5 of 100,000)", "12 more triggers wait for the follow-up run",
 			"covered group hr-onboarding-wave-01, group hr-onboarding-wave-02, group hr-onboarding-wave-03 (first 3 of 2,500)"}, nil},
