@@ -111,16 +111,21 @@ func newWorld(t *testing.T) *world {
 // allows: the way to have 20,000 pending triggers in a test without 20,000 round trips.
 func (w *world) putFast(t *testing.T, bucket string, n int, entry func(i int) (key string, value []byte)) {
 	t.Helper()
-	for i := range n {
+	// In chunks well under the client's limit of outstanding publishes, each waited for: a busy
+	// machine then slows the writes down instead of failing them.
+	const chunk = 1000
+	for i := 0; i < n; i++ {
 		k, v := entry(i)
 		if _, err := w.js.PublishAsync("$KV."+bucket+"."+k, v); err != nil {
 			t.Fatal(err)
 		}
-	}
-	select {
-	case <-w.js.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		t.Fatalf("writing %d values to %s did not complete", n, bucket)
+		if (i+1)%chunk == 0 || i == n-1 {
+			select {
+			case <-w.js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				t.Fatalf("writing %d values to %s did not complete", n, bucket)
+			}
+		}
 	}
 }
 
