@@ -47,7 +47,8 @@ type Source interface {
 	RequestSync(ctx context.Context, tenant, directoryID string, queue bool, reason string) (control.SyncRequest, error)
 	Pause(ctx context.Context, tenant, directoryID, reason string) (control.Directory, error)
 	Resume(ctx context.Context, tenant, directoryID string) (control.Directory, error)
-	DeadLetters(ctx context.Context, limit int) (control.DeadLetters, error)
+	// DeadLetters returns at most limit dead letters older than sequence before (0: the newest).
+	DeadLetters(ctx context.Context, limit int, before uint64) (control.DeadLetters, error)
 	// Redrive re-drives the dead letters with these sequences; none means all of them.
 	Redrive(ctx context.Context, seqs []uint64) (control.RedriveResult, error)
 	Tenants(ctx context.Context) ([]control.Tenant, error)
@@ -60,7 +61,8 @@ const (
 	defaultRefresh     = 5 * time.Second
 	defaultHistoryRuns = 20
 	defaultDeadLetters = 50
-	maxLimit           = 1000 // ?limit= on runs and dead letters
+	defaultDirectories = 100
+	maxLimit           = 1000 // ?limit= on directories, runs and dead letters
 	maxBody            = 64 << 10
 	pageDeadLetters    = 20 // dead letters listed on the status page
 )

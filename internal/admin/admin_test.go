@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -137,9 +138,19 @@ func TestRoutes(t *testing.T) {
 		{"healthz", req{method: "GET", target: "/healthz"}, 200, bodyIs("healthz ok"), []string{}},
 		{"readyz", req{method: "GET", target: "/readyz"}, 200, bodyIs("readyz ok"), []string{}},
 		{"list directories", req{method: "GET", target: "/api/v1/directories"}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
-			v := decode[struct{ Directories []control.Directory }](t, w)
-			if len(v.Directories) != 5 || v.Directories[0].Name != "Corp AD" || v.Directories[0].CurrentRun == nil {
-				t.Errorf("directories: %+v", v.Directories)
+			v := decode[control.DirectoryList](t, w)
+			if len(v.Directories) != 6 || v.Total != 6 || v.Next != "" || v.Directories[0].Name != "Corp AD" || v.Directories[0].CurrentRun == nil {
+				t.Errorf("directories: %+v", v)
+			}
+		}, []string{"Directories"}},
+		{"stuck directories", req{method: "GET", target: "/api/v1/directories?state=stuck"}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			v := decode[control.DirectoryList](t, w)
+			if len(v.Directories) != 1 || v.Total != 1 || v.Directories[0].Name != "HR AD" {
+				t.Fatalf("stuck directories: %+v", v)
+			}
+			tr := v.Directories[0].CurrentRun.Trouble
+			if tr == nil || !tr.Stuck || tr.Failures != 7 || !strings.Contains(tr.Error, "svc-dirsync is disabled") || v.Directories[0].CurrentRun.Pages != 7 {
+				t.Errorf("stuck run: %+v", v.Directories[0].CurrentRun)
 			}
 		}, []string{"Directories"}},
 		{"one directory", req{method: "GET", target: labPath}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
@@ -190,6 +201,16 @@ func TestRoutes(t *testing.T) {
 				t.Errorf("dead letters: %+v", v)
 			}
 		}, []string{"DeadLetters limit=50"}},
+		{"dead letters, a page", req{method: "GET", target: "/api/v1/dead-letters?limit=2"}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if v := decode[control.DeadLetters](t, w); len(v.Items) != 2 || v.Next != 409 {
+				t.Errorf("dead letters: %+v", v)
+			}
+		}, []string{"DeadLetters limit=2"}},
+		{"dead letters, the next page", req{method: "GET", target: "/api/v1/dead-letters?limit=2&before=409"}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if v := decode[control.DeadLetters](t, w); len(v.Items) != 1 || v.Items[0].Seq != 377 || v.Next != 0 {
+				t.Errorf("dead letters: %+v", v)
+			}
+		}, []string{"DeadLetters limit=2 before=409"}},
 		{"dead letters, max limit", req{method: "GET", target: "/api/v1/dead-letters?limit=1000"}, 200, nil, []string{"DeadLetters limit=1000"}},
 		{"redrive some", req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken, body: `{"sequences":[412,5]}`}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
 			v := decode[control.RedriveResult](t, w)
@@ -550,3 +571,104 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("history runs default: calls %q", src.Calls())
 	}
 }
+
+// manyDirectories is a worker with n directories named dir-0000 … and nothing else.
+func manyDirectories(n int) *fakeSource {
+	f := &fakeSource{now: testNow, runs: map[string][]control.Run{}}
+	for i := range n {
+		state := control.StateIdle
+		if i%40 == 7 {
+			state = control.StateStuck
+		}
+		f.dirs = append(f.dirs, control.Directory{Tenant: "default", DirectoryID: fmt.Sprintf("id-%04d", i), Name: fmt.Sprintf("dir-%04d", i), State: state, Known: true})
+	}
+	return f
+}
+
+// TestDirectoryListPages: the directory list is answered a page at a time; following next visits
+// every directory once, in order, even when one is removed between two pages; state filters;
+// bad parameters are refused.
+func TestDirectoryListPages(t *testing.T) {
+	page := func(t *testing.T, hs *harness, target string) control.DirectoryList {
+		t.Helper()
+		w := hs.do(req{method: "GET", target: target, token: readToken})
+		if w.Code != 200 {
+			t.Fatalf("%s: %d %s", target, w.Code, w.Body)
+		}
+		return decode[control.DirectoryList](t, w)
+	}
+	tests := []struct {
+		name      string
+		query     string // besides after
+		removeAt  int    // remove the first directory of this page (from 1) before asking for it; 0: none
+		wantPages []int  // directories per page
+		wantTotal int
+	}{
+		{"default limit", "", 0, []int{100, 100, 50}, 250},
+		{"limit 1000", "limit=1000", 0, []int{250}, 250},
+		{"limit 99", "limit=99", 0, []int{99, 99, 52}, 250},
+		{"a directory removed between pages", "limit=100", 2, []int{100, 100, 50}, 249},
+		{"stuck only", "state=stuck&limit=5", 0, []int{5, 2}, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := manyDirectories(250)
+			hs := newHarness(t, fullConfig(), src)
+			var got []int
+			var names []string
+			total := 0
+			after := ""
+			for n := 1; ; n++ {
+				if n == tt.removeAt {
+					src.mu.Lock()
+					src.dirs = src.dirs[1:] // a directory already listed: nothing may shift
+					src.mu.Unlock()
+				}
+				target := "/api/v1/directories?" + tt.query
+				if after != "" {
+					target += "&after=" + url.QueryEscape(after)
+				}
+				p := page(t, hs, target)
+				got = append(got, len(p.Directories))
+				for _, d := range p.Directories {
+					names = append(names, d.Name)
+				}
+				total = p.Total
+				if p.Next == "" {
+					break
+				}
+				if n > 10 {
+					t.Fatal("no last page")
+				}
+				after = p.Next
+			}
+			if !slices.Equal(got, tt.wantPages) || total != tt.wantTotal {
+				t.Errorf("pages %v (total %d), want %v (total %d)", got, total, tt.wantPages, tt.wantTotal)
+			}
+			if !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+				t.Errorf("directories out of order or repeated: %v", names)
+			}
+			// Every directory listed once: the one removed was on the first page.
+			if want := sum(tt.wantPages); len(names) != want {
+				t.Errorf("%d directories listed, want %d", len(names), want)
+			}
+		})
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "state=busy", "after=%21%21", "after=" + base64url("only-two\x00parts")} {
+		t.Run("refused "+q, func(t *testing.T) {
+			hs := newHarness(t, fullConfig(), manyDirectories(3))
+			if w := hs.do(req{method: "GET", target: "/api/v1/directories?" + q, token: readToken}); w.Code != 400 {
+				t.Errorf("%s: %d %s", q, w.Code, w.Body)
+			}
+		})
+	}
+}
+
+func sum(ns []int) (n int) {
+	for _, v := range ns {
+		n += v
+	}
+	return n
+}
+
+func base64url(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }

@@ -57,6 +57,11 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusConflict, errorBody{Error: conflict.Message, Reason: conflict.Reason, CurrentRun: conflict.CurrentRun})
 	case errors.Is(err, control.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, control.ErrNotReady):
+		// Starting, or the watch of the pending bucket restarting: a moment, not a fault.
+		s.log.WarnContext(r.Context(), "admin request: the worker is still reading its state", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the worker is still reading its state; try again in a few seconds")
 	case errors.Is(err, control.ErrReloadRejected):
 		// The reason is the file's problems, each with its location; never a secret.
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
@@ -119,18 +124,49 @@ func checkReason(reason string) error {
 	return nil
 }
 
+// beforeParam reads ?before=, a dead-letter sequence (0 when absent).
+func beforeParam(r *http.Request) (uint64, error) {
+	v := r.URL.Query().Get("before")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, &badRequest{http.StatusBadRequest, "before must be a dead-letter sequence (an integer from 1)"}
+	}
+	return n, nil
+}
+
+// directoryQuery reads ?limit=, ?after= and ?state= of the directory list.
+func directoryQuery(r *http.Request) (control.DirectoryQuery, error) {
+	limit, err := limitParam(r, defaultDirectories)
+	if err != nil {
+		return control.DirectoryQuery{}, err
+	}
+	q := control.DirectoryQuery{Limit: limit, After: r.URL.Query().Get("after"), State: control.State(r.URL.Query().Get("state"))}
+	if q.State != "" && !control.ValidState(q.State) {
+		return control.DirectoryQuery{}, &badRequest{http.StatusBadRequest, fmt.Sprintf("state must be one of %v", control.States)}
+	}
+	return q, nil
+}
+
 func (s *server) listDirectories(w http.ResponseWriter, r *http.Request) {
+	q, err := directoryQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	dirs, err := s.src.Directories(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if dirs == nil {
-		dirs = []control.Directory{}
+	page, err := control.PageDirectories(dirs, q)
+	if err != nil {
+		s.fail(w, r, &badRequest{http.StatusBadRequest, "after: " + err.Error() + " (pass the next of the previous page)"})
+		return
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Directories []control.Directory `json:"directories"`
-	}{dirs})
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (s *server) getDirectory(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +267,12 @@ func (s *server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	dl, err := s.src.DeadLetters(r.Context(), limit)
+	before, err := beforeParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	dl, err := s.src.DeadLetters(r.Context(), limit, before)
 	if err != nil {
 		s.fail(w, r, err)
 		return

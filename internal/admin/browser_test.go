@@ -311,7 +311,7 @@ func checkPage(t testing.TB, b *Browser, p StatusPage) {
 		t.Error("the page does not refresh itself (no meta refresh)")
 	}
 	for _, d := range p.Directories {
-		if !slices.Contains([]string{"idle", "pending", "syncing", "paused"}, d.State) || d.Name == "" {
+		if !slices.Contains([]string{"stuck", "idle", "pending", "syncing", "paused"}, d.State) || d.Name == "" {
 			t.Errorf("directory row %+v", d)
 		}
 	}
@@ -426,7 +426,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			path := filepath.Join("..", "..", "docs", "status-page.png")
-			if err := b.Screenshot(srv.URL+"/?open=default/"+idCorp+"&open=default/"+idLab, path); err != nil {
+			if err := b.Screenshot(srv.URL+"/?open=default/"+idHR+"&open=default/"+idCorp, path); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("wrote %s", path)

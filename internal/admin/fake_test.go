@@ -56,7 +56,7 @@ func (f *fakeSource) Directories(context.Context) ([]control.Directory, error) {
 	if err := f.failure("Directories"); err != nil {
 		return nil, err
 	}
-	return slices.Clone(f.dirs), nil
+	return slices.SortedStableFunc(slices.Values(f.dirs), control.CompareDirectories), nil
 }
 
 func (f *fakeSource) Directory(_ context.Context, tenant, id string) (control.Directory, error) {
@@ -156,16 +156,26 @@ func (f *fakeSource) Resume(_ context.Context, tenant, id string) (control.Direc
 	return *d, nil
 }
 
-func (f *fakeSource) DeadLetters(_ context.Context, limit int) (control.DeadLetters, error) {
+func (f *fakeSource) DeadLetters(_ context.Context, limit int, before uint64) (control.DeadLetters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("DeadLetters limit=%d", limit)
+	if before > 0 {
+		f.record("DeadLetters limit=%d before=%d", limit, before)
+	} else {
+		f.record("DeadLetters limit=%d", limit)
+	}
 	if err := f.failure("DeadLetters"); err != nil {
 		return control.DeadLetters{}, err
 	}
-	out := control.DeadLetters{Total: f.dead.Total, Items: slices.Clone(f.dead.Items)}
+	out := control.DeadLetters{Total: f.dead.Total, Items: []control.DeadLetter{}}
+	for _, d := range f.dead.Items { // newest first
+		if before == 0 || d.Seq < before {
+			out.Items = append(out.Items, d)
+		}
+	}
 	if len(out.Items) > limit {
 		out.Items = out.Items[:limit]
+		out.Next = out.Items[limit-1].Seq
 	}
 	return out, nil
 }
@@ -233,6 +243,7 @@ const (
 	idRetail  = "d4e5f6a7-1b2c-4d3e-8f9a-0b1c2d3e4f64"
 	idGone    = "0a0b0c0d-1111-4222-8333-444455556666"
 	idHostile = "e7f8a9b0-2222-4333-9444-555566667777"
+	idHR      = "b1c2d3e4-5f60-4718-8a9b-0c1d2e3f4a75"
 )
 
 const hostileName = `<script>alert(1)</script>`
@@ -241,13 +252,31 @@ func trig(id, typ, group, user string, ago time.Duration) control.Trigger {
 	return control.Trigger{ID: id, Source: "urn:pipeline:ad-provisioning", Type: typ, Group: group, User: user, AcceptedAt: *at(ago)}
 }
 
-// richState is a realistic worker: a directory syncing with more triggers waiting, one pending,
-// one paused, one idle whose last run failed, one idle and fine, one vIDM no longer lists, and
-// dead letters. hostile adds a directory whose name and domain are HTML.
+// richState is a realistic worker: a directory syncing with more triggers waiting (its polls
+// failed twice), one stuck on a run of 100,000 triggers, one pending, one paused, one idle whose
+// last run failed, one idle and fine, one vIDM no longer lists, and dead letters. hostile adds a
+// directory whose name and domain are HTML.
 func richState(hostile bool) *fakeSource {
+	hrSample := make([]control.Trigger, 10)
+	for i := range hrSample {
+		hrSample[i] = trig(fmt.Sprintf("c4d5e6f7-0000-4000-8000-%012d", i+1), "ad.group.created", fmt.Sprintf("hr-onboarding-wave-%02d", i+1), "", 41*time.Minute)
+	}
+	hrStuck := control.Run{
+		RunID: "run-01HXC3ZK", Status: control.RunQueued, Phase: "posting", CreatedAt: *at(40 * time.Minute),
+		Holder: "vidm-sync-worker-7d9f8-m8p2r", TriggerCount: 100000, Pages: 7, Triggers: hrSample,
+		Trouble: &control.Trouble{Failures: 7, Since: *at(38 * time.Minute), Last: *at(2 * time.Minute), Stuck: true,
+			Error: "starting the sync: vIDM answered 401: the OAuth client svc-dirsync is disabled"},
+	}
+	hrDone := control.Run{
+		RunID: "run-01HX8Q4D", Status: control.RunCompleted, CreatedAt: *at(6 * time.Hour), StartedAt: at(6 * time.Hour),
+		FinishedAt: at(6*time.Hour - 4*time.Minute), DurationMs: (4 * time.Minute).Milliseconds(), TriggerCount: 2500, Pages: 1,
+		Triggers: hrSample[:3],
+	}
 	corpRunning := control.Run{
 		RunID: "run-01HXC7M2", Status: control.RunRunning, Phase: "posted", CreatedAt: *at(3*time.Minute + 14*time.Second),
 		StartedAt: at(3*time.Minute + 12*time.Second), DurationMs: (3*time.Minute + 12*time.Second).Milliseconds(),
+		Trouble: &control.Trouble{Failures: 2, Since: *at(70 * time.Second), Last: *at(20 * time.Second),
+			Error: "polling the sync status: vIDM answered 503 Service Unavailable"},
 		Holder: "vidm-sync-worker-7d9f8-x2k4q", TriggerCount: 3,
 		Triggers: []control.Trigger{
 			trig("4b1e0c7a-91d3-4f0e-8a52-0c3d5e7f9a10", "ad.group.created", "proj-alpha-admins", "", 3*time.Minute+20*time.Second),
@@ -320,6 +349,8 @@ func richState(hostile bool) *fakeSource {
 			{Tenant: "default", Backend: "vcf", DirectoryID: idRetail, Name: "Retail AD", Type: "ACTIVE_DIRECTORY_LDAP",
 				Domains: []string{"retail.example.com"}, State: control.StateIdle, LastRun: &retailDone, Known: true},
 			{Tenant: "default", DirectoryID: idGone, Name: "Old Test AD", State: control.StateIdle, LastRun: &goneTimeout, Known: false},
+			{Tenant: "default", Backend: "vidm", DirectoryID: idHR, Name: "HR AD", Type: "ACTIVE_DIRECTORY_LDAP",
+				Domains: []string{"hr.corp.example.com"}, State: control.StateStuck, PendingTriggers: 12, CurrentRun: &hrStuck, LastRun: &hrDone, Known: true},
 		},
 		runs: map[string][]control.Run{
 			key("default", idCorp):    {corpRunning, corpDone, corpOlder},
@@ -327,6 +358,7 @@ func richState(hostile bool) *fakeSource {
 			key("default", idPartner): {partnerDone},
 			key("default", idRetail):  {retailDone},
 			key("default", idGone):    {goneTimeout},
+			key("default", idHR):      {hrStuck, hrDone},
 		},
 		dead: control.DeadLetters{Total: 7, Items: []control.DeadLetter{
 			{Seq: 412, Time: *at(9 * time.Minute), Code: "UNKNOWN_DIRECTORY", Reason: `no vIDM directory is named or has the domain "corp.exmaple.com"`,

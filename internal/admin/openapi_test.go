@@ -206,7 +206,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Directory": control.Directory{}, "Pause": control.Pause{}, "Run": control.Run{}, "Trigger": control.Trigger{},
 		"RunError": control.RunError{}, "DeadLetter": control.DeadLetter{}, "DeadLetters": control.DeadLetters{},
 		"SyncRequest": control.SyncRequest{}, "RedriveResult": control.RedriveResult{}, "RedriveFailure": control.RedriveFailure{},
-		"ConflictError": errorBody{},
+		"ConflictError": errorBody{}, "Trouble": control.Trouble{}, "DirectoryList": control.DirectoryList{},
 	}
 	for name, v := range types {
 		s := obj(obj(obj(doc["components"])["schemas"])[name])
@@ -391,6 +391,12 @@ func TestOpenAPIResponses(t *testing.T) {
 		{r: req{method: "GET", target: "/api/v1/directories", token: readToken}, status: 200},
 		{r: req{method: "GET", target: "/api/v1/directories"}, status: 401},
 		{r: req{method: "GET", target: "/api/v1/directories", token: readToken}, fail: map[string]error{"Directories": errBroken}, status: 500},
+		{r: req{method: "GET", target: "/api/v1/directories?limit=2", token: readToken}, status: 200},
+		{r: req{method: "GET", target: "/api/v1/directories?state=stuck", token: readToken}, status: 200},
+		{r: req{method: "GET", target: "/api/v1/directories?state=busy", token: readToken}, status: 400},
+		{r: req{method: "GET", target: "/api/v1/directories?after=%21%21", token: readToken}, status: 400},
+		{r: req{method: "GET", target: "/api/v1/directories", token: readToken}, fail: map[string]error{"Directories": fmt.Errorf("reading: %w", control.ErrNotReady)}, status: 503},
+		{r: req{method: "GET", target: corpPath, token: readToken}, fail: map[string]error{"Directory": fmt.Errorf("reading: %w", control.ErrNotReady)}, status: 503},
 		{r: req{method: "GET", target: corpPath, token: readToken}, status: 200},
 		{r: req{method: "GET", target: partnerPath, token: readToken}, status: 200},
 		{r: req{method: "GET", target: "/api/v1/directories/default/nope", token: readToken}, status: 404},
@@ -413,6 +419,8 @@ func TestOpenAPIResponses(t *testing.T) {
 		{r: req{method: "POST", target: partnerPath + "/resume", token: adminToken}, fail: map[string]error{"Resume": errBroken}, status: 500},
 		{r: req{method: "GET", target: "/api/v1/dead-letters", token: readToken}, status: 200},
 		{r: req{method: "GET", target: "/api/v1/dead-letters?limit=5000", token: readToken}, status: 400},
+		{r: req{method: "GET", target: "/api/v1/dead-letters?limit=1&before=412", token: readToken}, status: 200},
+		{r: req{method: "GET", target: "/api/v1/dead-letters?before=0", token: readToken}, status: 400},
 		{r: req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken, body: `{"sequences":[412,5]}`}, status: 200},
 		{r: req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken}, status: 200},
 		{r: req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken, body: `{"sequences":["x"]}`}, status: 400},

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,18 +31,22 @@ func parseTemplates() *template.Template {
 // The page's view model: every text and attribute is computed here, so the templates only place
 // strings (which html/template escapes for their context).
 type pageView struct {
-	Version     string
-	Now         timeView
-	Refresh     int    // seconds; 0 = auto-refresh off
-	RefreshURL  string // toggles auto-refresh, keeping the opened directories
-	SignedIn    bool   // through the session cookie: offer to sign out
-	Summary     summaryView
-	Problems    []string
+	Version    string
+	Now        timeView
+	Refresh    int    // seconds; 0 = auto-refresh off
+	RefreshURL string // toggles auto-refresh, keeping the opened directories
+	SignedIn   bool   // through the session cookie: offer to sign out
+	Summary    summaryView
+	Problems   []string
+	// Stuck lists the directories whose run keeps failing, above everything else.
+	Stuck       []dirView
 	Directories []dirView
-	DeadTotal   uint64
-	DeadLetters []deadView
-	DeadKnown   bool
-	DeadPartial bool // more dead letters than listed
+	// DirectoriesMore: directories not shown (the page shows at most pageDirectories).
+	DirectoriesMore int
+	DeadTotal       uint64
+	DeadLetters     []deadView
+	DeadKnown       bool
+	DeadPartial     bool // more dead letters than listed
 }
 
 type summaryView struct {
@@ -57,12 +63,16 @@ type dirView struct {
 	StateDetail                  []string
 	Covering                     []triggerView // the run in flight's triggers, first few
 	CoveringMore                 int
-	LastRun                      *runView
-	LastCovering                 []triggerView // the last run's triggers, first few
-	LastCoveringMore             int
-	Runs                         []runView
-	RunsErr                      string
-	Open                         bool
+	CoveringOf                   string // the run in flight's trigger count, when more than shown
+	// Trouble: the run in flight keeps failing (Stuck once dirstate.StuckAfter times in a row).
+	Trouble          *troubleView
+	LastRun          *runView
+	LastCovering     []triggerView // the last run's triggers, first few
+	LastCoveringMore int
+	LastCoveringOf   string
+	Runs             []runView
+	RunsErr          string
+	Open             bool
 }
 
 type runView struct {
@@ -72,9 +82,23 @@ type runView struct {
 	Created, Started, Finished                        timeView
 	Duration                                          string
 	TriggerCount                                      int
+	TriggerCountText                                  string // 100,000
 	Triggers                                          []triggerView
 	TriggersMore                                      int
 	Error                                             *control.RunError
+	// Pages is the number of result events the run is (or will be) reported in, when more than one.
+	Pages    int
+	InFlight bool
+	Trouble  *troubleView
+}
+
+// troubleView is a run in flight that keeps failing.
+type troubleView struct {
+	Failures    int
+	Since, Last timeView
+	For         string // how long it has been failing
+	Error       string
+	Stuck       bool
 }
 
 type triggerView struct {
@@ -96,6 +120,9 @@ const (
 	coveringShown   = 5   // trigger names shown in the directory table for a run in flight
 	triggersPerRun  = 500 // triggers listed per run in the run history
 	pageSourceCalls = 4   // concurrent Runs calls while rendering the page
+	// pageDirectories bounds the directories the page lists (stuck ones first); the admin API
+	// pages through all of them.
+	pageDirectories = 500
 )
 
 func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
@@ -111,17 +138,29 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 	v.RefreshURL = pageURL(opened, v.Refresh == 0, "") // the other way round
 
 	status := http.StatusOK
-	dirs, err := s.src.Directories(ctx)
+	all, err := s.src.Directories(ctx)
 	if err != nil {
 		s.log.ErrorContext(ctx, "status page: reading the directories", "err", err)
 		v.Problems = append(v.Problems, "The directories could not be read; the worker's log has the details.")
 		status = http.StatusInternalServerError
+	}
+	// Stuck directories first, then the list's own order; at most pageDirectories of them.
+	dirs := slices.Clone(all)
+	slices.SortStableFunc(dirs, func(a, b control.Directory) int {
+		return cmp.Compare(stuckRank(a), stuckRank(b))
+	})
+	if len(dirs) > pageDirectories {
+		v.DirectoriesMore = len(dirs) - pageDirectories
+		dirs = dirs[:pageDirectories]
 	}
 	v.Directories = make([]dirView, len(dirs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pageSourceCalls)
 	for i, d := range dirs {
 		v.Directories[i] = s.dirView(d, now, opened, v.Refresh != 0)
+		if v.Directories[i].Trouble != nil && v.Directories[i].Trouble.Stuck {
+			v.Stuck = append(v.Stuck, v.Directories[i])
+		}
 		g.Go(func() error {
 			runs, err := s.src.Runs(gctx, d.Tenant, d.DirectoryID, s.cfg.HistoryRuns)
 			if err != nil {
@@ -135,7 +174,7 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 			return nil
 		})
 	}
-	dead, deadErr := s.src.DeadLetters(ctx, pageDeadLetters)
+	dead, deadErr := s.src.DeadLetters(ctx, pageDeadLetters, 0)
 	_ = g.Wait()
 	if deadErr != nil {
 		s.log.ErrorContext(ctx, "status page: reading dead letters", "err", deadErr)
@@ -147,7 +186,7 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 		}
 		v.DeadPartial = uint64(len(v.DeadLetters)) < dead.Total
 	}
-	for _, d := range dirs {
+	for _, d := range all {
 		v.Summary.Directories++
 		v.Summary.PendingTriggers += d.PendingTriggers
 		switch d.State {
@@ -188,6 +227,14 @@ func (s *server) render(ctx context.Context, w http.ResponseWriter, status int, 
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
+}
+
+// stuckRank puts stuck directories first.
+func stuckRank(d control.Directory) int {
+	if d.State == control.StateStuck {
+		return 0
+	}
+	return 1
 }
 
 // pageURL is the page's URL with these directories' runs opened and auto-refresh on or off.
@@ -236,8 +283,23 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 		open = append(slices.Clip(opened), key)
 	}
 	v.OpenURL = pageURL(open, refresh, v.Anchor)
+	if run := d.CurrentRun; run != nil && run.Trouble != nil {
+		v.Trouble = s.troubleView(*run.Trouble, now)
+	}
 	switch d.State {
-	case control.StateStuck, control.StateSyncing:
+	case control.StateStuck:
+		v.StateText = "stuck"
+		if tr := v.Trouble; tr != nil {
+			v.StateText = "stuck: " + plural(tr.Failures, "failure", "failures") + " in a row"
+		}
+		if run := d.CurrentRun; run != nil {
+			v.StateDetail = append(v.StateDetail, "run "+run.RunID+" ("+orDash(run.Phase)+") retries by itself; fix the cause and it resumes")
+			v.Covering, v.CoveringMore, v.CoveringOf = s.covering(*run, now)
+		}
+		if d.PendingTriggers > 0 {
+			v.StateDetail = append(v.StateDetail, plural(d.PendingTriggers, "more trigger waits", "more triggers wait")+" for the follow-up run")
+		}
+	case control.StateSyncing:
 		v.StateText = "syncing"
 		if run := d.CurrentRun; run != nil {
 			since := run.CreatedAt
@@ -254,19 +316,7 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 			default:
 				v.StateDetail = append(v.StateDetail, "run "+run.RunID)
 			}
-			v.Covering, v.CoveringMore = s.covering(*run, now)
-			if run.Pages > 1 {
-				v.StateDetail = append(v.StateDetail, fmt.Sprintf("%d triggers, reported in %d result events", run.TriggerCount, run.Pages))
-			}
-			if tr := run.Trouble; tr != nil {
-				// A run that keeps failing is never silent: how often, since when, and why.
-				if tr.Stuck {
-					v.StateText = fmt.Sprintf("stuck since %s: %s", s.timeView(tr.Since, now).Text,
-						plural(tr.Failures, "failure", "failures")+" in a row")
-				}
-				v.StateDetail = append(v.StateDetail, fmt.Sprintf("failed %s in a row, last at %s: %s",
-					plural(tr.Failures, "time", "times"), s.timeView(tr.Last, now).Text, tr.Error))
-			}
+			v.Covering, v.CoveringMore, v.CoveringOf = s.covering(*run, now)
 		}
 		if d.PendingTriggers > 0 {
 			v.StateDetail = append(v.StateDetail, plural(d.PendingTriggers, "more trigger waits", "more triggers wait")+" for the follow-up run")
@@ -292,26 +342,42 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 	if d.LastRun != nil {
 		lr := s.runView(*d.LastRun, now)
 		v.LastRun = &lr
-		v.LastCovering, v.LastCoveringMore = s.covering(*d.LastRun, now)
+		v.LastCovering, v.LastCoveringMore, v.LastCoveringOf = s.covering(*d.LastRun, now)
 	}
 	return v
 }
 
 // covering lists the first few triggers of a run, and how many more there are: enough to answer
-// "was my group in it?" without opening the run history.
-func (s *server) covering(r control.Run, now time.Time) ([]triggerView, int) {
-	var shown []triggerView
+// "was my group in it?" without opening the run history. The run's triggers are a sample; its
+// TriggerCount is the total (of, as text, when more than shown).
+func (s *server) covering(r control.Run, now time.Time) (shown []triggerView, more int, of string) {
 	for _, t := range r.Triggers[:min(len(r.Triggers), coveringShown)] {
 		shown = append(shown, s.triggerView(t, now))
 	}
-	return shown, max(r.TriggerCount, len(r.Triggers)) - len(shown)
+	more = max(r.TriggerCount, len(r.Triggers)) - len(shown)
+	if more > 0 {
+		of = thousands(max(r.TriggerCount, len(r.Triggers)))
+	}
+	return shown, more, of
+}
+
+func (s *server) troubleView(tr control.Trouble, now time.Time) *troubleView {
+	return &troubleView{Failures: tr.Failures, Since: s.timeView(tr.Since, now), Last: s.timeView(tr.Last, now),
+		For: humanDuration(now.Sub(tr.Since)), Error: tr.Error, Stuck: tr.Stuck}
 }
 
 func (s *server) runView(r control.Run, now time.Time) runView {
 	v := runView{
 		ID: r.RunID, Status: r.Status, StatusClass: strings.ToLower(r.Status), Phase: r.Phase,
 		Holder: r.Holder, Connector: r.Connector, Attempts: r.Attempts, Delegation: r.Delegation, Created: s.timeView(r.CreatedAt, now),
-		TriggerCount: r.TriggerCount, Error: r.Error,
+		TriggerCount: r.TriggerCount, TriggerCountText: thousands(r.TriggerCount), Error: r.Error,
+		InFlight: r.FinishedAt == nil,
+	}
+	if r.Pages > 1 {
+		v.Pages = r.Pages
+	}
+	if r.Trouble != nil {
+		v.Trouble = s.troubleView(*r.Trouble, now)
 	}
 	if r.StartedAt != nil {
 		v.Started = s.timeView(*r.StartedAt, now)
@@ -393,7 +459,25 @@ func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return fmt.Sprintf("%d %s", n, many)
+	return thousands(n) + " " + many
+}
+
+// thousands writes n with thousands separators: 100,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
 }
 
 func orDash(s string) string {

@@ -73,7 +73,7 @@ func TestStatusPageStates(t *testing.T) {
 	all := text(html)
 	for _, want := range []string{
 		"vidm-sync-worker v1.4.0-test", "2026-05-12 14:32:05 UTC", "refreshes every 5s",
-		"5 directories 1 syncing 9 pending triggers 1 paused 2 last run failed 7 dead letters",
+		"6 directories 1 stuck 1 syncing 21 pending triggers 1 paused 2 last run failed 7 dead letters",
 		// Run history: every run with the triggers it covered, group names included.
 		"proj-beta-readers", "proj-beta-admins", "lab-k8s-operators", "user asmith@lab.example.com", "proj-retail-pos-ops",
 		"request urn:pipeline:ad-provisioning vidm.directory.sync.requested",
@@ -238,5 +238,91 @@ func TestStatusPageShowsBackendsConnectorsAndDelegations(t *testing.T) {
 	if !strings.Contains(retail, `data-status="DELEGATED"`) || !strings.Contains(retail, `data-kind="SCIM"`) ||
 		!strings.Contains(text(retail), "pushed by its SCIM sync client") || !strings.Contains(text(retail), "· vcf") {
 		t.Errorf("Retail AD row does not read as delegated to Okta's SCIM client:\n%s", text(retail))
+	}
+}
+
+// TestStatusPageStuckAndLargeRuns: a stuck directory is at the top, above the table, with its
+// failures, since when and the error; a run failing but not yet stuck shows its failures; a run
+// of 100,000 triggers reads as a sample of its total, reported in several result events.
+func TestStatusPageStuckAndLargeRuns(t *testing.T) {
+	hs := newHarness(t, fullConfig(), richState(false))
+	_, html := getPage(t, hs, "/?open=default/"+idHR)
+	stuck := regexp.MustCompile(`(?s)<section id="stuck".*?</section>`).FindString(html)
+	if stuck == "" {
+		t.Fatalf("no stuck section:\n%s", text(html))
+	}
+	if strings.Index(html, `<section id="stuck"`) > strings.Index(html, `<section id="directories"`) {
+		t.Error("the stuck section is below the directory table")
+	}
+	tests := []struct {
+		where string
+		got   string
+		want  []string
+		not   []string
+	}{
+		{"stuck section", text(stuck), []string{"Stuck: 1 directory whose run keeps failing", "HR AD",
+			"failed 7 times in a row since 13:54:05 (38m), last 14:30:05: starting the sync: vIDM answered 401: the OAuth client svc-dirsync is disabled",
+			"resumes once the cause is gone", "holds back the runs after this one"}, []string{"Corp AD"}},
+		{"HR AD row", text(row(t, html, "HR AD")), []string{"stuck: 7 failures in a row", "failed 7 times in a row",
+			"svc-dirsync is disabled", "(first 5 of 100,000)", "12 more triggers wait for the follow-up run",
+			"covered group hr-onboarding-wave-01, group hr-onboarding-wave-02, group hr-onboarding-wave-03 (first 3 of 2,500)"}, nil},
+		{"Corp AD row", text(row(t, html, "Corp AD")), []string{"syncing since", "failed 2 times in a row since 14:30:55 (1m 10s), last 14:31:45: polling the sync status: vIDM answered 503 Service Unavailable"}, []string{"stuck"}},
+		{"Lab AD row", text(row(t, html, "Lab AD")), []string{"pending 3 triggers"}, []string{"failed 2 times", "in a row"}},
+		{"HR AD runs", text(regexp.MustCompile(`(?s)<details id="runs-dir-default--` + idHR + `".*?</details>`).FindString(html)),
+			[]string{"to be reported in 7 result events", "first 10 of 100,000 triggers; the run's result events list them all",
+				"hr-onboarding-wave-10", "first 3 of 2,500 triggers"}, []string{"reported in 1 result events"}},
+	}
+	for _, tt := range tests {
+		for _, want := range tt.want {
+			if !strings.Contains(tt.got, want) {
+				t.Errorf("%s: %q not in\n%s", tt.where, want, tt.got)
+			}
+		}
+		for _, bad := range tt.not {
+			if strings.Contains(tt.got, bad) {
+				t.Errorf("%s: %q in\n%s", tt.where, bad, tt.got)
+			}
+		}
+	}
+	// Stuck first in the table too, and marked as such.
+	if first := regexp.MustCompile(`<tr id="dir-[^"]*" class="directory" data-directory="([^"]*)"`).FindStringSubmatch(html); first == nil || first[1] != "HR AD" {
+		t.Errorf("first row %v, want HR AD", first)
+	}
+	if !strings.Contains(html, `data-directory="HR AD" data-tenant="default" data-directory-id="`+idHR+`" data-state="stuck"`) ||
+		!strings.Contains(html, `id="summary-stuck" href="#stuck" data-count="1"`) {
+		t.Error("the stuck row or summary is not marked")
+	}
+
+	// Nothing stuck: no section, the summary's stuck count is 0.
+	calm := richState(false)
+	calm.dirs = calm.dirs[:len(calm.dirs)-1]
+	_, html = getPage(t, newHarness(t, fullConfig(), calm), "/")
+	if strings.Contains(html, `<section id="stuck"`) || !strings.Contains(html, `id="summary-stuck" href="#stuck" data-count="0"`) {
+		t.Errorf("without a stuck directory: %s", text(html))
+	}
+}
+
+// TestStatusPageBoundsDirectories: with more directories than the page lists, it lists the stuck
+// ones first, at most pageDirectories rows, and says how many more the API has.
+func TestStatusPageBoundsDirectories(t *testing.T) {
+	src := manyDirectories(pageDirectories + 120)
+	hs := newHarness(t, fullConfig(), src)
+	_, html := getPage(t, hs, "/")
+	rows := regexp.MustCompile(`<tr id="dir-[^"]*" class="directory" data-directory="([^"]*)"[^>]*data-state="([^"]*)"`).FindAllStringSubmatch(html, -1)
+	if len(rows) != pageDirectories {
+		t.Fatalf("%d rows, want %d", len(rows), pageDirectories)
+	}
+	stuck := (pageDirectories + 120 + 32) / 40 // i%40 == 7
+	for i, r := range rows {
+		if (i < stuck) != (r[2] == "stuck") {
+			t.Fatalf("row %d is %s %s; want the %d stuck directories first", i, r[1], r[2], stuck)
+		}
+	}
+	if !strings.Contains(text(html), "and 120 more directories, not listed here") ||
+		!strings.Contains(html, `id="summary-directories" data-count="620"`) {
+		t.Errorf("the page does not say what it left out: %s", text(html))
+	}
+	if n := len(src.Calls()); n > pageDirectories+2 {
+		t.Errorf("%d calls to the Source for one page", n)
 	}
 }

@@ -17,8 +17,9 @@ import (
 // MaxDeadLetters bounds one page of dead letters.
 const MaxDeadLetters = 1000
 
-// DeadLetters returns the newest dead letters (at most limit) and how many there are.
-func (s *Service) DeadLetters(ctx context.Context, limit int) (DeadLetters, error) {
+// DeadLetters returns the newest dead letters (at most limit) older than sequence before (0: from
+// the newest), how many there are, and the cursor of the next page.
+func (s *Service) DeadLetters(ctx context.Context, limit int, before uint64) (DeadLetters, error) {
 	limit = min(max(limit, 1), MaxDeadLetters)
 	st, err := s.js.Stream(ctx, s.cfg.DeadStream)
 	if err != nil {
@@ -29,7 +30,11 @@ func (s *Service) DeadLetters(ctx context.Context, limit int) (DeadLetters, erro
 		return DeadLetters{}, fmt.Errorf("dead-letter stream %q: %w", s.cfg.DeadStream, err)
 	}
 	out := DeadLetters{Total: info.State.Msgs, Items: []DeadLetter{}}
-	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0 && len(out.Items) < limit; seq-- {
+	from := info.State.LastSeq
+	if before > 0 {
+		from = min(from, before-1)
+	}
+	for seq := from; seq >= info.State.FirstSeq && seq > 0 && len(out.Items) < limit; seq-- {
 		m, err := st.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // deleted (re-driven) or aged out
@@ -38,6 +43,9 @@ func (s *Service) DeadLetters(ctx context.Context, limit int) (DeadLetters, erro
 			return DeadLetters{}, fmt.Errorf("dead letter %d: %w", seq, err)
 		}
 		out.Items = append(out.Items, deadLetter(m))
+	}
+	if n := len(out.Items); n == limit && out.Items[n-1].Seq > info.State.FirstSeq {
+		out.Next = out.Items[n-1].Seq
 	}
 	return out, nil
 }

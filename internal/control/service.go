@@ -84,17 +84,34 @@ type snapshot struct {
 	history map[dirstate.DirKey][]dirstate.HistoryRun
 }
 
+// indexWait bounds how long a view waits for the pending index to be complete (a worker
+// starting, or its watch of the pending bucket restarting) before answering ErrNotReady.
+const indexWait = 10 * time.Second
+
+// ErrNotReady: the worker is still reading its state (the index of pending triggers is not
+// complete yet); the admin API answers 503.
+var ErrNotReady = dirstate.ErrIndexNotReady
+
+// pendingCounts counts pending triggers from the index the engine's watch keeps, never by
+// listing the pending bucket: a view costs the same with 10 or 100,000 pending triggers.
+func (s *Service) pendingCounts(ctx context.Context) (map[dirstate.DirKey]int, error) {
+	wctx, cancel := context.WithTimeout(ctx, indexWait)
+	defer cancel()
+	c, err := s.st.Store.IndexedPendingCounts(wctx)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return c, err
+}
+
+// read takes the snapshot of every directory. Each read is bounded by the number of directories,
+// never by the number of triggers: pending counts come from the index, run records and history
+// entries are read with key filters that leave out run pages and reported-trigger markers.
 func (s *Service) read(ctx context.Context) (*snapshot, error) {
 	var sn snapshot
 	var err error
-	// A backend being down must not take the status page with it: the worker's own state is shown.
-	sn.catalog = s.dirs.Catalog(ctx)
-	for _, td := range sn.catalog {
-		if td.Err != nil {
-			s.log.Warn("status: a directory list is unavailable; showing the worker's state only", "tenant", td.Tenant, "err", td.Err)
-		}
-	}
-	if sn.pending, err = s.st.Store.PendingCounts(ctx); err != nil {
+	sn.catalog = s.catalog(ctx)
+	if sn.pending, err = s.pendingCounts(ctx); err != nil {
 		return nil, err
 	}
 	if sn.runs, err = s.st.Store.Runs(ctx); err != nil {
@@ -108,6 +125,63 @@ func (s *Service) read(ctx context.Context) (*snapshot, error) {
 	}
 	if sn.history, err = s.st.History.All(ctx); err != nil {
 		return nil, err
+	}
+	return &sn, nil
+}
+
+// catalog reads every tenant's directory list. A backend being down must not take the status
+// page with it: the worker's own state is shown.
+func (s *Service) catalog(ctx context.Context) []TenantDirectories {
+	c := s.dirs.Catalog(ctx)
+	for _, td := range c {
+		if td.Err != nil {
+			s.log.Warn("status: a directory list is unavailable; showing the worker's state only", "tenant", td.Tenant, "err", td.Err)
+		}
+	}
+	return c
+}
+
+// readDir takes the snapshot of one directory only: a handful of single-key reads, so that the
+// status page asking for each directory's runs does not read every directory's state each time.
+func (s *Service) readDir(ctx context.Context, k dirstate.DirKey) (*snapshot, error) {
+	sn := snapshot{pending: map[dirstate.DirKey]int{}, runs: map[dirstate.DirKey]*dirstate.Run{},
+		holders: map[dirstate.DirKey]string{}, pauses: map[dirstate.DirKey]dirstate.PauseInfo{},
+		history: map[dirstate.DirKey][]dirstate.HistoryRun{}}
+	sn.catalog = s.catalog(ctx)
+	counts, err := s.pendingCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := counts[k]; n > 0 {
+		sn.pending[k] = n
+	}
+	r, err := s.st.Store.LoadRun(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		sn.runs[k] = r
+		h, err := s.st.Store.Holder(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if h != "" {
+			sn.holders[k] = h
+		}
+	}
+	p, err := s.st.Pauses.Get(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		sn.pauses[k] = *p
+	}
+	hist, err := s.st.History.Runs(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if len(hist) > 0 {
+		sn.history[k] = hist
 	}
 	return &sn, nil
 }
@@ -139,11 +213,15 @@ func (s *Service) directories(sn *snapshot) []Directory {
 		}
 		out = append(out, s.view(sn, k, s.unlisted(sn, k)))
 	}
-	slices.SortFunc(out, func(a, b Directory) int {
-		return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)),
-			strings.Compare(a.DirectoryID, b.DirectoryID))
-	})
+	slices.SortFunc(out, CompareDirectories)
 	return out
+}
+
+// CompareDirectories is the order of the directory list: by tenant, then name (ignoring case),
+// then id. Pages of the list (the admin API's cursor) follow it.
+func CompareDirectories(a, b Directory) int {
+	return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)),
+		strings.Compare(a.DirectoryID, b.DirectoryID))
 }
 
 func stateKeys(sn *snapshot) []dirstate.DirKey {
@@ -248,10 +326,19 @@ func (s *Service) runView(r *dirstate.Run, count int, inFlight bool) Run {
 	return v
 }
 
-// Directory returns one directory, or ErrNotFound.
+// Directory returns one directory, or ErrNotFound. It reads that directory's state only; a
+// directory it does not find that way (state under a key no backend lists and no record names)
+// is looked for among every directory's.
 func (s *Service) Directory(ctx context.Context, tenant, directoryID string) (Directory, error) {
-	sn, err := s.read(ctx)
+	sn, err := s.readDir(ctx, dirstate.NewDirKey(tenant, directoryID))
 	if err != nil {
+		return Directory{}, err
+	}
+	d, err := s.find(sn, tenant, directoryID)
+	if !errors.Is(err, ErrNotFound) {
+		return d, err
+	}
+	if sn, err = s.read(ctx); err != nil {
 		return Directory{}, err
 	}
 	return s.find(sn, tenant, directoryID)
@@ -368,7 +455,7 @@ type DirectoryName struct{ Tenant, Name string }
 // PendingByName counts the accepted triggers not yet reported, per tenant and directory name, for
 // the metrics. Directories no backend lists are counted under their key.
 func (s *Service) PendingByName(ctx context.Context) (map[DirectoryName]int, error) {
-	counts, err := s.st.Store.PendingCounts(ctx)
+	counts, err := s.st.Store.IndexedPendingCounts(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -131,6 +131,17 @@ type DeadLetter struct {
 type DeadLetters struct {
 	Total uint64       `json:"total"`
 	Items []DeadLetter `json:"items"`
+	// Next is the cursor of the next (older) page: pass it as ?before=; absent on the last page.
+	Next uint64 `json:"next,omitempty"`
+}
+
+// DirectoryList is a page of the directory list, in its order (CompareDirectories).
+type DirectoryList struct {
+	Directories []Directory `json:"directories"`
+	// Total is how many directories match, over every page.
+	Total int `json:"total"`
+	// Next is the cursor of the next page: pass it as ?after=; absent on the last page.
+	Next string `json:"next,omitempty"`
 }
 
 // SyncRequest is the answer to a sync requested through the admin API: the trigger published

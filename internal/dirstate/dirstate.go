@@ -129,7 +129,9 @@ type Store struct {
 type pendingIndex struct {
 	mu    sync.Mutex
 	ready bool // the watch has delivered every key that existed when it started
-	keys  map[DirKey]map[string]uint64
+	// readyCh is closed when ready becomes true; a reset makes a new one.
+	readyCh chan struct{}
+	keys    map[DirKey]map[string]uint64
 }
 
 func (x *pendingIndex) add(key string, rev uint64) {
@@ -166,14 +168,43 @@ func (x *pendingIndex) remove(keys ...string) {
 // reset empties the index for a new watch to fill.
 func (x *pendingIndex) reset() {
 	x.mu.Lock()
+	if x.ready || x.readyCh == nil {
+		x.readyCh = make(chan struct{})
+	}
 	x.ready, x.keys = false, nil
 	x.mu.Unlock()
 }
 
 func (x *pendingIndex) setReady() {
 	x.mu.Lock()
+	if !x.ready {
+		if x.readyCh == nil {
+			x.readyCh = make(chan struct{})
+		}
+		close(x.readyCh)
+	}
 	x.ready = true
 	x.mu.Unlock()
+}
+
+// waitReady returns once the index is complete, or ctx's error.
+func (x *pendingIndex) waitReady(ctx context.Context) error {
+	x.mu.Lock()
+	if x.ready {
+		x.mu.Unlock()
+		return nil
+	}
+	if x.readyCh == nil {
+		x.readyCh = make(chan struct{})
+	}
+	ch := x.readyCh
+	x.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // list returns d's indexed keys in the order they were written, or ok false before the index

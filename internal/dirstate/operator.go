@@ -248,6 +248,25 @@ func (s *Store) PendingCounts(ctx context.Context) (map[DirKey]int, error) {
 	return out, nil
 }
 
+// IndexedPendingCounts counts the pending triggers of every directory from this replica's index
+// only, never listing the bucket: for the operator's views, which must not cost a pass over every
+// pending key however many there are. Before the index is complete (the watch feeding it is
+// starting or restarting) it waits for it, up to ctx.
+func (s *Store) IndexedPendingCounts(ctx context.Context) (map[DirKey]int, error) {
+	for {
+		if c, ok := s.index.counts(); ok {
+			return c, nil
+		}
+		if err := s.index.waitReady(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrIndexNotReady, err)
+		}
+	}
+}
+
+// ErrIndexNotReady: the pending index was not complete in time (the worker is starting, or its
+// watch of the pending bucket is restarting).
+var ErrIndexNotReady = errors.New("the index of pending triggers is not complete yet")
+
 // readAll calls f with every live entry of a bucket whose key matches filter, read in one watch.
 func readAll(ctx context.Context, kv jetstream.KeyValue, filter string, f func(key string, v []byte) error) error {
 	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())

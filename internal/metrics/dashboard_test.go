@@ -36,6 +36,8 @@ var contract = map[string]dto.MetricType{
 	"dirsync_sync_duration_seconds":           dto.MetricType_HISTOGRAM,
 	"dirsync_trigger_to_result_seconds":       dto.MetricType_HISTOGRAM,
 	"dirsync_pending_triggers":                dto.MetricType_GAUGE,
+	"dirsync_run_failures":                    dto.MetricType_GAUGE,
+	"dirsync_directory_stuck":                 dto.MetricType_GAUGE,
 	"dirsync_vidm_requests_total":             dto.MetricType_COUNTER,
 	"dirsync_vidm_request_duration_seconds":   dto.MetricType_HISTOGRAM,
 	"dirsync_vidm_token_refreshes_total":      dto.MetricType_COUNTER,
@@ -64,6 +66,9 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	m := metrics.New(reg, metrics.Options{
 		PendingByDirectory: func() map[metrics.Directory]int {
 			return map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 2}
+		},
+		RunFailures: func() map[metrics.Directory]int {
+			return map[metrics.Directory]int{{Tenant: "default", Name: "HR AD"}: dirstate.StuckAfter}
 		},
 		LeasesHeld: func() int { return 1 },
 		ConsumerInfo: func(context.Context) (*jetstream.ConsumerInfo, error) {
@@ -271,7 +276,7 @@ func TestDashboardLayout(t *testing.T) {
 		"Syncs": {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total",
 			"dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds"},
 		"vIDM":  {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
-		"State": {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters"},
+		"State": {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters", "dirsync_run_failures", "dirsync_directory_stuck"},
 		"Sync-client tokens": {"dirsync_sync_client_token_expiry_timestamp_seconds", "dirsync_sync_client_token_warnings_total",
 			"dirsync_sync_client_token_check_failures_total"},
 		"Configuration": {"dirsync_config_reloads_total", "dirsync_config_last_reload_success_timestamp_seconds", "dirsync_scheduled_triggers_total"},

@@ -245,8 +245,8 @@ func TestStuckDirectoryIsVisible(t *testing.T) {
 		t.Fatalf("admin API: state %s, run %+v", d.State, d.CurrentRun)
 	}
 	code, page := call(t, "GET", base+"/", readToken, nil)
-	if code != http.StatusOK || !strings.Contains(string(page), `id="summary-stuck" data-count="1"`) ||
-		!strings.Contains(string(page), `data-state="stuck"`) || !strings.Contains(string(page), "in a row, last at") {
+	if code != http.StatusOK || !strings.Contains(string(page), `id="summary-stuck" href="#stuck" data-count="1"`) ||
+		!strings.Contains(string(page), `data-state="stuck"`) || !strings.Contains(string(page), " in a row since ") {
 		t.Fatalf("status page (%d) does not show the stuck directory", code)
 	}
 	if !strings.Contains(h.logs.String(), `"level":"ERROR","msg":"directory stuck: its run keeps failing"`) {
