@@ -50,7 +50,7 @@ type Options struct {
 	LargeBurst, LargeBurstDirs int
 	// MaxPayload is the broker's max_payload; 0: NATS's default (1 MiB). A small one makes the
 	// large burst's runs span many pages.
-	MaxPayload int32
+	MaxPayload     int32
 	DrainTimeout   time.Duration // after the faults stop, how long to wait for every trigger's result
 	WorkerBin      string        // prebuilt worker binary; "": built from the module
 	WorkDir        string        // store, CA and replica logs; "": a temporary directory, removed
