@@ -444,8 +444,9 @@ func (s *Store) watchPendingKeys(ctx context.Context, dir DirKey) ([]string, err
 // PendingCount is the number of pending triggers of a directory as this replica's index has
 // them, and false while the index is not complete.
 func (s *Store) PendingCount(dir DirKey) (int, bool) {
-	c, ok := s.index.counts()
-	return c[dir], ok
+	s.index.mu.Lock()
+	defer s.index.mu.Unlock()
+	return len(s.index.keys[dir]), s.index.ready
 }
 
 // DeletePending forgets reported triggers, several at once. A key already gone is not an error.
