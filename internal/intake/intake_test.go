@@ -298,33 +298,67 @@ func TestTriggersAreRoutedByTenant(t *testing.T) {
 
 // A trigger whose first delivery was recorded and reported, but whose ack was lost, comes back:
 // the reported marker its run left makes intake acknowledge it without recording it again, so it
-// is not reported twice.
+// is not reported twice. (The first delivery here is handed back by a refused pending write, which
+// also shows that a trigger is acknowledged only once its write is confirmed.)
 func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 	e := start(t)
-	// The first delivery is handed back (vIDM's directory list fails), as a lost ack would be.
-	e.sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: 503})
-	id := e.publish(t, group("Corp AD", "proj-reported"))
-	eventually(t, 10*time.Second, "the first delivery", func() bool {
-		n, _, _ := e.rec.snapshot()
-		return n >= 1
-	})
+	ctx := context.Background()
+	const id = "reported-before-its-redelivery"
 	key := dirstate.Trigger{ID: id, Source: "urn:test", Tenant: "default", DirectoryID: "dir-corp"}.Key()
-	if _, err := e.res.History.Put(context.Background(), key, []byte("run-that-reported-it")); err != nil {
+	if _, err := e.res.History.Put(ctx, key, []byte("run-that-reported-it")); err != nil {
 		t.Fatal(err)
 	}
-	e.sim.ClearFaults()
-	eventually(t, 15*time.Second, "the redelivery to be acknowledged as already reported", func() bool {
+	// The first delivery is handed back, as a lost ack would leave it: the pending bucket is full
+	// (one entry of another directory, a limit of one, new writes refused). The redelivery finds
+	// the marker.
+	st, err := e.js.Stream(ctx, "KV_"+e.res.Pending.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := st.CachedInfo().Config
+	if _, err := e.res.Pending.Put(ctx, string(dirstate.NewDirKey("default", "dir-other"))+".filler", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	full := open
+	full.MaxMsgs = 1
+	if _, err := e.js.UpdateStream(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := trigger.NewEvent(group("Corp AD", "proj-reported"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.SetID(id)
+	msg, err := cenats.EncodeBinary("t.test", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the first delivery to be handed back", func() bool {
+		return len(e.logLines(t, "trigger not accepted yet; redelivery requested")) >= 1
+	})
+	if _, err := e.js.UpdateStream(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Log(e.logs.String())
+		}
+	}()
+	eventually(t, 30*time.Second, "the redelivery to be acknowledged as already reported", func() bool {
 		return e.rec.alreadyReported() == 1
 	})
-	_, acc, dead := e.rec.snapshot()
-	if len(acc) != 0 || len(dead) != 0 {
-		t.Fatalf("accepted %d, dead-lettered %v; want neither", len(acc), dead)
+	received, acc, dead := e.rec.snapshot()
+	if received < 2 || len(acc) != 0 || len(dead) != 0 {
+		t.Fatalf("received %d, accepted %d, dead-lettered %v; want a redelivery, neither accepted nor dead-lettered", received, len(acc), dead)
 	}
-	if p, err := e.store.Pending(context.Background(), dirstate.NewDirKey("default", "dir-corp")); err != nil || len(p) != 0 {
+	if p, err := e.store.Pending(ctx, dirstate.NewDirKey("default", "dir-corp")); err != nil || len(p) != 0 {
 		t.Fatalf("pending = %d, %v; want nothing recorded again", len(p), err)
 	}
 	eventually(t, 5*time.Second, "the message to be acknowledged", func() bool {
-		info, err := e.res.Consumer.Info(context.Background())
+		info, err := e.res.Consumer.Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
 	if lines := e.logLines(t, "redelivered trigger was already reported; acknowledged"); len(lines) != 1 || lines[0]["run_id"] != "run-that-reported-it" {
