@@ -145,7 +145,6 @@ type nopObserver struct{}
 func (nopObserver) RunStarted(*dirstate.Run)                           {}
 func (nopObserver) TriggersReported(*dirstate.Run, []dirstate.Trigger) {}
 func (nopObserver) RunReported(*dirstate.Run)                          {}
-func (nopObserver) RunTroubled(*dirstate.Run, int, bool, error)        {}
 
 // LeasesHeld is the number of directory leases this replica holds now.
 func (e *Engine) LeasesHeld() int { return int(e.leases.Load()) }

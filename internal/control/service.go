@@ -92,16 +92,18 @@ const indexWait = 10 * time.Second
 // complete yet); the admin API answers 503.
 var ErrNotReady = dirstate.ErrIndexNotReady
 
-// pendingCounts counts pending triggers from the index the engine's watch keeps, never by
-// listing the pending bucket: a view costs the same with 10 or 100,000 pending triggers.
-func (s *Service) pendingCounts(ctx context.Context) (map[dirstate.DirKey]int, error) {
+// indexed counts pending triggers with read, from the index the engine's watch keeps, never by
+// listing the pending bucket (a view costs the same with 10 or 100,000 pending triggers),
+// waiting at most indexWait for the index to be complete.
+func indexed[T any](ctx context.Context, read func(context.Context) (T, error)) (T, error) {
 	wctx, cancel := context.WithTimeout(ctx, indexWait)
 	defer cancel()
-	c, err := s.st.Store.IndexedPendingCounts(wctx)
+	v, err := read(wctx)
 	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
-	return c, err
+	return v, err
 }
 
 // read takes the snapshot of every directory. Each read is bounded by the number of directories,
@@ -111,7 +113,7 @@ func (s *Service) read(ctx context.Context) (*snapshot, error) {
 	var sn snapshot
 	var err error
 	sn.catalog = s.catalog(ctx)
-	if sn.pending, err = s.pendingCounts(ctx); err != nil {
+	if sn.pending, err = indexed(ctx, s.st.Store.IndexedPendingCounts); err != nil {
 		return nil, err
 	}
 	if sn.runs, err = s.st.Store.Runs(ctx); err != nil {
@@ -148,11 +150,11 @@ func (s *Service) readDir(ctx context.Context, k dirstate.DirKey) (*snapshot, er
 		holders: map[dirstate.DirKey]string{}, pauses: map[dirstate.DirKey]dirstate.PauseInfo{},
 		history: map[dirstate.DirKey][]dirstate.HistoryRun{}}
 	sn.catalog = s.catalog(ctx)
-	counts, err := s.pendingCounts(ctx)
+	n, err := indexed(ctx, func(ctx context.Context) (int, error) { return s.st.Store.IndexedPendingCount(ctx, k) })
 	if err != nil {
 		return nil, err
 	}
-	if n := counts[k]; n > 0 {
+	if n > 0 {
 		sn.pending[k] = n
 	}
 	r, err := s.st.Store.LoadRun(ctx, k)

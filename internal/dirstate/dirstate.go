@@ -129,7 +129,7 @@ type Store struct {
 type pendingIndex struct {
 	mu    sync.Mutex
 	ready bool // the watch has delivered every key that existed when it started
-	// readyCh is closed when ready becomes true; a reset makes a new one.
+	// readyCh is closed when ready becomes true; a reset after that makes a new one.
 	readyCh chan struct{}
 	keys    map[DirKey]map[string]uint64
 }
@@ -168,7 +168,7 @@ func (x *pendingIndex) remove(keys ...string) {
 // reset empties the index for a new watch to fill.
 func (x *pendingIndex) reset() {
 	x.mu.Lock()
-	if x.ready || x.readyCh == nil {
+	if x.ready {
 		x.readyCh = make(chan struct{})
 	}
 	x.ready, x.keys = false, nil
@@ -178,9 +178,6 @@ func (x *pendingIndex) reset() {
 func (x *pendingIndex) setReady() {
 	x.mu.Lock()
 	if !x.ready {
-		if x.readyCh == nil {
-			x.readyCh = make(chan struct{})
-		}
 		close(x.readyCh)
 	}
 	x.ready = true
@@ -190,15 +187,11 @@ func (x *pendingIndex) setReady() {
 // waitReady returns once the index is complete, or ctx's error.
 func (x *pendingIndex) waitReady(ctx context.Context) error {
 	x.mu.Lock()
-	if x.ready {
-		x.mu.Unlock()
+	ready, ch := x.ready, x.readyCh
+	x.mu.Unlock()
+	if ready {
 		return nil
 	}
-	if x.readyCh == nil {
-		x.readyCh = make(chan struct{})
-	}
-	ch := x.readyCh
-	x.mu.Unlock()
 	select {
 	case <-ch:
 		return nil
@@ -278,7 +271,7 @@ func New(b Buckets, o Options) *Store {
 		o.MaxPayload = DefaultMaxPayload
 	}
 	st := &Store{pending: b.Pending, runs: b.Runs, leases: b.Leases, reported: b.Reported, now: o.Now,
-		pageBytes: max(int(o.MaxPayload/2), minPageBytes)}
+		pageBytes: max(int(o.MaxPayload/2), minPageBytes), index: pendingIndex{readyCh: make(chan struct{})}}
 	if o.JetStream != nil && b.Pending != nil {
 		st.js, st.pendingSubject = o.JetStream, "$KV."+b.Pending.Bucket()+"."
 	}
@@ -361,8 +354,8 @@ func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error)
 
 // eachPending calls f with the directory's pending triggers as the bucket's stream leader has
 // them, in the order they were recorded. The listing comes from this replica's index (or, before
-// it is complete, a watch), which may lag; every listed key is then read again from the leader, so a trigger reported and forgotten
-// by the previous holder is not picked up a second time. A key the listing missed stays pending
+// it is complete, a watch), which may lag; every listed key is then read again from the leader,
+// so a trigger reported and forgotten by the previous holder is not picked up a second time. A key the listing missed stays pending
 // for the next run. Entries that cannot be decoded are an error rather than skipped: dropping one
 // would lose a trigger. Keys are read a chunk at a time, several at once, so that a directory
 // with 100,000 pending triggers costs neither 100,000 sequential round trips nor their memory.
@@ -451,18 +444,13 @@ func (s *Store) PendingCount(dir DirKey) (int, bool) {
 
 // DeletePending forgets reported triggers, several at once. A key already gone is not an error.
 func (s *Store) DeletePending(ctx context.Context, keys []string) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallelWrites)
-	for _, k := range keys {
-		g.Go(func() error {
-			if err := s.pending.Purge(gctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-				return fmt.Errorf("forget pending %s: %w", k, err)
-			}
-			s.index.remove(k)
-			return nil
-		})
-	}
-	return g.Wait()
+	return inParallel(ctx, keys, func(ctx context.Context, k string) error {
+		if err := purgeKey(ctx, s.pending, k); err != nil {
+			return err
+		}
+		s.index.remove(k)
+		return nil
+	})
 }
 
 // Phase is how far a run has come; a holder that resumes a run continues from its phase.

@@ -229,25 +229,6 @@ func (s *Store) Holders(ctx context.Context) (map[DirKey]string, error) {
 	return out, err
 }
 
-// PendingCounts counts the pending triggers of every directory: from this replica's index when it
-// is complete (no listing), else from the bucket's keys.
-func (s *Store) PendingCounts(ctx context.Context) (map[DirKey]int, error) {
-	if c, ok := s.index.counts(); ok {
-		return c, nil
-	}
-	ks, err := keys(ctx, s.pending)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, fmt.Errorf("count pending triggers: %w", err)
-	}
-	out := map[DirKey]int{}
-	for _, k := range ks {
-		if d, ok := DirKeyOf(k); ok {
-			out[d]++
-		}
-	}
-	return out, nil
-}
-
 // IndexedPendingCounts counts the pending triggers of every directory from this replica's index
 // only, never listing the bucket: for the operator's views, which must not cost a pass over every
 // pending key however many there are. Before the index is complete (the watch feeding it is
@@ -257,10 +238,29 @@ func (s *Store) IndexedPendingCounts(ctx context.Context) (map[DirKey]int, error
 		if c, ok := s.index.counts(); ok {
 			return c, nil
 		}
-		if err := s.index.waitReady(ctx); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrIndexNotReady, err)
+		if err := s.waitIndex(ctx); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// IndexedPendingCount is IndexedPendingCounts for one directory.
+func (s *Store) IndexedPendingCount(ctx context.Context, d DirKey) (int, error) {
+	for {
+		if n, ok := s.PendingCount(d); ok {
+			return n, nil
+		}
+		if err := s.waitIndex(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (s *Store) waitIndex(ctx context.Context) error {
+	if err := s.index.waitReady(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrIndexNotReady, err)
+	}
+	return nil
 }
 
 // ErrIndexNotReady: the pending index was not complete in time (the worker is starting, or its

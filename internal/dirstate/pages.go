@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -200,17 +199,12 @@ func (s *Store) markReported(ctx context.Context, r *Run, page []Trigger) error 
 	if s.reported == nil {
 		return nil
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallelWrites)
-	for _, t := range page {
-		g.Go(func() error {
-			if _, err := s.reported.Put(gctx, t.Key(), []byte(r.RunID)); err != nil {
-				return fmt.Errorf("mark trigger %s reported: %w", t.ID, err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
+	return inParallel(ctx, page, func(ctx context.Context, t Trigger) error {
+		if _, err := s.reported.Put(ctx, t.Key(), []byte(r.RunID)); err != nil {
+			return fmt.Errorf("mark trigger %s reported: %w", t.ID, err)
+		}
+		return nil
+	})
 }
 
 // Reported returns the id of the run that reported the trigger with this pending key, if a
@@ -235,18 +229,23 @@ func (s *Store) purgePages(ctx context.Context, r *Run) error {
 	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 		return fmt.Errorf("list pages of run %s: %w", r.RunID, err)
 	}
+	return inParallel(ctx, ks, func(ctx context.Context, k string) error { return purgeKey(ctx, s.runs, k) })
+}
+
+// purgeKey deletes a key and its history; a key already gone is not an error.
+func purgeKey(ctx context.Context, kv jetstream.KeyValue, k string) error {
+	if err := kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete %s from %s: %w", k, kv.Bucket(), err)
+	}
+	return nil
+}
+
+// inParallel calls f for every item, parallelWrites at a time, and returns the first error.
+func inParallel[T any](ctx context.Context, items []T, f func(context.Context, T) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelWrites)
-	for _, k := range ks {
-		if !strings.HasPrefix(k, string(r.Dir())+"."+r.RunID+".") {
-			continue
-		}
-		g.Go(func() error {
-			if err := s.runs.Purge(gctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-				return fmt.Errorf("delete %s: %w", k, err)
-			}
-			return nil
-		})
+	for _, it := range items {
+		g.Go(func() error { return f(gctx, it) })
 	}
 	return g.Wait()
 }

@@ -172,7 +172,7 @@ func TestPendingIndexFollowsTheBucket(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "the index to count 200", countIs(200))
-	counts, err := s.PendingCounts(ctx)
+	counts, err := s.IndexedPendingCounts(ctx)
 	if err != nil || counts[dir] != 200 {
 		t.Fatalf("counts = %v, %v", counts, err)
 	}
