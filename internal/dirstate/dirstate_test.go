@@ -151,6 +151,42 @@ func TestLeaseIsExclusiveRenewedAndReleased(t *testing.T) {
 	_ = b.Release(ctx)
 }
 
+// A renewal whose answer never arrived (its context ended in flight) may still land: Release must
+// then give up the entry one revision on, and must leave another holder's entry alone.
+func TestReleaseAfterARenewalWhoseAnswerWasLost(t *testing.T) {
+	for _, tc := range []struct {
+		name, writer string
+		wantHolder   string
+	}{
+		{"our renewal landed", "a", ""},
+		{"another holder took it", "b", "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := newResources(t, time.Minute)
+			s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History}, dirstate.Options{})
+			ctx := context.Background()
+			dir := dirstate.NewDirKey("default", "dir-corp")
+			a, err := s.Acquire(ctx, dir, "a", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := res.Leases.Get(ctx, string(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := res.Leases.Update(ctx, string(dir), []byte(`{"holder":"`+tc.writer+`"}`), e.Revision()); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if h, err := s.Holder(ctx, dir); err != nil || h != tc.wantHolder {
+				t.Fatalf("Holder after Release = %q, %v; want %q", h, err, tc.wantHolder)
+			}
+		})
+	}
+}
+
 func TestExpiredLeaseIsLostByItsHolder(t *testing.T) {
 	s := newStore(t, time.Second)
 	ctx := context.Background()

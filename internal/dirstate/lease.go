@@ -99,7 +99,9 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 	watchdog := time.AfterFunc(l.ttl/2, func() {
 		cancel(fmt.Errorf("%w: not renewed for %s", ErrLeaseLost, l.ttl/2))
 	})
-	done := make(chan struct{})
+	// stop ends the loop between renewals: a renewal cancelled in flight may still land on the
+	// server, leaving a revision Release does not know.
+	stopping, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		defer watchdog.Stop()
@@ -108,6 +110,8 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 		for {
 			select {
 			case <-kctx.Done():
+				return
+			case <-stopping:
 				return
 			case <-t.C:
 			}
@@ -123,7 +127,7 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func()) {
 			}
 		}
 	}()
-	return kctx, func() { cancel(context.Canceled); <-done }
+	return kctx, func() { close(stopping); <-done; cancel(context.Canceled) }
 }
 
 // Release gives the lease up unless it was lost. It must be called with a context that is still
@@ -136,8 +140,32 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	err := l.store.leases.Purge(ctx, string(l.dir), jetstream.LastRevision(rev))
-	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		err = l.releaseLanded(ctx, rev)
+	}
+	if err != nil {
 		return fmt.Errorf("release lease of %s: %w", l.dir, err)
 	}
 	return nil
+}
+
+// releaseLanded purges the lease when a renewal whose answer never arrived (its context ended)
+// landed after rev: the entry is still ours, one revision on. Anything else is another holder's.
+func (l *Lease) releaseLanded(ctx context.Context, rev uint64) error {
+	e, err := l.store.leases.Get(ctx, string(l.dir))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var v leaseValue
+	if json.Unmarshal(e.Value(), &v) != nil || v.Holder != l.holder || e.Revision() <= rev {
+		return nil
+	}
+	err = l.store.leases.Purge(ctx, string(l.dir), jetstream.LastRevision(e.Revision()))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return nil
+	}
+	return err
 }
