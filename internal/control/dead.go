@@ -56,6 +56,10 @@ func deadLetter(m *jetstream.RawStreamMsg) DeadLetter {
 		Code: h.Get(intake.HeaderDeadCode), Reason: h.Get(intake.HeaderDeadReason),
 		OriginalSubject: h.Get(intake.HeaderDeadSubject)}
 	d.OriginalSeq, _ = strconv.ParseUint(h.Get(intake.HeaderDeadSeq), 10, 64)
+	if d.Omitted = h.Get(intake.HeaderDeadOmitted); d.Omitted != "" {
+		d.OriginalSize, _ = strconv.Atoi(h.Get(intake.HeaderDeadSize))
+		d.OriginalSHA256 = h.Get(intake.HeaderDeadSHA256)
+	}
 	if e, err := cenats.Decode(h, m.Data); err == nil {
 		d.EventID, d.EventType = e.ID(), e.Type()
 	}
@@ -116,6 +120,9 @@ func (s *Service) redrive(ctx context.Context, st jetstream.Stream, seq uint64) 
 	subject := m.Header.Get(intake.HeaderDeadSubject)
 	if subject == "" {
 		return ErrNoOriginalSubject
+	}
+	if m.Header.Get(intake.HeaderDeadOmitted) != "" {
+		return ErrNotKept
 	}
 	out := nats.NewMsg(subject)
 	out.Data = m.Data

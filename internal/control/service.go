@@ -451,6 +451,9 @@ func (s *Service) Resume(ctx context.Context, tenant, directoryID string) (Direc
 // ErrNoOriginalSubject: a dead letter that does not say where it came from cannot be re-driven.
 var ErrNoOriginalSubject = errors.New("the dead letter has no original subject")
 
+// ErrNotKept: a stub dead letter has no payload to publish again.
+var ErrNotKept = errors.New("the message was too large to keep; only its size and digest were stored")
+
 // DirectoryName is a directory as the metrics label it.
 type DirectoryName struct{ Tenant, Name string }
 

@@ -125,6 +125,11 @@ type DeadLetter struct {
 	EventID         string    `json:"eventId,omitempty"`   // when the message was a decodable CloudEvent
 	EventType       string    `json:"eventType,omitempty"` // idem
 	Size            int       `json:"size"`
+	// Omitted says what a stub left out ("payload" or "payload,headers"): the message was too
+	// large to keep whole. OriginalSize and OriginalSHA256 identify what was left out.
+	Omitted        string `json:"omitted,omitempty"`
+	OriginalSize   int    `json:"originalSize,omitempty"`
+	OriginalSHA256 string `json:"originalSha256,omitempty"`
 }
 
 // DeadLetters is a page of dead letters, newest first, and how many there are in all.

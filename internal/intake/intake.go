@@ -6,9 +6,13 @@ package intake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -35,7 +39,21 @@ const (
 	HeaderDeadReason  = "Dirsync-Dead-Reason"
 	HeaderDeadSubject = "Dirsync-Original-Subject"
 	HeaderDeadSeq     = "Dirsync-Original-Sequence"
+	// A stub, kept instead of a message too large to dead-letter whole: the payload (and, when
+	// they too are large, the headers) are left out; their size and digest identify them.
+	HeaderDeadOmitted = "Dirsync-Omitted"
+	HeaderDeadSize    = "Dirsync-Original-Size"
+	HeaderDeadSHA256  = "Dirsync-Original-Sha256"
 )
+
+// Omitted parts of a stub dead letter (HeaderDeadOmitted values).
+const (
+	OmittedPayload = "payload"
+	OmittedAll     = "payload,headers"
+)
+
+// maxStubHeaderBytes bounds the original headers a stub keeps; larger ones are left out too.
+const maxStubHeaderBytes = 8 << 10
 
 // Resolver finds the directory a trigger names in the backend of its tenant.
 type Resolver interface {
@@ -69,6 +87,9 @@ func (nopObserver) AlreadyReported()          {}
 // Config tunes intake.
 type Config struct {
 	DeadSubject string
+	// MaxPayload is the broker's max_payload (nats.Conn.MaxPayload); a dead letter that would not
+	// fit is stored as a stub. 0 means the NATS default of 1 MiB.
+	MaxPayload int64
 	PullBatch   int
 	Logger      *slog.Logger
 	Now         func() time.Time
@@ -101,6 +122,9 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, dec *trigg
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = 1 << 20
 	}
 	return &Intake{cfg: cfg, cons: cons, js: js, dec: dec, resolver: r, store: store, notify: notify, log: cfg.Logger}
 }
@@ -264,9 +288,42 @@ func (in *Intake) retryLater(m jetstream.Msg, cause error, log *slog.Logger) {
 }
 
 // deadLetter publishes the message with its reason to the dead-letter subject, then terminates it.
-// If the dead letter cannot be stored, the message is handed back instead: nothing is dropped.
+// A message too large to be copied whole under the broker's max_payload is stored as a stub, so
+// no publisher can keep a message (and an intake slot) handed back forever. If the dead letter
+// cannot be stored for another reason (the broker), the message is handed back: nothing is dropped.
 func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason string, log *slog.Logger) {
-	dl := nats.NewMsg(in.cfg.DeadSubject)
+	dl := deadCopy(in.cfg.DeadSubject, m, code, reason)
+	opts := []jetstream.PublishOpt{}
+	if md, err := m.Metadata(); err == nil {
+		seq := strconv.FormatUint(md.Sequence.Stream, 10)
+		dl.Header.Set(HeaderDeadSeq, seq)
+		opts = append(opts, jetstream.WithMsgID("dead-"+md.Stream+"-"+seq))
+	}
+	// The slack covers the message id header the publish adds.
+	if msgSize(dl)+128 > in.cfg.MaxPayload {
+		stub(dl, m)
+	}
+	_, err := in.js.PublishMsg(ctx, dl, opts...)
+	if errors.Is(err, nats.ErrMaxPayload) && dl.Header.Get(HeaderDeadOmitted) == "" {
+		// The server's limit is below the one this connection was told of.
+		stub(dl, m)
+		_, err = in.js.PublishMsg(ctx, dl, opts...)
+	}
+	if err != nil {
+		in.retryLater(m, fmt.Errorf("dead-lettering: %w", err), log)
+		return
+	}
+	in.cfg.Observer.DeadLettered(code)
+	log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject(),
+		"omitted", dl.Header.Get(HeaderDeadOmitted))
+	if err := m.TermWithReason(code); err != nil {
+		log.Warn("terminating a dead-lettered message failed", "err", err)
+	}
+}
+
+// deadCopy is the whole message with the dead-letter headers.
+func deadCopy(subject string, m jetstream.Msg, code, reason string) *nats.Msg {
+	dl := nats.NewMsg(subject)
 	for k, vs := range m.Headers() {
 		for _, v := range vs {
 			dl.Header.Add(k, v)
@@ -276,20 +333,52 @@ func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason 
 	dl.Header.Set(HeaderDeadCode, code)
 	dl.Header.Set(HeaderDeadReason, reason)
 	dl.Header.Set(HeaderDeadSubject, m.Subject())
-	opts := []jetstream.PublishOpt{}
-	if md, err := m.Metadata(); err == nil {
-		seq := strconv.FormatUint(md.Sequence.Stream, 10)
-		dl.Header.Set(HeaderDeadSeq, seq)
-		opts = append(opts, jetstream.WithMsgID("dead-"+md.Stream+"-"+seq))
-	}
 	dl.Data = m.Data()
-	if _, err := in.js.PublishMsg(ctx, dl, opts...); err != nil {
-		in.retryLater(m, fmt.Errorf("dead-lettering: %w", err), log)
-		return
+	return dl
+}
+
+// stub turns a dead copy into one that always fits: no payload, the original headers only when
+// they are small, and the size and SHA-256 of what was left out.
+func stub(dl *nats.Msg, m jetstream.Msg) {
+	sum := sha256.New()
+	sum.Write(m.Data())
+	size := len(m.Data())
+	omitted := OmittedPayload
+	if headerSize(m.Headers()) > maxStubHeaderBytes {
+		// The digest then covers the headers too, in a fixed order.
+		omitted = OmittedAll
+		keys := slices.Sorted(maps.Keys(m.Headers()))
+		for _, k := range keys {
+			for _, v := range m.Headers()[k] {
+				fmt.Fprintf(sum, "\n%s: %s", k, v)
+				size += len(k) + len(v) + 4
+			}
+		}
+		kept := nats.Header{}
+		for _, k := range []string{HeaderDeadCode, HeaderDeadReason, HeaderDeadSubject, HeaderDeadSeq} {
+			if v := dl.Header.Get(k); v != "" {
+				kept.Set(k, v)
+			}
+		}
+		dl.Header = kept
 	}
-	in.cfg.Observer.DeadLettered(code)
-	log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject())
-	if err := m.TermWithReason(code); err != nil {
-		log.Warn("terminating a dead-lettered message failed", "err", err)
+	dl.Header.Set(HeaderDeadOmitted, omitted)
+	dl.Header.Set(HeaderDeadSize, strconv.Itoa(size))
+	dl.Header.Set(HeaderDeadSHA256, hex.EncodeToString(sum.Sum(nil)))
+	dl.Data = nil
+}
+
+// msgSize is what the broker counts against max_payload: headers as sent, and the payload.
+func msgSize(m *nats.Msg) int64 {
+	return int64(headerSize(m.Header) + len(m.Data) + len(m.Subject))
+}
+
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
 	}
+	return n
 }

@@ -6,7 +6,10 @@ package intake_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
@@ -89,11 +94,22 @@ type env struct {
 // start runs intake until the test ends.
 func start(t *testing.T) *env {
 	t.Helper()
-	js := natstest.JetStream(t)
+	return startWith(t, setup{maxAckPending: 10})
+}
+
+// setup is what a test may change about the broker and the consumer.
+type setup struct {
+	maxPayload    int32 // 0: NATS's default
+	maxAckPending int   // MAX_IN_FLIGHT
+}
+
+func startWith(t *testing.T, su setup) *env {
+	t.Helper()
+	js := natstest.JetStreamWith(t, natsdev.Options{MaxPayload: su.maxPayload})
 	res, err := streams.Ensure(context.Background(), js, streams.Names{
 		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
 		DeadStream: "D", DeadSubject: "d", Consumer: "c", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "H", ControlBucket: "CT",
-	}, streams.Settings{Replicas: 1, ResultDuplicateWindow: time.Minute, LeaseTTL: 5 * time.Second, HistoryMaxAge: time.Hour, AckWait: 30 * time.Second, MaxAckPending: 10})
+	}, streams.Settings{Replicas: 1, ResultDuplicateWindow: time.Minute, LeaseTTL: 5 * time.Second, HistoryMaxAge: time.Hour, AckWait: 30 * time.Second, MaxAckPending: su.maxAckPending})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +142,7 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	in := intake.New(intake.Config{
-		DeadSubject: "d", Observer: e.rec,
+		DeadSubject: "d", Observer: e.rec, MaxPayload: js.Conn().MaxPayload(),
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}, js, res.Consumer, dec, reg, e.store, func(dirstate.DirKey) {})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -363,5 +379,75 @@ func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 	})
 	if lines := e.logLines(t, "redelivered trigger was already reported; acknowledged"); len(lines) != 1 || lines[0]["run_id"] != "run-that-reported-it" {
 		t.Fatalf("log lines = %v", lines)
+	}
+}
+
+// A publisher's message so large that its dead-letter copy would exceed max_payload must not be
+// handed back forever, holding one of the MAX_IN_FLIGHT slots: with two slots and four such
+// messages, a valid trigger published after them is still accepted, and each is stored as a stub
+// that names its size and digest.
+func TestMessagesTooLargeToDeadLetterDoNotHoldIntake(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		header      int // bytes of one publisher header
+		wantOmitted string
+	}{
+		{"large payload", 0, intake.OmittedPayload},
+		{"large headers", 40 << 10, intake.OmittedAll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const maxPayload = 64 << 10
+			e := startWith(t, setup{maxPayload: maxPayload, maxAckPending: 2})
+			ctx := context.Background()
+			// Not a trigger, and just under the limit: a whole copy with the dead-letter headers is over it.
+			body := []byte(strings.Repeat("x", maxPayload-256-tc.header))
+			sums := map[string]bool{}
+			for i := range 4 {
+				m := nats.NewMsg("t.test")
+				m.Data = append([]byte{byte('a' + i)}, body...)
+				m.Header.Set("X-Team", "blue")
+				if tc.header > 0 {
+					m.Header.Set("X-Filler", strings.Repeat("h", tc.header))
+				}
+				if _, err := e.js.PublishMsg(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+				h := sha256.New()
+				h.Write(m.Data)
+				if tc.header > 0 {
+					fmt.Fprintf(h, "\n%s: %s\n%s: %s", "X-Filler", m.Header.Get("X-Filler"), "X-Team", "blue")
+				}
+				sums[hex.EncodeToString(h.Sum(nil))] = true
+			}
+			goodID := e.publish(t, group("Corp AD", "proj-after-the-large-ones"))
+			eventually(t, 20*time.Second, "the valid trigger to be accepted behind the large messages", func() bool {
+				_, acc, _ := e.rec.snapshot()
+				return slices.ContainsFunc(acc, func(p dirstate.Trigger) bool { return p.ID == goodID })
+			})
+			eventually(t, 10*time.Second, "four dead letters", func() bool {
+				_, _, dead := e.rec.snapshot()
+				return len(dead) == 4
+			})
+			st, err := e.js.Stream(ctx, "D")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for seq := uint64(1); seq <= 4; seq++ {
+				m, err := st.GetMsg(ctx, seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := m.Header
+				if len(m.Data) != 0 || h.Get(intake.HeaderDeadOmitted) != tc.wantOmitted || h.Get(intake.HeaderDeadCode) != string(trigger.CodeMalformed) {
+					t.Fatalf("dead letter %d: %d bytes, headers %v", seq, len(m.Data), h)
+				}
+				if !sums[h.Get(intake.HeaderDeadSHA256)] || h.Get(intake.HeaderDeadSize) == "" || h.Get(intake.HeaderDeadSubject) != "t.test" {
+					t.Fatalf("dead letter %d does not identify its original: %v", seq, h)
+				}
+				if kept := h.Get("X-Team") == "blue"; kept != (tc.wantOmitted == intake.OmittedPayload) || h.Get("X-Filler") != "" {
+					t.Fatalf("dead letter %d: publisher headers %v; want them kept only when small", seq, h)
+				}
+			}
+		})
 	}
 }

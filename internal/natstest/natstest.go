@@ -15,7 +15,14 @@ import (
 // JetStream starts a server and returns a JetStream handle on a connection to it.
 func JetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	s, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
+	return JetStreamWith(t, natsdev.Options{})
+}
+
+// JetStreamWith is JetStream on a server started with o (its StoreDir is the test's own).
+func JetStreamWith(t testing.TB, o natsdev.Options) jetstream.JetStream {
+	t.Helper()
+	o.StoreDir = t.TempDir()
+	s, err := natsdev.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -235,6 +238,30 @@ func TestDeadLettersAreListedAndRedriven(t *testing.T) {
 	callJSON(t, "GET", base+"/api/v1/dead-letters", readToken, nil, http.StatusOK, &dl)
 	if dl.Total != 0 {
 		t.Fatalf("%d dead letters left after the re-drive", dl.Total)
+	}
+}
+
+// A message too large to dead-letter whole is kept as a stub: listed with what was left out, its
+// size and digest, and refused by re-drive with the reason (there is nothing to publish again).
+func TestStubDeadLetterIsListedButNotRedriven(t *testing.T) {
+	h := newHarnessWith(t, 100*time.Millisecond, opsEnv(nil), 64<<10)
+	base := h.startOpsWorker("w1")
+	m := nats.NewMsg("dirsync.trigger.test")
+	m.Data = []byte(strings.Repeat("x", 64<<10-200))
+	h.publishMsg(m)
+	var dl control.DeadLetters
+	eventually(t, 10*time.Second, "the oversized message to be dead-lettered", func() bool {
+		callJSON(t, "GET", base+"/api/v1/dead-letters", readToken, nil, http.StatusOK, &dl)
+		return dl.Total == 1
+	})
+	sum := sha256.Sum256(m.Data)
+	if it := dl.Items[0]; it.Omitted != "payload" || it.OriginalSize != len(m.Data) || it.OriginalSHA256 != hex.EncodeToString(sum[:]) || it.Size != 0 {
+		t.Fatalf("dead letter = %+v", it)
+	}
+	var res control.RedriveResult
+	callJSON(t, "POST", base+"/api/v1/dead-letters/redrive", adminToken, map[string]any{"sequences": []uint64{dl.Items[0].Seq}}, http.StatusOK, &res)
+	if len(res.Redriven) != 0 || len(res.Failed) != 1 || !strings.Contains(res.Failed[0].Error, "too large to keep") {
+		t.Fatalf("redrive = %+v", res)
 	}
 }
 

@@ -168,6 +168,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	engine.Store(eng)
 	in := intake.New(intake.Config{
 		DeadSubject: cfg.DeadSubject,
+		MaxPayload:  nc.MaxPayload(),
 		PullBatch:   cfg.PullBatch,
 		Logger:      log.With("component", "intake"),
 		Observer:    m,
