@@ -80,7 +80,8 @@ Examples:
   echo '{"directory": "Corp AD", "user": {"upn": "jdoe@corp.example.com"}}' |
     vidm-sync publish --type ad.user.created --file -
 
-  # An explicit sync request, ignoring vIDM's safeguards:
+  # An explicit sync request, ignoring vIDM's safeguards (only where the tenant sets
+  # allowIgnoreSafeguards; elsewhere it is dead-lettered SAFEGUARDS_NOT_ALLOWED):
   vidm-sync publish --type vidm.directory.sync.requested --directory "Corp AD" \
     --ignore-safeguards --reason "bulk import"
 

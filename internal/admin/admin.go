@@ -44,7 +44,7 @@ type Source interface {
 	Runs(ctx context.Context, tenant, directoryID string, limit int) ([]control.Run, error)
 	// RequestSync returns a *control.ConflictError (errors.Is control.ErrConflict) while a run
 	// is in flight or the directory is paused and queue is false; control.ErrNotFound.
-	RequestSync(ctx context.Context, tenant, directoryID string, queue bool, reason string) (control.SyncRequest, error)
+	RequestSync(ctx context.Context, tenant, directoryID string, o control.SyncOptions) (control.SyncRequest, error)
 	Pause(ctx context.Context, tenant, directoryID, reason string) (control.Directory, error)
 	Resume(ctx context.Context, tenant, directoryID string) (control.Directory, error)
 	// DeadLetters returns at most limit dead letters older than sequence before (0: the newest).

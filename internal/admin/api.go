@@ -209,7 +209,8 @@ func (s *server) requestSync(w http.ResponseWriter, r *http.Request) {
 		queue = v == "" || b // a bare ?queue means true
 	}
 	var body struct {
-		Reason string `json:"reason"`
+		Reason           string `json:"reason"`
+		IgnoreSafeguards bool   `json:"ignoreSafeguards"`
 	}
 	if err := decodeBody(w, r, &body); err != nil {
 		s.fail(w, r, err)
@@ -219,7 +220,8 @@ func (s *server) requestSync(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	req, err := s.src.RequestSync(r.Context(), r.PathValue("tenant"), r.PathValue("directoryId"), queue, body.Reason)
+	req, err := s.src.RequestSync(r.Context(), r.PathValue("tenant"), r.PathValue("directoryId"),
+		control.SyncOptions{Queue: queue, Reason: body.Reason, IgnoreSafeguards: body.IgnoreSafeguards})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -90,7 +90,8 @@ func (f *fakeSource) Runs(_ context.Context, tenant, id string, limit int) ([]co
 	return runs, nil
 }
 
-func (f *fakeSource) RequestSync(_ context.Context, tenant, id string, queue bool, reason string) (control.SyncRequest, error) {
+func (f *fakeSource) RequestSync(_ context.Context, tenant, id string, o control.SyncOptions) (control.SyncRequest, error) {
+	queue, reason := o.Queue, o.Reason
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("RequestSync %s queue=%t reason=%q", key(tenant, id), queue, reason)

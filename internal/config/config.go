@@ -72,6 +72,16 @@ type Config struct {
 	// its backend kind, URL, auth, TLS, allow-list, concurrency, polling and schedules). It
 	// replaces the VIDM_* settings, which then must not be set. Reloaded on SIGHUP.
 	TenantsFile string `env:"TENANTS_FILE"`
+	// TenantsSecretsDir confines the secret files a tenants file names, and relative names
+	// resolve in it; "" means the tenants file's directory. Mount tenants' secrets apart from the
+	// worker's own: none of the worker's *_FILE secrets may be named even inside it.
+	TenantsSecretsDir string `env:"TENANTS_SECRETS_DIR"`
+	// AllowInsecureHTTP accepts http:// identity-system URLs (VIDM_URL, tenant url and tokenURL):
+	// credentials then cross the network in clear. Logged as a warning at every start and reload.
+	AllowInsecureHTTP bool `env:"ALLOW_INSECURE_HTTP,default=false"`
+	// VIDMAllowIgnoreSafeguards lets publishers' triggers ask vIDM to ignore its sync safeguards
+	// (the tenants file's allowIgnoreSafeguards for the VIDM_* tenant).
+	VIDMAllowIgnoreSafeguards bool `env:"VIDM_ALLOW_IGNORE_SAFEGUARDS,default=false"`
 	// SyncClientTokenWarning: a VCF tenant warns this long before an Okta/Entra ID sync-client
 	// token expires (a tenants file may set its own).
 	SyncClientTokenWarning time.Duration `env:"SYNC_CLIENT_TOKEN_WARNING,default=336h"`
@@ -134,6 +144,8 @@ type Config struct {
 	// EmbeddedNATS and SimulatedVIDM). (No env tag at all: go-envconfig rejects `env:"-"` as an
 	// invalid variable name.)
 	Dev bool
+	// ownSecretFiles are the *_FILE paths the worker's own secrets came from: no tenant may name them.
+	ownSecretFiles []string
 }
 
 // secrets are the settings that may come from a file (VAR_FILE) and are never shown.
@@ -180,6 +192,9 @@ func load(ctx context.Context, l envconfig.Lookuper, dev bool, hostname func() (
 
 	for _, sec := range c.secrets() {
 		readSecretFile(l, sec.env, sec.field, &problems)
+		if path, ok := l.Lookup(sec.env + "_FILE"); ok {
+			c.ownSecretFiles = append(c.ownSecretFiles, path)
+		}
 	}
 	if c.ResultSource == "" {
 		h, err := hostname()
@@ -422,7 +437,7 @@ func (c Config) validate() problemList {
 			p.add("VIDM_URL", "required (or run with --dev for the simulator)")
 		}
 	} else {
-		checkVIDMURL(&p, c.VIDMURL)
+		checkVIDMURL(&p, c.VIDMURL, c.AllowInsecureHTTP)
 	}
 	// With the simulator the command supplies the credentials itself.
 	if !c.SimulatedVIDM() && c.TenantsFile == "" {
@@ -542,15 +557,17 @@ func checkNATSURL(p *problemList, raw string) {
 }
 
 // checkVIDMURL mirrors internal/vidm's rules, so that a bad URL is reported with the rest.
-func checkVIDMURL(p *problemList, raw string) {
+func checkVIDMURL(p *problemList, raw string, allowHTTP bool) {
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
 	switch {
 	case err != nil:
 		p.add("VIDM_URL", "is not a valid URL") // the text might carry credentials
 	case u.User != nil:
 		p.add("VIDM_URL", "must not carry credentials; use VIDM_CLIENT_ID/VIDM_CLIENT_SECRET or VIDM_USERNAME/VIDM_PASSWORD")
+	case u.Scheme == "http" && !allowHTTP:
+		p.add("VIDM_URL", fmt.Sprintf("%q must start with https:// (http:// sends credentials in clear; ALLOW_INSECURE_HTTP=true accepts it)", raw))
 	case u.Scheme != "https" && u.Scheme != "http":
-		p.add("VIDM_URL", fmt.Sprintf("%q must start with https:// (or http://)", raw))
+		p.add("VIDM_URL", fmt.Sprintf("%q must start with https://", raw))
 	case u.Host == "":
 		p.add("VIDM_URL", fmt.Sprintf("%q has no host", raw))
 	case u.RawQuery != "" || u.Fragment != "":
@@ -682,6 +699,9 @@ func (c Config) TenantDefaults() tenants.Defaults {
 		RequestTimeout:         c.VIDMRequestTimeout,
 		Poll:                   tenants.Poll{Initial: c.PollInitialInterval, Max: c.PollMaxInterval, Deadline: c.SyncDeadline},
 		SyncClientTokenWarning: c.SyncClientTokenWarning,
+		SecretsDir:             c.TenantsSecretsDir,
+		Reserved:               append(slices.Clone(c.ownSecretFiles), c.NATSCredsFile, c.NATSKeyFile),
+		AllowHTTP:              c.AllowInsecureHTTP,
 	}
 }
 
@@ -698,6 +718,8 @@ func (c Config) Tenants() (tenants.File, error) {
 			Username: c.VIDMUsername, Password: c.VIDMPassword},
 		TLS:                tenants.TLS{CAFile: c.VIDMCAFile, InsecureSkipVerify: c.VIDMInsecureSkipVerify},
 		MaxConcurrentSyncs: d.MaxConcurrentSyncs, RequestTimeout: d.RequestTimeout, Poll: d.Poll,
+
+		AllowIgnoreSafeguards: c.VIDMAllowIgnoreSafeguards,
 	}
 	return tenants.File{DefaultTenant: c.Tenant, Tenants: map[string]tenants.Tenant{c.Tenant: t}}, nil
 }
@@ -793,6 +815,10 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("vidm_request_timeout", c.VIDMRequestTimeout),
 		slog.String("vidm_tenant", c.Tenant),
 		slog.String("tenants_file", c.TenantsFile),
+		slog.String("tenants_secrets_dir", c.TenantsSecretsDir),
+		slog.Bool("allow_insecure_http", c.AllowInsecureHTTP),
+		slog.Bool("vidm_allow_ignore_safeguards", c.VIDMAllowIgnoreSafeguards),
+		slog.Any("secret_files", c.ownSecretFiles),
 		slog.Duration("sync_client_token_warning", c.SyncClientTokenWarning),
 		slog.Duration("sync_client_token_check", c.SyncClientTokenCheck),
 		slog.Duration("coalesce_window", c.CoalesceWindow),

@@ -352,6 +352,8 @@ func TestValidation(t *testing.T) {
 		{"tenant", with(base(), "VIDM_TENANT", "a.b"), false, []string{"VIDM_TENANT"}, "'.'"},
 
 		{"vidm url scheme", with(base(), "VIDM_URL", "ftp://vidm"), false, []string{"VIDM_URL"}, "https://"},
+		{"vidm url in clear", with(base(), "VIDM_URL", "http://vidm"), false, []string{"VIDM_URL"}, "ALLOW_INSECURE_HTTP=true"},
+		{"vidm url in clear allowed", with(base(), "VIDM_URL", "http://vidm", "ALLOW_INSECURE_HTTP", "true"), false, nil, ""},
 		{"vidm url no host", with(base(), "VIDM_URL", "https://"), false, []string{"VIDM_URL"}, "no host"},
 		{"vidm url query", with(base(), "VIDM_URL", "https://vidm/?a=b"), false, []string{"VIDM_URL"}, "query"},
 		{"vidm url credentials", with(base(), "VIDM_URL", "https://admin:urlpass-SECRET@vidm"), false, []string{"VIDM_URL"}, "credentials"},
@@ -651,5 +653,25 @@ func TestRequestSubjectIsATriggerSubject(t *testing.T) {
 		if !slices.ContainsFunc(tc.filters, func(f string) bool { return subjectMatches(f, c.RequestSubject()) }) {
 			t.Errorf("RequestSubject %q is not covered by %v", c.RequestSubject(), tc.filters)
 		}
+	}
+}
+
+// A tenants file may not name one of the worker's own secret files, wherever it sits.
+func TestTenantsFileCannotNameTheWorkersOwnSecrets(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(token, []byte("admin-token-value-of-32-characters-X"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tf := filepath.Join(dir, "tenants.yaml")
+	if err := os.WriteFile(tf, []byte(`tenants: {corp: {backend: vidm, url: "https://vidm", auth: {mode: oauth, clientId: c, clientSecretFile: admin-token}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadMap(t, map[string]string{"NATS_URL": "nats://n:4222", "TENANTS_FILE": tf, "ADMIN_TOKEN_FILE": token}, false)
+	if err == nil || !strings.Contains(err.Error(), "admin-token is one of the worker's own secret files") {
+		t.Fatalf("Load = %v", err)
+	}
+	if strings.Contains(err.Error(), "admin-token-value") {
+		t.Fatalf("the error shows the secret: %v", err)
 	}
 }

@@ -39,7 +39,8 @@ type Config struct {
 	RequestSource  string // CloudEvents source of sync requests, e.g. urn:vidm-sync-worker:admin
 	DeadStream     string
 	HistoryRuns    int
-	Tenants        Tenants // optional: the tenants API lists none and refuses reloads
+	Tenants        Tenants         // optional: the tenants API lists none and refuses reloads
+	Grants         *trigger.Grants // signs sync requests that ignore safeguards; nil: none may
 	Logger         *slog.Logger
 	Now            func() time.Time
 }
@@ -385,7 +386,8 @@ func (s *Service) Runs(ctx context.Context, tenant, directoryID string, limit in
 // RequestSync publishes a vidm.directory.sync.requested trigger for the directory, which the
 // worker accepts and coalesces like any other. Without queue it is refused while a run is in
 // flight or the directory is paused.
-func (s *Service) RequestSync(ctx context.Context, tenant, directoryID string, queue bool, reason string) (SyncRequest, error) {
+func (s *Service) RequestSync(ctx context.Context, tenant, directoryID string, o SyncOptions) (SyncRequest, error) {
+	queue, reason := o.Queue, o.Reason
 	d, err := s.Directory(ctx, tenant, directoryID)
 	if err != nil {
 		return SyncRequest{}, err
@@ -402,8 +404,11 @@ func (s *Service) RequestSync(ctx context.Context, tenant, directoryID string, q
 		return SyncRequest{}, &ConflictError{Reason: "paused",
 			Message: fmt.Sprintf("directory %q is paused; resume it, or add ?queue=true to queue the sync for when it is resumed", d.Name)}
 	}
+	if o.IgnoreSafeguards && s.cfg.Grants == nil {
+		return SyncRequest{}, errors.New("ignoring safeguards needs ADMIN_TOKEN, whose key signs the grant")
+	}
 	e, err := trigger.NewEvent(trigger.Trigger{Type: trigger.TypeSyncRequested, Source: s.cfg.RequestSource,
-		Tenant: d.Tenant, Directory: d.Name, Reason: cmp.Or(reason, "requested through the admin API")})
+		Tenant: d.Tenant, Directory: d.Name, Reason: cmp.Or(reason, "requested through the admin API"), IgnoreSafeguards: o.IgnoreSafeguards})
 	if err != nil {
 		return SyncRequest{}, fmt.Errorf("sync request: %w", err)
 	}
@@ -411,10 +416,13 @@ func (s *Service) RequestSync(ctx context.Context, tenant, directoryID string, q
 	if err != nil {
 		return SyncRequest{}, fmt.Errorf("sync request: %w", err)
 	}
+	if o.IgnoreSafeguards {
+		msg.Header.Set(trigger.HeaderSafeguardsGrant, s.cfg.Grants.Sign(e.ID(), d.Tenant, d.Name))
+	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		return SyncRequest{}, fmt.Errorf("publishing the sync request: %w", err)
 	}
-	s.log.Info("sync requested through the admin API", "directory", d.Name, "trigger_id", e.ID(), "queued", busy)
+	s.log.Info("sync requested through the admin API", "directory", d.Name, "trigger_id", e.ID(), "queued", busy, "ignore_safeguards", o.IgnoreSafeguards)
 	return SyncRequest{EventID: e.ID(), Queued: busy}, nil
 }
 

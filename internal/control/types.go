@@ -151,6 +151,15 @@ type DirectoryList struct {
 
 // SyncRequest is the answer to a sync requested through the admin API: the trigger published
 // for it, which the worker coalesces like any other.
+// SyncOptions are an operator's choices for a requested sync.
+type SyncOptions struct {
+	Queue  bool   // sync after the run in flight (or the pause) instead of refusing
+	Reason string // shown in the trigger and the run
+	// IgnoreSafeguards asks vIDM to ignore its sync safeguards for this request's run, on any
+	// tenant: the admin token is the authority, carried as a signed grant.
+	IgnoreSafeguards bool
+}
+
 type SyncRequest struct {
 	EventID string `json:"eventId"`
 	// Queued is true when a run was already in flight (or the directory paused) and the

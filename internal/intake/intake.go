@@ -31,6 +31,9 @@ const (
 	CodeUnknownDirectory    = "UNKNOWN_DIRECTORY"
 	CodeAmbiguousDirectory  = "AMBIGUOUS_DIRECTORY"
 	CodeDirectoryNotAllowed = "DIRECTORY_NOT_ALLOWED"
+	// CodeSafeguardsNotAllowed: the trigger asks to ignore vIDM's safeguards on a tenant that does
+	// not let publishers ask (allowIgnoreSafeguards), without the admin API's grant.
+	CodeSafeguardsNotAllowed = "SAFEGUARDS_NOT_ALLOWED"
 )
 
 // Headers a dead letter carries besides the original message's own.
@@ -61,6 +64,9 @@ type Resolver interface {
 	// Errors wrap backend.ErrUnknownTenant, ErrDirectoryNotAllowed, ErrDirectoryNotFound or
 	// ErrAmbiguousDirectory, or are the backend's (unreachable: retryable).
 	Resolve(ctx context.Context, tenant, ref string) (string, backend.Directory, error)
+	// AllowsIgnoreSafeguards reports whether the (resolved) tenant lets triggers ask vIDM to
+	// ignore its sync safeguards.
+	AllowsIgnoreSafeguards(tenant string) bool
 }
 
 // Observer hears what intake does with each message: metrics. Calls are synchronous and must
@@ -94,6 +100,8 @@ type Config struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
 	Observer    Observer // optional
+	// Grants checks the admin API's grants to ignore safeguards; nil honours none.
+	Grants *trigger.Grants
 }
 
 // Intake consumes triggers.
@@ -179,6 +187,14 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 	if err != nil {
 		// vIDM unreachable or refusing us: not accepted yet, ask for it again later.
 		in.retryLater(m, err, in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+		return
+	}
+	if t.IgnoreSafeguards && !in.resolver.AllowsIgnoreSafeguards(tenant) &&
+		!in.cfg.Grants.Valid(m.Headers().Get(trigger.HeaderSafeguardsGrant), t.ID, t.Tenant, t.DirectoryRef()) {
+		// Dead-lettered rather than synced without the flag: the publisher asked for something
+		// it may not have, and must hear so; an operator may re-drive it once the tenant allows it.
+		in.deadLetter(ctx, m, CodeSafeguardsNotAllowed, fmt.Sprintf("ignoreSafeguards is not allowed for tenant %q: set allowIgnoreSafeguards on the tenant, or ask through the admin API", tenant),
+			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	}
 	pt := dirstate.Trigger{

@@ -37,6 +37,9 @@ import (
 
 const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
+// testGrants signs as the admin API of the worker under test does.
+var testGrants = trigger.NewGrants("intake-test-admin-token-of-32-characters", nil)
+
 // recorder is an intake.Observer that keeps what it hears.
 type recorder struct {
 	mu       sync.Mutex
@@ -137,12 +140,14 @@ func startWith(t *testing.T, su setup) *env {
 		"default": {Name: "default", Backend: tenants.KindVIDM},
 		// A second tenant limited to one directory: its allow-list decides what intake accepts.
 		"lab": {Name: "lab", Backend: tenants.KindVIDM, Directories: []string{"Lab AD"}},
+		// A tenant whose publishers may ask vIDM to ignore its safeguards.
+		"trusted": {Name: "trusted", Backend: tenants.KindVIDM, AllowIgnoreSafeguards: true},
 	}}, func(tenants.Tenant) (tenants.Backend, error) { return vc, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := intake.New(intake.Config{
-		DeadSubject: "d", Observer: e.rec, MaxPayload: js.Conn().MaxPayload(),
+		DeadSubject: "d", Observer: e.rec, MaxPayload: js.Conn().MaxPayload(), Grants: testGrants,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}, js, res.Consumer, dec, reg, e.store, func(dirstate.DirKey) {})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -449,5 +454,59 @@ func TestMessagesTooLargeToDeadLetterDoNotHoldIntake(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// One trigger must not lift vIDM's safeguards for every trigger its run coalesces: publishers may
+// ask only on tenants that allow it; the admin API's signed grant works on any tenant.
+func TestIgnoreSafeguardsOnlyWhereAllowedOrGranted(t *testing.T) {
+	e := start(t)
+	ask := func(tenant string) trigger.Trigger {
+		tr := group("Corp AD", "proj-safeguards")
+		tr.Tenant, tr.IgnoreSafeguards = tenant, true
+		return tr
+	}
+	publishWith := func(tr trigger.Trigger, grant func(id string) string) string {
+		ev, err := trigger.NewEvent(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := cenats.EncodeBinary("t.test", ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if grant != nil {
+			msg.Header.Set(trigger.HeaderSafeguardsGrant, grant(ev.ID()))
+		}
+		if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		return ev.ID()
+	}
+	forger := trigger.NewGrants("a-publisher-guessing-the-admin-token!!", nil)
+	cases := []struct {
+		name   string
+		id     string
+		accept bool
+	}{
+		{"asked on a tenant that does not allow it", publishWith(ask(""), nil), false},
+		{"asked on a tenant that allows it", publishWith(ask("trusted"), nil), true},
+		{"granted by the admin API", publishWith(ask(""), func(id string) string { return testGrants.Sign(id, "", "Corp AD") }), true},
+		{"a grant for another event", publishWith(ask(""), func(string) string { return testGrants.Sign("other", "", "Corp AD") }), false},
+		{"a forged grant", publishWith(ask(""), func(id string) string { return forger.Sign(id, "", "Corp AD") }), false},
+	}
+	eventually(t, 10*time.Second, "every trigger handled", func() bool {
+		_, acc, dead := e.rec.snapshot()
+		return len(acc)+len(dead) == len(cases)
+	})
+	_, acc, dead := e.rec.snapshot()
+	for _, tc := range cases {
+		got := slices.ContainsFunc(acc, func(p dirstate.Trigger) bool { return p.ID == tc.id && p.IgnoreSafeguards })
+		if got != tc.accept {
+			t.Errorf("%s: accepted with ignoreSafeguards = %v, want %v", tc.name, got, tc.accept)
+		}
+	}
+	if len(dead) != 3 || slices.ContainsFunc(dead, func(c string) bool { return c != intake.CodeSafeguardsNotAllowed }) {
+		t.Fatalf("dead-letter codes = %v, want three %s", dead, intake.CodeSafeguardsNotAllowed)
 	}
 }

@@ -86,6 +86,10 @@ type Tenant struct {
 	Poll                   Poll          // zero fields → Defaults
 	SyncClientTokenWarning time.Duration // vcf only; 0 → Defaults.SyncClientTokenWarning; rejected for other kinds
 	Schedules              []Schedule
+	// AllowIgnoreSafeguards lets the tenant's publishers ask vIDM to ignore its sync safeguards
+	// (a trigger's ignoreSafeguards). Off by default: one trigger would lift them for every
+	// trigger its run coalesces. The admin API may ask regardless.
+	AllowIgnoreSafeguards bool
 }
 
 // Auth is a tenant's credentials. Its String form, JSON form and log value redact the secrets.
@@ -125,6 +129,17 @@ type Defaults struct {
 	RequestTimeout         time.Duration
 	Poll                   Poll
 	SyncClientTokenWarning time.Duration
+	// SecretsDir confines the secret files a tenant names (clientSecretFile, passwordFile,
+	// refreshTokenFile), and relative ones resolve in it: whoever edits the tenants file must not
+	// make the worker read, and send as credentials, a file of its own. "" means the tenants
+	// file's directory.
+	SecretsDir string
+	// Reserved are files no tenant may name as a secret (the worker's own: admin token, NATS
+	// credentials), even inside SecretsDir.
+	Reserved []string
+	// AllowHTTP accepts http:// tenant URLs: credentials then cross the network in clear. Off
+	// unless the operator opts out in the worker's environment (ALLOW_INSECURE_HTTP).
+	AllowHTTP bool
 }
 
 // Load reads, parses and validates the file at path; relative file references resolve against
@@ -221,6 +236,9 @@ func (t Tenant) LogValue() slog.Value {
 	if t.Backend == KindVCF {
 		attrs = append(attrs, slog.Duration("syncClientTokenWarning", t.SyncClientTokenWarning))
 	}
+	if t.AllowIgnoreSafeguards {
+		attrs = append(attrs, slog.Bool("allowIgnoreSafeguards", true))
+	}
 	if len(t.Schedules) > 0 {
 		s := make([]string, len(t.Schedules))
 		for i, sc := range t.Schedules {
@@ -300,6 +318,7 @@ type rawTenant struct {
 	Poll                   rawPoll       `json:"poll"`
 	SyncClientTokenWarning duration      `json:"syncClientTokenWarning"`
 	Schedules              []rawSchedule `json:"schedules"`
+	AllowIgnoreSafeguards  bool          `json:"allowIgnoreSafeguards"`
 }
 
 type rawAuth struct {
@@ -581,6 +600,8 @@ func (v *validator) tenant(loc, name string, r rawTenant) Tenant {
 		Directories:        r.Directories,
 		MaxConcurrentSyncs: cmp.Or(r.MaxConcurrentSyncs, v.d.MaxConcurrentSyncs),
 		TLS:                TLS{InsecureSkipVerify: r.TLS.InsecureSkipVerify},
+
+		AllowIgnoreSafeguards: r.AllowIgnoreSafeguards,
 	}
 	if !tenantName.MatchString(name) {
 		v.ps.add(loc, "a tenant name must be 1 to 63 lower-case letters, digits and '-', starting with a letter or digit (the tenant a trigger names)")
@@ -595,7 +616,7 @@ func (v *validator) tenant(loc, name string, r rawTenant) Tenant {
 	if r.URL == "" {
 		v.ps.add(child(loc, "url"), "required")
 	} else {
-		v.checkURL(child(loc, "url"), r.URL, false)
+		v.checkURL(child(loc, "url"), r.URL, !v.d.AllowHTTP)
 	}
 	t.Auth = v.auth(child(loc, "auth"), t.Backend, r.Auth)
 	if r.TLS.CAFile != "" {
@@ -631,6 +652,18 @@ func (v *validator) tenant(loc, name string, r rawTenant) Tenant {
 	}
 	t.Schedules = v.schedules(child(loc, "schedules"), t, r.Schedules)
 	return t
+}
+
+// InsecureURLs lists the tenants whose URL (or token URL) is plain http://, for a warning.
+func (f File) InsecureURLs() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(f.Tenants)) {
+		t := f.Tenants[name]
+		if strings.HasPrefix(strings.ToLower(t.URL), "http://") || strings.HasPrefix(strings.ToLower(t.Auth.TokenURL), "http://") {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // duration returns d's value, or def when the file leaves it out; given, it must be positive.
@@ -702,14 +735,18 @@ func (v *validator) auth(loc string, backend Kind, r rawAuth) Auth {
 		}
 	}
 	if r.TokenURL != "" && r.Mode == AuthRefreshToken {
-		v.checkURL(child(loc, "tokenURL"), r.TokenURL, true)
+		v.checkURL(child(loc, "tokenURL"), r.TokenURL, !v.d.AllowHTTP)
 	}
 	secret := func(key, path string, dst, dstPath *string) {
 		if path == "" || !slices.Contains(need, key) {
 			return
 		}
-		*dstPath = v.path(path)
-		*dst = v.secret(child(loc, key), *dstPath)
+		p, ok := v.secretPath(child(loc, key), path)
+		if !ok {
+			return
+		}
+		*dstPath = p
+		*dst = v.secret(child(loc, key), p)
 	}
 	secret("clientSecretFile", r.ClientSecretFile, &a.ClientSecret, &a.ClientSecretFile)
 	secret("passwordFile", r.PasswordFile, &a.Password, &a.PasswordFile)
@@ -723,6 +760,47 @@ func (v *validator) path(p string) string {
 		return filepath.Clean(p)
 	}
 	return filepath.Join(v.dir, p)
+}
+
+// secretPath resolves a secret file's path and confines it to the secrets directory: no ".."
+// element, nothing outside the directory (symbolic links followed where the file exists), and
+// none of the worker's own secret files.
+func (v *validator) secretPath(loc, p string) (string, bool) {
+	if slices.Contains(strings.Split(filepath.ToSlash(p), "/"), "..") {
+		v.ps.add(loc, "%s must not contain \"..\"", p)
+		return "", false
+	}
+	dir := filepath.Clean(cmp.Or(v.d.SecretsDir, v.dir))
+	full := filepath.Clean(p)
+	if !filepath.IsAbs(p) {
+		full = filepath.Join(dir, p)
+	}
+	if !within(dir, full) || !within(resolved(dir), resolved(full)) {
+		v.ps.add(loc, "%s is outside the secrets directory %s (TENANTS_SECRETS_DIR)", p, dir)
+		return "", false
+	}
+	for _, r := range v.d.Reserved {
+		if r != "" && (filepath.Clean(r) == full || resolved(r) == resolved(full)) {
+			v.ps.add(loc, "%s is one of the worker's own secret files", p)
+			return "", false
+		}
+	}
+	return full, true
+}
+
+// within reports whether path is dir or below it (both clean).
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// resolved is p with its symbolic links followed, or p when that fails (a file that does not
+// exist is reported when it is read).
+func resolved(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
 }
 
 // read reads a referenced file, reporting failure at loc.
@@ -777,6 +855,9 @@ func (v *validator) checkURL(loc, raw string, httpsOnly bool) {
 	case u.User != nil:
 		v.ps.add(loc, "must not carry credentials; use the auth keys")
 	case u.Scheme != "https" && (httpsOnly || u.Scheme != "http"):
+		if u.Scheme == "http" {
+			schemes += " (http:// sends credentials in clear; the worker's ALLOW_INSECURE_HTTP=true accepts it)"
+		}
 		v.ps.add(loc, "%q must start with %s", raw, schemes)
 	case u.Host == "" || u.Hostname() == "":
 		v.ps.add(loc, "%q has no host", raw)
@@ -807,6 +888,9 @@ func (v *validator) schedules(loc string, t Tenant, rs []rawSchedule) []Schedule
 			} else {
 				seen[k] = i
 			}
+		}
+		if r.IgnoreSafeguards && !t.AllowIgnoreSafeguards {
+			v.ps.add(child(at, "ignoreSafeguards"), "needs allowIgnoreSafeguards: true on the tenant")
 		}
 		if r.Cron == "" {
 			v.ps.add(child(at, "cron"), "required")

@@ -22,6 +22,7 @@ var defaults = tenants.Defaults{
 	RequestTimeout:         30 * time.Second,
 	Poll:                   tenants.Poll{Initial: time.Second, Max: 15 * time.Second, Deadline: time.Hour},
 	SyncClientTokenWarning: 168 * time.Hour,
+	Reserved:               []string{"/cfg/nats-password"},
 }
 
 // The secret values of testdata/secrets, as read (trimmed).
@@ -92,11 +93,11 @@ func TestLoadExample(t *testing.T) {
 }
 
 // Relative references resolve against the file's directory, not the working directory; absolute
-// ones stay as they are.
+// ones stay as they are (a secret file's inside the secrets directory).
 func TestLoadResolvesRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "conf")
-	abs := filepath.Join(dir, "elsewhere", "password")
+	abs := filepath.Join(sub, "mounted", "password")
 	for path, content := range map[string]string{
 		filepath.Join(sub, "secrets", "secret"): "s3cret\n",
 		filepath.Join(sub, "ca.pem"):            "-----BEGIN CERTIFICATE-----\n",
@@ -134,13 +135,16 @@ defaultTenant: corp
 		t.Errorf("passwordFile = %q (password %q), want %q", vcf.Auth.PasswordFile, vcf.Auth.Password, abs)
 	}
 
-	// Parse asks its readFile for the resolved paths.
+	// Parse asks its readFile for the resolved paths; with a secrets directory of their own,
+	// relative secret files resolve there, the CA file still beside the tenants file.
 	var asked []string
 	read := func(p string) ([]byte, error) { asked = append(asked, p); return []byte("x"), nil }
-	if _, err := tenants.Parse([]byte(yaml), "/etc/dirsync", read, defaults); err != nil {
+	d := defaults
+	d.SecretsDir = "/run/tenant-secrets"
+	if _, err := tenants.Parse([]byte(strings.ReplaceAll(yaml, abs, "/run/tenant-secrets/vcf/password")), "/etc/dirsync", read, d); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{abs, "/etc/dirsync/ca.pem", "/etc/dirsync/secrets/secret"}
+	want := []string{"/run/tenant-secrets/vcf/password", "/etc/dirsync/ca.pem", "/run/tenant-secrets/secrets/secret"}
 	slices.Sort(asked)
 	slices.Sort(want)
 	if !slices.Equal(asked, want) {
@@ -322,7 +326,8 @@ func TestRejections(t *testing.T) {
 		{"no backend", `tenants: {corp: {url: "https://v"}}`, []string{"tenants.corp.backend: required (vidm, vra7, vra-cloud or vcf)"}},
 		{"unknown backend", `tenants: {corp: {backend: vra8, url: "https://v"}}`, []string{`tenants.corp.backend: "vra8" is not vidm, vra7, vra-cloud or vcf`}},
 		{"no url", `tenants: {corp: {backend: vidm, auth: {mode: oauth, clientId: c, clientSecretFile: secret}}}`, []string{"tenants.corp.url: required"}},
-		{"ftp url", withURL("ftp://vidm"), []string{`tenants.corp.url: "ftp://vidm" must start with https:// or http://`}},
+		{"ftp url", withURL("ftp://vidm"), []string{`tenants.corp.url: "ftp://vidm" must start with https://`}},
+		{"http url", withURL("http://vidm"), []string{`tenants.corp.url: "http://vidm" must start with https:// (http:// sends credentials in clear; the worker's ALLOW_INSECURE_HTTP=true accepts it)`}},
 		{"url without scheme", withURL("vidm.example.com"), []string{`tenants.corp.url: "vidm.example.com" must start with https://`}},
 		{"url without host", withURL("https:///SAAS"), []string{`tenants.corp.url: "https:///SAAS" has no host`}},
 		{"url with port only", withURL("https://:443"), []string{`tenants.corp.url: "https://:443" has no host`}},
@@ -364,8 +369,19 @@ func TestRejections(t *testing.T) {
 		{"two-line secret file", tenant("vcf", "{mode: password, username: u, passwordFile: two-lines}"),
 			[]string{"tenants.corp.auth.passwordFile: /cfg/two-lines holds more than one line"}},
 		{"huge secret file", tenant("vcf", "{mode: password, username: u, passwordFile: huge}"), []string{"tenants.corp.auth.passwordFile: /cfg/huge is larger than 65536 bytes"}},
-		{"absolute missing secret file", tenant("vcf", "{mode: password, username: u, passwordFile: /run/secrets/nope}"),
-			[]string{"tenants.corp.auth.passwordFile: cannot read /run/secrets/nope: file does not exist"}},
+		{"absolute missing secret file", tenant("vcf", "{mode: password, username: u, passwordFile: /cfg/nope}"),
+			[]string{"tenants.corp.auth.passwordFile: cannot read /cfg/nope: file does not exist"}},
+		// Whoever edits the file must not make the worker send one of its other files as a secret.
+		{"secret file outside the secrets directory", tenant("vcf", "{mode: password, username: u, passwordFile: /run/secrets/admin-token}"),
+			[]string{"tenants.corp.auth.passwordFile: /run/secrets/admin-token is outside the secrets directory /cfg (TENANTS_SECRETS_DIR)"}},
+		{"secret file climbing out", vidm("", "{mode: oauth, clientId: c, clientSecretFile: ../admin-token}"),
+			[]string{`tenants.corp.auth.clientSecretFile: ../admin-token must not contain ".."`}},
+		{"secret file climbing out and back", tenant("vra-cloud", "{mode: refresh-token, refreshTokenFile: sub/../token}"),
+			[]string{`tenants.corp.auth.refreshTokenFile: sub/../token must not contain ".."`}},
+		{"the worker's own secret file", tenant("vcf", "{mode: password, username: u, passwordFile: nats-password}"),
+			[]string{"tenants.corp.auth.passwordFile: nats-password is one of the worker's own secret files"}},
+		{"schedule ignoring safeguards on a tenant that does not allow it", vidm(`, schedules: [{directory: Corp AD, cron: "@hourly", ignoreSafeguards: true}]`, ""),
+			[]string{"tenants.corp.schedules[0].ignoreSafeguards: needs allowIgnoreSafeguards: true on the tenant"}},
 		{"missing CA file", vidm(", tls: {caFile: ca/missing.pem}", ""), []string{"tenants.corp.tls.caFile: cannot read /cfg/ca/missing.pem: file does not exist"}},
 		{"empty CA file", vidm(", tls: {caFile: blank}", ""), []string{"tenants.corp.tls.caFile: /cfg/blank is empty"}},
 
@@ -568,4 +584,51 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("log value leaks the secret: %s", buf.String())
 		}
 	})
+}
+
+// A symbolic link inside the secrets directory does not lead the worker out of it; the links a
+// Kubernetes Secret volume is made of (..data) stay inside and are followed.
+func TestSecretFileLinksAreFollowedOnlyInsideTheSecretsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	data := filepath.Join(secrets, "..2026_12_05")
+	for _, d := range []string{data, filepath.Join(dir, "own")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, content := range map[string]string{
+		filepath.Join(data, "vidm-client-secret"): "mounted-secret-K1\n",
+		filepath.Join(dir, "own", "admin-token"):  "admin-token-value-K2\n",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		filepath.Join(secrets, "..data"):             "..2026_12_05",
+		filepath.Join(secrets, "vidm-client-secret"): "..data/vidm-client-secret",
+		filepath.Join(secrets, "escape"):             filepath.Join(dir, "own", "admin-token"),
+	} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := defaults
+	d.SecretsDir = secrets
+	load := func(file string) (tenants.File, error) {
+		path := filepath.Join(dir, "tenants.yaml")
+		if err := os.WriteFile(path, []byte(`tenants: {corp: {backend: vidm, url: "https://vidm", auth: {mode: oauth, clientId: c, clientSecretFile: `+file+`}}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return tenants.Load(path, d)
+	}
+	f, err := load("vidm-client-secret")
+	if err != nil || f.Tenants["corp"].Auth.ClientSecret != "mounted-secret-K1" {
+		t.Fatalf("a Secret volume's file: %v", err)
+	}
+	_, err = load("escape")
+	if err == nil || !strings.Contains(err.Error(), "is outside the secrets directory") || strings.Contains(err.Error(), "admin-token-value") {
+		t.Fatalf("a link out of the secrets directory = %v", err)
+	}
 }

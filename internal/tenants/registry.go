@@ -143,6 +143,13 @@ func (r *Registry) Resolve(ctx context.Context, tenant, ref string) (string, bac
 	return e.Tenant.Name, d, nil
 }
 
+// AllowsIgnoreSafeguards reports whether the tenant lets triggers ask vIDM to ignore its
+// safeguards (intake.Resolver); an unknown tenant does not.
+func (r *Registry) AllowsIgnoreSafeguards(name string) bool {
+	e, err := r.Entry(name)
+	return err == nil && e.Tenant.AllowIgnoreSafeguards
+}
+
 // Tenant is the engine's view of a tenant (coalesce.Tenants).
 func (r *Registry) Tenant(name string) (coalesce.Tenant, error) {
 	e, err := r.Entry(name)

@@ -210,6 +210,15 @@ func TestSyncRequestedThroughTheAdminAPI(t *testing.T) {
 		t.Fatalf("%d syncs, want 2 (the request, then the queued follow-up)", n)
 	}
 	callJSON(t, "POST", base+"/api/v1/directories/default/no-such-dir/sync", adminToken, nil, http.StatusNotFound, nil)
+
+	// The default tenant does not let publishers ignore safeguards; the admin API may.
+	var granted control.SyncRequest
+	callJSON(t, "POST", corp+"/sync?queue=true", adminToken, map[string]any{"ignoreSafeguards": true}, http.StatusAccepted, &granted)
+	h.waitReported(20*time.Second, granted.EventID)
+	syncs := h.syncsOf(corpID)
+	if len(syncs) != 3 || !syncs[2].IgnoreSafeguards || syncs[0].IgnoreSafeguards {
+		t.Fatalf("syncs = %+v; want a third one ignoring safeguards", syncs)
+	}
 }
 
 func TestDeadLettersAreListedAndRedriven(t *testing.T) {

@@ -165,7 +165,16 @@ func (r *reloader) apply() error {
 		return err
 	}
 	r.sched.Set(entries)
+	warnInsecure(r.log, f)
 	return nil
+}
+
+// warnInsecure says, at every start and reload, which tenants send credentials in clear
+// (possible only with ALLOW_INSECURE_HTTP=true).
+func warnInsecure(log *slog.Logger, f tenants.File) {
+	if names := f.InsecureURLs(); len(names) > 0 {
+		log.Warn("INSECURE: these tenants' identity systems are reached over plain http://; their credentials and tokens cross the network in clear (ALLOW_INSECURE_HTTP=true)", "tenants", names)
+	}
 }
 
 // List describes the tenants in use (control.Tenants).

@@ -99,6 +99,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
 	}
+	warnInsecure(log, tf)
 	tr, err := tenants.NewRegistry(tf, clientBuilder(log, m))
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
@@ -166,9 +167,11 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		Gate:          pauses,
 	}, store, tr, pub)
 	engine.Store(eng)
+	grants := trigger.NewGrants(cfg.AdminToken, nil)
 	in := intake.New(intake.Config{
 		DeadSubject: cfg.DeadSubject,
 		MaxPayload:  nc.MaxPayload(),
+		Grants:      grants,
 		PullBatch:   cfg.PullBatch,
 		Logger:      log.With("component", "intake"),
 		Observer:    m,
@@ -189,6 +192,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	c := control.New(control.Config{
 		Tenants:        r,
 		RequestSubject: cfg.RequestSubject(),
+		Grants:         grants,
 		DeadStream:     cfg.DeadStream,
 		HistoryRuns:    cfg.HistoryRuns,
 		Logger:         log.With("component", "control"),
