@@ -1,15 +1,18 @@
-# Multi-stage build: static binaries (CGO off, -trimpath), distroless, non-root.
-# The image carries every command under cmd/ in /usr/local/bin: the worker runs by default; the
-# CLI (vidm-sync) and the simulator (vidm-sim) are there for --entrypoint.
-# deploy/dockerfile_test.go checks this file against the repository (stages, paths, ports).
-FROM golang:1.26-bookworm AS build
+# Multi-stage build: a static binary (CGO off, -trimpath), distroless, non-root.
+# The image carries the worker only (its healthcheck is a subcommand of it): no simulator, chaos
+# or bench tool, and no CLI; publishers run the CLI from its own build.
+# Base images are pinned by digest, so a rebuild gets the same bytes; refresh them on purpose:
+#   crane digest golang:1.26-bookworm
+#   crane digest gcr.io/distroless/static-debian12:nonroot
+# deploy/dockerfile_test.go checks this file against the repository (stages, paths, ports, pins).
+FROM golang:1.26-bookworm@sha256:a688600ca24f8a4d3ca77f95b0dd40704a9fc787c826660eb7ba0b641b8b175d AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/...
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/vidm-sync-worker
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 # Set by the build (docker build --build-arg VERSION=… --build-arg REVISION=$(git rev-parse HEAD)).
 ARG VERSION=dev
 ARG REVISION=unknown

@@ -165,6 +165,10 @@ func TestDockerfileMatchesTheRepository(t *testing.T) {
 			} else {
 				t.Errorf("Dockerfile line %d: go build without -o", in.line)
 			}
+			// The image holds the product only: the worker, not the simulator or the tools.
+			if built := regexp.MustCompile(`\./cmd/\S+`).FindAllString(in.args, -1); !slices.Equal(built, []string{"./cmd/vidm-sync-worker"}) {
+				t.Errorf("Dockerfile line %d: go build %v, want ./cmd/vidm-sync-worker only", in.line, built)
+			}
 			for _, f := range fields {
 				if pkg, ok := strings.CutPrefix(f, "./"); ok {
 					dir := strings.TrimSuffix(strings.TrimSuffix(pkg, "..."), "/")
@@ -198,14 +202,20 @@ func TestDockerfileMatchesTheRepository(t *testing.T) {
 	if !strings.HasPrefix(froms[0], "golang:"+goVersion) {
 		t.Errorf("build stage FROM %s: go.mod wants Go %s", froms[0], goVersion)
 	}
-	if last := froms[len(froms)-1]; last != "gcr.io/distroless/static-debian12:nonroot" {
+	if last, _, _ := strings.Cut(froms[len(froms)-1], "@"); last != "gcr.io/distroless/static-debian12:nonroot" {
 		t.Errorf("final stage FROM %s, want gcr.io/distroless/static-debian12:nonroot", last)
+	}
+	// Pinned by digest: a tag moves, and a rebuild must not pull other bytes unnoticed.
+	for _, f := range froms {
+		if !regexp.MustCompile(`@sha256:[0-9a-f]{64}$`).MatchString(f) {
+			t.Errorf("FROM %s is not pinned by digest", f)
+		}
 	}
 	if u, _, _ := strings.Cut(user, ":"); u != "nonroot" && u != strconv.Itoa(distrolessNonroot) {
 		t.Errorf("USER %q: the image must run as the distroless nonroot user", user)
 	}
 
-	// The worker binary: go build -o DIR/ ./cmd/... names each binary after its directory.
+	// The worker binary: go build -o DIR/ ./cmd/NAME names the binary after its directory.
 	worker := path.Join(copyDest, "vidm-sync-worker")
 	if _, err := os.Stat(filepath.Join(repoRoot, "cmd", "vidm-sync-worker", "main.go")); err != nil {
 		t.Fatalf("cmd/vidm-sync-worker/main.go: %v", err)
