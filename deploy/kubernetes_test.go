@@ -865,12 +865,20 @@ func TestTenantsExampleLoads(t *testing.T) {
 		t.Fatal("no example ConfigMap vidm-sync-worker-tenants")
 	}
 	read := func(path string) ([]byte, error) {
-		if !strings.HasPrefix(path, "/etc/vidm-sync-worker/secrets/") && !strings.HasPrefix(path, "/etc/vidm-sync-worker/ca/") {
-			return nil, fmt.Errorf("%s is outside the mounted secrets and CA bundles", path)
+		if !strings.HasPrefix(path, "/etc/vidm-sync-worker/tenant-secrets/") && !strings.HasPrefix(path, "/etc/vidm-sync-worker/ca/") {
+			return nil, fmt.Errorf("%s is outside the mounted tenant secrets and CA bundles", path)
 		}
 		return []byte("placeholder"), nil
 	}
-	f, err := tenants.Parse([]byte(cm.Data["tenants.yaml"]), "/etc/vidm-sync-worker/tenants", read, tenants.Defaults{MaxConcurrentSyncs: 8})
+	// The worker's own secret files (the Deployment's *_FILE variables) are off limits.
+	var own []string
+	for _, e := range workerContainer(t, only[*appsv1.Deployment](t, m, false)).Env {
+		if strings.HasSuffix(e.Name, "_FILE") {
+			own = append(own, e.Value)
+		}
+	}
+	f, err := tenants.Parse([]byte(cm.Data["tenants.yaml"]), "/etc/vidm-sync-worker/tenants", read,
+		tenants.Defaults{MaxConcurrentSyncs: 8, SecretsDir: "/etc/vidm-sync-worker/tenant-secrets", Reserved: own})
 	if err != nil {
 		t.Fatalf("the example tenants file is refused: %v", err)
 	}
