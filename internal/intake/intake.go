@@ -96,10 +96,10 @@ type Config struct {
 	// MaxPayload is the broker's max_payload (nats.Conn.MaxPayload); a dead letter that would not
 	// fit is stored as a stub. 0 means the NATS default of 1 MiB.
 	MaxPayload int64
-	PullBatch   int
-	Logger      *slog.Logger
-	Now         func() time.Time
-	Observer    Observer // optional
+	PullBatch  int
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Observer   Observer // optional
 	// Grants checks the admin API's grants to ignore safeguards; nil honours none.
 	Grants *trigger.Grants
 }
