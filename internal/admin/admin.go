@@ -127,7 +127,8 @@ type server struct {
 	tmpl     *template.Template
 	admin    secret // Token
 	reader   secret // ReadToken
-	sessions sessions
+	sessions *sessions
+	signIns  *signIns
 }
 
 // New returns the admin port's handler.
@@ -154,7 +155,7 @@ func New(cfg Config, src Source) http.Handler {
 		admin:  newSecret(cfg.Token),
 		reader: newSecret(cfg.ReadToken),
 	}
-	s.sessions = newSessions(cfg.Now, cfg.Token, cfg.ReadToken)
+	s.sessions, s.signIns = newSessions(cfg.Now), newSignIns(cfg.Now)
 	for _, rt := range routes() {
 		s.mux.Handle(rt.pattern(), s.guard(rt))
 	}

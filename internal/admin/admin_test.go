@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -419,25 +421,31 @@ func TestLoginCookie(t *testing.T) {
 		t.Errorf("Source calls %q: a write got through", hs.src.Calls())
 	}
 
-	tampered := &http.Cookie{Name: c.Name, Value: strings.Replace(c.Value, ".", "0.", 1)}
+	tampered := &http.Cookie{Name: c.Name, Value: c.Value[:len(c.Value)-1] + string(c.Value[len(c.Value)-1]^1)}
 	if w := hs.do(req{method: "GET", target: "/api/v1/directories", cookie: tampered}); w.Code != 401 {
 		t.Errorf("tampered cookie: %d", w.Code)
 	}
-	// A session made with another read token (rotated since) is refused.
-	rotated := newHarness(t, Config{Token: adminToken, ReadToken: "rotated-read-token"}, nil)
-	if w := rotated.do(req{method: "GET", target: "/api/v1/directories", cookie: cookie}); w.Code != 401 {
-		t.Errorf("cookie after rotating the token: %d", w.Code)
+	// Sessions live in the process that issued them: another (a restart) does not know them.
+	other := newHarness(t, fullConfig(), nil)
+	if w := other.do(req{method: "GET", target: "/api/v1/directories", cookie: cookie}); w.Code != 401 {
+		t.Errorf("cookie on another process: %d", w.Code)
 	}
 
-	*hs.now = hs.now.Add(sessionTTL + time.Second)
-	if w := hs.do(req{method: "GET", target: "/api/v1/directories", cookie: cookie}); w.Code != 401 {
-		t.Errorf("expired cookie: %d", w.Code)
-	}
-
+	// Logout ends the session on the server: the old cookie, replayed, no longer works.
 	w = hs.do(req{method: "POST", target: "/logout", cookie: cookie})
 	cleared := w.Result().Cookies()
 	if w.Code != http.StatusSeeOther || len(cleared) != 1 || cleared[0].MaxAge >= 0 || cleared[0].Value != "" {
 		t.Errorf("logout: %d cookies %+v", w.Code, cleared)
+	}
+	if w := hs.do(req{method: "GET", target: "/api/v1/directories", cookie: cookie}); w.Code != 401 {
+		t.Errorf("cookie replayed after logout: %d", w.Code)
+	}
+
+	_, c = hs.login(readToken, false)
+	cookie = &http.Cookie{Name: c.Name, Value: c.Value}
+	*hs.now = hs.now.Add(sessionTTL + time.Second)
+	if w := hs.do(req{method: "GET", target: "/api/v1/directories", cookie: cookie}); w.Code != 401 {
+		t.Errorf("expired cookie: %d", w.Code)
 	}
 
 	if _, c := hs.login(readToken, true); c == nil || !c.Secure {
@@ -672,3 +680,68 @@ func sum(ns []int) (n int) {
 }
 
 func base64url(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// A captured cookie reveals nothing about the token: two sign-ins with the same token get
+// unrelated values, neither holding the token or a digest of it.
+func TestSessionCookieRevealsNothingAboutTheToken(t *testing.T) {
+	hs := newHarness(t, fullConfig(), nil)
+	_, a := hs.login(adminToken, false)
+	_, b := hs.login(adminToken, false)
+	if a == nil || b == nil || a.Value == b.Value {
+		t.Fatalf("two sign-ins gave %v and %v", a, b)
+	}
+	sum := sha256.Sum256([]byte(adminToken))
+	for _, c := range []*http.Cookie{a, b} {
+		raw, err := base64.RawURLEncoding.DecodeString(c.Value)
+		if err != nil || len(raw) != 32 {
+			t.Fatalf("cookie %q is not 32 random bytes", c.Value)
+		}
+		for _, leak := range []string{adminToken, hex.EncodeToString(sum[:]), base64.RawURLEncoding.EncodeToString(sum[:]), string(sum[:8])} {
+			if strings.Contains(c.Value, leak) || strings.Contains(string(raw), leak) {
+				t.Fatalf("cookie %q carries %q", c.Value, leak)
+			}
+		}
+	}
+}
+
+// Guessing at /login is slowed per client address: after a few failures the same client gets
+// 429 with Retry-After, even with the right token, while another client still signs in; the wait
+// doubles with each failure, and ends.
+func TestSignInBackoffPerClient(t *testing.T) {
+	hs := newHarness(t, fullConfig(), nil)
+	from := func(addr, token string) *httptest.ResponseRecorder {
+		hr := httptest.NewRequest("POST", "/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		hr.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		hs.h.ServeHTTP(w, hr)
+		return w
+	}
+	const guesser, colleague = "198.51.100.7:50000", "203.0.113.9:41000"
+	for i := range freeSignIns {
+		if w := from(guesser, fmt.Sprintf("guess-%d", i)); w.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i, w.Code)
+		}
+	}
+	w := from(guesser, adminToken)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("after %d failures: %d Retry-After %q, want 429 and 1", freeSignIns, w.Code, w.Header().Get("Retry-After"))
+	}
+	if w := from(colleague, readToken); w.Code != http.StatusSeeOther {
+		t.Fatalf("another client: %d, want a sign-in", w.Code)
+	}
+	*hs.now = hs.now.Add(time.Second)
+	if w := from(guesser, "guess-again"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("after waiting: %d, want 401", w.Code)
+	}
+	if w := from(guesser, adminToken); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "2" {
+		t.Fatalf("the next wait: %d Retry-After %q, want 429 and 2", w.Code, w.Header().Get("Retry-After"))
+	}
+	*hs.now = hs.now.Add(2 * time.Second)
+	if w := from(guesser, adminToken); w.Code != http.StatusSeeOther {
+		t.Fatalf("the right token after the wait: %d, want a sign-in", w.Code)
+	}
+	if w := from(guesser, "guess-after-success"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("a success resets the count: %d, want 401", w.Code)
+	}
+}

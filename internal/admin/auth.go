@@ -1,21 +1,23 @@
 package admin
 
 import (
-	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 const (
 	realm         = `Bearer realm="vidm-sync-worker"`
 	sessionCookie = "vidm_sync_session"
-	// sessionTTL bounds how long a browser stays signed in; rotating the token it signed in
-	// with ends its sessions at once.
+	// sessionTTL bounds how long a browser stays signed in; logout or a restart ends it sooner.
 	sessionTTL = 12 * time.Hour
 )
 
@@ -114,52 +116,68 @@ func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, msg 
 	writeError(w, status, msg)
 }
 
-// sessions issues and checks the status page's session cookies: "<expiry>.<mac>", the MAC keyed
-// by the token the browser signed in with. They need no server-side store, survive restarts,
-// work on every replica with the same tokens, and die with a rotated token.
+// sessions are the status page's signed-in browsers: random ids held in this process, so a
+// cookie says nothing about the token it was signed in with, logout ends it, and a restart ends
+// them all. Bounded: beyond maxSessions the one closest to expiry is dropped.
 type sessions struct {
-	now  func() time.Time
-	keys map[string][]byte // token → MAC key; only tokens that are set
+	mu  sync.Mutex
+	now func() time.Time
+	ids map[string]time.Time // id → expiry
 }
 
-func newSessions(now func() time.Time, tokens ...string) sessions {
-	s := sessions{now: now, keys: map[string][]byte{}}
-	for _, t := range tokens {
-		if t != "" {
-			m := hmac.New(sha256.New, []byte(t))
-			m.Write([]byte("vidm-sync-worker admin session v1"))
-			s.keys[t] = m.Sum(nil)
+// maxSessions bounds the browsers signed in at once (a few hundred bytes each).
+const maxSessions = 1024
+
+func newSessions(now func() time.Time) *sessions {
+	return &sessions{now: now, ids: map[string]time.Time{}}
+}
+
+// issue starts a session and returns its cookie value: 256 random bits.
+func (s *sessions) issue() (id string, expires time.Time) {
+	id = base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	now := s.now()
+	expires = now.Add(sessionTTL)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ids) >= maxSessions {
+		s.evict(now)
+	}
+	s.ids[id] = expires
+	return id, expires
+}
+
+// evict drops the expired sessions, or else the one closest to expiry.
+func (s *sessions) evict(now time.Time) {
+	var oldest string
+	for id, exp := range s.ids {
+		if !now.Before(exp) {
+			delete(s.ids, id)
+		} else if oldest == "" || exp.Before(s.ids[oldest]) {
+			oldest = id
 		}
 	}
-	return s
+	if len(s.ids) >= maxSessions {
+		delete(s.ids, oldest)
+	}
 }
 
-func mac(key []byte, exp string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(exp))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+func (s *sessions) valid(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.ids[id]
+	return ok && s.now().Before(exp)
 }
 
-func (s sessions) issue(key []byte) (value string, expires time.Time) {
-	expires = s.now().Add(sessionTTL)
-	exp := strconv.FormatInt(expires.Unix(), 10)
-	return exp + "." + mac(key, exp), expires
+func (s *sessions) end(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.ids, id)
 }
 
-func (s sessions) valid(value string) bool {
-	exp, sum, ok := strings.Cut(value, ".")
-	if !ok {
-		return false
-	}
-	unix, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || !s.now().Before(time.Unix(unix, 0)) {
-		return false
-	}
-	valid := false
-	for _, key := range s.keys {
-		valid = hmac.Equal([]byte(mac(key, exp)), []byte(sum)) || valid
-	}
-	return valid
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return b
 }
 
 func (s *server) signedIn(r *http.Request) bool {
@@ -167,15 +185,91 @@ func (s *server) signedIn(r *http.Request) bool {
 	return err == nil && s.sessions.valid(c.Value)
 }
 
-// keyFor returns the session key of the token typed into the login form, or nil.
-func (s *server) keyFor(token string) []byte {
-	switch {
-	case s.admin.matches(token):
-		return s.sessions.keys[s.cfg.Token]
-	case s.reader.matches(token):
-		return s.sessions.keys[s.cfg.ReadToken]
+// signIns slows down guessing at /login: after freeSignIns failures from one client address,
+// each further attempt must wait twice as long as the last, up to maxSignInWait. Per address, so
+// a guesser does not lock out everyone (behind a proxy that hides addresses, everyone behind it
+// shares one allowance). Bounded: beyond maxClients the least recent failure is forgotten.
+type signIns struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	clients map[string]*failures
+}
+
+type failures struct {
+	n     int
+	last  time.Time
+	until time.Time // no attempt before this
+}
+
+const (
+	freeSignIns    = 5
+	maxSignInWait  = 5 * time.Minute
+	forgetFailures = 15 * time.Minute
+	maxClients     = 4096
+)
+
+func newSignIns(now func() time.Time) *signIns {
+	return &signIns{now: now, clients: map[string]*failures{}}
+}
+
+// wait returns how long client must still wait before its next attempt (0: it may try now).
+func (g *signIns) wait(client string) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f, ok := g.clients[client]
+	if !ok {
+		return 0
 	}
-	return nil
+	return max(f.until.Sub(g.now()), 0)
+}
+
+func (g *signIns) failed(client string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	f, ok := g.clients[client]
+	if !ok || now.Sub(f.last) > forgetFailures {
+		if len(g.clients) >= maxClients {
+			g.forget(now)
+		}
+		f = &failures{}
+		g.clients[client] = f
+	}
+	f.n++
+	f.last = now
+	if f.n >= freeSignIns {
+		f.until = now.Add(min(time.Second<<min(f.n-freeSignIns, 16), maxSignInWait))
+	}
+}
+
+func (g *signIns) succeeded(client string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.clients, client)
+}
+
+// forget drops the clients whose failures are old, or else the least recent one.
+func (g *signIns) forget(now time.Time) {
+	var oldest string
+	for c, f := range g.clients {
+		if now.Sub(f.last) > forgetFailures {
+			delete(g.clients, c)
+		} else if oldest == "" || f.last.Before(g.clients[oldest].last) {
+			oldest = c
+		}
+	}
+	if len(g.clients) >= maxClients {
+		delete(g.clients, oldest)
+	}
+}
+
+// clientOf is the address a sign-in attempt is counted against.
+func clientOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // overTLS: Secure cookies when the browser reached us over HTTPS, directly or through a proxy
@@ -189,18 +283,28 @@ func (s *server) loginForm(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	client := clientOf(r)
+	if wait := s.signIns.wait(client); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.log.WarnContext(r.Context(), "admin sign-in throttled after repeated failures", "remote", r.RemoteAddr, "retry_in", wait)
+		s.renderLogin(w, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address; try again in %d seconds.", secs))
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
 		s.renderLogin(w, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	key := s.keyFor(r.PostForm.Get("token"))
-	if key == nil {
+	tok := r.PostForm.Get("token")
+	if !s.admin.matches(tok) && !s.reader.matches(tok) {
+		s.signIns.failed(client)
 		s.log.InfoContext(r.Context(), "admin sign-in refused", "remote", r.RemoteAddr)
 		s.renderLogin(w, http.StatusUnauthorized, "That token is not valid.")
 		return
 	}
-	value, expires := s.sessions.issue(key)
+	s.signIns.succeeded(client)
+	value, expires := s.sessions.issue()
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: value, Path: "/", Expires: expires, MaxAge: int(sessionTTL.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),
@@ -210,6 +314,9 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.end(c.Value)
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),

@@ -15,7 +15,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
-const liveAdminToken = "live-admin-token-Rt7"
+const liveAdminToken = "live-admin-token-Rt7-of-at-least-32-characters"
 
 // TestStatusPageOfALiveWorker loads the status page of a running worker (embedded NATS, the vIDM
 // simulator, real syncs) in headless Chromium, after a completed sync, a failed one, a paused

@@ -123,6 +123,10 @@ const (
 	// pageDirectories bounds the directories the page lists (stuck ones first); the admin API
 	// pages through all of them.
 	pageDirectories = 500
+	// maxOpen and maxOpenLen bound ?open=: every directory's link repeats the opened list, so
+	// the page grows with directories × opened.
+	maxOpen    = 20
+	maxOpenLen = 160
 )
 
 func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
@@ -132,6 +136,10 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 	v := pageView{Version: s.cfg.Version, Now: s.timeView(now, now), SignedIn: s.signedIn(r)}
 	v.Refresh = int(math.Ceil(s.cfg.Refresh.Seconds()))
 	opened := q["open"]
+	if len(opened) > maxOpen || slices.ContainsFunc(opened, func(o string) bool { return len(o) > maxOpenLen }) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("open= names at most %d directories of at most %d characters each", maxOpen, maxOpenLen))
+		return
+	}
 	if q.Get("refresh") == "off" {
 		v.Refresh = 0
 	}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	stdhtml "html"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -150,6 +151,21 @@ func TestStatusPageLinks(t *testing.T) {
 	}
 	if !strings.Contains(html, `<a href="/?open=default%2F`+idLab+`">start</a>`) {
 		t.Error("no link to restart the refresh")
+	}
+}
+
+// ?open= is bounded: every directory's link repeats it, so an unbounded list multiplies the page.
+func TestStatusPageOpenIsBounded(t *testing.T) {
+	hs := newHarness(t, fullConfig(), nil)
+	many := "/?open=all" + strings.Repeat("&open=default/"+idLab, maxOpen)
+	long := "/?open=" + strings.Repeat("x", maxOpenLen+1)
+	for _, target := range []string{many, long} {
+		if w := hs.do(req{method: "GET", target: target, token: readToken}); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "open= names at most") {
+			t.Errorf("GET %.60s…: %d %.200s, want 400", target, w.Code, w.Body)
+		}
+	}
+	if w := hs.do(req{method: "GET", target: "/?open=all" + strings.Repeat("&open=default/"+idLab, maxOpen-1), token: readToken}); w.Code != http.StatusOK {
+		t.Errorf("%d opened directories: %d, want 200", maxOpen, w.Code)
 	}
 }
 

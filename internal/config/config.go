@@ -148,6 +148,10 @@ type Config struct {
 	ownSecretFiles []string
 }
 
+// MinTokenLength is the shortest admin or ingress token accepted: 32 characters of a random
+// token put guessing out of reach even without the sign-in backoff.
+const MinTokenLength = 32
+
 // secrets are the settings that may come from a file (VAR_FILE) and are never shown.
 func (c *Config) secrets() []struct {
 	env   string
@@ -396,6 +400,12 @@ func (c Config) validate() problemList {
 	}
 	if c.AdminToken != "" && c.AdminToken == c.AdminReadToken {
 		p.add("ADMIN_READ_TOKEN", "must differ from ADMIN_TOKEN")
+	}
+	for _, t := range []struct{ env, val string }{{"ADMIN_TOKEN", c.AdminToken}, {"ADMIN_READ_TOKEN", c.AdminReadToken}, {"INGRESS_TOKEN", c.IngressToken}} {
+		if t.val != "" && len(t.val) < MinTokenLength {
+			// The length only: a guessable token is a secret shown too.
+			p.add(t.env, fmt.Sprintf("is %d characters; at least %d are required (for example: openssl rand -base64 32)", len(t.val), MinTokenLength))
+		}
 	}
 	if subjectsOK {
 		// The server refuses streams whose subjects overlap; say which variables clash.

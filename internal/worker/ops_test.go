@@ -25,8 +25,8 @@ import (
 )
 
 const (
-	adminToken = "admin-token-Zq81"
-	readToken  = "read-token-Pm42"
+	adminToken = "admin-token-Zq81-of-at-least-32-characters"
+	readToken  = "read-token-Pm42-of-at-least-32-characters"
 )
 
 // opsEnv is the harness environment with both admin tokens set.
@@ -417,7 +417,7 @@ func goVersion(t *testing.T, base string) string {
 }
 
 func TestHTTPIngressOfALiveWorker(t *testing.T) {
-	const ingressToken = "ingress-token-Hx93"
+	const ingressToken = "ingress-token-Hx93-of-at-least-32-characters"
 	h := newHarness(t, 100*time.Millisecond, opsEnv(map[string]string{"INGRESS_ENABLED": "true", "INGRESS_TOKEN": ingressToken}))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

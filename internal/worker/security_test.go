@@ -62,7 +62,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
 		"NATS_URL": ns.URL(), "NATS_USER": "vidm-sync-worker", "NATS_PASSWORD_FILE": passFile, "NATS_CA_FILE": caFile,
 		"COALESCE_WINDOW": "50ms", "POLL_INITIAL_INTERVAL": "20ms", "POLL_MAX_INTERVAL": "50ms", "LOG_LEVEL": "debug",
-		"ADMIN_TOKEN": adminToken, "ADMIN_READ_TOKEN": readToken, "INGRESS_ENABLED": "true", "INGRESS_TOKEN": "ingress-Tk5",
+		"ADMIN_TOKEN": adminToken, "ADMIN_READ_TOKEN": readToken, "INGRESS_ENABLED": "true", "INGRESS_TOKEN": "ingress-Tk5-of-at-least-32-characters",
 	}), true)
 	if err != nil {
 		t.Fatal(err)

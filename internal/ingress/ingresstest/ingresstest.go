@@ -28,7 +28,7 @@ import (
 )
 
 // Token is the bearer token of the test ingress.
-const Token = "ingress-test-token-5Hq2Zr"
+const Token = "ingress-test-token-5Hq2Zr-of-32-characters"
 
 // Options tunes the stack; zero values are fine.
 type Options struct {
