@@ -138,6 +138,8 @@ type Config struct {
 	IngressSubject string `env:"INGRESS_SUBJECT,default=dirsync.trigger.http"`
 	// IngressMaxWait caps ?wait= on POST /events.
 	IngressMaxWait time.Duration `env:"INGRESS_MAX_WAIT,default=10m"`
+	// IngressMaxWaiters bounds the ?wait requests waiting at once; beyond it they get 429.
+	IngressMaxWaiters int `env:"INGRESS_MAX_WAITERS,default=256"`
 
 	// Dev is set by --dev, never from the environment. It relaxes NATS_URL and VIDM_URL: an
 	// empty one means the command starts an embedded NATS server or the vIDM simulator (see
@@ -393,6 +395,9 @@ func (c Config) validate() problemList {
 		}
 		if c.IngressAddr == "" {
 			p.add("INGRESS_ADDR", "must not be empty with INGRESS_ENABLED=true")
+		}
+		if c.IngressMaxWaiters < 1 || c.IngressMaxWaiters > 100000 {
+			p.add("INGRESS_MAX_WAITERS", fmt.Sprintf("%d is not between 1 and 100000", c.IngressMaxWaiters))
 		}
 	}
 	if c.AdminAddr == "" {
@@ -825,6 +830,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("vidm_request_timeout", c.VIDMRequestTimeout),
 		slog.String("vidm_tenant", c.Tenant),
 		slog.String("tenants_file", c.TenantsFile),
+		slog.Int("ingress_max_waiters", c.IngressMaxWaiters),
 		slog.String("tenants_secrets_dir", c.TenantsSecretsDir),
 		slog.Bool("allow_insecure_http", c.AllowInsecureHTTP),
 		slog.Bool("vidm_allow_ignore_safeguards", c.VIDMAllowIgnoreSafeguards),

@@ -124,6 +124,7 @@ func TestDefaults(t *testing.T) {
 		IngressAddr:            ":8080",
 		IngressSubject:         "dirsync.trigger.http",
 		IngressMaxWait:         10 * time.Minute,
+		IngressMaxWaiters:      256,
 		SyncClientTokenWarning: 14 * 24 * time.Hour,
 		SyncClientTokenCheck:   time.Hour,
 	}
@@ -214,7 +215,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1-of-at-least-32-characters", AdminReadToken: "read-token-2-of-at-least-32-characters", AdminReadOpen: true,
 		HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second,
 		IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3-of-at-least-32-characters", IngressSubject: "t.ad.http",
-		IngressMaxWait: 2 * time.Minute, SyncClientTokenWarning: 72 * time.Hour, SyncClientTokenCheck: 10 * time.Minute,
+		IngressMaxWait: 2 * time.Minute, IngressMaxWaiters: 256, SyncClientTokenWarning: 72 * time.Hour, SyncClientTokenCheck: 10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", c, want)

@@ -34,6 +34,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
@@ -43,6 +44,9 @@ const (
 	DefaultSubject = "dirsync.trigger.http"
 	DefaultMaxWait = 10 * time.Minute
 	DefaultMaxBody = 1 << 20
+	// DefaultMaxWaiters bounds the requests waiting at once (each holds a connection, a
+	// goroutine and a registration, tens of KiB).
+	DefaultMaxWaiters = 256
 )
 
 const (
@@ -75,6 +79,12 @@ type Config struct {
 	MaxWait time.Duration
 	// MaxBody bounds the request body in bytes. Default DefaultMaxBody.
 	MaxBody int64
+	// MaxWaiters bounds the ?wait requests waiting at once; beyond it a ?wait request is refused
+	// with 429 before anything is published. Default DefaultMaxWaiters.
+	MaxWaiters int
+	// AnswerTime is the time an answer may take to be written, added to a ?wait's wait for its
+	// write deadline. Default httplimits.DefaultWrite.
+	AnswerTime time.Duration
 	// Logger gets one line per request; never a token or a body. Default: discard.
 	Logger *slog.Logger
 }
@@ -91,6 +101,7 @@ type handler struct {
 	watcher  *await.Watcher
 	log      *slog.Logger
 	tokenSum [sha256.Size]byte
+	waiters  chan struct{} // a slot per ?wait request in flight
 }
 
 // New returns the ingress handler. w follows the results for ?wait; nil answers ?wait with 400.
@@ -98,10 +109,12 @@ func New(cfg Config, js Publisher, dec *trigger.Decoder, w *await.Watcher) http.
 	cfg.Subject = cmp.Or(cfg.Subject, DefaultSubject)
 	cfg.MaxWait = cmp.Or(cfg.MaxWait, DefaultMaxWait)
 	cfg.MaxBody = cmp.Or(cfg.MaxBody, DefaultMaxBody)
+	cfg.MaxWaiters = cmp.Or(cfg.MaxWaiters, DefaultMaxWaiters)
+	cfg.AnswerTime = cmp.Or(cfg.AnswerTime, httplimits.DefaultWrite)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{cfg: cfg, pub: js, dec: dec, watcher: w, log: cfg.Logger}
+	h := &handler{cfg: cfg, pub: js, dec: dec, watcher: w, log: cfg.Logger, waiters: make(chan struct{}, cfg.MaxWaiters)}
 	if cfg.Token == "" {
 		h.log.Error("ingress has no token: every request is refused")
 	}
@@ -163,6 +176,18 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 	var wt *await.Wait
 	if wait > 0 {
+		// Refused before publishing: the client retries, or POSTs without ?wait, and nothing
+		// was accepted behind its back.
+		select {
+		case h.waiters <- struct{}{}:
+			defer func() { <-h.waiters }()
+		default:
+			rw.Header().Set("Retry-After", retryAfter)
+			h.answer(rw, r, http.StatusTooManyRequests, problem{ID: t.ID, Error: fmt.Sprintf(
+				"%d requests are already waiting for their results; the trigger was not published: retry later, or POST without ?wait", h.cfg.MaxWaiters)})
+			return
+		}
+		httplimits.Extend(rw, wait+h.cfg.AnswerTime)
 		// Registered before publishing, so a fast result cannot go by unseen.
 		wt = h.watcher.Register(t.ID)
 		defer wt.Cancel()
@@ -249,6 +274,9 @@ func (h *handler) readBody(rw http.ResponseWriter, r *http.Request) ([]byte, int
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, http.StatusRequestEntityTooLarge, tooLarge
+		}
+		if httplimits.TimedOut(err) {
+			return nil, http.StatusRequestTimeout, errors.New("the request body was not sent in time")
 		}
 		return nil, http.StatusBadRequest, fmt.Errorf("reading the request body: %w", err)
 	}

@@ -528,3 +528,38 @@ func TestNoTokenConfiguredRefusesEverything(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer ")
 	wantStatus(t, do(t, req), http.StatusUnauthorized)
 }
+
+// Waiting requests are bounded: beyond INGRESS_MAX_WAITERS a ?wait request is refused with 429
+// and Retry-After before anything is published, while requests without ?wait go on.
+func TestWaitersAreBounded(t *testing.T) {
+	t.Parallel()
+	s := ingresstest.Start(t, ingresstest.Options{MaxWaiters: 1})
+	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
+		Domains: []string{"lab.example.com"}, SyncDuration: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := binary(t, s.URL+"?wait=50s", uuid.NewString(), "ad.group.created", groupData("lab.example.com", "g1")).WithContext(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := http.DefaultClient.Do(first); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	ingresstest.Eventually(t, 10*time.Second, "the first request to wait", func() bool { return s.Watcher.Waiting() == 1 })
+
+	id := uuid.NewString()
+	r := do(t, binary(t, s.URL+"?wait=50s", id, "ad.group.created", groupData("lab.example.com", "g2")))
+	wantStatus(t, r, http.StatusTooManyRequests)
+	if p := r.problem(t); p.ID != id || !strings.Contains(p.Error, "not published") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("429 = %+v, Retry-After %q", p, r.header.Get("Retry-After"))
+	}
+	if last := s.LastSeq(t, s.Cfg.TriggerStream); last != 1 {
+		t.Fatalf("trigger stream at seq %d, want only the first trigger published", last)
+	}
+	wantStatus(t, do(t, binary(t, s.URL, uuid.NewString(), "ad.group.created", groupData("lab.example.com", "g3"))), http.StatusAccepted)
+	cancel()
+	<-done
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
 )
 
@@ -29,7 +30,12 @@ type options struct {
 	schedNow           func() time.Time
 	schedAfter         func(time.Duration) <-chan time.Time
 	retryMin, retryMax time.Duration
+	httpLimits         httplimits.Limits
 }
+
+// WithHTTPLimits sets the admin port's and the ingress's timeouts and header limit (tests; the
+// defaults are httplimits' own).
+func WithHTTPLimits(l httplimits.Limits) Option { return func(o *options) { o.httpLimits = l } }
 
 // WithRunRetry sets how long the engine waits before trying a failed run again: from min,
 // doubling up to max (tests; the defaults are 2s and 1m).
@@ -79,15 +85,8 @@ type httpServer struct {
 	done chan error
 }
 
-func startHTTP(l net.Listener, h http.Handler, log *slog.Logger) *httpServer {
-	s := &httpServer{
-		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
-		done: make(chan error, 1),
-	}
+func startHTTP(l net.Listener, h http.Handler, limits httplimits.Limits, log *slog.Logger) *httpServer {
+	s := &httpServer{srv: httplimits.Server(h, limits, log), done: make(chan error, 1)}
 	go func() {
 		err := s.srv.Serve(l)
 		if errors.Is(err, http.ErrServerClosed) {

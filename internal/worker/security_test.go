@@ -140,7 +140,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ireq.Header.Set("Authorization", "Bearer ingress-Tk5")
+	ireq.Header.Set("Authorization", "Bearer ingress-Tk5-of-at-least-32-characters")
 	ireq.Header.Set("Content-Type", "application/cloudevents+json")
 	iresp, err := http.DefaultClient.Do(ireq)
 	if err != nil {

@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,6 +27,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/health"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
@@ -120,7 +122,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		return err
 	}
 	adminMux := &switchHandler{early: earlyMux(metricsHandler, probes.Healthz(), probes.Readyz())}
-	adminSrv := startHTTP(adminLn, adminMux, log.With("component", "admin"))
+	adminSrv := startHTTP(adminLn, adminMux, o.httpLimits, log.With("component", "admin"))
 	log.Info("admin port listening", "addr", adminLn.Addr().String())
 	defer func() {
 		if err := adminSrv.stop(5 * time.Second); err != nil {
@@ -255,9 +257,10 @@ func startIngress(ctx context.Context, cfg config.Config, o options, js jetstrea
 		cancel()
 		return nil, err
 	}
-	h := ingress.New(ingress.Config{Token: cfg.IngressToken, Subject: cfg.IngressSubject, MaxWait: cfg.IngressMaxWait, Logger: ilog}, js, dec, w)
+	h := ingress.New(ingress.Config{Token: cfg.IngressToken, Subject: cfg.IngressSubject, MaxWait: cfg.IngressMaxWait,
+		MaxWaiters: cfg.IngressMaxWaiters, AnswerTime: cmp.Or(o.httpLimits.Write, httplimits.DefaultWrite), Logger: ilog}, js, dec, w)
 	ilog.Info("HTTP ingress listening", "addr", l.Addr().String(), "subject", cfg.IngressSubject)
-	return &ingressServer{srv: startHTTP(l, h, ilog), stopWatcher: func() { w.Stop(); cancel() }}, nil
+	return &ingressServer{srv: startHTTP(l, h, o.httpLimits, ilog), stopWatcher: func() { w.Stop(); cancel() }}, nil
 }
 
 type ingressServer struct {

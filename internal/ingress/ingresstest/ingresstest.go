@@ -20,6 +20,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
@@ -36,6 +37,8 @@ type Options struct {
 	MaxWait time.Duration
 	// MaxBody bounds request bodies (default the ingress's).
 	MaxBody int64
+	// MaxWaiters bounds the ?wait requests waiting at once (default the ingress's).
+	MaxWaiters int
 	// Env adds to or overrides the worker's environment (e.g. ADMIN_TOKEN).
 	Env map[string]string
 }
@@ -131,12 +134,16 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatal(err)
 	}
 	h := ingress.New(ingress.Config{
-		Token:   Token,
-		MaxWait: cmp.Or(opts.MaxWait, time.Minute),
-		MaxBody: opts.MaxBody,
-		Logger:  log.With("component", "ingress"),
+		Token:      Token,
+		MaxWait:    cmp.Or(opts.MaxWait, time.Minute),
+		MaxBody:    opts.MaxBody,
+		MaxWaiters: opts.MaxWaiters,
+		Logger:     log.With("component", "ingress"),
 	}, js, dec, w)
-	srv := httptest.NewServer(h)
+	// Served as the worker serves it, with its limits.
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = httplimits.Server(h, httplimits.Limits{}, log)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &Stack{Dev: dev, Cfg: cfg, JS: js, Decoder: dec, Watcher: w, Server: srv, URL: srv.URL + ingress.Path, Logs: logs,
 		AdminURL: "http://" + adminLn.Addr().String()}
