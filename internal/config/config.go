@@ -57,6 +57,11 @@ type Config struct {
 	ManageStreams         bool          `env:"MANAGE_STREAMS,default=true"`            // false: resources are managed externally; the worker only binds
 	StreamReplicas        int           `env:"STREAM_REPLICAS,default=1"`
 	ResultDuplicateWindow time.Duration `env:"RESULT_DUPLICATE_WINDOW,default=30m"` // must outlast a lease expiry plus a restart
+	// The streams' size on disk, in bytes (0: unlimited). A full trigger stream refuses new
+	// triggers; the results and dead-letter streams drop their oldest messages.
+	TriggerStreamMaxBytes int64 `env:"TRIGGER_STREAM_MAX_BYTES,default=1073741824"`
+	ResultStreamMaxBytes  int64 `env:"RESULT_STREAM_MAX_BYTES,default=1073741824"`
+	DeadStreamMaxBytes    int64 `env:"DEAD_STREAM_MAX_BYTES,default=268435456"`
 
 	// vIDM
 	VIDMURL                string        `env:"VIDM_URL"`                     // required unless Dev
@@ -402,6 +407,14 @@ func (c Config) validate() problemList {
 	}
 	if c.AdminAddr == "" {
 		p.add("ADMIN_ADDR", "must not be empty (it serves /healthz and /readyz)")
+	}
+	for _, m := range []struct {
+		env string
+		n   int64
+	}{{"TRIGGER_STREAM_MAX_BYTES", c.TriggerStreamMaxBytes}, {"RESULT_STREAM_MAX_BYTES", c.ResultStreamMaxBytes}, {"DEAD_STREAM_MAX_BYTES", c.DeadStreamMaxBytes}} {
+		if m.n != 0 && m.n < 1<<20 {
+			p.add(m.env, fmt.Sprintf("%d bytes is less than 1 MiB (0: unlimited)", m.n))
+		}
 	}
 	if c.AdminToken != "" && c.AdminToken == c.AdminReadToken {
 		p.add("ADMIN_READ_TOKEN", "must differ from ADMIN_TOKEN")
@@ -782,6 +795,9 @@ func (c Config) StreamSettings() streams.Settings {
 		HistoryMaxAge:         c.HistoryMaxAge,
 		AckWait:               c.AckWait,
 		MaxAckPending:         c.MaxInFlight,
+		TriggerMaxBytes:       c.TriggerStreamMaxBytes,
+		ResultMaxBytes:        c.ResultStreamMaxBytes,
+		DeadMaxBytes:          c.DeadStreamMaxBytes,
 	}
 }
 
@@ -819,6 +835,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("manage_streams", c.ManageStreams),
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.Duration("result_duplicate_window", c.ResultDuplicateWindow),
+		slog.Int64("trigger_stream_max_bytes", c.TriggerStreamMaxBytes),
+		slog.Int64("result_stream_max_bytes", c.ResultStreamMaxBytes),
+		slog.Int64("dead_stream_max_bytes", c.DeadStreamMaxBytes),
 		slog.String("vidm_url", natsconn.RedactURLs(c.VIDMURL)),
 		slog.String("vidm_auth_mode", c.VIDMAuthMode),
 		slog.String("vidm_client_id", c.VIDMClientID),

@@ -97,6 +97,9 @@ func TestDefaults(t *testing.T) {
 		ManageStreams:          true,
 		StreamReplicas:         1,
 		ResultDuplicateWindow:  30 * time.Minute,
+		TriggerStreamMaxBytes:  1 << 30,
+		ResultStreamMaxBytes:   1 << 30,
+		DeadStreamMaxBytes:     256 << 20,
 		VIDMURL:                "https://vidm.corp.example.com",
 		VIDMAuthMode:           "oauth",
 		VIDMClientID:           "vidm-sync-worker",
@@ -159,6 +162,9 @@ func TestEverySettingIsRead(t *testing.T) {
 		"MANAGE_STREAMS":            "false",
 		"STREAM_REPLICAS":           "3",
 		"RESULT_DUPLICATE_WINDOW":   "1h",
+		"TRIGGER_STREAM_MAX_BYTES":  "2147483648",
+		"RESULT_STREAM_MAX_BYTES":   "0",
+		"DEAD_STREAM_MAX_BYTES":     "1048576",
 		"VIDM_URL":                  "https://vidm.example.com/",
 		"VIDM_AUTH_MODE":            "system",
 		"VIDM_USERNAME":             "svc-sync",
@@ -205,7 +211,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		TriggerStream: "T", TriggerSubjects: []string{"t.ad.>", "t.vidm.*.requested"}, ResultStream: "R",
 		ResultSubjectPrefix: "r.out", DeadStream: "D", DeadSubject: "d.letters", Consumer: "C",
 		PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "HI", ControlBucket: "CT", ManageStreams: false, StreamReplicas: 3,
-		ResultDuplicateWindow: time.Hour, VIDMURL: "https://vidm.example.com/", VIDMAuthMode: "system",
+		ResultDuplicateWindow: time.Hour, TriggerStreamMaxBytes: 2 << 30, DeadStreamMaxBytes: 1 << 20, VIDMURL: "https://vidm.example.com/", VIDMAuthMode: "system",
 		VIDMUsername: "svc-sync", VIDMPassword: vidmPassword, VIDMCAFile: "/etc/vidm/ca.pem",
 		VIDMInsecureSkipVerify: true, VIDMRequestTimeout: 10 * time.Second, Tenant: "emea",
 		CoalesceWindow: 500 * time.Millisecond, PollInitialInterval: time.Second, PollMaxInterval: time.Second,
@@ -615,7 +621,8 @@ func TestMappings(t *testing.T) {
 		t.Fatalf("StreamNames:\n got %+v\nwant %+v", n, wantNames)
 	}
 	wantSettings := streams.Settings{Replicas: 3, ResultDuplicateWindow: 30 * time.Minute, LeaseTTL: 20 * time.Second,
-		HistoryMaxAge: 168 * time.Hour, AckWait: 40 * time.Second, MaxAckPending: 128}
+		HistoryMaxAge: 168 * time.Hour, AckWait: 40 * time.Second, MaxAckPending: 128,
+		TriggerMaxBytes: 1 << 30, ResultMaxBytes: 1 << 30, DeadMaxBytes: 256 << 20}
 	if s := c.StreamSettings(); s != wantSettings {
 		t.Fatalf("StreamSettings: %+v", s)
 	}

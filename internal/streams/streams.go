@@ -62,6 +62,18 @@ type Settings struct {
 	HistoryMaxAge time.Duration
 	AckWait       time.Duration
 	MaxAckPending int
+	// MaxBytes bound the streams on disk (0: unlimited). The trigger stream refuses new
+	// triggers when full (publishers get an error; an accepted trigger is never dropped); the
+	// results and dead-letter streams drop their oldest messages.
+	TriggerMaxBytes, ResultMaxBytes, DeadMaxBytes int64
+}
+
+// maxBytes is a setting as JetStream wants it: -1 for unlimited.
+func maxBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // Resources are the bound handles.
@@ -118,8 +130,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 		Description: "vidm-sync-worker intake: directory sync triggers (CloudEvents)",
 		Subjects:    n.TriggerSubjects,
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
+		Discard:     jetstream.DiscardNew,
 		MaxAge:      TriggerMaxAge,
+		MaxBytes:    maxBytes(s.TriggerMaxBytes),
 		Duplicates:  TriggerDuplicates,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.Replicas,
@@ -131,6 +144,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      ResultMaxAge,
+		MaxBytes:    maxBytes(s.ResultMaxBytes),
 		Duplicates:  s.ResultDuplicateWindow,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.Replicas,
@@ -142,6 +156,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, n Names, s Settings) (*
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      DeadMaxAge,
+		MaxBytes:    maxBytes(s.DeadMaxBytes),
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.Replicas,
 	})

@@ -39,6 +39,9 @@ func settings() streams.Settings {
 		HistoryMaxAge:         time.Hour,
 		AckWait:               30 * time.Second,
 		MaxAckPending:         512,
+		TriggerMaxBytes:       64 << 20,
+		ResultMaxBytes:        32 << 20,
+		DeadMaxBytes:          16 << 20,
 	}
 }
 
@@ -86,6 +89,7 @@ func TestEnsureSettingsAndIdempotence(t *testing.T) {
 
 	// Ensure updates what changed, in place.
 	s.AckWait, s.MaxAckPending, s.ResultDuplicateWindow, s.LeaseTTL = 45*time.Second, 100, time.Hour, 10*time.Second
+	s.TriggerMaxBytes, s.DeadMaxBytes = 128<<20, 8<<20
 	n.TriggerSubjects = []string{"dirsync.trigger.>"}
 	r3, err := streams.Ensure(ctx, js, n, s)
 	if err != nil {
@@ -110,18 +114,21 @@ func checkSettings(t *testing.T, ctx context.Context, r *streams.Resources, n st
 		subjects   []string
 		maxAge     time.Duration
 		duplicates time.Duration
+		maxBytes   int64
+		// A full trigger stream refuses publishers rather than drop an accepted trigger.
+		discard jetstream.DiscardPolicy
 	}{
-		{streamCfg(r.Triggers), n.TriggerStream, n.TriggerSubjects, 7 * 24 * time.Hour, 2 * time.Minute},
-		{streamCfg(r.Results), n.ResultStream, []string{n.ResultSubjectPrefix + ".>"}, 7 * 24 * time.Hour, s.ResultDuplicateWindow},
-		{streamCfg(r.Dead), n.DeadStream, []string{n.DeadSubject}, 30 * 24 * time.Hour, 2 * time.Minute}, // server default window
+		{streamCfg(r.Triggers), n.TriggerStream, n.TriggerSubjects, 7 * 24 * time.Hour, 2 * time.Minute, s.TriggerMaxBytes, jetstream.DiscardNew},
+		{streamCfg(r.Results), n.ResultStream, []string{n.ResultSubjectPrefix + ".>"}, 7 * 24 * time.Hour, s.ResultDuplicateWindow, s.ResultMaxBytes, jetstream.DiscardOld},
+		{streamCfg(r.Dead), n.DeadStream, []string{n.DeadSubject}, 30 * 24 * time.Hour, 2 * time.Minute, s.DeadMaxBytes, jetstream.DiscardOld}, // server default window
 	} {
 		cfg := c.cfg
 		if cfg.Name != c.name || !slices.Equal(cfg.Subjects, c.subjects) || cfg.MaxAge != c.maxAge ||
 			cfg.Duplicates != c.duplicates || cfg.Storage != jetstream.FileStorage || cfg.Replicas != s.Replicas ||
-			cfg.Retention != jetstream.LimitsPolicy || cfg.Discard != jetstream.DiscardOld ||
+			cfg.Retention != jetstream.LimitsPolicy || cfg.Discard != c.discard || cfg.MaxBytes != c.maxBytes ||
 			cfg.PersistMode != jetstream.DefaultPersistMode {
-			t.Errorf("stream %s: got name %s subjects %v max_age %s duplicates %s storage %s replicas %d retention %s discard %s persist %v",
-				c.name, cfg.Name, cfg.Subjects, cfg.MaxAge, cfg.Duplicates, cfg.Storage, cfg.Replicas, cfg.Retention, cfg.Discard, cfg.PersistMode)
+			t.Errorf("stream %s: got name %s subjects %v max_age %s duplicates %s storage %s replicas %d retention %s discard %s max_bytes %d persist %v",
+				c.name, cfg.Name, cfg.Subjects, cfg.MaxAge, cfg.Duplicates, cfg.Storage, cfg.Replicas, cfg.Retention, cfg.Discard, cfg.MaxBytes, cfg.PersistMode)
 		}
 	}
 
