@@ -328,3 +328,29 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// The downstream durables an operator creates are valid consumer definitions on the results
+// stream, and each is reserved in the shipped NATS configuration, so no publisher can touch it.
+func TestDownstreamDurablesAreReserved(t *testing.T) {
+	conf, err := os.ReadFile("nats/nats-server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := jsonFiles(t, "nats/downstream")
+	if len(names) == 0 {
+		t.Fatal("no downstream durable in nats/downstream")
+	}
+	for _, name := range names {
+		var c jetstream.ConsumerConfig
+		decodeStrictJSON(t, filepath.Join("nats/downstream", name+".json"), &c)
+		stream, durable, _ := strings.Cut(name, ".")
+		if stream != "DIRSYNC_RESULTS" || c.Durable != durable || c.AckPolicy != jetstream.AckExplicitPolicy {
+			t.Errorf("%s: stream %s durable %q ack %s; want a durable of DIRSYNC_RESULTS named after its file, acknowledged", name, stream, c.Durable, c.AckPolicy)
+		}
+		for _, subj := range []string{"$JS.API.CONSUMER.CREATE.DIRSYNC_RESULTS." + durable + `"`, "$JS.API.CONSUMER.CREATE.DIRSYNC_RESULTS." + durable + `.>"`, "$JS.API.CONSUMER.DELETE.DIRSYNC_RESULTS." + durable + `"`} {
+			if !strings.Contains(string(conf), `"`+subj) {
+				t.Errorf("nats-server.conf does not reserve %s", strings.TrimSuffix(subj, `"`))
+			}
+		}
+	}
+}

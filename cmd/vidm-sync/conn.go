@@ -28,6 +28,7 @@ const (
 // connFlags are the connection settings both commands share.
 type connFlags struct {
 	url, creds, user, password, token, ca, cert, key string
+	inboxPrefix                                      string
 	triggerSubject, resultStream                     string
 }
 
@@ -46,6 +47,7 @@ func connEnv() []envFlag {
 		{"nats-ca", "NATS_CA_FILE"},
 		{"nats-cert", "NATS_CERT_FILE"},
 		{"nats-key", "NATS_KEY_FILE"},
+		{"nats-inbox-prefix", "NATS_INBOX_PREFIX"},
 		{"result-stream", "RESULT_STREAM"},
 	}
 }
@@ -59,6 +61,7 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ca, "nats-ca", "", "CA bundle `file` for NATS TLS (env NATS_CA_FILE)")
 	fs.StringVar(&c.cert, "nats-cert", "", "client certificate `file` for NATS TLS, with --nats-key (env NATS_CERT_FILE)")
 	fs.StringVar(&c.key, "nats-key", "", "client key `file` for NATS TLS (env NATS_KEY_FILE)")
+	fs.StringVar(&c.inboxPrefix, "nats-inbox-prefix", "_INBOX", "`prefix` of the subjects replies come back on; the one your NATS user may subscribe to (env NATS_INBOX_PREFIX)")
 	fs.StringVar(&c.triggerSubject, "trigger-subject", defaultTriggerSubject, "`subject` triggers are published to; must be one of the worker's TRIGGER_SUBJECTS")
 	fs.StringVar(&c.resultStream, "result-stream", defaultResultStream, "JetStream `stream` of result events (env RESULT_STREAM)")
 }
@@ -113,6 +116,8 @@ func (c *connFlags) resolve(fs *flag.FlagSet, set map[string]bool, getenv func(s
 		return usageErrorf("--nats-user and --nats-password go together")
 	case (c.cert == "") != (c.key == ""):
 		return usageErrorf("--nats-cert and --nats-key go together")
+	case !validSubject(c.inboxPrefix):
+		return usageErrorf("--nats-inbox-prefix %q is not a subject prefix (no wildcards or empty tokens)", c.inboxPrefix)
 	case !validSubject(c.triggerSubject):
 		return usageErrorf("--trigger-subject %q is not a subject to publish to (no wildcards or empty tokens)", c.triggerSubject)
 	case c.resultStream == "":
@@ -141,7 +146,7 @@ func applyEnv(fs *flag.FlagSet, set map[string]bool, getenv func(string) string,
 func (c *connFlags) connect(stderr io.Writer) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := natsconn.Connect(natsconn.Options{
 		URL: c.url, Name: "vidm-sync", CredsFile: c.creds, Token: c.token, User: c.user, Password: c.password,
-		CAFile: c.ca, CertFile: c.cert, KeyFile: c.key,
+		CAFile: c.ca, CertFile: c.cert, KeyFile: c.key, InboxPrefix: c.inboxPrefix,
 	},
 		nats.NoCallbacksAfterClientClose(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

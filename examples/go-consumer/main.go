@@ -39,6 +39,7 @@ import (
 type options struct {
 	natsURL, credsFile string
 	stream, durable    string
+	inboxPrefix        string
 	subjectPrefix      string
 	from               string
 	count              int
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.credsFile, "nats-creds", os.Getenv("NATS_CREDS_FILE"), "NATS credentials file (env NATS_CREDS_FILE)")
 	flag.StringVar(&o.stream, "stream", envOr("RESULT_STREAM", "DIRSYNC_RESULTS"), "the worker's result stream (env RESULT_STREAM)")
 	flag.StringVar(&o.subjectPrefix, "subject-prefix", envOr("RESULT_SUBJECT_PREFIX", "dirsync.result"), "the worker's result subject prefix (env RESULT_SUBJECT_PREFIX)")
+	flag.StringVar(&o.inboxPrefix, "nats-inbox-prefix", envOr("NATS_INBOX_PREFIX", ""), "prefix of the subjects replies come back on (env NATS_INBOX_PREFIX; e.g. _INBOX_project_mapper with deploy/nats/nats-server.conf)")
 	flag.StringVar(&o.durable, "durable", "example-project-mapper", "durable consumer name: one per consuming service, shared by its replicas")
 	flag.StringVar(&o.from, "from", "new", "where a new durable consumer starts: new (results from now on) or all (every stored result)")
 	flag.IntVar(&o.count, "count", 0, "exit after handling this many events (0: run until interrupted)")
@@ -73,6 +75,10 @@ func envOr(name, def string) string {
 
 func run(ctx context.Context, o options, out io.Writer, log *slog.Logger) error {
 	opts := []nats.Option{nats.Name("example-result-consumer"), nats.MaxReconnects(-1)}
+	if o.inboxPrefix != "" {
+		// The replies this user may receive (deploy/nats/nats-server.conf gives each user its own).
+		opts = append(opts, nats.CustomInboxPrefix(o.inboxPrefix))
+	}
 	if o.credsFile != "" {
 		opts = append(opts, nats.UserCredentials(o.credsFile))
 	}

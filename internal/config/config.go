@@ -40,6 +40,9 @@ type Config struct {
 	NATSCertFile  string `env:"NATS_CERT_FILE"`
 	NATSKeyFile   string `env:"NATS_KEY_FILE"`
 	NATSName      string `env:"NATS_CLIENT_NAME,default=vidm-sync-worker"`
+	// NATSInboxPrefix is the prefix of the subjects replies reach the worker on: with one per
+	// NATS user, permissions keep each user from reading another's replies.
+	NATSInboxPrefix string `env:"NATS_INBOX_PREFIX,default=_INBOX"`
 
 	// JetStream names (defaults from DESIGN.md)
 	TriggerStream         string        `env:"TRIGGER_STREAM,default=DIRSYNC_TRIGGERS"`
@@ -345,6 +348,9 @@ func (c Config) validate() problemList {
 	}
 	if c.NATSName == "" {
 		p.add("NATS_CLIENT_NAME", "must not be empty")
+	}
+	if msg := checkSubject(c.NATSInboxPrefix, false); msg != "" {
+		p.add("NATS_INBOX_PREFIX", fmt.Sprintf("%q: %s", c.NATSInboxPrefix, msg))
 	}
 
 	// JetStream names.
@@ -820,6 +826,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_cert_file", c.NATSCertFile),
 		slog.String("nats_key_file", c.NATSKeyFile),
 		slog.String("nats_client_name", c.NATSName),
+		slog.String("nats_inbox_prefix", c.NATSInboxPrefix),
 		slog.String("trigger_stream", c.TriggerStream),
 		slog.Any("trigger_subjects", c.TriggerSubjects),
 		slog.String("result_stream", c.ResultStream),

@@ -82,6 +82,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		NATSURL:                "nats://nats.corp.example.com:4222",
 		NATSName:               "vidm-sync-worker",
+		NATSInboxPrefix:        "_INBOX",
 		TriggerStream:          "DIRSYNC_TRIGGERS",
 		TriggerSubjects:        []string{"dirsync.trigger.>"},
 		ResultStream:           "DIRSYNC_RESULTS",
@@ -147,6 +148,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		"NATS_CERT_FILE":            "/etc/nats/cert.pem",
 		"NATS_KEY_FILE":             "/etc/nats/key.pem",
 		"NATS_CLIENT_NAME":          "worker-a",
+		"NATS_INBOX_PREFIX":         "_INBOX_worker.a",
 		"TRIGGER_STREAM":            "T",
 		"TRIGGER_SUBJECTS":          "t.ad.>, t.vidm.*.requested",
 		"RESULT_STREAM":             "R",
@@ -207,7 +209,7 @@ func TestEverySettingIsRead(t *testing.T) {
 	}
 	want := Config{
 		NATSURL: "nats://a:4222, tls://b:4222", NATSCredsFile: "/etc/nats/worker.creds", NATSCAFile: "/etc/nats/ca.pem",
-		NATSCertFile: "/etc/nats/cert.pem", NATSKeyFile: "/etc/nats/key.pem", NATSName: "worker-a",
+		NATSCertFile: "/etc/nats/cert.pem", NATSKeyFile: "/etc/nats/key.pem", NATSName: "worker-a", NATSInboxPrefix: "_INBOX_worker.a",
 		TriggerStream: "T", TriggerSubjects: []string{"t.ad.>", "t.vidm.*.requested"}, ResultStream: "R",
 		ResultSubjectPrefix: "r.out", DeadStream: "D", DeadSubject: "d.letters", Consumer: "C",
 		PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "HI", ControlBucket: "CT", ManageStreams: false, StreamReplicas: 3,
@@ -362,6 +364,7 @@ func TestValidation(t *testing.T) {
 		{"tenant", with(base(), "VIDM_TENANT", "a.b"), false, []string{"VIDM_TENANT"}, "'.'"},
 
 		{"vidm url scheme", with(base(), "VIDM_URL", "ftp://vidm"), false, []string{"VIDM_URL"}, "https://"},
+		{"inbox prefix with a wildcard", with(base(), "NATS_INBOX_PREFIX", "_INBOX.>"), false, []string{"NATS_INBOX_PREFIX"}, "must not contain"},
 		{"vidm url in clear", with(base(), "VIDM_URL", "http://vidm"), false, []string{"VIDM_URL"}, "ALLOW_INSECURE_HTTP=true"},
 		{"vidm url in clear allowed", with(base(), "VIDM_URL", "http://vidm", "ALLOW_INSECURE_HTTP", "true"), false, nil, ""},
 		{"vidm url no host", with(base(), "VIDM_URL", "https://"), false, []string{"VIDM_URL"}, "no host"},

@@ -22,6 +22,9 @@ type Options struct {
 	CAFile    string
 	CertFile  string
 	KeyFile   string
+	// InboxPrefix replaces _INBOX for the replies this connection receives, so that NATS
+	// permissions can give each user its own inboxes ("" keeps _INBOX).
+	InboxPrefix string
 }
 
 // NATSOptions returns the nats.go options for o; extra ones (handlers, timeouts) come after.
@@ -40,6 +43,9 @@ func (o Options) NATSOptions(extra ...nats.Option) []nats.Option {
 	}
 	if o.CertFile != "" {
 		opts = append(opts, nats.ClientCert(o.CertFile, o.KeyFile))
+	}
+	if o.InboxPrefix != "" && o.InboxPrefix != nats.InboxPrefix[:len(nats.InboxPrefix)-1] {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
 	}
 	return append(opts, extra...)
 }

@@ -2,7 +2,8 @@ package worker_test
 
 import (
 	"context"
-	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"os"
@@ -46,8 +47,21 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	if err := os.WriteFile(passFile, []byte(workerPass+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "js"), ConfigFile: "../../deploy/nats/nats-server.conf",
-		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	// The shipped tls {} block reads the server's certificate and key from these files.
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_TLS_CERT", certFile)
+	t.Setenv("NATS_TLS_KEY", keyFile)
+	ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "js"), ConfigFile: "../../deploy/nats/nats-server.conf"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +77,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 		"NATS_URL": ns.URL(), "NATS_USER": "vidm-sync-worker", "NATS_PASSWORD_FILE": passFile, "NATS_CA_FILE": caFile,
 		"COALESCE_WINDOW": "50ms", "POLL_INITIAL_INTERVAL": "20ms", "POLL_MAX_INTERVAL": "50ms", "LOG_LEVEL": "debug",
 		"ADMIN_TOKEN": adminToken, "ADMIN_READ_TOKEN": readToken, "INGRESS_ENABLED": "true", "INGRESS_TOKEN": "ingress-Tk5-of-at-least-32-characters",
+		"NATS_INBOX_PREFIX": "_INBOX_vidm_sync_worker",
 	}), true)
 	if err != nil {
 		t.Fatal(err)
@@ -80,12 +95,21 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 		nc.Close()
 		t.Fatal("a wrong password was accepted")
 	}
-	pipeline, err := connect("pipeline", pipelinePass)
+	// Each user with its own inbox prefix, as deploy/nats/nats-server.conf gives it; the async
+	// errors (permission violations) are kept to be checked.
+	violations := make(chan string, 64)
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case violations <- err.Error():
+		default:
+		}
+	})
+	pipeline, err := connect("pipeline", pipelinePass, nats.CustomInboxPrefix("_INBOX_pipeline"), onErr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pipeline.Close)
-	reader, err := connect("project-mapper", readerPass)
+	reader, err := connect("project-mapper", readerPass, nats.CustomInboxPrefix("_INBOX_project_mapper"), onErr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +184,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 			t.Errorf("pipeline user published to %s", subj)
 		}
 	}
+	attackTheDeployment(t, ns.URL(), caFile, workerPass, pjs, rjs, pipeline, violations)
 	cancel()
 	<-done
 	if runErr != nil {
@@ -169,5 +194,98 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 		if strings.Contains(h.logs.String(), s) {
 			t.Fatalf("a NATS password appeared in the worker's logs")
 		}
+	}
+}
+
+// attackTheDeployment tries, as the publishers' and the readers' users, what the shipped
+// permissions are there to stop, and checks that the operator's durable still works for its
+// reader and that the account's JetStream limits apply.
+func attackTheDeployment(t *testing.T, url, caFile, workerPass string, pjs, rjs jetstream.JetStream, pipeline *nats.Conn, violations <-chan string) {
+	t.Helper()
+	ctx := context.Background()
+	// The operator creates the project-mapping service's durable (here as the worker's user).
+	wnc, err := nats.Connect(url, nats.UserInfo("vidm-sync-worker", workerPass), nats.RootCAs(caFile),
+		nats.CustomInboxPrefix("_INBOX_vidm_sync_worker"), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wnc.Close()
+	wjs, _ := jetstream.New(wnc)
+	durable := jetstream.ConsumerConfig{Durable: "project-mapper", FilterSubject: "dirsync.result.>", AckPolicy: jetstream.AckExplicitPolicy}
+	if _, err := wjs.CreateConsumer(ctx, "DIRSYNC_RESULTS", durable); err != nil {
+		t.Fatalf("creating the downstream durable: %v", err)
+	}
+	attempt := func(what string, f func(context.Context) error) {
+		t.Helper()
+		// A refused request has no answer: it ends at this timeout.
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := f(actx); err == nil {
+			t.Errorf("%s: allowed", what)
+		}
+	}
+	for name, js := range map[string]jetstream.JetStream{"pipeline": pjs, "project-mapper": rjs} {
+		emptied := durable
+		emptied.FilterSubject = "nothing.at.all"
+		attempt(name+" re-filters the downstream durable", func(c context.Context) error {
+			_, err := js.UpdateConsumer(c, "DIRSYNC_RESULTS", emptied)
+			return err
+		})
+		attempt(name+" deletes the downstream durable", func(c context.Context) error {
+			return js.DeleteConsumer(c, "DIRSYNC_RESULTS", "project-mapper")
+		})
+		attempt(name+" reads the dead letters", func(c context.Context) error {
+			_, err := js.OrderedConsumer(c, "DIRSYNC_DEAD", jetstream.OrderedConsumerConfig{})
+			return err
+		})
+	}
+	if info, err := wjs.Consumer(ctx, "DIRSYNC_RESULTS", "project-mapper"); err != nil || info.CachedInfo().Config.FilterSubject != "dirsync.result.>" {
+		t.Fatalf("the downstream durable after the attacks: %v", err)
+	}
+	// Its reader still pulls and acknowledges through it.
+	cons, err := rjs.Consumer(ctx, "DIRSYNC_RESULTS", "project-mapper")
+	if err != nil {
+		t.Fatalf("the reader binds its durable: %v", err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		got++
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatalf("the reader acknowledges: %v", err)
+		}
+	}
+	if got != 1 {
+		t.Fatalf("the reader fetched %d results through its durable (%v)", got, batch.Error())
+	}
+
+	// Nobody reads another user's replies: the pipeline cannot subscribe to the default inbox
+	// prefix or to the worker's.
+	for _, subj := range []string{"_INBOX.>", "_INBOX_vidm_sync_worker.>", "_INBOX_project_mapper.>"} {
+		if _, err := pipeline.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+		_ = pipeline.Flush()
+		deadline := time.Now().Add(5 * time.Second)
+		for refused := false; !refused; {
+			select {
+			case v := <-violations:
+				refused = strings.Contains(v, "ermissions") && strings.Contains(v, subj)
+			case <-time.After(time.Until(deadline)):
+				t.Fatalf("the pipeline user subscribed to %s", subj)
+			}
+		}
+	}
+
+	// The account's JetStream limits apply to every user.
+	ai, err := pjs.AccountInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ai.Limits.MaxStore != 10e9 || ai.Limits.MaxMemory != 64e6 || ai.Limits.MaxStreams != 16 || ai.Limits.MaxConsumers != 512 {
+		t.Fatalf("account limits %+v", ai.Limits)
 	}
 }

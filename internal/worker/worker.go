@@ -318,6 +318,7 @@ func Connect(cfg config.Config, log *slog.Logger) (*nats.Conn, error) {
 	return natsconn.Connect(natsconn.Options{
 		URL: cfg.NATSURL, Name: cfg.NATSName, CredsFile: cfg.NATSCredsFile, Token: cfg.NATSToken,
 		User: cfg.NATSUser, Password: cfg.NATSPassword, CAFile: cfg.NATSCAFile, CertFile: cfg.NATSCertFile, KeyFile: cfg.NATSKeyFile,
+		InboxPrefix: cfg.NATSInboxPrefix,
 	},
 		nats.ReconnectWait(time.Second),
 		// A broker that is not up yet is waited for, like one that went away.
