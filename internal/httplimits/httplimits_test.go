@@ -82,6 +82,7 @@ func TestTrickledBodyIsCutOff(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no answer to a trickled body: %v", err)
 	}
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestTimeout {
 		t.Fatalf("status %d, want 408", resp.StatusCode)
 	}
