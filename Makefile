@@ -67,7 +67,7 @@ chaos:
 
 ## run: the worker in dev mode: embedded JetStream on nats://127.0.0.1:4222 and the simulator.
 run:
-	$(GO) run ./cmd/vidm-sync-worker --dev
+	$(GO) run ./cmd/vidm-sync-dev
 
 ## sim: the vIDM simulator on https://127.0.0.1:8443 with the example configuration.
 sim:

@@ -6,9 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
 // defaultAdminAddr is config's ADMIN_ADDR default; the healthcheck must not load the whole
@@ -60,21 +61,9 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 }
 
 // healthURL is the liveness URL of a worker listening on adminAddr (ADMIN_ADDR).
-func healthURL(adminAddr string) string { return "http://" + localAdmin(adminAddr) + "/healthz" }
-
-// localAdmin is where a client on this machine (the probe inside the container, a browser next to
-// `--dev`) reaches the admin port: a wildcard or empty host is reached on the loopback address.
-func localAdmin(adminAddr string) string {
+func healthURL(adminAddr string) string {
 	if adminAddr == "" {
 		adminAddr = defaultAdminAddr
 	}
-	host, port, err := net.SplitHostPort(adminAddr)
-	if err != nil {
-		// Not host:port; let the caller's request report it rather than guess.
-		return adminAddr
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+	return "http://" + worker.LocalAdminAddr(adminAddr) + "/healthz"
 }

@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -27,32 +26,23 @@ func TestRunRejectsBadConfigurationClearly(t *testing.T) {
 	}
 }
 
-// TestRunDevStartsAndStops: --dev brings up the embedded stack and the worker, and a cancelled
-// context (SIGTERM) stops it cleanly.
-func TestRunDevStartsAndStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncbuf.Buffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--dev", "--dev-nats-port", "0", "--dev-store", t.TempDir()}, env(map[string]string{"LOG_FORMAT": "json"}), out, out)
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "worker running") {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker did not start:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval; the deadline decides
+// The product binary holds the product: no simulator, dev stack, test kit or embedded NATS
+// server is linked into it (they are cmd/vidm-sync-dev's).
+func TestProductBinaryLinksNoDevPackages(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return after cancellation")
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 || !slices.Contains(deps, "github.com/vidm-sync-worker/vidm-sync-worker/internal/worker") {
+		t.Fatalf("go list -deps listed %d packages, without the worker: %.300s", len(deps), out)
 	}
-	if !strings.Contains(out.String(), "worker stopped") || !strings.Contains(out.String(), `"vidm_client_secret":"[redacted]"`) {
-		t.Fatalf("expected a clean stop and a masked configuration in the log:\n%s", out.String())
+	for _, p := range deps {
+		for _, banned := range []string{"/internal/devstack", "/internal/vidmsim", "/internal/natsdev", "/internal/natstest",
+			"/internal/syncbuf", "/internal/fakeclock", "/internal/chaos", "/internal/bench", "github.com/nats-io/nats-server/"} {
+			if strings.Contains(p, banned) {
+				t.Errorf("the worker binary links %s", p)
+			}
+		}
 	}
 }

@@ -149,7 +149,7 @@ type Config struct {
 	// IngressMaxWaiters bounds the ?wait requests waiting at once; beyond it they get 429.
 	IngressMaxWaiters int `env:"INGRESS_MAX_WAITERS,default=256"`
 
-	// Dev is set by --dev, never from the environment. It relaxes NATS_URL and VIDM_URL: an
+	// Dev is set by the dev command (cmd/vidm-sync-dev), never from the environment. It relaxes NATS_URL and VIDM_URL: an
 	// empty one means the command starts an embedded NATS server or the vIDM simulator (see
 	// EmbeddedNATS and SimulatedVIDM). (No env tag at all: go-envconfig rejects `env:"-"` as an
 	// invalid variable name.)
@@ -182,7 +182,7 @@ func (c *Config) secrets() []struct {
 }
 
 // Load reads the configuration through l (envconfig.OsLookuper() in production), reads the
-// *_FILE secrets, fills computed defaults and validates. dev is the --dev flag.
+// *_FILE secrets, fills computed defaults and validates. dev says the dev command loads it.
 func Load(ctx context.Context, l envconfig.Lookuper, dev bool) (Config, error) {
 	return load(ctx, l, dev, os.Hostname)
 }
@@ -311,7 +311,7 @@ func (c Config) validate() problemList {
 	// NATS connection.
 	if c.NATSURL == "" {
 		if !c.Dev {
-			p.add("NATS_URL", "required (or run with --dev for an embedded server)")
+			p.add("NATS_URL", "required (or run vidm-sync-dev, make run, for an embedded server)")
 		}
 	} else {
 		checkNATSURL(&p, c.NATSURL)
@@ -468,7 +468,7 @@ func (c Config) validate() problemList {
 		}
 	} else if c.VIDMURL == "" {
 		if !c.Dev {
-			p.add("VIDM_URL", "required (or run with --dev for the simulator)")
+			p.add("VIDM_URL", "required (or run vidm-sync-dev, make run, for the simulator)")
 		}
 	} else {
 		checkVIDMURL(&p, c.VIDMURL, c.AllowInsecureHTTP)
@@ -718,12 +718,12 @@ func (c Config) Level() slog.Level {
 	return l
 }
 
-// EmbeddedNATS reports that the command is to start an embedded NATS server (--dev without
+// EmbeddedNATS reports that the command is to start an embedded NATS server (the dev command without
 // NATS_URL).
 func (c Config) EmbeddedNATS() bool { return c.Dev && c.NATSURL == "" }
 
 // SimulatedVIDM reports that the command is to start the vIDM simulator and fill in VIDMURL and
-// the credentials itself (--dev without VIDM_URL).
+// the credentials itself (the dev command without VIDM_URL).
 func (c Config) SimulatedVIDM() bool { return c.Dev && c.VIDMURL == "" && c.TenantsFile == "" }
 
 // TenantDefaults are what a tenants file leaves out, from the environment.

@@ -1,5 +1,5 @@
 // Package devstack starts what the worker needs when nothing else is there: an embedded JetStream
-// server and the vIDM simulator on HTTPS, both on loopback. It backs `vidm-sync-worker --dev`,
+// server and the vIDM simulator on HTTPS, both on loopback. It backs `vidm-sync-dev`,
 // `make demo` and the integration tests, so all three exercise the same real parts.
 package devstack
 

@@ -1,4 +1,4 @@
-// Package natsdev runs an embedded NATS server with JetStream, for --dev, demos and tests.
+// Package natsdev runs an embedded NATS server with JetStream, for the dev command, demos and tests.
 //
 // It is not a production broker: it is a single node with no authentication. Production
 // deployments run a NATS cluster (see deploy/).
