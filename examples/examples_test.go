@@ -22,9 +22,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress/ingresstest"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
@@ -118,15 +118,15 @@ func TestABXAction(t *testing.T) {
 	var got struct {
 		Status, EventID, RunID, Directory string
 		Result                            struct {
-			Type string       `json:"type"`
-			Data results.Data `json:"data"`
+			Type string        `json:"type"`
+			Data contract.Data `json:"data"`
 		}
 	}
 	if err := json.Unmarshal([]byte(o.stdout), &got); err != nil {
 		t.Fatalf("action returned %q: %v", o.stdout, err)
 	}
-	if got.Status != "COMPLETED" || got.Directory != "Corp AD" || got.RunID == "" || got.Result.Type != results.TypeCompleted ||
-		!slices.ContainsFunc(got.Result.Data.Triggers, func(tr results.Trigger) bool { return tr.ID == got.EventID }) {
+	if got.Status != "COMPLETED" || got.Directory != "Corp AD" || got.RunID == "" || got.Result.Type != contract.TypeCompleted ||
+		!slices.ContainsFunc(got.Result.Data.Triggers, func(tr contract.Trigger) bool { return tr.ID == got.EventID }) {
 		t.Fatalf("action returned %+v; want COMPLETED for Corp AD listing its event", got)
 	}
 
@@ -270,10 +270,10 @@ func TestVROAction(t *testing.T) {
 		t.Fatalf("replay: %d %s %s", resp.StatusCode, resp.Header.Get(ingress.HeaderResultStatus), body)
 	}
 	var result struct {
-		Type string       `json:"type"`
-		Data results.Data `json:"data"`
+		Type string        `json:"type"`
+		Data contract.Data `json:"data"`
 	}
-	if err := json.Unmarshal(body, &result); err != nil || !slices.ContainsFunc(result.Data.Triggers, func(tr results.Trigger) bool { return tr.ID == id }) {
+	if err := json.Unmarshal(body, &result); err != nil || !slices.ContainsFunc(result.Data.Triggers, func(tr contract.Trigger) bool { return tr.ID == id }) {
 		t.Fatalf("replay result does not list %s: %v %s", id, err, body)
 	}
 
@@ -285,7 +285,7 @@ func TestVROAction(t *testing.T) {
 	if !slices.ContainsFunc(ok.Logs, func(l string) bool { return strings.Contains(l, "synced into vIDM directory Corp AD") }) {
 		t.Errorf("logs %q", ok.Logs)
 	}
-	failed := strings.Replace(string(body), results.TypeCompleted, results.TypeFailed, 1)
+	failed := strings.Replace(string(body), contract.TypeCompleted, contract.TypeFailed, 1)
 	failed = strings.Replace(failed, `"status":"COMPLETED"`, `"status":"FAILED","error":{"code":"VIDM_SYNC_FAILED","message":"LDAP bind failed","retryable":false}`, 1)
 	for _, tc := range []struct {
 		name      string
@@ -353,7 +353,7 @@ func TestShellStep(t *testing.T) {
 	var r struct {
 		Type string `json:"type"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil || r.Type != results.TypeCompleted {
+	if err := json.Unmarshal(b, &r); err != nil || r.Type != contract.TypeCompleted {
 		t.Fatalf("RESULT_FILE holds %s (%v)", b, err)
 	}
 

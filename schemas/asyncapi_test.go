@@ -23,8 +23,8 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
@@ -408,7 +408,7 @@ func acceptedByDecoder(t *testing.T, dec *trigger.Decoder, typ string) bool {
 	_, err := dec.Decode(h, []byte(`{"domain":"corp.example.com","group":{"name":"g"}}`))
 	var te *trigger.Error
 	if errors.As(err, &te) {
-		return te.Code != trigger.CodeUnknownType
+		return te.Code != contract.CodeUnknownType
 	}
 	return err == nil
 }
@@ -443,12 +443,12 @@ func TestAsyncAPIEventTypesMatchTheCode(t *testing.T) {
 	}
 	probes := []string{
 		// Accepted today: a change to the decoder's types shows up here first.
-		trigger.TypeSyncRequested, "ad.group.created", "ad.group.deleted", "ad.group.member-added",
+		contract.TypeSyncRequested, "ad.group.created", "ad.group.deleted", "ad.group.member-added",
 		"ad.group.members.removed", "ad.group.renamed_v2", "ad.user.created", "ad.user.disabled", "ad.user.password-reset",
 		// Rejected today.
 		"ad.group", "ad.group.", "ad.group..created", "ad.group.-created", "ad.group.created!", "ad.groups.created",
 		"ad.user", "ad.computer.created", "vidm.directory.sync", "com.example.other",
-		results.TypeStarted, results.TypeCompleted, results.TypeFailed, results.TypeSyncClientTokenExpiring,
+		contract.TypeStarted, contract.TypeCompleted, contract.TypeFailed, contract.TypeSyncClientTokenExpiring,
 		"ad.group." + strings.Repeat("x", 300),
 	}
 	for _, typ := range probes {
@@ -460,8 +460,8 @@ func TestAsyncAPIEventTypesMatchTheCode(t *testing.T) {
 			t.Errorf("%s documents trigger type %q, which the worker rejects as UNKNOWN_TYPE", asyncAPIFile, typ)
 		}
 	}
-	if !documented(trigger.TypeSyncRequested) {
-		t.Errorf("%s does not document %s", asyncAPIFile, trigger.TypeSyncRequested)
+	if !documented(contract.TypeSyncRequested) {
+		t.Errorf("%s does not document %s", asyncAPIFile, contract.TypeSyncRequested)
 	}
 
 	sent := map[string]bool{}
@@ -474,7 +474,7 @@ func TestAsyncAPIEventTypesMatchTheCode(t *testing.T) {
 			t.Errorf("message %s: its ce-type header must be const %q", m.Name, m.Name)
 		}
 	}
-	want := []string{results.TypeStarted, results.TypeCompleted, results.TypeFailed, results.TypeSyncClientTokenExpiring}
+	want := []string{contract.TypeStarted, contract.TypeCompleted, contract.TypeFailed, contract.TypeSyncClientTokenExpiring}
 	if got := slices.Sorted(maps.Keys(sent)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("%s sends %v; the worker publishes %v", asyncAPIFile, got, want)
 	}
@@ -509,8 +509,8 @@ func TestAsyncAPIAddressesAreTheDefaultSubjects(t *testing.T) {
 	cfg := defaultConfig(t)
 	param := regexp.MustCompile(`\{[^}]*\}`)
 	kinds := map[string]string{
-		results.TypeStarted: "started", results.TypeCompleted: "completed", results.TypeFailed: "failed",
-		results.TypeSyncClientTokenExpiring: "warning",
+		contract.TypeStarted: "started", contract.TypeCompleted: "completed", contract.TypeFailed: "failed",
+		contract.TypeSyncClientTokenExpiring: "warning",
 	}
 	checked := 0
 	for opName, op := range d.Operations {
@@ -587,9 +587,9 @@ func TestAsyncAPIExamplesAreAcceptedByTheCode(t *testing.T) {
 			typ := ex.Headers["ce-type"]
 			switch {
 			case isDeadLetter(m):
-				code := ex.Headers[intake.HeaderDeadCode]
+				code := ex.Headers[contract.HeaderDeadCode]
 				if !slices.Contains(deadCodes(), code) {
-					t.Errorf("%s: %s %q is not a dead-letter code", where, intake.HeaderDeadCode, code)
+					t.Errorf("%s: %s %q is not a dead-letter code", where, contract.HeaderDeadCode, code)
 				}
 			case received[name].Name != "":
 				hdr := nats.Header{}
@@ -629,9 +629,9 @@ func TestAsyncAPIExamplesAreAcceptedByTheCode(t *testing.T) {
 // deadCodes are the Dirsync-Dead-Code values the worker sets: the decoder's and intake's.
 func deadCodes() []string {
 	return []string{
-		string(trigger.CodeMalformed), string(trigger.CodeUnknownType), string(trigger.CodeSchema),
-		string(trigger.CodeUnsupportedContentType),
-		intake.CodeUnknownTenant, intake.CodeUnknownDirectory, intake.CodeAmbiguousDirectory,
+		string(contract.CodeMalformed), string(contract.CodeUnknownType), string(contract.CodeSchema),
+		string(contract.CodeUnsupportedContentType),
+		contract.CodeUnknownTenant, contract.CodeUnknownDirectory, contract.CodeAmbiguousDirectory,
 	}
 }
 
@@ -643,7 +643,7 @@ func TestAsyncAPIHeadersMatchTheEncoder(t *testing.T) {
 	e := event.New()
 	e.SetID("01JDCKX4M7Q2ZC9N3V8R5T6W0Y.result")
 	e.SetSource("urn:vidm-sync-worker:test")
-	e.SetType(results.TypeCompleted)
+	e.SetType(contract.TypeCompleted)
 	e.SetSubject("Corp AD")
 	e.SetTime(time.Date(2025, 11, 23, 14, 53, 28, 0, time.UTC))
 	e.SetExtension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -661,14 +661,14 @@ func TestAsyncAPIHeadersMatchTheEncoder(t *testing.T) {
 	for name, m := range d.operationMessages(t, "send") {
 		if isDeadLetter(m) {
 			h := d.headers(t, m.Headers)
-			for _, k := range []string{intake.HeaderDeadCode, intake.HeaderDeadReason, intake.HeaderDeadSubject, intake.HeaderDeadSeq} {
+			for _, k := range []string{contract.HeaderDeadCode, contract.HeaderDeadReason, contract.HeaderDeadSubject, contract.HeaderDeadSeq} {
 				if !h.properties[k] {
 					t.Errorf("message %s: header %s, which intake sets, is not declared", name, k)
 				}
 			}
 			codes := deadCodeEnum(d)
 			if !slices.Equal(slices.Sorted(slices.Values(codes)), slices.Sorted(slices.Values(deadCodes()))) {
-				t.Errorf("message %s: %s enum %v; the worker sets %v", name, intake.HeaderDeadCode, codes, deadCodes())
+				t.Errorf("message %s: %s enum %v; the worker sets %v", name, contract.HeaderDeadCode, codes, deadCodes())
 			}
 			continue
 		}
@@ -692,7 +692,7 @@ func TestAsyncAPIHeadersMatchTheEncoder(t *testing.T) {
 
 func deadCodeEnum(d *asyncAPIDoc) []string {
 	props, _ := d.Components.Schemas["deadLetterHeaders"]["properties"].(map[string]any)
-	code, _ := props[intake.HeaderDeadCode].(map[string]any)
+	code, _ := props[contract.HeaderDeadCode].(map[string]any)
 	var out []string
 	for _, v := range asSlice(code["enum"]) {
 		out = append(out, fmt.Sprint(v))
@@ -768,10 +768,10 @@ func TestAsyncAPIMatchesWhatThePublisherSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []*dirstate.Run{
-		run("run-completed", dirstate.Outcome{Status: results.StatusCompleted, Connector: "conn-b",
-			Attempts: []backend.Attempt{{Connector: "conn-a", Status: "FAILED", Message: "unreachable"}, {Connector: "conn-b", Status: "COMPLETED"}}}),
-		run("run-failed", dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeUnknownTenant, ErrMessage: "tenant vcf is no longer configured"}),
-		run("run-delegated", dirstate.Outcome{Status: results.StatusDelegated, Delegation: &backend.Delegation{
+		run("run-completed", dirstate.Outcome{Status: contract.StatusCompleted, Connector: "conn-b",
+			Attempts: []contract.Attempt{{Connector: "conn-a", Status: "FAILED", Message: "unreachable"}, {Connector: "conn-b", Status: "COMPLETED"}}}),
+		run("run-failed", dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeUnknownTenant, ErrMessage: "tenant vcf is no longer configured"}),
+		run("run-delegated", dirstate.Outcome{Status: contract.StatusDelegated, Delegation: &backend.Delegation{
 			Kind: backend.DelegationSCIM, ProviderID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216", ProviderName: "Okta", Source: "OKTA",
 			TokenExpiresAt: t0.Add(6 * 24 * time.Hour), Message: "users and groups of Okta are pushed by its SCIM sync client"}}),
 	} {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
@@ -64,13 +65,13 @@ func TestControlConnectorDown(t *testing.T) {
 		control       string
 		wantEcho      string
 		wantConnector string
-		wantAttempts  []backend.Attempt
+		wantAttempts  []contract.Attempt
 	}{
 		{
 			name:     "first connector down: fails over",
 			control:  `{"directoryId":"dir-ha","connector":"conn-a","down":true}`,
 			wantEcho: `{"directoryId":"dir-ha","connector":"conn-a","down":true}`, wantConnector: "conn-b",
-			wantAttempts: []backend.Attempt{
+			wantAttempts: []contract.Attempt{
 				{Connector: "conn-a", Status: "FAILED", Message: "connector conn-a unavailable"},
 				{Connector: "conn-b", Status: "COMPLETED"},
 			},

@@ -27,9 +27,9 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
@@ -194,7 +194,7 @@ func publishBursts(ctx context.Context, js jetstream.JetStream, cfg config.Confi
 
 type resultEvent struct {
 	typ  string
-	data results.Data
+	data contract.Data
 }
 
 // awaitReported reads the results stream from its start until every sent id is in a terminal
@@ -217,13 +217,13 @@ func awaitReported(ctx context.Context, js jetstream.JetStream, stream string, s
 		if err != nil {
 			return events, err
 		}
-		var d results.Data
+		var d contract.Data
 		if err := json.Unmarshal(e.Data(), &d); err != nil {
 			return events, err
 		}
 		events = append(events, resultEvent{typ: e.Type(), data: d})
 		for _, t := range d.Triggers {
-			if sent[t.ID] && e.Type() != results.TypeStarted {
+			if sent[t.ID] && e.Type() != contract.TypeStarted {
 				left--
 			}
 		}
@@ -234,7 +234,7 @@ func awaitReported(ctx context.Context, js jetstream.JetStream, stream string, s
 func coveredIDs(events []resultEvent) map[string]bool {
 	m := map[string]bool{}
 	for _, e := range events {
-		if e.typ == results.TypeStarted {
+		if e.typ == contract.TypeStarted {
 			continue
 		}
 		for _, t := range e.data.Triggers {
@@ -260,7 +260,7 @@ func printResults(out io.Writer, events []resultEvent) {
 	fmt.Fprintln(w, "  TYPE\tDIRECTORY\tRUN\tTRIGGERS\tDURATION")
 	for _, e := range events {
 		n, dur := "", ""
-		if e.typ != results.TypeStarted {
+		if e.typ != contract.TypeStarted {
 			n, dur = fmt.Sprint(len(e.data.Triggers)), (time.Duration(e.data.DurationMs) * time.Millisecond).String()
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", e.typ, e.data.DirectoryName, e.data.RunID, n, dur)

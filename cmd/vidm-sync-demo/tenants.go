@@ -24,11 +24,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
@@ -245,8 +244,8 @@ func mask(s string, ts []*demoTenant) string {
 // tenantEvent is one event of the results stream: a sync result or a token warning.
 type tenantEvent struct {
 	typ     string
-	data    results.Data
-	warning results.TokenWarningData
+	data    contract.Data
+	warning contract.TokenWarningData
 }
 
 func runTenants(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) error {
@@ -316,7 +315,7 @@ func runTenants(ctx context.Context, o options, stdout io.Writer, log *slog.Logg
 	warnings := printWarnings(stdout, events)
 	reported := map[string]bool{}
 	for _, e := range events {
-		if e.typ == results.TypeCompleted || e.typ == results.TypeFailed {
+		if e.typ == contract.TypeCompleted || e.typ == contract.TypeFailed {
 			for _, tr := range e.data.Triggers {
 				reported[tr.ID] = true
 			}
@@ -467,7 +466,7 @@ func awaitTenantResults(ctx context.Context, js jetstream.JetStream, stream stri
 			return events, err
 		}
 		ev := tenantEvent{typ: e.Type()}
-		if e.Type() == results.TypeSyncClientTokenExpiring {
+		if e.Type() == contract.TypeSyncClientTokenExpiring {
 			err, warned = json.Unmarshal(e.Data(), &ev.warning), true
 		} else {
 			err = json.Unmarshal(e.Data(), &ev.data)
@@ -476,7 +475,7 @@ func awaitTenantResults(ctx context.Context, js jetstream.JetStream, stream stri
 			return events, err
 		}
 		events = append(events, ev)
-		if ev.typ == results.TypeCompleted || ev.typ == results.TypeFailed {
+		if ev.typ == contract.TypeCompleted || ev.typ == contract.TypeFailed {
 			for _, t := range ev.data.Triggers {
 				if sent[t.ID] {
 					reported[t.ID] = true
@@ -507,9 +506,9 @@ func printTenantSyncs(out io.Writer, ts []*demoTenant) int {
 			for _, r := range own {
 				h := r.Status
 				if len(r.Attempts) > 1 {
-					as := make([]backend.Attempt, len(r.Attempts))
+					as := make([]contract.Attempt, len(r.Attempts))
 					for i, a := range r.Attempts {
-						as[i] = backend.Attempt(a)
+						as[i] = contract.Attempt(a)
 					}
 					h += " after failover: " + attemptPath(as)
 				}
@@ -526,7 +525,7 @@ func printTenantSyncs(out io.Writer, ts []*demoTenant) int {
 }
 
 // attemptPath is a failover as "c1 FAILED → c2 COMPLETED".
-func attemptPath(as []backend.Attempt) string {
+func attemptPath(as []contract.Attempt) string {
 	var parts []string
 	for _, a := range as {
 		parts = append(parts, a.Connector+" "+a.Status)
@@ -539,12 +538,12 @@ func printTenantResults(out io.Writer, events []tenantEvent) {
 	w := newTable(out)
 	fmt.Fprintln(w, "  TYPE\tTENANT\tDIRECTORY\tSTATUS\tTRIGGERS\tCONNECTOR / ATTEMPTS\tDELEGATION")
 	for _, e := range events {
-		if e.typ == results.TypeSyncClientTokenExpiring {
+		if e.typ == contract.TypeSyncClientTokenExpiring {
 			continue
 		}
 		d := e.data
 		status, n, conn, deleg := "-", "", "", ""
-		if e.typ != results.TypeStarted {
+		if e.typ != contract.TypeStarted {
 			status, n = d.Status, fmt.Sprint(len(d.Triggers))
 		}
 		switch {
@@ -564,14 +563,14 @@ func printTenantResults(out io.Writer, events []tenantEvent) {
 	w.flush()
 }
 
-func printWarnings(out io.Writer, events []tenantEvent) []results.TokenWarningData {
-	var ws []results.TokenWarningData
+func printWarnings(out io.Writer, events []tenantEvent) []contract.TokenWarningData {
+	var ws []contract.TokenWarningData
 	for _, e := range events {
-		if e.typ == results.TypeSyncClientTokenExpiring {
+		if e.typ == contract.TypeSyncClientTokenExpiring {
 			ws = append(ws, e.warning)
 		}
 	}
-	fmt.Fprintf(out, "\nWarning events (%s):\n", results.TypeSyncClientTokenExpiring)
+	fmt.Fprintf(out, "\nWarning events (%s):\n", contract.TypeSyncClientTokenExpiring)
 	if len(ws) == 0 {
 		fmt.Fprintln(out, "  none")
 	}
@@ -604,7 +603,7 @@ func (t *table) flush() {
 }
 
 // checkTenants lists what the demo promises and the run did not show.
-func checkTenants(events []tenantEvent, warnings []results.TokenWarningData, missing int) []string {
+func checkTenants(events []tenantEvent, warnings []contract.TokenWarningData, missing int) []string {
 	var problems []string
 	if missing > 0 {
 		problems = append(problems, fmt.Sprintf("%d triggers not reported", missing))
@@ -612,14 +611,14 @@ func checkTenants(events []tenantEvent, warnings []results.TokenWarningData, mis
 	failover := false
 	seen := map[string]bool{}
 	for _, e := range events {
-		if e.typ != results.TypeCompleted && e.typ != results.TypeFailed {
+		if e.typ != contract.TypeCompleted && e.typ != contract.TypeFailed {
 			continue
 		}
 		d := e.data
 		seen[d.Tenant] = true
-		want := results.StatusCompleted
+		want := contract.StatusCompleted
 		if d.Tenant == "vcf" {
-			want = results.StatusDelegated
+			want = contract.StatusDelegated
 		}
 		if d.Status != want {
 			msg := ""
@@ -628,8 +627,8 @@ func checkTenants(events []tenantEvent, warnings []results.TokenWarningData, mis
 			}
 			problems = append(problems, fmt.Sprintf("tenant %s directory %s reported %s%s, want %s", d.Tenant, d.DirectoryName, d.Status, msg, want))
 		}
-		if n := len(d.Attempts); n > 1 && d.Attempts[0].Connector == connectorDown && d.Attempts[0].Status == results.StatusFailed &&
-			d.Attempts[n-1].Connector == connectorUp && d.Attempts[n-1].Status == results.StatusCompleted {
+		if n := len(d.Attempts); n > 1 && d.Attempts[0].Connector == connectorDown && d.Attempts[0].Status == contract.StatusFailed &&
+			d.Attempts[n-1].Connector == connectorUp && d.Attempts[n-1].Status == contract.StatusCompleted {
 			failover = true
 		}
 	}

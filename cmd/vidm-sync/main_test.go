@@ -21,8 +21,8 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -147,12 +147,12 @@ func exitCode(t *testing.T, o output, want int) {
 
 // resultJSON is what --wait prints: the result event's attributes and data.
 type resultJSON struct {
-	ID          string       `json:"id"`
-	Type        string       `json:"type"`
-	Source      string       `json:"source"`
-	Subject     string       `json:"subject"`
-	Traceparent string       `json:"traceparent"`
-	Data        results.Data `json:"data"`
+	ID          string        `json:"id"`
+	Type        string        `json:"type"`
+	Source      string        `json:"source"`
+	Subject     string        `json:"subject"`
+	Traceparent string        `json:"traceparent"`
+	Data        contract.Data `json:"data"`
 }
 
 func parseResult(t *testing.T, s string) resultJSON {
@@ -165,7 +165,7 @@ func parseResult(t *testing.T, s string) resultJSON {
 }
 
 func lists(r resultJSON, id string) bool {
-	return slices.ContainsFunc(r.Data.Triggers, func(tr results.Trigger) bool { return tr.ID == id })
+	return slices.ContainsFunc(r.Data.Triggers, func(tr contract.Trigger) bool { return tr.ID == id })
 }
 
 var publishedID = regexp.MustCompile(`published (\S+) to `)
@@ -181,7 +181,7 @@ func TestPublishWaitCompleted(t *testing.T) {
 		t.Fatalf("stderr names no published id:\n%s", o.stderr)
 	}
 	r := parseResult(t, o.stdout)
-	if r.Type != results.TypeCompleted || r.Data.Status != "COMPLETED" || r.Subject != "Corp AD" || !lists(r, m[1]) {
+	if r.Type != contract.TypeCompleted || r.Data.Status != "COMPLETED" || r.Subject != "Corp AD" || !lists(r, m[1]) {
 		t.Fatalf("result = %+v, want completed for Corp AD listing %s", r, m[1])
 	}
 	if r.Traceparent != traceparent {
@@ -202,7 +202,7 @@ func TestPublishFileStructuredWait(t *testing.T) {
 	o := s.run(testContext(t), "", "publish", "--file", "testdata/trigger.json", "--wait", "--structured", "--id", id)
 	exitCode(t, o, 0)
 	r := parseResult(t, o.stdout)
-	if r.Type != results.TypeCompleted || !lists(r, id) || r.Data.Triggers[slices.IndexFunc(r.Data.Triggers, func(tr results.Trigger) bool { return tr.ID == id })].Group != "proj-alpha-admins" {
+	if r.Type != contract.TypeCompleted || !lists(r, id) || r.Data.Triggers[slices.IndexFunc(r.Data.Triggers, func(tr contract.Trigger) bool { return tr.ID == id })].Group != "proj-alpha-admins" {
 		t.Fatalf("result = %+v, want completed listing %s with its group", r, id)
 	}
 	st, err := s.js.Stream(context.Background(), s.cfg.TriggerStream)
@@ -225,7 +225,7 @@ func TestPublishFileStructuredWait(t *testing.T) {
 	o = s.run(testContext(t), string(data), "publish", "--file", "-", "--group", "override", "--wait")
 	exitCode(t, o, 0)
 	r = parseResult(t, o.stdout)
-	if r.Type != results.TypeCompleted || !slices.ContainsFunc(r.Data.Triggers, func(tr results.Trigger) bool { return tr.Group == "override" }) {
+	if r.Type != contract.TypeCompleted || !slices.ContainsFunc(r.Data.Triggers, func(tr contract.Trigger) bool { return tr.Group == "override" }) {
 		t.Fatalf("result = %+v, want a trigger for group override", r)
 	}
 }
@@ -243,11 +243,11 @@ func TestPublishWaitFailedExits3(t *testing.T) {
 	if !errors.As(o.err, &ee) {
 		t.Fatalf("err %T %v is not an exitError", o.err, o.err)
 	}
-	if msg := o.err.Error(); !strings.Contains(msg, results.CodeSyncFailed) || !strings.Contains(msg, "LDAP bind failed") {
+	if msg := o.err.Error(); !strings.Contains(msg, contract.CodeSyncFailed) || !strings.Contains(msg, "LDAP bind failed") {
 		t.Errorf("error %q names neither the code nor the message", msg)
 	}
 	r := parseResult(t, o.stdout)
-	if r.Type != results.TypeFailed || !lists(r, "will-fail") || r.Data.Error == nil {
+	if r.Type != contract.TypeFailed || !lists(r, "will-fail") || r.Data.Error == nil {
 		t.Fatalf("result = %+v, want failed listing the trigger", r)
 	}
 }
@@ -437,7 +437,7 @@ func TestWatchAfterTwoSyncs(t *testing.T) {
 		t.Fatalf("watch --count 2 printed %d lines:\n%s", len(lines), o.stdout)
 	}
 	first, second := parseResult(t, lines[0]), parseResult(t, lines[1])
-	if first.Type != results.TypeStarted || second.Type != results.TypeCompleted || !lists(second, ids[0]) || first.Data.RunID != second.Data.RunID {
+	if first.Type != contract.TypeStarted || second.Type != contract.TypeCompleted || !lists(second, ids[0]) || first.Data.RunID != second.Data.RunID {
 		t.Fatalf("events = %+v, %+v; want the first run's started and completed", first, second)
 	}
 
@@ -448,7 +448,7 @@ func TestWatchAfterTwoSyncs(t *testing.T) {
 	var got []string
 	for sc.Scan() {
 		r := parseResult(t, sc.Text())
-		if r.Type != results.TypeCompleted {
+		if r.Type != contract.TypeCompleted {
 			t.Errorf("--type completed printed a %s", r.Type)
 		}
 		for _, tr := range r.Data.Triggers {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -54,14 +55,14 @@ func publishFlags() (*flag.FlagSet, *publishOptions) {
 	fs := newFlagSet("publish")
 	o := &publishOptions{}
 	o.conn.register(fs)
-	fs.StringVar(&o.typ, "type", "ad.group.created", "event `type`: ad.group.*, ad.user.* or "+trigger.TypeSyncRequested)
+	fs.StringVar(&o.typ, "type", "ad.group.created", "event `type`: ad.group.*, ad.user.* or "+contract.TypeSyncRequested)
 	fs.StringVar(&o.domain, "domain", "", "AD `domain` whose vIDM directory to sync")
 	fs.StringVar(&o.directory, "directory", "", "vIDM directory `name`; wins over --domain")
 	fs.StringVar(&o.tenant, "tenant", "", "`tenant` (configured vIDM instance); default: the worker's")
 	fs.StringVar(&o.group, "group", "", "group `name` (ad.group.*)")
 	fs.StringVar(&o.user, "user", "", "user `upn or name` (ad.user.*)")
 	fs.BoolVar(&o.ignoreSafeguards, "ignore-safeguards", false, "ask vIDM to ignore its sync safeguards")
-	fs.StringVar(&o.reason, "reason", "", "`text` saying why ("+trigger.TypeSyncRequested+" only)")
+	fs.StringVar(&o.reason, "reason", "", "`text` saying why ("+contract.TypeSyncRequested+" only)")
 	fs.StringVar(&o.id, "id", "", "event `id` (default: a new UUID)")
 	fs.StringVar(&o.source, "source", "urn:vidm-sync:cli", "event `source`")
 	fs.StringVar(&o.traceparent, "traceparent", "", "W3C `traceparent` to carry into the result (env TRACEPARENT)")
@@ -188,7 +189,7 @@ func (o *publishOptions) trigger(set map[string]bool, getenv func(string) string
 	if !set["traceparent"] {
 		if tp := getenv("TRACEPARENT"); tp != "" {
 			// The ambient trace context is a courtesy: a malformed one must not stop the publish.
-			probe := trigger.Trigger{Type: trigger.TypeSyncRequested, Domain: "example.com", Traceparent: tp}
+			probe := trigger.Trigger{Type: contract.TypeSyncRequested, Domain: "example.com", Traceparent: tp}
 			if _, err := trigger.NewEvent(probe); err != nil {
 				fmt.Fprintf(stderr, "warning: ignoring TRACEPARENT: %v\n", err)
 			} else {

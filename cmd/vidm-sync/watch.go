@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 const watchUsage = `Usage: vidm-sync watch [flags]
@@ -62,14 +62,14 @@ func runWatch(ctx context.Context, args []string, getenv func(string) string, st
 	wantType := ""
 	switch o.typ {
 	case "":
-	case "started", results.TypeStarted:
-		wantType = results.TypeStarted
-	case "completed", results.TypeCompleted:
-		wantType = results.TypeCompleted
-	case "failed", results.TypeFailed:
-		wantType = results.TypeFailed
-	case "warning", results.TypeSyncClientTokenExpiring:
-		wantType = results.TypeSyncClientTokenExpiring
+	case "started", contract.TypeStarted:
+		wantType = contract.TypeStarted
+	case "completed", contract.TypeCompleted:
+		wantType = contract.TypeCompleted
+	case "failed", contract.TypeFailed:
+		wantType = contract.TypeFailed
+	case "warning", contract.TypeSyncClientTokenExpiring:
+		wantType = contract.TypeSyncClientTokenExpiring
 	default:
 		return usageErrorf("--type %q: want started, completed, failed or warning", o.typ)
 	}
@@ -108,7 +108,7 @@ func runWatch(ctx context.Context, args []string, getenv func(string) string, st
 			if wantType != "" && e.Type() != wantType {
 				continue
 			}
-			if o.dir != "" && !strings.EqualFold(o.dir, data.DirectoryName) && e.Type() != results.TypeSyncClientTokenExpiring {
+			if o.dir != "" && !strings.EqualFold(o.dir, data.DirectoryName) && e.Type() != contract.TypeSyncClientTokenExpiring {
 				continue
 			}
 			if o.jsonOut {
@@ -134,8 +134,8 @@ func runWatch(ctx context.Context, args []string, getenv func(string) string, st
 //	2025-11-23T14:52:07Z completed directory="Corp AD" status=COMPLETED run=… triggers=2
 //	2025-11-23T14:52:07Z failed directory="EMEA AD" status=FAILED run=… triggers=1 error=VIDM_SYNC_FAILED: …
 //	2025-11-23T14:52:07Z completed directory="Corp AD" status=COMPLETED run=… triggers=1480 page=2/7 run_triggers=10000
-func formatLine(e event.Event, d results.Data) string {
-	if e.Type() == results.TypeSyncClientTokenExpiring {
+func formatLine(e event.Event, d contract.Data) string {
+	if e.Type() == contract.TypeSyncClientTokenExpiring {
 		return warningLine(e)
 	}
 	var b strings.Builder
@@ -144,14 +144,14 @@ func formatLine(e event.Event, d results.Data) string {
 	b.WriteString(strings.TrimPrefix(e.Type(), "vidm.directory.sync."))
 	fmt.Fprintf(&b, " tenant=%s directory=%q", d.Tenant, d.DirectoryName)
 	status := d.Status
-	if e.Type() == results.TypeStarted {
+	if e.Type() == contract.TypeStarted {
 		status = "RUNNING"
 	}
 	if status != "" {
 		fmt.Fprintf(&b, " status=%s", status)
 	}
 	fmt.Fprintf(&b, " run=%s", d.RunID)
-	if e.Type() != results.TypeStarted {
+	if e.Type() != contract.TypeStarted {
 		fmt.Fprintf(&b, " triggers=%d", len(d.Triggers))
 	}
 	if d.Pages > 1 {
@@ -183,7 +183,7 @@ func formatLine(e event.Event, d results.Data) string {
 //
 //	2026-11-23T10:00:00Z warning tenant=vcf provider="Okta" token_expires=2026-11-26T00:00:00Z: the SCIM …
 func warningLine(e event.Event) string {
-	var w results.TokenWarningData
+	var w contract.TokenWarningData
 	if err := json.Unmarshal(e.Data(), &w); err != nil {
 		return fmt.Sprintf("%s warning (unreadable: %v)", e.Time().UTC().Format(time.RFC3339), err)
 	}
@@ -202,14 +202,14 @@ func feedEnded(ctx context.Context, f *feed) error {
 }
 
 // decodeResult reads a result event and its data (started events fill the first fields only).
-func decodeResult(m jetstream.Msg) (event.Event, results.Data, error) {
+func decodeResult(m jetstream.Msg) (event.Event, contract.Data, error) {
 	e, err := cenats.Decode(m.Headers(), m.Data())
 	if err != nil {
-		return event.Event{}, results.Data{}, fmt.Errorf("subject %s: %w", m.Subject(), err)
+		return event.Event{}, contract.Data{}, fmt.Errorf("subject %s: %w", m.Subject(), err)
 	}
-	var data results.Data
+	var data contract.Data
 	if err := json.Unmarshal(e.Data(), &data); err != nil {
-		return event.Event{}, results.Data{}, fmt.Errorf("event %s: data: %w", e.ID(), err)
+		return event.Event{}, contract.Data{}, fmt.Errorf("event %s: data: %w", e.ID(), err)
 	}
 	return e, data, nil
 }

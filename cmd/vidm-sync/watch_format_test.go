@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 func TestFormatLineSaysWhatHappened(t *testing.T) {
@@ -26,30 +24,30 @@ func TestFormatLineSaysWhatHappened(t *testing.T) {
 		}
 		return e
 	}
-	failover := results.Data{Tenant: "corp", DirectoryName: "Corp AD", RunID: "r1", Status: "COMPLETED", Triggers: []results.Trigger{{ID: "t1"}},
-		Connector: "c2", Attempts: []backend.Attempt{{Connector: "c1", Status: "FAILED"}, {Connector: "c2", Status: "COMPLETED"}}}
-	delegated := results.Data{Tenant: "vcf", DirectoryName: "OktaDirectory", RunID: "r2", Status: "DELEGATED",
-		Delegation: &results.Delegation{Kind: "SCIM", Provider: "Okta", TokenExpiresAt: &expires}}
-	page := results.Data{Tenant: "default", DirectoryName: "Corp AD", RunID: "r3", Status: "COMPLETED",
-		Triggers: []results.Trigger{{ID: "t1"}, {ID: "t2"}}, Page: 2, Pages: 7, TriggerCount: 10000}
-	warning := results.TokenWarningData{Tenant: "vcf", Provider: "Okta", ExpiresAt: expires, Message: "renew it"}
+	failover := contract.Data{Tenant: "corp", DirectoryName: "Corp AD", RunID: "r1", Status: "COMPLETED", Triggers: []contract.Trigger{{ID: "t1"}},
+		Connector: "c2", Attempts: []contract.Attempt{{Connector: "c1", Status: "FAILED"}, {Connector: "c2", Status: "COMPLETED"}}}
+	delegated := contract.Data{Tenant: "vcf", DirectoryName: "OktaDirectory", RunID: "r2", Status: "DELEGATED",
+		Delegation: &contract.Delegation{Kind: "SCIM", Provider: "Okta", TokenExpiresAt: &expires}}
+	page := contract.Data{Tenant: "default", DirectoryName: "Corp AD", RunID: "r3", Status: "COMPLETED",
+		Triggers: []contract.Trigger{{ID: "t1"}, {ID: "t2"}}, Page: 2, Pages: 7, TriggerCount: 10000}
+	warning := contract.TokenWarningData{Tenant: "vcf", Provider: "Okta", ExpiresAt: expires, Message: "renew it"}
 	tests := []struct {
 		name string
 		e    event.Event
 		want string
 	}{
-		{"failover", ev(results.TypeCompleted, failover),
+		{"failover", ev(contract.TypeCompleted, failover),
 			`2026-11-23T10:00:00Z completed tenant=corp directory="Corp AD" status=COMPLETED run=r1 triggers=1 attempts=c1:FAILED>c2:COMPLETED`},
-		{"delegated", ev(results.TypeCompleted, delegated),
+		{"delegated", ev(contract.TypeCompleted, delegated),
 			`2026-11-23T10:00:00Z completed tenant=vcf directory="OktaDirectory" status=DELEGATED run=r2 triggers=0 delegated=SCIM provider="Okta" token_expires=2026-11-26T10:00:00Z`},
-		{"page of a large run", ev(results.TypeCompleted, page),
+		{"page of a large run", ev(contract.TypeCompleted, page),
 			`2026-11-23T10:00:00Z completed tenant=default directory="Corp AD" status=COMPLETED run=r3 triggers=2 page=2/7 run_triggers=10000`},
-		{"warning", ev(results.TypeSyncClientTokenExpiring, warning),
+		{"warning", ev(contract.TypeSyncClientTokenExpiring, warning),
 			`2026-11-23T10:00:00Z warning tenant=vcf provider="Okta" token_expires=2026-11-26T10:00:00Z: renew it`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var d results.Data
+			var d contract.Data
 			if err := json.Unmarshal(tt.e.Data(), &d); err != nil {
 				t.Fatal(err)
 			}

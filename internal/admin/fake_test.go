@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 )
 
@@ -289,7 +290,7 @@ func richState(hostile bool) *fakeSource {
 		RunID: "run-01HXC2Q9", Status: control.RunCompleted, CreatedAt: *at(62 * time.Minute), StartedAt: at(62 * time.Minute),
 		FinishedAt: at(60*time.Minute + 41*time.Second), DurationMs: (81 * time.Second).Milliseconds(), TriggerCount: 2,
 		Connector: "connector-02.corp.example.com",
-		Attempts: []backend.Attempt{
+		Attempts: []contract.Attempt{
 			{Connector: "connector-01.corp.example.com", Status: "FAILED", Message: "connector connector-01.corp.example.com unavailable"},
 			{Connector: "connector-02.corp.example.com", Status: "COMPLETED"},
 		},

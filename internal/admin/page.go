@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 )
 
@@ -77,7 +78,7 @@ type dirView struct {
 
 type runView struct {
 	ID, Status, StatusClass, Phase, Holder, Connector string
-	Attempts                                          []backend.Attempt
+	Attempts                                          []contract.Attempt
 	Delegation                                        *backend.Delegation
 	Created, Started, Finished                        timeView
 	Duration                                          string

@@ -23,8 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 // Kind is what became of a trigger.
@@ -58,7 +57,7 @@ type Outcome struct {
 	// Event is the result event (Completed, Failed), or the trigger the dead letter holds.
 	Event event.Event
 	// Data is the result event's data; zero for a dead letter.
-	Data results.Data
+	Data contract.Data
 	// DeadCode and DeadReason are the dead letter's Dirsync-Dead-Code and Dirsync-Dead-Reason.
 	DeadCode, DeadReason string
 }
@@ -67,7 +66,7 @@ type Outcome struct {
 // lists no triggers, so it may be another directory's sync.
 type Started struct {
 	Event event.Event
-	Data  results.StartedData
+	Data  contract.StartedData
 }
 
 // Errors a Wait ends with when no outcome came.
@@ -331,16 +330,16 @@ func (w *Watcher) decodeResult(h nats.Header, data []byte) (o Outcome, st *Start
 		return Outcome{}, nil, false
 	}
 	switch e.Type() {
-	case results.TypeStarted:
+	case contract.TypeStarted:
 		s := Started{Event: e}
 		if err := json.Unmarshal(e.Data(), &s.Data); err != nil {
 			w.log.Debug("skipping a started event with bad data", "id", e.ID(), "err", err)
 			return Outcome{}, nil, false
 		}
 		return Outcome{}, &s, true
-	case results.TypeCompleted, results.TypeFailed:
+	case contract.TypeCompleted, contract.TypeFailed:
 		o := Outcome{Kind: Completed, Event: e}
-		if e.Type() == results.TypeFailed {
+		if e.Type() == contract.TypeFailed {
 			o.Kind = Failed
 		}
 		if err := json.Unmarshal(e.Data(), &o.Data); err != nil {
@@ -368,7 +367,7 @@ func decodeDead(h nats.Header, data []byte) (string, Outcome, bool) {
 	}
 	return e.ID(), Outcome{
 		Kind: DeadLettered, Event: e,
-		DeadCode: h.Get(intake.HeaderDeadCode), DeadReason: h.Get(intake.HeaderDeadReason),
+		DeadCode: h.Get(contract.HeaderDeadCode), DeadReason: h.Get(contract.HeaderDeadReason),
 	}, true
 }
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
@@ -80,18 +80,18 @@ func publishResult(t *testing.T, js jetstream.JetStream, kind, runID string, tri
 	var data any
 	switch kind {
 	case "started":
-		e.SetType(results.TypeStarted)
-		data = results.StartedData{Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", RunID: runID, StartedAt: time.Now()}
+		e.SetType(contract.TypeStarted)
+		data = contract.StartedData{Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", RunID: runID, StartedAt: time.Now()}
 	default:
-		d := results.Data{Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", RunID: runID, Status: "COMPLETED"}
-		e.SetType(results.TypeCompleted)
+		d := contract.Data{Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", RunID: runID, Status: "COMPLETED"}
+		e.SetType(contract.TypeCompleted)
 		if kind == "failed" {
-			e.SetType(results.TypeFailed)
+			e.SetType(contract.TypeFailed)
 			d.Status = "FAILED"
-			d.Error = &results.Error{Code: results.CodeSyncFailed, Message: "LDAP bind failed"}
+			d.Error = &contract.Error{Code: contract.CodeSyncFailed, Message: "LDAP bind failed"}
 		}
 		for _, id := range triggerIDs {
-			d.Triggers = append(d.Triggers, results.Trigger{ID: id, Source: "urn:test", Type: "ad.group.created", Group: "g"})
+			d.Triggers = append(d.Triggers, contract.Trigger{ID: id, Source: "urn:test", Type: "ad.group.created", Group: "g"})
 		}
 		data = d
 	}
@@ -127,10 +127,10 @@ func publishDead(t *testing.T, js jetstream.JetStream, id, code string) {
 	msg := triggerMsg(t, id)
 	msg.Subject = "d"
 	msg.Header.Del(nats.MsgIdHdr)
-	msg.Header.Set(intake.HeaderDeadCode, code)
-	msg.Header.Set(intake.HeaderDeadReason, "no vIDM directory for nowhere.example.com")
-	msg.Header.Set(intake.HeaderDeadSubject, "t.test")
-	msg.Header.Set(intake.HeaderDeadSeq, "7")
+	msg.Header.Set(contract.HeaderDeadCode, code)
+	msg.Header.Set(contract.HeaderDeadReason, "no vIDM directory for nowhere.example.com")
+	msg.Header.Set(contract.HeaderDeadSubject, "t.test")
+	msg.Header.Set(contract.HeaderDeadSeq, "7")
 	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestResultAfterRegisterIsDelivered(t *testing.T) {
 	defer wt.Cancel()
 	publishResult(t, js, "completed", "run-1", "trigger-0", "trigger-1")
 	o := waitOutcome(t, wt)
-	if o.Kind != await.Completed || o.Event.Type() != results.TypeCompleted || o.Data.RunID != "run-1" || len(o.Data.Triggers) != 2 {
+	if o.Kind != await.Completed || o.Event.Type() != contract.TypeCompleted || o.Data.RunID != "run-1" || len(o.Data.Triggers) != 2 {
 		t.Fatalf("outcome = %v %s run %q triggers %d; want completed run-1 with 2 triggers", o.Kind, o.Event.Type(), o.Data.RunID, len(o.Data.Triggers))
 	}
 	if n := w.Waiting(); n != 0 {
@@ -178,7 +178,7 @@ func TestFailedResultIsDelivered(t *testing.T) {
 	defer wt.Cancel()
 	publishResult(t, js, "failed", "run-f", "trigger-f")
 	o := waitOutcome(t, wt)
-	if o.Kind != await.Failed || o.Data.Status != "FAILED" || o.Data.Error == nil || o.Data.Error.Code != results.CodeSyncFailed {
+	if o.Kind != await.Failed || o.Data.Status != "FAILED" || o.Data.Error == nil || o.Data.Error.Code != contract.CodeSyncFailed {
 		t.Fatalf("outcome = %+v, want failed with VIDM_SYNC_FAILED", o)
 	}
 }
@@ -191,7 +191,7 @@ func TestResultsForOtherIDsAreIgnored(t *testing.T) {
 	publishResult(t, js, "started", "run-a")
 	publishResult(t, js, "completed", "run-a", "other-1", "other-2")
 	publishResult(t, js, "failed", "run-b", "other-3")
-	publishDead(t, js, "other-4", intake.CodeUnknownDirectory)
+	publishDead(t, js, "other-4", contract.CodeUnknownDirectory)
 	// Not a CloudEvent at all: skipped, and the next message still counts.
 	if _, err := js.Publish(context.Background(), "r.completed", []byte("garbage")); err != nil {
 		t.Fatal(err)
@@ -216,9 +216,9 @@ func TestDeadLetterIsDeliveredWithItsCode(t *testing.T) {
 	js, w := setup(t)
 	wt := w.Register("dead-1")
 	defer wt.Cancel()
-	publishDead(t, js, "dead-1", intake.CodeUnknownDirectory)
+	publishDead(t, js, "dead-1", contract.CodeUnknownDirectory)
 	o := waitOutcome(t, wt)
-	if o.Kind != await.DeadLettered || o.DeadCode != intake.CodeUnknownDirectory || o.DeadReason == "" || o.Event.ID() != "dead-1" {
+	if o.Kind != await.DeadLettered || o.DeadCode != contract.CodeUnknownDirectory || o.DeadReason == "" || o.Event.ID() != "dead-1" {
 		t.Fatalf("outcome = %v code %q reason %q event %q; want dead-lettered UNKNOWN_DIRECTORY", o.Kind, o.DeadCode, o.DeadReason, o.Event.ID())
 	}
 }
@@ -444,7 +444,7 @@ func TestRecoversAfterBrokerRestart(t *testing.T) {
 		return err == nil
 	})
 	publishResult(t, js, "completed", "run-1", "before-restart")
-	publishDead(t, js, "dead-after-restart", intake.CodeUnknownDirectory)
+	publishDead(t, js, "dead-after-restart", contract.CodeUnknownDirectory)
 	for _, wt := range []*await.Wait{before, during} {
 		o, err := wt.Wait(ctxFor(t, 40*time.Second))
 		if err != nil {
@@ -502,7 +502,7 @@ func TestEarlierFindsTheOutcomeOfADuplicate(t *testing.T) {
 	publishResult(t, js, "started", "run-0")
 	publishResult(t, js, "completed", "run-0", "someone-else")
 	publishResult(t, js, "completed", "run-1", "x", "reported")
-	publishDead(t, js, "rejected", intake.CodeUnknownDirectory)
+	publishDead(t, js, "rejected", contract.CodeUnknownDirectory)
 	publishResult(t, js, "completed", "run-2", "y")
 
 	w := start(t, js)
@@ -544,7 +544,7 @@ func publishPagedRun(t *testing.T, js jetstream.JetStream, runID string, n, per 
 	pages = (n + per - 1) / per
 	now := time.Now().UTC()
 	r := &dirstate.Run{RunID: runID, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", CreatedAt: now,
-		StartedAt: now, Count: n, Pages: pages, Outcome: &dirstate.Outcome{Status: results.StatusCompleted, FinishedAt: now}}
+		StartedAt: now, Count: n, Pages: pages, Outcome: &dirstate.Outcome{Status: contract.StatusCompleted, FinishedAt: now}}
 	pub := results.New(js, "r", "urn:test:worker")
 	for p := 1; p <= pages; p++ {
 		var page []dirstate.Trigger

@@ -7,6 +7,8 @@ package backend
 import (
 	"context"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 // Kind names an identity system.
@@ -88,16 +90,9 @@ type SyncState struct {
 	Connector  string    // the connector that ran the sync, when reported
 	// Attempts lists the connectors tried in failover order when the sync moved from one to the
 	// next; empty when it ran on one connector (or the backend does not say).
-	Attempts []Attempt
+	Attempts []contract.Attempt
 	// Delegation is set with StatusDelegated.
 	Delegation *Delegation
-}
-
-// Attempt is one connector's part in a sync.
-type Attempt struct {
-	Connector string `json:"connector"`
-	Status    string `json:"status"`
-	Message   string `json:"message,omitempty"`
 }
 
 // Delegation kinds.

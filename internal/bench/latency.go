@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
@@ -156,17 +156,17 @@ func coveredBy(h nats.Header, data []byte) ([]string, error) {
 }
 
 // terminalData decodes a terminal result's data; ok is false for a started event.
-func terminalData(h nats.Header, data []byte) (results.Data, bool, error) {
+func terminalData(h nats.Header, data []byte) (contract.Data, bool, error) {
 	e, err := cenats.Decode(h, data)
 	if err != nil {
-		return results.Data{}, false, fmt.Errorf("result event: %w", err)
+		return contract.Data{}, false, fmt.Errorf("result event: %w", err)
 	}
-	if e.Type() == results.TypeStarted {
-		return results.Data{}, false, nil
+	if e.Type() == contract.TypeStarted {
+		return contract.Data{}, false, nil
 	}
-	var d results.Data
+	var d contract.Data
 	if err := json.Unmarshal(e.Data(), &d); err != nil {
-		return results.Data{}, false, fmt.Errorf("result event data: %w", err)
+		return contract.Data{}, false, fmt.Errorf("result event data: %w", err)
 	}
 	return d, true, nil
 }

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
@@ -83,7 +83,7 @@ func analyzeResults(obs observations, accepted map[string]sent, rep *Report) {
 			continue
 		}
 		rep.Reported++
-		if r.typ == results.TypeCompleted {
+		if r.typ == contract.TypeCompleted {
 			rep.ReportedCompleted++
 		} else {
 			rep.ReportedFailed++
@@ -111,8 +111,8 @@ func analyzeResults(obs observations, accepted map[string]sent, rep *Report) {
 
 // syncedAfter reports whether the result's startedAt is a vIDM sync start (not a run that failed
 // before it reached vIDM).
-func syncedAfter(d results.Data) bool {
-	return d.Status == "COMPLETED" || (d.Error != nil && d.Error.Code == results.CodeSyncFailed)
+func syncedAfter(d contract.Data) bool {
+	return d.Status == "COMPLETED" || (d.Error != nil && d.Error.Code == contract.CodeSyncFailed)
 }
 
 func analyzeDead(obs observations, rep *Report) {

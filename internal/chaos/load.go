@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -108,7 +109,7 @@ func (p planned) message() (*nats.Msg, error) {
 	case 1:
 		t.Type, t.User = "ad.user.created", "u"+p.id+"@"+dirDomain(p.dir)
 	default:
-		t.Type, t.Reason = trigger.TypeSyncRequested, "chaos"
+		t.Type, t.Reason = contract.TypeSyncRequested, "chaos"
 	}
 	e, err := trigger.NewEvent(t)
 	if err != nil {

@@ -12,8 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 // Stream names: the worker's defaults, which the harness does not change.
@@ -29,7 +28,7 @@ type resultEvent struct {
 	seq  uint64
 	typ  string
 	id   string
-	data results.Data
+	data contract.Data
 }
 
 // deadLetter is one message of the dead-letter stream.
@@ -73,7 +72,7 @@ func decodeResult(m *jetstream.RawStreamMsg) (resultEvent, bool, error) {
 	if err != nil {
 		return resultEvent{}, false, fmt.Errorf("result seq %d does not decode: %w", m.Sequence, err)
 	}
-	if e.Type() == results.TypeStarted {
+	if e.Type() == contract.TypeStarted {
 		return resultEvent{}, false, nil
 	}
 	r := resultEvent{seq: m.Sequence, typ: e.Type(), id: e.ID()}
@@ -98,8 +97,8 @@ func readResults(ctx context.Context, js jetstream.JetStream) ([]resultEvent, er
 func readDead(ctx context.Context, js jetstream.JetStream) ([]deadLetter, error) {
 	var out []deadLetter
 	_, err := readStream(ctx, js, deadStream, 0, func(m *jetstream.RawStreamMsg) error {
-		seq, _ := strconv.ParseUint(m.Header.Get(intake.HeaderDeadSeq), 10, 64)
-		out = append(out, deadLetter{origSeq: seq, code: m.Header.Get(intake.HeaderDeadCode)})
+		seq, _ := strconv.ParseUint(m.Header.Get(contract.HeaderDeadSeq), 10, 64)
+		out = append(out, deadLetter{origSeq: seq, code: m.Header.Get(contract.HeaderDeadCode)})
 		return nil
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

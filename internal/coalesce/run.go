@@ -9,8 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
@@ -59,7 +59,7 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 				return err
 			}
 		}
-		if err := e.record(rctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeUnknownTenant,
+		if err := e.record(rctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeUnknownTenant,
 			ErrMessage: err.Error(), Retryable: true}); err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
 	if st.Status == backend.StatusDelegated {
 		// Nothing to start: the identity provider keeps the directory current, and the result
 		// says who, rather than pretending a sync ran.
-		return e.record(ctx, run, dirstate.Outcome{Status: results.StatusDelegated, Delegation: st.Delegation})
+		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
 	}
 	if run.Phase == dirstate.PhasePosting && startedSince(st, run.BeforeStart) {
 		// Our POST (or another after the snapshot) reached vIDM before the last holder could
@@ -185,7 +185,7 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
 		if errors.Is(err, backend.ErrSyncTimeout) {
 			// Every accepted trigger gets a terminal result: a sync that never ends is reported,
 			// not waited on forever.
-			return e.record(ctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeSyncTimeout,
+			return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
 				ErrMessage: fmt.Sprintf("a sync already running in vIDM did not finish within %s", t.SyncDeadline), Retryable: true})
 		}
 		if err != nil {
@@ -236,17 +236,17 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirstate.Run) error {
 	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, remaining, before))
 	switch {
 	case errors.Is(err, backend.ErrSyncTimeout):
-		return e.record(ctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: results.CodeSyncTimeout,
+		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
 			ErrMessage: fmt.Sprintf("the sync did not finish within %s", t.SyncDeadline), Retryable: true})
 	case err != nil:
 		return e.vidmFailure(ctx, run, err)
 	case st.Status == backend.StatusDelegated:
-		return e.record(ctx, run, dirstate.Outcome{Status: results.StatusDelegated, Delegation: st.Delegation})
+		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
 	}
-	o := dirstate.Outcome{Status: results.StatusCompleted, FinishedAt: finishedAt(st, e.cfg.Now()),
+	o := dirstate.Outcome{Status: contract.StatusCompleted, FinishedAt: finishedAt(st, e.cfg.Now()),
 		Connector: st.Connector, Attempts: st.Attempts}
 	if st.Status != backend.StatusCompleted {
-		o.Status, o.ErrCode, o.ErrMessage = results.StatusFailed, results.CodeSyncFailed, st.Message
+		o.Status, o.ErrCode, o.ErrMessage = contract.StatusFailed, contract.CodeSyncFailed, st.Message
 		if o.ErrMessage == "" {
 			o.ErrMessage = "the backend reported the sync as FAILED without a message"
 		}
@@ -267,16 +267,16 @@ func (e *Engine) vidmFailure(ctx context.Context, run *dirstate.Run, err error) 
 	if ctx.Err() != nil || backend.IsRetryable(err) {
 		return err
 	}
-	code := results.CodeVIDMError
+	code := contract.CodeVIDMError
 	switch {
 	case errors.Is(err, backend.ErrDirectoryNotFound):
-		code = results.CodeDirectoryNotFound
+		code = contract.CodeDirectoryNotFound
 	case errors.Is(err, backend.ErrUnauthorized):
-		code = results.CodeUnauthorized
+		code = contract.CodeUnauthorized
 	}
 	// Retryable for the publisher: a fixed credential or directory makes a new trigger succeed.
-	return e.record(ctx, run, dirstate.Outcome{Status: results.StatusFailed, ErrCode: code, ErrMessage: err.Error(),
-		Retryable: code == results.CodeUnauthorized})
+	return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: code, ErrMessage: err.Error(),
+		Retryable: code == contract.CodeUnauthorized})
 }
 
 // maxErrMessage bounds an outcome's message: it comes from the backend, and the run record and

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 // MaxDeadLetters bounds one page of dead letters.
@@ -53,12 +53,12 @@ func (s *Service) DeadLetters(ctx context.Context, limit int, before uint64) (De
 func deadLetter(m *jetstream.RawStreamMsg) DeadLetter {
 	h := m.Header
 	d := DeadLetter{Seq: m.Sequence, Time: m.Time, Size: len(m.Data),
-		Code: h.Get(intake.HeaderDeadCode), Reason: h.Get(intake.HeaderDeadReason),
-		OriginalSubject: h.Get(intake.HeaderDeadSubject)}
-	d.OriginalSeq, _ = strconv.ParseUint(h.Get(intake.HeaderDeadSeq), 10, 64)
-	if d.Omitted = h.Get(intake.HeaderDeadOmitted); d.Omitted != "" {
-		d.OriginalSize, _ = strconv.Atoi(h.Get(intake.HeaderDeadSize))
-		d.OriginalSHA256 = h.Get(intake.HeaderDeadSHA256)
+		Code: h.Get(contract.HeaderDeadCode), Reason: h.Get(contract.HeaderDeadReason),
+		OriginalSubject: h.Get(contract.HeaderDeadSubject)}
+	d.OriginalSeq, _ = strconv.ParseUint(h.Get(contract.HeaderDeadSeq), 10, 64)
+	if d.Omitted = h.Get(contract.HeaderDeadOmitted); d.Omitted != "" {
+		d.OriginalSize, _ = strconv.Atoi(h.Get(contract.HeaderDeadSize))
+		d.OriginalSHA256 = h.Get(contract.HeaderDeadSHA256)
 	}
 	if e, err := cenats.Decode(h, m.Data); err == nil {
 		d.EventID, d.EventType = e.ID(), e.Type()
@@ -117,11 +117,11 @@ func (s *Service) redrive(ctx context.Context, st jetstream.Stream, seq uint64) 
 	if err != nil {
 		return err
 	}
-	subject := m.Header.Get(intake.HeaderDeadSubject)
+	subject := m.Header.Get(contract.HeaderDeadSubject)
 	if subject == "" {
 		return ErrNoOriginalSubject
 	}
-	if m.Header.Get(intake.HeaderDeadOmitted) != "" {
+	if m.Header.Get(contract.HeaderDeadOmitted) != "" {
 		return ErrNotKept
 	}
 	out := nats.NewMsg(subject)

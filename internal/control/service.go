@@ -14,6 +14,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
@@ -407,7 +408,7 @@ func (s *Service) RequestSync(ctx context.Context, tenant, directoryID string, o
 	if o.IgnoreSafeguards && s.cfg.Grants == nil {
 		return SyncRequest{}, errors.New("ignoring safeguards needs ADMIN_TOKEN, whose key signs the grant")
 	}
-	e, err := trigger.NewEvent(trigger.Trigger{Type: trigger.TypeSyncRequested, Source: s.cfg.RequestSource,
+	e, err := trigger.NewEvent(trigger.Trigger{Type: contract.TypeSyncRequested, Source: s.cfg.RequestSource,
 		Tenant: d.Tenant, Directory: d.Name, Reason: cmp.Or(reason, "requested through the admin API"), IgnoreSafeguards: o.IgnoreSafeguards})
 	if err != nil {
 		return SyncRequest{}, fmt.Errorf("sync request: %w", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 // State is what a directory is doing.
@@ -77,7 +78,7 @@ type Run struct {
 	Error     *RunError `json:"error,omitempty"`
 	Connector string    `json:"connector,omitempty"`
 	// Attempts: the connectors the sync failed over through, in order.
-	Attempts []backend.Attempt `json:"attempts,omitempty"`
+	Attempts []contract.Attempt `json:"attempts,omitempty"`
 	// Delegation: for a DELEGATED run, who keeps the directory current.
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
 	// Pages is how many result events the run is reported in (more than one for a run whose

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 // DirKey names one (tenant, directory) pair as two KV key tokens.
@@ -479,7 +480,7 @@ type Outcome struct {
 	Retryable  bool      `json:"retryable,omitempty"`
 	Connector  string    `json:"connector,omitempty"`
 	// Attempts are the connectors the sync went through when it failed over.
-	Attempts []backend.Attempt `json:"attempts,omitempty"`
+	Attempts []contract.Attempt `json:"attempts,omitempty"`
 	// Delegation says who keeps the directory current when the backend has no sync to start.
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
 }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
@@ -160,7 +161,7 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if reason := unsupportedFormat(r.Header.Get("Content-Type")); reason != "" {
-		h.answer(rw, r, http.StatusUnsupportedMediaType, problem{Error: reason, Code: string(trigger.CodeUnsupportedContentType)})
+		h.answer(rw, r, http.StatusUnsupportedMediaType, problem{Error: reason, Code: string(contract.CodeUnsupportedContentType)})
 		return
 	}
 	body, status, err := h.readBody(rw, r)
@@ -287,7 +288,7 @@ func (h *handler) readBody(rw http.ResponseWriter, r *http.Request) ([]byte, int
 // the worker's decoder: what passes here passes intake's decoding, and nothing else is published.
 func (h *handler) validate(r *http.Request, body []byte) (*nats.Msg, trigger.Trigger, *trigger.Error) {
 	malformed := func(format string, args ...any) (*nats.Msg, trigger.Trigger, *trigger.Error) {
-		return nil, trigger.Trigger{}, &trigger.Error{Code: trigger.CodeMalformed, Reason: safetext.Clean(fmt.Sprintf(format, args...), 512)}
+		return nil, trigger.Trigger{}, &trigger.Error{Code: contract.CodeMalformed, Reason: safetext.Clean(fmt.Sprintf(format, args...), 512)}
 	}
 	hdr, err := decodeCEHeaders(r.Header)
 	if err != nil {

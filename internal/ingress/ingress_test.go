@@ -19,9 +19,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress/ingresstest"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
@@ -344,7 +344,7 @@ func TestOnlyPostEvents(t *testing.T) {
 }
 
 // result reads a 200 answer with the SDK, as a client would.
-func result(t *testing.T, r response) (typ string, data results.Data, subject string) {
+func result(t *testing.T, r response) (typ string, data contract.Data, subject string) {
 	t.Helper()
 	wantStatus(t, r, http.StatusOK)
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/cloudevents+json") {
@@ -360,8 +360,8 @@ func result(t *testing.T, r response) (typ string, data results.Data, subject st
 	return e.Type(), data, e.Subject()
 }
 
-func lists(d results.Data, id string) bool {
-	return slices.ContainsFunc(d.Triggers, func(tr results.Trigger) bool { return tr.ID == id })
+func lists(d contract.Data, id string) bool {
+	return slices.ContainsFunc(d.Triggers, func(tr contract.Trigger) bool { return tr.ID == id })
 }
 
 func TestWaitAnswersTheCompletedResult(t *testing.T) {
@@ -370,7 +370,7 @@ func TestWaitAnswersTheCompletedResult(t *testing.T) {
 	id := uuid.NewString()
 	r := do(t, binary(t, s.URL+"?wait=30s", id, "ad.group.created", groupData("corp.example.com", "proj-alpha-admins")))
 	typ, data, subject := result(t, r)
-	if typ != results.TypeCompleted || data.Status != "COMPLETED" || subject != "Corp AD" || !lists(data, id) {
+	if typ != contract.TypeCompleted || data.Status != "COMPLETED" || subject != "Corp AD" || !lists(data, id) {
 		t.Fatalf("result %s %+v, want completed for Corp AD listing %s", typ, data, id)
 	}
 	if got := r.header.Get(ingress.HeaderResultStatus); got != "COMPLETED" {
@@ -402,8 +402,8 @@ func TestWaitAnswersAFailedResult(t *testing.T) {
 	id := uuid.NewString()
 	r := do(t, structured(t, s.URL+"?wait=30s", structuredEvent(id, "ad.group.created", groupData("emea.example.com", "g"))))
 	typ, data, _ := result(t, r)
-	if typ != results.TypeFailed || data.Status != "FAILED" || !lists(data, id) || data.Error == nil ||
-		data.Error.Code != results.CodeSyncFailed || !strings.Contains(data.Error.Message, "LDAP bind failed") {
+	if typ != contract.TypeFailed || data.Status != "FAILED" || !lists(data, id) || data.Error == nil ||
+		data.Error.Code != contract.CodeSyncFailed || !strings.Contains(data.Error.Message, "LDAP bind failed") {
 		t.Fatalf("result %s %+v, want failed with vIDM's message", typ, data)
 	}
 	if got := r.header.Get(ingress.HeaderResultStatus); got != "FAILED" {
@@ -483,7 +483,7 @@ func TestConcurrentWaitsGetTheirOwnResults(t *testing.T) {
 				return
 			}
 			var e struct {
-				Data results.Data `json:"data"`
+				Data contract.Data `json:"data"`
 			}
 			if err := json.Unmarshal(r.body, &e); err != nil || !lists(e.Data, id) {
 				t.Errorf("%s: result does not list it: %v %s", id, err, r.body)

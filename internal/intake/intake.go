@@ -21,38 +21,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
-)
-
-// Dead-letter reason codes beyond trigger's decoding codes.
-const (
-	CodeUnknownTenant       = "UNKNOWN_TENANT"
-	CodeUnknownDirectory    = "UNKNOWN_DIRECTORY"
-	CodeAmbiguousDirectory  = "AMBIGUOUS_DIRECTORY"
-	CodeDirectoryNotAllowed = "DIRECTORY_NOT_ALLOWED"
-	// CodeSafeguardsNotAllowed: the trigger asks to ignore vIDM's safeguards on a tenant that does
-	// not let publishers ask (allowIgnoreSafeguards), without the admin API's grant.
-	CodeSafeguardsNotAllowed = "SAFEGUARDS_NOT_ALLOWED"
-)
-
-// Headers a dead letter carries besides the original message's own.
-const (
-	HeaderDeadCode    = "Dirsync-Dead-Code"
-	HeaderDeadReason  = "Dirsync-Dead-Reason"
-	HeaderDeadSubject = "Dirsync-Original-Subject"
-	HeaderDeadSeq     = "Dirsync-Original-Sequence"
-	// A stub, kept instead of a message too large to dead-letter whole: the payload (and, when
-	// they too are large, the headers) are left out; their size and digest identify them.
-	HeaderDeadOmitted = "Dirsync-Omitted"
-	HeaderDeadSize    = "Dirsync-Original-Size"
-	HeaderDeadSHA256  = "Dirsync-Original-Sha256"
-)
-
-// Omitted parts of a stub dead letter (HeaderDeadOmitted values).
-const (
-	OmittedPayload = "payload"
-	OmittedAll     = "payload,headers"
 )
 
 // maxStubHeaderBytes bounds the original headers a stub keeps; larger ones are left out too.
@@ -171,7 +142,7 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 	t, err := in.dec.Decode(m.Headers(), m.Data())
 	if err != nil {
 		var te *trigger.Error
-		code := string(trigger.CodeMalformed)
+		code := string(contract.CodeMalformed)
 		if errors.As(err, &te) {
 			code = string(te.Code)
 		}
@@ -193,7 +164,7 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		!in.cfg.Grants.Valid(m.Headers().Get(trigger.HeaderSafeguardsGrant), t.ID, t.Tenant, t.DirectoryRef()) {
 		// Dead-lettered rather than synced without the flag: the publisher asked for something
 		// it may not have, and must hear so; an operator may re-drive it once the tenant allows it.
-		in.deadLetter(ctx, m, CodeSafeguardsNotAllowed, fmt.Sprintf("ignoreSafeguards is not allowed for tenant %q: set allowIgnoreSafeguards on the tenant, or ask through the admin API", tenant),
+		in.deadLetter(ctx, m, contract.CodeSafeguardsNotAllowed, fmt.Sprintf("ignoreSafeguards is not allowed for tenant %q: set allowIgnoreSafeguards on the tenant, or ask through the admin API", tenant),
 			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	}
@@ -239,13 +210,13 @@ func deadCode(err error) string {
 	case err == nil:
 		return ""
 	case errors.Is(err, backend.ErrUnknownTenant):
-		return CodeUnknownTenant
+		return contract.CodeUnknownTenant
 	case errors.Is(err, backend.ErrDirectoryNotAllowed):
-		return CodeDirectoryNotAllowed
+		return contract.CodeDirectoryNotAllowed
 	case errors.Is(err, backend.ErrDirectoryNotFound):
-		return CodeUnknownDirectory
+		return contract.CodeUnknownDirectory
 	case errors.Is(err, backend.ErrAmbiguousDirectory):
-		return CodeAmbiguousDirectory
+		return contract.CodeAmbiguousDirectory
 	}
 	return ""
 }
@@ -312,7 +283,7 @@ func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason 
 	opts := []jetstream.PublishOpt{}
 	if md, err := m.Metadata(); err == nil {
 		seq := strconv.FormatUint(md.Sequence.Stream, 10)
-		dl.Header.Set(HeaderDeadSeq, seq)
+		dl.Header.Set(contract.HeaderDeadSeq, seq)
 		opts = append(opts, jetstream.WithMsgID("dead-"+md.Stream+"-"+seq))
 	}
 	// The slack covers the message id header the publish adds.
@@ -320,7 +291,7 @@ func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason 
 		stub(dl, m)
 	}
 	_, err := in.js.PublishMsg(ctx, dl, opts...)
-	if errors.Is(err, nats.ErrMaxPayload) && dl.Header.Get(HeaderDeadOmitted) == "" {
+	if errors.Is(err, nats.ErrMaxPayload) && dl.Header.Get(contract.HeaderDeadOmitted) == "" {
 		// The server's limit is below the one this connection was told of.
 		stub(dl, m)
 		_, err = in.js.PublishMsg(ctx, dl, opts...)
@@ -331,7 +302,7 @@ func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason 
 	}
 	in.cfg.Observer.DeadLettered(code)
 	log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject(),
-		"omitted", dl.Header.Get(HeaderDeadOmitted))
+		"omitted", dl.Header.Get(contract.HeaderDeadOmitted))
 	if err := m.TermWithReason(code); err != nil {
 		log.Warn("terminating a dead-lettered message failed", "err", err)
 	}
@@ -346,9 +317,9 @@ func deadCopy(subject string, m jetstream.Msg, code, reason string) *nats.Msg {
 		}
 	}
 	dl.Header.Del(nats.MsgIdHdr)
-	dl.Header.Set(HeaderDeadCode, code)
-	dl.Header.Set(HeaderDeadReason, reason)
-	dl.Header.Set(HeaderDeadSubject, m.Subject())
+	dl.Header.Set(contract.HeaderDeadCode, code)
+	dl.Header.Set(contract.HeaderDeadReason, reason)
+	dl.Header.Set(contract.HeaderDeadSubject, m.Subject())
 	dl.Data = m.Data()
 	return dl
 }
@@ -359,10 +330,10 @@ func stub(dl *nats.Msg, m jetstream.Msg) {
 	sum := sha256.New()
 	sum.Write(m.Data())
 	size := len(m.Data())
-	omitted := OmittedPayload
+	omitted := contract.OmittedPayload
 	if headerSize(m.Headers()) > maxStubHeaderBytes {
 		// The digest then covers the headers too, in a fixed order.
-		omitted = OmittedAll
+		omitted = contract.OmittedAll
 		keys := slices.Sorted(maps.Keys(m.Headers()))
 		for _, k := range keys {
 			for _, v := range m.Headers()[k] {
@@ -371,16 +342,16 @@ func stub(dl *nats.Msg, m jetstream.Msg) {
 			}
 		}
 		kept := nats.Header{}
-		for _, k := range []string{HeaderDeadCode, HeaderDeadReason, HeaderDeadSubject, HeaderDeadSeq} {
+		for _, k := range []string{contract.HeaderDeadCode, contract.HeaderDeadReason, contract.HeaderDeadSubject, contract.HeaderDeadSeq} {
 			if v := dl.Header.Get(k); v != "" {
 				kept.Set(k, v)
 			}
 		}
 		dl.Header = kept
 	}
-	dl.Header.Set(HeaderDeadOmitted, omitted)
-	dl.Header.Set(HeaderDeadSize, strconv.Itoa(size))
-	dl.Header.Set(HeaderDeadSHA256, hex.EncodeToString(sum.Sum(nil)))
+	dl.Header.Set(contract.HeaderDeadOmitted, omitted)
+	dl.Header.Set(contract.HeaderDeadSize, strconv.Itoa(size))
+	dl.Header.Set(contract.HeaderDeadSHA256, hex.EncodeToString(sum.Sum(nil)))
 	dl.Data = nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
@@ -240,11 +241,11 @@ func TestObserverHearsEveryFate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stored = append(stored, m.Header.Get(intake.HeaderDeadCode))
+		stored = append(stored, m.Header.Get(contract.HeaderDeadCode))
 	}
 	slices.Sort(stored)
 	slices.Sort(dead)
-	if !slices.Equal(stored, dead) || !slices.Contains(dead, intake.CodeUnknownDirectory) {
+	if !slices.Equal(stored, dead) || !slices.Contains(dead, contract.CodeUnknownDirectory) {
 		t.Errorf("DeadLettered codes %v, stored dead letters %v; want the same, UNKNOWN_DIRECTORY among them", dead, stored)
 	}
 
@@ -307,12 +308,12 @@ func TestTriggersAreRoutedByTenant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		codes[m.Header["ce-id"][0]] = m.Header.Get(intake.HeaderDeadCode) + ": " + m.Header.Get(intake.HeaderDeadReason)
+		codes[m.Header["ce-id"][0]] = m.Header.Get(contract.HeaderDeadCode) + ": " + m.Header.Get(contract.HeaderDeadReason)
 	}
-	if c := codes[unknownID]; !strings.HasPrefix(c, intake.CodeUnknownTenant+": ") || !strings.Contains(c, `"nowhere"`) {
+	if c := codes[unknownID]; !strings.HasPrefix(c, contract.CodeUnknownTenant+": ") || !strings.Contains(c, `"nowhere"`) {
 		t.Errorf("unknown tenant dead-lettered as %q", c)
 	}
-	if c := codes[refusedID]; !strings.HasPrefix(c, intake.CodeDirectoryNotAllowed+": ") || !strings.Contains(c, `"lab"`) {
+	if c := codes[refusedID]; !strings.HasPrefix(c, contract.CodeDirectoryNotAllowed+": ") || !strings.Contains(c, `"lab"`) {
 		t.Errorf("directory outside the allow-list dead-lettered as %q", c)
 	}
 }
@@ -397,8 +398,8 @@ func TestMessagesTooLargeToDeadLetterDoNotHoldIntake(t *testing.T) {
 		header      int // bytes of one publisher header
 		wantOmitted string
 	}{
-		{"large payload", 0, intake.OmittedPayload},
-		{"large headers", 40 << 10, intake.OmittedAll},
+		{"large payload", 0, contract.OmittedPayload},
+		{"large headers", 40 << 10, contract.OmittedAll},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const maxPayload = 64 << 10
@@ -443,13 +444,13 @@ func TestMessagesTooLargeToDeadLetterDoNotHoldIntake(t *testing.T) {
 					t.Fatal(err)
 				}
 				h := m.Header
-				if len(m.Data) != 0 || h.Get(intake.HeaderDeadOmitted) != tc.wantOmitted || h.Get(intake.HeaderDeadCode) != string(trigger.CodeMalformed) {
+				if len(m.Data) != 0 || h.Get(contract.HeaderDeadOmitted) != tc.wantOmitted || h.Get(contract.HeaderDeadCode) != string(contract.CodeMalformed) {
 					t.Fatalf("dead letter %d: %d bytes, headers %v", seq, len(m.Data), h)
 				}
-				if !sums[h.Get(intake.HeaderDeadSHA256)] || h.Get(intake.HeaderDeadSize) == "" || h.Get(intake.HeaderDeadSubject) != "t.test" {
+				if !sums[h.Get(contract.HeaderDeadSHA256)] || h.Get(contract.HeaderDeadSize) == "" || h.Get(contract.HeaderDeadSubject) != "t.test" {
 					t.Fatalf("dead letter %d does not identify its original: %v", seq, h)
 				}
-				if kept := h.Get("X-Team") == "blue"; kept != (tc.wantOmitted == intake.OmittedPayload) || h.Get("X-Filler") != "" {
+				if kept := h.Get("X-Team") == "blue"; kept != (tc.wantOmitted == contract.OmittedPayload) || h.Get("X-Filler") != "" {
 					t.Fatalf("dead letter %d: publisher headers %v; want them kept only when small", seq, h)
 				}
 			}
@@ -506,7 +507,7 @@ func TestIgnoreSafeguardsOnlyWhereAllowedOrGranted(t *testing.T) {
 			t.Errorf("%s: accepted with ignoreSafeguards = %v, want %v", tc.name, got, tc.accept)
 		}
 	}
-	if len(dead) != 3 || slices.ContainsFunc(dead, func(c string) bool { return c != intake.CodeSafeguardsNotAllowed }) {
-		t.Fatalf("dead-letter codes = %v, want three %s", dead, intake.CodeSafeguardsNotAllowed)
+	if len(dead) != 3 || slices.ContainsFunc(dead, func(c string) bool { return c != contract.CodeSafeguardsNotAllowed }) {
+		t.Fatalf("dead-letter codes = %v, want three %s", dead, contract.CodeSafeguardsNotAllowed)
 	}
 }

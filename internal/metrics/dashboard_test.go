@@ -24,8 +24,8 @@ import (
 
 const dashboardPath = "../../deploy/grafana/vidm-sync-worker.json"
 
-// contract is every family of ours, with its type.
-var contract = map[string]dto.MetricType{
+// metricTypes is every family of ours, with its type.
+var metricTypes = map[string]dto.MetricType{
 	"dirsync_triggers_received_total":         dto.MetricType_COUNTER,
 	"dirsync_triggers_accepted_total":         dto.MetricType_COUNTER,
 	"dirsync_triggers_already_reported_total": dto.MetricType_COUNTER,
@@ -112,7 +112,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 
 func TestMetricNamesAreTheContract(t *testing.T) {
 	ours := exercised(t)
-	for name, typ := range contract {
+	for name, typ := range metricTypes {
 		mf, ok := ours[name]
 		switch {
 		case !ok:
@@ -124,7 +124,7 @@ func TestMetricNamesAreTheContract(t *testing.T) {
 		}
 	}
 	for name := range ours {
-		if _, ok := contract[name]; !ok {
+		if _, ok := metricTypes[name]; !ok {
 			t.Errorf("%s is exposed but not in the contract (ServiceMonitor, dashboard, docs)", name)
 		}
 	}

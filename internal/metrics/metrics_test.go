@@ -24,6 +24,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
@@ -126,7 +127,7 @@ func TestIntakeHooks(t *testing.T) {
 	m.Received()
 	m.Received()
 	m.Accepted(tr)
-	m.DeadLettered(intake.CodeUnknownDirectory)
+	m.DeadLettered(contract.CodeUnknownDirectory)
 	m.DeadLettered("SCHEMA_VIOLATION")
 	m.DeadLettered("SCHEMA_VIOLATION")
 

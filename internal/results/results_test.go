@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
 )
 
@@ -24,7 +25,7 @@ func reportedRun(n int, status string) (*dirstate.Run, []dirstate.Trigger) {
 		Outcome:   &dirstate.Outcome{Status: status, FinishedAt: created.Add(40 * time.Second)},
 	}
 	if status != "COMPLETED" {
-		r.Outcome.ErrCode, r.Outcome.ErrMessage = CodeSyncFailed, "LDAP bind failed"
+		r.Outcome.ErrCode, r.Outcome.ErrMessage = contract.CodeSyncFailed, "LDAP bind failed"
 	}
 	for i := range n {
 		t := dirstate.Trigger{
@@ -47,8 +48,8 @@ func reportedRun(n int, status string) (*dirstate.Run, []dirstate.Trigger) {
 func TestFinishedMessage(t *testing.T) {
 	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:test")
 	for _, tc := range []struct{ status, typ, subject string }{
-		{"COMPLETED", TypeCompleted, "dirsync.result.completed"},
-		{"FAILED", TypeFailed, "dirsync.result.failed"},
+		{"COMPLETED", contract.TypeCompleted, "dirsync.result.completed"},
+		{"FAILED", contract.TypeFailed, "dirsync.result.failed"},
 	} {
 		r, page := reportedRun(3, tc.status)
 		msg, typ, err := p.finishedMsg(r, 1, page)
@@ -69,7 +70,7 @@ func TestFinishedMessage(t *testing.T) {
 		if got := msg.Header.Get("Nats-Msg-Id"); got != r.RunID+".result" {
 			t.Errorf("Nats-Msg-Id = %q", got)
 		}
-		var d Data
+		var d contract.Data
 		if err := json.Unmarshal(e.Data(), &d); err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +120,7 @@ func TestFinishedPages(t *testing.T) {
 		if e.ID() != want || msg.Header.Get("Nats-Msg-Id") != want {
 			t.Errorf("page %d: id %s, Nats-Msg-Id %s, want %s", n, e.ID(), msg.Header.Get("Nats-Msg-Id"), want)
 		}
-		var d Data
+		var d contract.Data
 		if err := json.Unmarshal(e.Data(), &d); err != nil {
 			t.Fatal(err)
 		}

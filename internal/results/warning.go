@@ -10,12 +10,9 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
-
-// TypeSyncClientTokenExpiring is the type of the warning that an external identity provider's SCIM
-// sync-client token (VCF with Okta or Entra ID) expires soon or has expired.
-const TypeSyncClientTokenExpiring = "vidm.identity.synctoken.expiring"
 
 // warningKind is the last subject token of warnings: <prefix>.warning, inside the results stream.
 const warningKind = "warning"
@@ -38,20 +35,6 @@ type TokenWarning struct {
 	Now        time.Time               // when the check ran: the event time, and the day of its id
 }
 
-// TokenWarningData is the data of a vidm.identity.synctoken.expiring event.
-type TokenWarningData struct {
-	Tenant     string    `json:"tenant"`
-	ProviderID string    `json:"providerId"`
-	Provider   string    `json:"provider"`
-	Source     string    `json:"source,omitempty"`
-	Domains    []string  `json:"domains,omitempty"`
-	ExpiresAt  time.Time `json:"expiresAt"`
-	// ExpiresInSeconds is negative once the token has expired.
-	ExpiresInSeconds  int64  `json:"expiresInSeconds"`
-	WarnBeforeSeconds int64  `json:"warnBeforeSeconds"`
-	Message           string `json:"message"`
-}
-
 // TokenExpiring publishes a warning that a sync-client token expires within w.WarnBefore (or has
 // expired) to <prefix>.warning. Its event id names the tenant, provider, expiry and UTC day, so the
 // same warning published again that day (by this replica after a restart, or by another replica)
@@ -64,10 +47,10 @@ func (p *Publisher) TokenExpiring(ctx context.Context, w TokenWarning) error {
 	}
 	msg, err := cenats.EncodeBinary(p.prefix+"."+warningKind, e)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", TypeSyncClientTokenExpiring, err)
+		return fmt.Errorf("encode %s: %w", contract.TypeSyncClientTokenExpiring, err)
 	}
 	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s for tenant %s provider %s: %w", TypeSyncClientTokenExpiring, w.Tenant, e.Subject(), err)
+		return fmt.Errorf("publish %s for tenant %s provider %s: %w", contract.TypeSyncClientTokenExpiring, w.Tenant, e.Subject(), err)
 	}
 	return nil
 }
@@ -80,11 +63,11 @@ func (p *Publisher) tokenWarningEvent(w TokenWarning) (event.Event, error) {
 	e := event.New()
 	e.SetID(TokenWarningID(w.Tenant, data.ProviderID, w.Token.ExpiresAt, w.Now))
 	e.SetSource(p.source)
-	e.SetType(TypeSyncClientTokenExpiring)
+	e.SetType(contract.TypeSyncClientTokenExpiring)
 	e.SetSubject(data.Provider)
 	e.SetTime(w.Now.UTC())
 	if err := e.SetData(event.ApplicationJSON, data); err != nil {
-		return event.Event{}, fmt.Errorf("encode %s: %w", TypeSyncClientTokenExpiring, err)
+		return event.Event{}, fmt.Errorf("encode %s: %w", contract.TypeSyncClientTokenExpiring, err)
 	}
 	return e, nil
 }
@@ -97,17 +80,17 @@ func TokenWarningID(tenant, providerID string, expiresAt, now time.Time) string 
 
 // warningData builds the data of a token warning. The provider's strings are cleaned to the
 // schema's bounds; a token without a provider id or a warning without a tenant or time is an error.
-func warningData(w TokenWarning) (TokenWarningData, error) {
+func warningData(w TokenWarning) (contract.TokenWarningData, error) {
 	t := w.Token
 	switch {
 	case w.Tenant == "":
-		return TokenWarningData{}, errors.New("token warning: no tenant")
+		return contract.TokenWarningData{}, errors.New("token warning: no tenant")
 	case t.ProviderID == "":
-		return TokenWarningData{}, fmt.Errorf("token warning for tenant %s: the token has no provider id", w.Tenant)
+		return contract.TokenWarningData{}, fmt.Errorf("token warning for tenant %s: the token has no provider id", w.Tenant)
 	case t.ExpiresAt.IsZero() || w.Now.IsZero():
-		return TokenWarningData{}, fmt.Errorf("token warning for tenant %s: no expiry or no check time", w.Tenant)
+		return contract.TokenWarningData{}, fmt.Errorf("token warning for tenant %s: no expiry or no check time", w.Tenant)
 	}
-	d := TokenWarningData{
+	d := contract.TokenWarningData{
 		Tenant:            w.Tenant,
 		ProviderID:        safetext.Clean(t.ProviderID, maxProviderIDLen),
 		Provider:          safetext.Clean(t.ProviderName, maxProviderLen),
@@ -132,7 +115,7 @@ func warningData(w TokenWarning) (TokenWarningData, error) {
 }
 
 // tokenMessage says what happens and what to do, in one sentence for people.
-func tokenMessage(d TokenWarningData, left time.Duration) string {
+func tokenMessage(d contract.TokenWarningData, left time.Duration) string {
 	at := d.ExpiresAt.Format(time.RFC3339)
 	if left <= 0 {
 		return fmt.Sprintf("the SCIM sync-client token of %s (tenant %s) expired %s, %s ago: users and groups no longer arrive; "+

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
 )
@@ -95,7 +96,7 @@ func TestTokenExpiringPublishes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.ID() != wantID || e.Type() != TypeSyncClientTokenExpiring || e.Source() != "urn:vidm-sync-worker:test" ||
+	if e.ID() != wantID || e.Type() != contract.TypeSyncClientTokenExpiring || e.Source() != "urn:vidm-sync-worker:test" ||
 		e.Subject() != "Okta" || !e.Time().Equal(now) {
 		t.Errorf("event attributes: %s", e.Context)
 	}
@@ -111,7 +112,7 @@ func TestTokenExpiringPublishes(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(doc.(map[string]any))); !slices.Equal(got, wantKeys) {
 		t.Errorf("data fields %v, want %v", got, wantKeys)
 	}
-	var d TokenWarningData
+	var d contract.TokenWarningData
 	if err := json.Unmarshal(e.Data(), &d); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestTokenExpiringPublishError(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := p.TokenExpiring(ctx, TokenWarning{Tenant: "vcf", Token: oktaToken, Now: oktaToken.ExpiresAt.Add(-time.Hour)})
-	if err == nil || !strings.Contains(err.Error(), TypeSyncClientTokenExpiring) || !strings.Contains(err.Error(), "Okta") {
+	if err == nil || !strings.Contains(err.Error(), contract.TypeSyncClientTokenExpiring) || !strings.Contains(err.Error(), "Okta") {
 		t.Errorf("error %v, want one naming the event type and the provider", err)
 	}
 }
@@ -172,12 +173,12 @@ func TestTokenWarningData(t *testing.T) {
 		name    string
 		w       TokenWarning
 		wantErr bool
-		check   func(t *testing.T, d TokenWarningData)
+		check   func(t *testing.T, d contract.TokenWarningData)
 	}{
 		{
 			name: "expires in 5 hours",
 			w:    TokenWarning{Tenant: "vcf", Token: oktaToken, WarnBefore: 24 * time.Hour, Now: exp.Add(-5*time.Hour - 30*time.Minute)},
-			check: func(t *testing.T, d TokenWarningData) {
+			check: func(t *testing.T, d contract.TokenWarningData) {
 				if d.ExpiresInSeconds != 5*3600+1800 || !strings.Contains(d.Message, "in 5 hours:") {
 					t.Errorf("in %ds: %q", d.ExpiresInSeconds, d.Message)
 				}
@@ -186,7 +187,7 @@ func TestTokenWarningData(t *testing.T) {
 		{
 			name: "expires in 1 day",
 			w:    TokenWarning{Tenant: "vcf", Token: oktaToken, WarnBefore: 7 * 24 * time.Hour, Now: exp.Add(-47 * time.Hour)},
-			check: func(t *testing.T, d TokenWarningData) {
+			check: func(t *testing.T, d contract.TokenWarningData) {
 				if !strings.Contains(d.Message, "in 1 day:") {
 					t.Errorf("%q", d.Message)
 				}
@@ -195,7 +196,7 @@ func TestTokenWarningData(t *testing.T) {
 		{
 			name: "expires in seconds",
 			w:    TokenWarning{Tenant: "vcf", Token: oktaToken, WarnBefore: time.Hour, Now: exp.Add(-10 * time.Second)},
-			check: func(t *testing.T, d TokenWarningData) {
+			check: func(t *testing.T, d contract.TokenWarningData) {
 				if d.ExpiresInSeconds != 10 || !strings.Contains(d.Message, "in less than a minute:") {
 					t.Errorf("in %ds: %q", d.ExpiresInSeconds, d.Message)
 				}
@@ -204,7 +205,7 @@ func TestTokenWarningData(t *testing.T) {
 		{
 			name: "expired two days ago",
 			w:    TokenWarning{Tenant: "vcf", Token: oktaToken, WarnBefore: 7 * 24 * time.Hour, Now: exp.Add(49 * time.Hour)},
-			check: func(t *testing.T, d TokenWarningData) {
+			check: func(t *testing.T, d contract.TokenWarningData) {
 				want := "the SCIM sync-client token of Okta (tenant vcf) expired 2026-12-01T00:00:00Z, 2 days ago: users and groups no longer arrive; " +
 					"generate a new one in SDDC Manager and configure it in the IdP"
 				if d.ExpiresInSeconds != -49*3600 || d.Message != want {
@@ -215,7 +216,7 @@ func TestTokenWarningData(t *testing.T) {
 		{
 			name: "expiring right now counts as expired",
 			w:    TokenWarning{Tenant: "vcf", Token: oktaToken, Now: exp},
-			check: func(t *testing.T, d TokenWarningData) {
+			check: func(t *testing.T, d contract.TokenWarningData) {
 				if d.ExpiresInSeconds != 0 || d.WarnBeforeSeconds != 0 || !strings.Contains(d.Message, "expired") {
 					t.Errorf("in %ds, window %ds: %q", d.ExpiresInSeconds, d.WarnBeforeSeconds, d.Message)
 				}
@@ -225,7 +226,7 @@ func TestTokenWarningData(t *testing.T) {
 			name: "no provider name, no source, no domains",
 			w: TokenWarning{Tenant: "vcf", Now: exp.Add(-time.Hour),
 				Token: backend.SyncClientToken{ProviderID: "p-1", ExpiresAt: exp}},
-			check: func(t *testing.T, d TokenWarningData) {
+			check: func(t *testing.T, d contract.TokenWarningData) {
 				if d.Provider != "p-1" || d.Source != "" || d.Domains != nil {
 					t.Errorf("data = %+v", d)
 				}
@@ -236,7 +237,7 @@ func TestTokenWarningData(t *testing.T) {
 			w: TokenWarning{Tenant: "vcf", Now: exp.Add(-time.Hour), WarnBefore: -time.Hour,
 				Token: backend.SyncClientToken{ProviderID: long, ProviderName: "Okta\nprod\x7f" + long, Source: long,
 					Domains: append([]string{"", "bad\tdomain"}, slices.Repeat([]string{long}, 70)...), ExpiresAt: exp}},
-			check: func(t *testing.T, d TokenWarningData) {
+			check: func(t *testing.T, d contract.TokenWarningData) {
 				if len(d.Domains) != 64 || d.Domains[0] != "bad?domain" || !strings.HasPrefix(d.Provider, "Okta?prod?") || d.WarnBeforeSeconds != 0 {
 					t.Errorf("data = %+v", d)
 				}
@@ -267,7 +268,7 @@ func TestTokenWarningData(t *testing.T) {
 			if err := sch.Validate(doc); err != nil {
 				t.Errorf("invalid against the schema: %v\n%s", err, e.Data())
 			}
-			var d TokenWarningData
+			var d contract.TokenWarningData
 			if err := json.Unmarshal(e.Data(), &d); err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -257,7 +258,7 @@ func (s *Scheduler) observe(e Entry, slot time.Time, err error) {
 func (s *Scheduler) message(e Entry, slot time.Time) (*nats.Msg, error) {
 	ev, err := trigger.NewEvent(trigger.Trigger{
 		ID:               EventID(e.Tenant, e.Directory, slot),
-		Type:             trigger.TypeSyncRequested,
+		Type:             contract.TypeSyncRequested,
 		Source:           s.cfg.Source,
 		Tenant:           e.Tenant,
 		Directory:        e.Directory,

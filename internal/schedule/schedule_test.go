@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
@@ -207,7 +208,7 @@ func TestFiresOnSchedule(t *testing.T) {
 	wantTr := trigger.Trigger{
 		ID:               "schedule:lab/lab.example.com@2026-03-10T10:30:00Z",
 		Source:           source,
-		Type:             trigger.TypeSyncRequested,
+		Type:             contract.TypeSyncRequested,
 		Time:             at1030,
 		Tenant:           "lab",
 		Directory:        "lab.example.com",

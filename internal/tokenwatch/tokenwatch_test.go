@@ -20,6 +20,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
@@ -504,11 +505,11 @@ func TestReplicasPublishOneWarningADay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d results.TokenWarningData
+	var d contract.TokenWarningData
 	if err := json.Unmarshal(e.Data(), &d); err != nil {
 		t.Fatal(err)
 	}
-	if raw.Subject != "dirsync.result.warning" || e.Type() != results.TypeSyncClientTokenExpiring ||
+	if raw.Subject != "dirsync.result.warning" || e.Type() != contract.TypeSyncClientTokenExpiring ||
 		e.ID() != results.TokenWarningID("vcf", "159498c4-6e0e-4757-ae4b-dcb6aaa93216", exp, t0) ||
 		d.Tenant != "vcf" || d.Provider != "Okta" || d.ExpiresInSeconds != 5*86400 {
 		t.Errorf("stored %s %s id %s data %+v", raw.Subject, e.Type(), e.ID(), d)

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -28,11 +29,11 @@ func BenchmarkDecode(b *testing.B) {
 		name    string
 		header  nats.Header
 		payload []byte
-		want    trigger.Code // "" for an accepted trigger
+		want    contract.DeadCode // "" for an accepted trigger
 	}{
 		{"binary", bin.Header, bin.Data, ""},
 		{"structured", structuredHeader(), valid, ""},
-		{"schema-violation", structuredHeader(), readFixture(b, "invalid", "tenant-uppercase.json"), trigger.CodeSchema},
+		{"schema-violation", structuredHeader(), readFixture(b, "invalid", "tenant-uppercase.json"), contract.CodeSchema},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
 )
@@ -84,54 +85,54 @@ func (d *Decoder) Decode(h nats.Header, payload []byte) (Trigger, error) {
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
-		return Trigger{}, newError(CodeMalformed, reason, "", "")
+		return Trigger{}, newError(contract.CodeMalformed, reason, "", "")
 	}
 	id, typ := e.ID(), e.Type()
-	reject := func(code Code, reason string) (Trigger, error) {
+	reject := func(code contract.DeadCode, reason string) (Trigger, error) {
 		return Trigger{}, newError(code, reason, id, typ)
 	}
 
 	if !acceptedType(typ) {
-		return reject(CodeUnknownType, fmt.Sprintf("type %s is not a trigger type (want ad.group.*, ad.user.* or %s)", echo(typ), TypeSyncRequested))
+		return reject(contract.CodeUnknownType, fmt.Sprintf("type %s is not a trigger type (want ad.group.*, ad.user.* or %s)", echo(typ), contract.TypeSyncRequested))
 	}
 	envelope := map[string]any{"id": id, "source": e.Source(), "type": typ}
 	if err := d.resultTrigger.Validate(envelope); err != nil {
-		return reject(CodeSchema, schemaReason(err, true))
+		return reject(contract.CodeSchema, schemaReason(err, true))
 	}
 	if reason := checkContentType(e.DataContentType()); reason != "" {
-		return reject(CodeUnsupportedContentType, reason)
+		return reject(contract.CodeUnsupportedContentType, reason)
 	}
 
 	data := e.Data()
 	switch {
 	case len(data) == 0:
-		return reject(CodeMalformed, "event has no data")
+		return reject(contract.CodeMalformed, "event has no data")
 	case len(data) > cenats.MaxDataBytes:
-		return reject(CodeMalformed, fmt.Sprintf("data of %d bytes exceeds the limit of %d", len(data), cenats.MaxDataBytes))
+		return reject(contract.CodeMalformed, fmt.Sprintf("data of %d bytes exceeds the limit of %d", len(data), cenats.MaxDataBytes))
 	case !utf8.Valid(data):
-		return reject(CodeMalformed, "data is not valid UTF-8")
+		return reject(contract.CodeMalformed, "data is not valid UTF-8")
 	case tooDeep(data, maxDepth):
 		// Checked before parsing: encoding/json recurses once per level.
-		return reject(CodeMalformed, fmt.Sprintf("data nests deeper than %d levels", maxDepth))
+		return reject(contract.CodeMalformed, fmt.Sprintf("data nests deeper than %d levels", maxDepth))
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
-		return reject(CodeMalformed, "data is not valid JSON: "+safetext.Truncate(err.Error(), maxEchoBytes))
+		return reject(contract.CodeMalformed, "data is not valid JSON: "+safetext.Truncate(err.Error(), maxEchoBytes))
 	}
 
 	sch := d.adTrigger
-	if typ == TypeSyncRequested {
+	if typ == contract.TypeSyncRequested {
 		sch = d.syncRequested
 	}
 	if err := sch.Validate(doc); err != nil {
-		return reject(CodeSchema, schemaReason(err, false))
+		return reject(contract.CodeSchema, schemaReason(err, false))
 	}
 	obj, _ := doc.(map[string]any) // both schemas require an object
 	switch {
 	case isGroupType(typ) && obj["group"] == nil:
-		return reject(CodeSchema, "/group: required for ad.group.* events")
+		return reject(contract.CodeSchema, "/group: required for ad.group.* events")
 	case isUserType(typ) && obj["user"] == nil:
-		return reject(CodeSchema, "/user: required for ad.user.* events")
+		return reject(contract.CodeSchema, "/user: required for ad.user.* events")
 	}
 
 	t := Trigger{

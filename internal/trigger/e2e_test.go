@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -57,7 +58,7 @@ func TestJetStreamEndToEnd(t *testing.T) {
 	at := time.Date(2025, 11, 23, 14, 52, 7, 0, time.UTC)
 	binaryTrigger := trigger.Trigger{ID: "bin-1", Source: "/e2e", Type: "ad.group.created", Time: at, Traceparent: traceparent,
 		Tenant: "default", Directory: "Corp AD", Domain: "corp.example.com", Group: "proj-alpha-admins"}
-	structuredTrigger := trigger.Trigger{ID: "str-1", Source: "/e2e", Type: trigger.TypeSyncRequested, Time: at,
+	structuredTrigger := trigger.Trigger{ID: "str-1", Source: "/e2e", Type: contract.TypeSyncRequested, Time: at,
 		Directory: "Corp AD – Zürich", Reason: "e2e"}
 	want := map[string]trigger.Trigger{binaryTrigger.ID: binaryTrigger, structuredTrigger.ID: structuredTrigger}
 

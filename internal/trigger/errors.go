@@ -10,24 +10,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
-)
-
-// Code classifies a rejected trigger; it is stable, for metrics labels and dead-letter headers.
-type Code string
-
-const (
-	// CodeMalformed: not a CloudEvent, or data that is not JSON: bad JSON or UTF-8, nested too
-	// deep, too large, missing.
-	CodeMalformed Code = "MALFORMED"
-	// CodeUnknownType: a CloudEvent of a type the worker does not handle.
-	CodeUnknownType Code = "UNKNOWN_TYPE"
-	// CodeSchema: the data breaks its JSON Schema, or the event breaks a rule of its type, such as
-	// ad.group.* without a group. Reason names the failing JSON pointers and rules.
-	CodeSchema Code = "SCHEMA_VIOLATION"
-	// CodeUnsupportedContentType: the data is not JSON (datacontenttype other than
-	// application/json or */*+json, or a charset other than UTF-8).
-	CodeUnsupportedContentType Code = "UNSUPPORTED_CONTENT_TYPE"
 )
 
 // Limits on what an Error carries: it goes into dead-letter headers and logs.
@@ -43,7 +27,7 @@ const (
 // characters and quotes at most a few dozen bytes of the input. EventID and EventType are set when
 // the message was a CloudEvent, cleaned the same way and cut to 256 bytes.
 type Error struct {
-	Code      Code
+	Code      contract.DeadCode
 	Reason    string
 	EventID   string
 	EventType string
@@ -53,7 +37,7 @@ func (e *Error) Error() string {
 	return "trigger rejected (" + string(e.Code) + "): " + e.Reason
 }
 
-func newError(code Code, reason, id, typ string) *Error {
+func newError(code contract.DeadCode, reason, id, typ string) *Error {
 	return &Error{
 		Code:      code,
 		Reason:    safetext.Clean(reason, maxReasonBytes),

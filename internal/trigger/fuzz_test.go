@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -21,7 +22,7 @@ func FuzzTriggerDecode(f *testing.F) {
 	}{
 		{false, "ad.group.created", `{"domain":"corp.example.com","group":{"name":"g","dn":"CN=g,DC=corp"}}`},
 		{false, "ad.user.created", `{"directory":"Corp AD","tenant":"t1","user":{"upn":"j@corp.example.com"},"ignoreSafeguards":true}`},
-		{false, trigger.TypeSyncRequested, `{"domain":"corp.example.com","reason":"r"}`},
+		{false, contract.TypeSyncRequested, `{"domain":"corp.example.com","reason":"r"}`},
 		{false, "ad.group.deleted", `{"domain":"corp.example.com","user":{"name":"u"}}`},
 		{false, "ad.group.created", `{"domain":"corp.example.com","group":{"name":"g"},"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`},
 		{false, "ad.computer.created", `{}`},

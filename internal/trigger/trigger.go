@@ -13,10 +13,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
-
-// TypeSyncRequested is the type of an explicit request to sync a directory.
-const TypeSyncRequested = "vidm.directory.sync.requested"
 
 const (
 	typePrefixGroup = "ad.group."
@@ -61,7 +59,7 @@ func isUserType(typ string) bool  { return strings.HasPrefix(typ, typePrefixUser
 // ad.user.* where * is one or more dot-separated segments of ASCII letters, digits, '_' and '-'
 // starting with a letter or digit (the pattern the result schema allows for a covered trigger).
 func acceptedType(typ string) bool {
-	if typ == TypeSyncRequested {
+	if typ == contract.TypeSyncRequested {
 		return true
 	}
 	if len(typ) > maxTypeLen {

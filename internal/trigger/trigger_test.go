@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 )
 
@@ -85,7 +86,7 @@ func TestValidFixtures(t *testing.T) {
 			ID: "usr-3", Source: src, Type: "ad.user.created", Domain: "corp.example.com", User: "asmith@corp.example.com",
 		},
 		"sync-requested": {
-			ID: "sync-req-42", Source: "/cli/jdoe", Type: trigger.TypeSyncRequested, Time: time.Date(2025, 11, 23, 14, 2, 0, 0, time.UTC),
+			ID: "sync-req-42", Source: "/cli/jdoe", Type: contract.TypeSyncRequested, Time: time.Date(2025, 11, 23, 14, 2, 0, 0, time.UTC),
 			Tenant: "default", Directory: "Corp AD", IgnoreSafeguards: true, Reason: "manual resync after OU move",
 		},
 	}
@@ -103,25 +104,25 @@ func TestValidFixtures(t *testing.T) {
 func TestInvalidFixtures(t *testing.T) {
 	d := newDecoder(t)
 	tests := map[string]struct {
-		code   trigger.Code
+		code   contract.DeadCode
 		reason string // in the Reason
 	}{
-		"unknown-type":                 {trigger.CodeUnknownType, `type "ad.computer.created" is not a trigger type`},
-		"type-with-empty-segment":      {trigger.CodeUnknownType, "is not a trigger type"},
-		"missing-domain-and-directory": {trigger.CodeSchema, `(root): missing property "directory"; (root): missing property "domain"`},
-		"group-name-too-long":          {trigger.CodeSchema, "/group/name: length must be <= 256"},
-		"tenant-uppercase":             {trigger.CodeSchema, "/tenant: does not match pattern ^[a-z0-9][a-z0-9-]{0,62}$"},
-		"group-type-with-only-user":    {trigger.CodeSchema, "/group: required for ad.group.* events"},
-		"user-type-with-only-group":    {trigger.CodeSchema, "/user: required for ad.user.* events"},
-		"content-type-text-plain":      {trigger.CodeUnsupportedContentType, `datacontenttype "text/plain" is not JSON`},
-		"data-not-an-object":           {trigger.CodeSchema, "(root): must be object, not array"},
-		"sync-requested-unknown-field": {trigger.CodeSchema, `(root): unknown property "directoryName"`},
-		"missing-id":                   {trigger.CodeMalformed, "attribute id"},
-		"id-too-long":                  {trigger.CodeSchema, "attribute id: length must be <= 256"},
-		"no-data":                      {trigger.CodeMalformed, "event has no data"},
+		"unknown-type":                 {contract.CodeUnknownType, `type "ad.computer.created" is not a trigger type`},
+		"type-with-empty-segment":      {contract.CodeUnknownType, "is not a trigger type"},
+		"missing-domain-and-directory": {contract.CodeSchema, `(root): missing property "directory"; (root): missing property "domain"`},
+		"group-name-too-long":          {contract.CodeSchema, "/group/name: length must be <= 256"},
+		"tenant-uppercase":             {contract.CodeSchema, "/tenant: does not match pattern ^[a-z0-9][a-z0-9-]{0,62}$"},
+		"group-type-with-only-user":    {contract.CodeSchema, "/group: required for ad.group.* events"},
+		"user-type-with-only-group":    {contract.CodeSchema, "/user: required for ad.user.* events"},
+		"content-type-text-plain":      {contract.CodeUnsupportedContentType, `datacontenttype "text/plain" is not JSON`},
+		"data-not-an-object":           {contract.CodeSchema, "(root): must be object, not array"},
+		"sync-requested-unknown-field": {contract.CodeSchema, `(root): unknown property "directoryName"`},
+		"missing-id":                   {contract.CodeMalformed, "attribute id"},
+		"id-too-long":                  {contract.CodeSchema, "attribute id: length must be <= 256"},
+		"no-data":                      {contract.CodeMalformed, "event has no data"},
 	}
 	forEachFixture(t, "testdata/invalid", tests, func(t *testing.T, want struct {
-		code   trigger.Code
+		code   contract.DeadCode
 		reason string
 	}, m message) {
 		_, err := d.Decode(m.header, m.payload)
@@ -129,7 +130,7 @@ func TestInvalidFixtures(t *testing.T) {
 		if !strings.Contains(te.Reason, want.reason) {
 			t.Errorf("reason %q does not contain %q", te.Reason, want.reason)
 		}
-		if want.code != trigger.CodeMalformed && (te.EventID == "" || te.EventType == "") {
+		if want.code != contract.CodeMalformed && (te.EventID == "" || te.EventType == "") {
 			t.Errorf("event id %q or type %q not filled in", te.EventID, te.EventType)
 		}
 	})
@@ -158,7 +159,7 @@ func forEachFixture[T any](t *testing.T, dir string, expect map[string]T, check 
 
 // assertError checks the contract of every rejection: an *Error with the code and a short,
 // printable Reason, and bounded EventID and EventType.
-func assertError(t testing.TB, err error, code trigger.Code) *trigger.Error {
+func assertError(t testing.TB, err error, code contract.DeadCode) *trigger.Error {
 	t.Helper()
 	var te *trigger.Error
 	if !errors.As(err, &te) {
@@ -168,7 +169,7 @@ func assertError(t testing.TB, err error, code trigger.Code) *trigger.Error {
 		t.Fatalf("code %s, want %s (%s)", te.Code, code, te.Reason)
 	}
 	switch te.Code {
-	case trigger.CodeMalformed, trigger.CodeUnknownType, trigger.CodeSchema, trigger.CodeUnsupportedContentType:
+	case contract.CodeMalformed, contract.CodeUnknownType, contract.CodeSchema, contract.CodeUnsupportedContentType:
 	default:
 		t.Fatalf("unknown code %q", te.Code)
 	}
@@ -223,7 +224,7 @@ func TestDecodeMessages(t *testing.T) {
 		name    string
 		header  nats.Header
 		payload string
-		code    trigger.Code // "" for accepted
+		code    contract.DeadCode // "" for accepted
 		reason  string
 		check   func(t *testing.T, tr trigger.Trigger)
 	}{
@@ -234,30 +235,30 @@ func TestDecodeMessages(t *testing.T) {
 				}
 			}},
 		{name: "depth 32 is accepted", header: binaryHeader("ad.group.created"), payload: nested(31)},
-		{name: "depth 33 is too deep", header: binaryHeader("ad.group.created"), payload: nested(32), code: trigger.CodeMalformed, reason: "nests deeper than 32 levels"},
-		{name: "depth 10000", header: binaryHeader("ad.group.created"), payload: deep, code: trigger.CodeMalformed, reason: "nests deeper"},
-		{name: "depth 10000 structured", header: structuredHeader(), payload: structuredDeep, code: trigger.CodeMalformed, reason: "JSON"},
+		{name: "depth 33 is too deep", header: binaryHeader("ad.group.created"), payload: nested(32), code: contract.CodeMalformed, reason: "nests deeper than 32 levels"},
+		{name: "depth 10000", header: binaryHeader("ad.group.created"), payload: deep, code: contract.CodeMalformed, reason: "nests deeper"},
+		{name: "depth 10000 structured", header: structuredHeader(), payload: structuredDeep, code: contract.CodeMalformed, reason: "JSON"},
 		{name: "brackets inside strings do not count", header: binaryHeader("ad.group.created"),
 			payload: `{"domain":"corp.example.com","group":{"name":"g"},"note":"` + strings.Repeat(`[{\"`, 100) + `"}`},
-		{name: "bad JSON", header: binaryHeader("ad.group.created"), payload: `{"domain":`, code: trigger.CodeMalformed, reason: "not valid JSON"},
-		{name: "trailing data", header: binaryHeader("ad.group.created"), payload: group + ` {}`, code: trigger.CodeMalformed, reason: "not valid JSON"},
-		{name: "invalid UTF-8", header: binaryHeader("ad.group.created"), payload: "{\"domain\":\"corp.example.com\",\"group\":{\"name\":\"g\xff\"}}", code: trigger.CodeMalformed, reason: "not valid UTF-8"},
-		{name: "empty payload", header: binaryHeader("ad.group.created"), code: trigger.CodeMalformed, reason: "no data"},
-		{name: "not a CloudEvent", header: nil, payload: "hello", code: trigger.CodeMalformed, reason: "no ce-* headers"},
-		{name: "missing ce-id", header: func() nats.Header { h := binaryHeader("ad.group.created"); delete(h, "ce-id"); return h }(), payload: group, code: trigger.CodeMalformed, reason: "ce-id is missing"},
-		{name: "too large", header: binaryHeader("ad.group.created"), payload: strings.Repeat(" ", cenats.MaxDataBytes+1), code: trigger.CodeMalformed, reason: "exceeds the limit"},
-		{name: "unknown type", header: binaryHeader("ad.computer.created"), payload: group, code: trigger.CodeUnknownType},
-		{name: "bare ad.group", header: binaryHeader("ad.group"), payload: group, code: trigger.CodeUnknownType},
-		{name: "text/plain", header: with(binaryHeader("ad.group.created"), "Content-Type", "text/plain"), payload: group, code: trigger.CodeUnsupportedContentType},
-		{name: "latin-1", header: with(binaryHeader("ad.group.created"), "Content-Type", "application/json; charset=iso-8859-1"), payload: group, code: trigger.CodeUnsupportedContentType, reason: "charset"},
+		{name: "bad JSON", header: binaryHeader("ad.group.created"), payload: `{"domain":`, code: contract.CodeMalformed, reason: "not valid JSON"},
+		{name: "trailing data", header: binaryHeader("ad.group.created"), payload: group + ` {}`, code: contract.CodeMalformed, reason: "not valid JSON"},
+		{name: "invalid UTF-8", header: binaryHeader("ad.group.created"), payload: "{\"domain\":\"corp.example.com\",\"group\":{\"name\":\"g\xff\"}}", code: contract.CodeMalformed, reason: "not valid UTF-8"},
+		{name: "empty payload", header: binaryHeader("ad.group.created"), code: contract.CodeMalformed, reason: "no data"},
+		{name: "not a CloudEvent", header: nil, payload: "hello", code: contract.CodeMalformed, reason: "no ce-* headers"},
+		{name: "missing ce-id", header: func() nats.Header { h := binaryHeader("ad.group.created"); delete(h, "ce-id"); return h }(), payload: group, code: contract.CodeMalformed, reason: "ce-id is missing"},
+		{name: "too large", header: binaryHeader("ad.group.created"), payload: strings.Repeat(" ", cenats.MaxDataBytes+1), code: contract.CodeMalformed, reason: "exceeds the limit"},
+		{name: "unknown type", header: binaryHeader("ad.computer.created"), payload: group, code: contract.CodeUnknownType},
+		{name: "bare ad.group", header: binaryHeader("ad.group"), payload: group, code: contract.CodeUnknownType},
+		{name: "text/plain", header: with(binaryHeader("ad.group.created"), "Content-Type", "text/plain"), payload: group, code: contract.CodeUnsupportedContentType},
+		{name: "latin-1", header: with(binaryHeader("ad.group.created"), "Content-Type", "application/json; charset=iso-8859-1"), payload: group, code: contract.CodeUnsupportedContentType, reason: "charset"},
 		{name: "+json media type", header: with(binaryHeader("ad.group.created"), "Content-Type", "application/vnd.corp.trigger+json"), payload: group},
-		{name: "JSON null", header: binaryHeader("ad.group.created"), payload: `null`, code: trigger.CodeSchema, reason: "must be object, not null"},
-		{name: "directory with a control character", header: binaryHeader("ad.group.created"), payload: `{"directory":"Corp\u0007AD","group":{"name":"g"}}`, code: trigger.CodeSchema, reason: "/directory: does not match pattern"},
+		{name: "JSON null", header: binaryHeader("ad.group.created"), payload: `null`, code: contract.CodeSchema, reason: "must be object, not null"},
+		{name: "directory with a control character", header: binaryHeader("ad.group.created"), payload: `{"directory":"Corp\u0007AD","group":{"name":"g"}}`, code: contract.CodeSchema, reason: "/directory: does not match pattern"},
 		{name: "huge value is not echoed", header: binaryHeader("ad.group.created"),
-			payload: `{"domain":"corp.example.com","group":{"name":"` + strings.Repeat("x", 100000) + `"}}`, code: trigger.CodeSchema, reason: "/group/name: length must be <= 256"},
-		{name: "many unknown fields", header: binaryHeader(trigger.TypeSyncRequested),
-			payload: `{"domain":"corp.example.com","a":1,"b":2,"c":3,"d":4,"reason":""}`, code: trigger.CodeSchema, reason: `(root): unknown property "a" (and 3 more); /reason: length must be >= 1`},
-		{name: "source too long for a result event", header: with(binaryHeader("ad.group.created"), "ce-source", "/"+strings.Repeat("s", 1024)), payload: group, code: trigger.CodeSchema, reason: "attribute source: length must be <= 1024"},
+			payload: `{"domain":"corp.example.com","group":{"name":"` + strings.Repeat("x", 100000) + `"}}`, code: contract.CodeSchema, reason: "/group/name: length must be <= 256"},
+		{name: "many unknown fields", header: binaryHeader(contract.TypeSyncRequested),
+			payload: `{"domain":"corp.example.com","a":1,"b":2,"c":3,"d":4,"reason":""}`, code: contract.CodeSchema, reason: `(root): unknown property "a" (and 3 more); /reason: length must be >= 1`},
+		{name: "source too long for a result event", header: with(binaryHeader("ad.group.created"), "ce-source", "/"+strings.Repeat("s", 1024)), payload: group, code: contract.CodeSchema, reason: "attribute source: length must be <= 1024"},
 		{name: "traceparent carried", header: with(binaryHeader("ad.user.created"), "ce-traceparent", traceparent), payload: `{"domain":"corp.example.com","user":{"upn":"j@corp.example.com"}}`,
 			check: func(t *testing.T, tr trigger.Trigger) {
 				if tr.Traceparent != traceparent || tr.User != "j@corp.example.com" {
@@ -277,7 +278,7 @@ func TestDecodeMessages(t *testing.T) {
 			name    string
 			header  nats.Header
 			payload string
-			code    trigger.Code
+			code    contract.DeadCode
 			reason  string
 			check   func(t *testing.T, tr trigger.Trigger)
 		}{name: "malformed traceparent " + bad, header: with(binaryHeader("ad.group.created"), "ce-traceparent", bad), payload: group,
@@ -320,8 +321,8 @@ func TestRoundTrip(t *testing.T) {
 		{ID: "u-1", Source: "/ci", Type: "ad.user.created", Time: at, Directory: "Corp AD", User: "jdoe@corp.example.com"},
 		{ID: "u-2", Source: "/ci", Type: "ad.user.updated", Time: at, Domain: "corp.example.com", User: "jdoe"},
 		{ID: "u-3", Source: "/ci", Type: "ad.user.created", Time: at, Domain: "corp.example.com", User: "j" + strings.Repeat("d", 300) + "@corp.example.com"},
-		{ID: "s-1", Source: "/cli/jdoe", Type: trigger.TypeSyncRequested, Time: at, Tenant: "emea", Directory: "Corp AD", Domain: "corp.example.com", Reason: "after OU move"},
-		{ID: "s-2", Source: "/cli/jdoe", Type: trigger.TypeSyncRequested, Time: at, Domain: "corp.example.com"},
+		{ID: "s-1", Source: "/cli/jdoe", Type: contract.TypeSyncRequested, Time: at, Tenant: "emea", Directory: "Corp AD", Domain: "corp.example.com", Reason: "after OU move"},
+		{ID: "s-2", Source: "/cli/jdoe", Type: contract.TypeSyncRequested, Time: at, Domain: "corp.example.com"},
 	}
 	for _, want := range tests {
 		e, err := trigger.NewEvent(want)
@@ -390,7 +391,7 @@ func TestNewEventRejects(t *testing.T) {
 		"group type with user":   {Type: "ad.group.created", Domain: "d", Group: "g", User: "u"},
 		"user type, no user":     {Type: "ad.user.created", Domain: "d"},
 		"user type with reason":  {Type: "ad.user.created", Domain: "d", User: "u", Reason: "r"},
-		"sync with group":        {Type: trigger.TypeSyncRequested, Domain: "d", Group: "g"},
+		"sync with group":        {Type: contract.TypeSyncRequested, Domain: "d", Group: "g"},
 		"bad traceparent":        {Type: "ad.group.created", Domain: "d", Group: "g", Traceparent: "nope"},
 	}
 	for name, tr := range tests {

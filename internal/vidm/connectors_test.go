@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 )
 
-func connUnavailable(c string) backend.Attempt {
-	return backend.Attempt{Connector: c, Status: "FAILED", Message: "connector " + c + " unavailable"}
+func connUnavailable(c string) contract.Attempt {
+	return contract.Attempt{Connector: c, Status: "FAILED", Message: "connector " + c + " unavailable"}
 }
 
 func TestSyncConnectorsThroughClient(t *testing.T) {
@@ -29,16 +30,16 @@ func TestSyncConnectorsThroughClient(t *testing.T) {
 		connectors    []string
 		down          []string
 		wantConnector string
-		wantAttempts  []backend.Attempt // final
+		wantAttempts  []contract.Attempt // final
 		wantStatus    vidm.Status
 		wantMessage   string
 	}{
 		{"no sync connectors list: unchanged", nil, nil, "connector-1", nil, vidm.StatusCompleted, ""},
 		{"first connector up: no attempts", []string{"c1", "c2"}, nil, "c1", nil, vidm.StatusCompleted, ""},
 		{"c1 down: ran on c2", []string{"c1", "c2"}, []string{"c1"}, "c2",
-			[]backend.Attempt{connUnavailable("c1"), {Connector: "c2", Status: "COMPLETED"}}, vidm.StatusCompleted, ""},
+			[]contract.Attempt{connUnavailable("c1"), {Connector: "c2", Status: "COMPLETED"}}, vidm.StatusCompleted, ""},
 		{"all down: FAILED with an attempt for each", []string{"c1", "c2", "c3"}, []string{"c1", "c2", "c3"}, "",
-			[]backend.Attempt{connUnavailable("c1"), connUnavailable("c2"), connUnavailable("c3")}, vidm.StatusFailed, "c1, c2, c3"},
+			[]contract.Attempt{connUnavailable("c1"), connUnavailable("c2"), connUnavailable("c3")}, vidm.StatusFailed, "c1, c2, c3"},
 	}
 	for _, tt := range tests {
 		for _, kind := range []backend.Kind{backend.KindVIDM, backend.KindVRACloud} {
@@ -80,11 +81,11 @@ func TestSyncConnectorsThroughClient(t *testing.T) {
 	}
 }
 
-func running(final []backend.Attempt) []backend.Attempt {
+func running(final []contract.Attempt) []contract.Attempt {
 	if final == nil {
 		return nil
 	}
-	out := append([]backend.Attempt(nil), final...)
+	out := append([]contract.Attempt(nil), final...)
 	out[len(out)-1].Status = "RUNNING"
 	return out
 }
@@ -189,60 +190,60 @@ func stubListClient(t *testing.T, list string) *vidm.Client {
 }
 
 func TestParseSyncStateAttempts(t *testing.T) {
-	c1Failed := backend.Attempt{Connector: "c1", Status: "FAILED", Message: "connector c1 unavailable"}
+	c1Failed := contract.Attempt{Connector: "c1", Status: "FAILED", Message: "connector c1 unavailable"}
 	tests := []struct {
 		name          string
 		body          string
 		wantConnector string
-		want          []backend.Attempt
+		want          []contract.Attempt
 	}{
 		{
 			name:          "simulator shape",
 			body:          `{"status":"COMPLETED","connector":"c2","attempts":[{"connector":"c1","status":"FAILED","message":"connector c1 unavailable"},{"connector":"c2","status":"COMPLETED"}]}`,
 			wantConnector: "c2",
-			want:          []backend.Attempt{c1Failed, {Connector: "c2", Status: "COMPLETED"}},
+			want:          []contract.Attempt{c1Failed, {Connector: "c2", Status: "COMPLETED"}},
 		},
 		{
 			name:          "connectorAttempts with connectorName and errorMessage",
 			body:          `{"status":"RUNNING","connectorAttempts":[{"connectorName":"c1","status":"FAILED","errorMessage":"connector c1 unavailable"},{"connectorName":"c2","status":"RUNNING"}]}`,
 			wantConnector: "c2", // the last attempt, which is not a failure, ran it
-			want:          []backend.Attempt{c1Failed, {Connector: "c2", Status: "RUNNING"}},
+			want:          []contract.Attempt{c1Failed, {Connector: "c2", Status: "RUNNING"}},
 		},
 		{
 			name:          "syncLog with connectorHost and errorDetails",
 			body:          `{"Status":"Completed","SyncLog":[{"ConnectorHost":"conn1.corp","Status":"Error","ErrorDetails":[{"description":"host unreachable"}]},{"ConnectorHost":"conn2.corp","Status":"Success"}]}`,
 			wantConnector: "conn2.corp",
-			want: []backend.Attempt{{Connector: "conn1.corp", Status: "FAILED", Message: "host unreachable"},
+			want: []contract.Attempt{{Connector: "conn1.corp", Status: "FAILED", Message: "host unreachable"},
 				{Connector: "conn2.corp", Status: "COMPLETED"}},
 		},
 		{
 			name:          "connectorHistory with host and name, connector given as an object",
 			body:          `{"status":"COMPLETED","connector":{"name":"c2"},"connectorHistory":[{"host":"c1","status":"FAILED"},{"name":"c2","status":"COMPLETED","message":"done"}]}`,
 			wantConnector: "c2",
-			want:          []backend.Attempt{{Connector: "c1", Status: "FAILED"}, {Connector: "c2", Status: "COMPLETED", Message: "done"}},
+			want:          []contract.Attempt{{Connector: "c1", Status: "FAILED"}, {Connector: "c2", Status: "COMPLETED", Message: "done"}},
 		},
 		{
 			name: "all failed: no connector ran it",
 			body: `{"status":"FAILED","attempts":[{"connector":"c1","status":"FAILED","message":"connector c1 unavailable"},{"connector":"c2","status":"FAILED"}]}`,
-			want: []backend.Attempt{c1Failed, {Connector: "c2", Status: "FAILED"}},
+			want: []contract.Attempt{c1Failed, {Connector: "c2", Status: "FAILED"}},
 		},
 		{
 			name:          "nested under vRA's syncStatus",
 			body:          `{"syncStatus":{"status":"RUNNING","attempts":[{"connector":"c1","status":"FAILED","message":"connector c1 unavailable"},{"connector":"c2","status":"RUNNING"}]}}`,
 			wantConnector: "c2",
-			want:          []backend.Attempt{c1Failed, {Connector: "c2", Status: "RUNNING"}},
+			want:          []contract.Attempt{c1Failed, {Connector: "c2", Status: "RUNNING"}},
 		},
 		{
 			name:          "bare names, unknown status kept raw, items without a connector skipped",
 			body:          `{"status":"RUNNING","attempts":["c1",{"status":"FAILED"},{"connector":"c2","status":"WAITING_FOR_HOST"},7,null]}`,
 			wantConnector: "c2",
-			want:          []backend.Attempt{{Connector: "c1"}, {Connector: "c2", Status: "WAITING_FOR_HOST"}},
+			want:          []contract.Attempt{{Connector: "c1"}, {Connector: "c2", Status: "WAITING_FOR_HOST"}},
 		},
 		{
 			name:          "first list that has attempts wins",
 			body:          `{"status":"COMPLETED","attempts":[],"syncLog":[{"connector":"c9","status":"COMPLETED"}]}`,
 			wantConnector: "c9",
-			want:          []backend.Attempt{{Connector: "c9", Status: "COMPLETED"}},
+			want:          []contract.Attempt{{Connector: "c9", Status: "COMPLETED"}},
 		},
 		{
 			name: "not a list",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 )
 
 // Status, SyncState and the status values are the backend package's: every backend reports the
@@ -109,20 +110,20 @@ func ParseSyncState(body []byte) (SyncState, error) {
 // objects (connector, status, message under the names above) or bare connector names. Items
 // without a connector name are skipped. Only the last maxAttempts are kept: the final attempt is
 // the one that decided the sync.
-func findAttempts(obj map[string]json.RawMessage) []backend.Attempt {
+func findAttempts(obj map[string]json.RawMessage) []contract.Attempt {
 	for _, k := range attemptsKeys {
 		var items []json.RawMessage
 		if json.Unmarshal(obj[k], &items) != nil || len(items) == 0 {
 			continue
 		}
-		var out []backend.Attempt
+		var out []contract.Attempt
 		for _, raw := range items {
 			if a, ok := parseAttempt(raw); ok {
 				out = append(out, a)
 			}
 		}
 		if len(out) > maxAttempts {
-			out = append([]backend.Attempt(nil), out[len(out)-maxAttempts:]...)
+			out = append([]contract.Attempt(nil), out[len(out)-maxAttempts:]...)
 		}
 		if len(out) > 0 {
 			return out
@@ -131,17 +132,17 @@ func findAttempts(obj map[string]json.RawMessage) []backend.Attempt {
 	return nil
 }
 
-func parseAttempt(raw json.RawMessage) (backend.Attempt, bool) {
+func parseAttempt(raw json.RawMessage) (contract.Attempt, bool) {
 	var name string
 	if json.Unmarshal(raw, &name) == nil {
 		name = clip(strings.TrimSpace(name), maxConnectorLen)
-		return backend.Attempt{Connector: name}, name != ""
+		return contract.Attempt{Connector: name}, name != ""
 	}
 	item, err := decodeObject(raw)
 	if err != nil {
-		return backend.Attempt{}, false
+		return contract.Attempt{}, false
 	}
-	a := backend.Attempt{
+	a := contract.Attempt{
 		Connector: clip(strings.TrimSpace(findName(item, attemptConnectorKeys)), maxConnectorLen),
 		Status:    attemptStatus(findString(item, attemptStatusKeys)),
 		Message:   clip(findText(item, attemptMessageKeys), maxMessageLen),

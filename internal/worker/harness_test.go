@@ -19,8 +19,8 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
@@ -198,7 +198,7 @@ func group(domain, name string) trigger.Trigger {
 type resultEvent struct {
 	Type string
 	ID   string
-	Data results.Data
+	Data contract.Data
 }
 
 func (h *harness) streamMsgs(stream string) []*jetstream.RawStreamMsg {
@@ -246,8 +246,8 @@ func compileSchemas(t *testing.T) map[string]*jsonschema.Schema {
 		}
 	}
 	out := map[string]*jsonschema.Schema{}
-	for typ, n := range map[string]string{results.TypeStarted: schemas.SyncStarted, results.TypeCompleted: schemas.SyncResult,
-		results.TypeFailed: schemas.SyncResult, results.TypeSyncClientTokenExpiring: schemas.SyncTokenExpiring} {
+	for typ, n := range map[string]string{contract.TypeStarted: schemas.SyncStarted, contract.TypeCompleted: schemas.SyncResult,
+		contract.TypeFailed: schemas.SyncResult, contract.TypeSyncClientTokenExpiring: schemas.SyncTokenExpiring} {
 		sch, err := c.Compile(schemas.BaseURL + n)
 		if err != nil {
 			t.Fatal(err)
@@ -268,7 +268,7 @@ func (h *harness) results() []resultEvent {
 		if err != nil {
 			h.t.Fatalf("result message does not decode: %v", err)
 		}
-		if e.Type() == results.TypeSyncClientTokenExpiring {
+		if e.Type() == contract.TypeSyncClientTokenExpiring {
 			continue // a warning, not a run's result (see warnings)
 		}
 		r := resultEvent{Type: e.Type(), ID: e.ID()}
@@ -286,7 +286,7 @@ func (h *harness) results() []resultEvent {
 		if err := sch.Validate(doc); err != nil {
 			h.t.Fatalf("%s event %s breaks its schema: %v", r.Type, r.ID, err)
 		}
-		if e.Source() != h.cfg.ResultSource || (r.Type != results.TypeStarted && e.Subject() != r.Data.DirectoryName) {
+		if e.Source() != h.cfg.ResultSource || (r.Type != contract.TypeStarted && e.Subject() != r.Data.DirectoryName) {
 			h.t.Fatalf("event attributes: source %q subject %q", e.Source(), e.Subject())
 		}
 		out = append(out, r)
@@ -297,7 +297,7 @@ func (h *harness) results() []resultEvent {
 func terminal(rs []resultEvent) []resultEvent {
 	var out []resultEvent
 	for _, r := range rs {
-		if r.Type != results.TypeStarted {
+		if r.Type != contract.TypeStarted {
 			out = append(out, r)
 		}
 	}
@@ -353,7 +353,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-func ids(rs []results.Trigger) []string {
+func ids(rs []contract.Trigger) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = r.ID

@@ -23,10 +23,9 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
@@ -301,7 +300,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 	early := h.publish(tenantGroup("lab", "Lab AD", "proj-early"))
 	eventually(t, 10*time.Second, "the lab trigger dead-lettered", func() bool {
 		for _, m := range h.streamMsgs(h.cfg.DeadStream) {
-			if m.Header.Get(intake.HeaderDeadCode) == intake.CodeUnknownTenant && strings.Contains(string(m.Data)+fmt.Sprint(m.Header), early) {
+			if m.Header.Get(contract.HeaderDeadCode) == contract.CodeUnknownTenant && strings.Contains(string(m.Data)+fmt.Sprint(m.Header), early) {
 				return true
 			}
 		}
@@ -395,15 +394,15 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 
 // warnings are the sync-client token warnings in the results stream, each checked against its
 // schema and published on <prefix>.warning.
-func (h *fileHarness) warnings() []results.TokenWarningData {
+func (h *fileHarness) warnings() []contract.TokenWarningData {
 	h.t.Helper()
 	if h.schemas == nil {
 		h.schemas = compileSchemas(h.t)
 	}
-	var out []results.TokenWarningData
+	var out []contract.TokenWarningData
 	for _, m := range h.streamMsgs(h.cfg.ResultStream) {
 		e, err := cenats.Decode(m.Header, m.Data)
-		if err != nil || e.Type() != results.TypeSyncClientTokenExpiring {
+		if err != nil || e.Type() != contract.TypeSyncClientTokenExpiring {
 			continue
 		}
 		if m.Subject != h.cfg.ResultSubjectPrefix+".warning" {
@@ -416,7 +415,7 @@ func (h *fileHarness) warnings() []results.TokenWarningData {
 		if err := h.schemas[e.Type()].Validate(doc); err != nil {
 			h.t.Fatalf("warning %s breaks its schema: %v", e.ID(), err)
 		}
-		var d results.TokenWarningData
+		var d contract.TokenWarningData
 		if err := json.Unmarshal(e.Data(), &d); err != nil {
 			h.t.Fatal(err)
 		}
@@ -446,7 +445,7 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	ad := h.publish(tenantGroup("vcf", "Embedded AD", "ad-admins"))
 	rs := reported(h.waitReported(20*time.Second, okta, ad))
 	o, a := rs[okta][0], rs[ad][0]
-	if o.Type != results.TypeCompleted || o.Data.Status != "DELEGATED" || o.Data.Delegation == nil ||
+	if o.Type != contract.TypeCompleted || o.Data.Status != "DELEGATED" || o.Data.Delegation == nil ||
 		o.Data.Delegation.Kind != "SCIM" || o.Data.Delegation.Provider != "Okta" || o.Data.Delegation.TokenExpiresAt == nil ||
 		!o.Data.Delegation.TokenExpiresAt.Equal(expires) {
 		t.Fatalf("Okta trigger reported %s %+v, want a completed event DELEGATED to Okta's SCIM client expiring %s", o.Type, o.Data, expires)
@@ -458,7 +457,7 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 		t.Fatalf("%d sync requests sent to VCF, which has no sync", n)
 	}
 
-	var ws []results.TokenWarningData
+	var ws []contract.TokenWarningData
 	eventually(t, 10*time.Second, "the sync-client token warning", func() bool { ws = h.warnings(); return len(ws) > 0 })
 	if len(ws) != 1 || ws[0].Tenant != "vcf" || ws[0].Provider != "Okta" || !ws[0].ExpiresAt.Equal(expires) ||
 		!strings.Contains(ws[0].Message, "Okta") {
@@ -597,7 +596,7 @@ func TestRemovedTenantsTriggersAreReported(t *testing.T) {
 		t.Fatalf("after the reload: %+v, want corp only", res.Tenants)
 	}
 	r := reported(h.waitReported(20*time.Second, id))[id]
-	if len(r) != 1 || r[0].Type != results.TypeFailed || r[0].Data.Error == nil || r[0].Data.Error.Code != results.CodeUnknownTenant ||
+	if len(r) != 1 || r[0].Type != contract.TypeFailed || r[0].Data.Error == nil || r[0].Data.Error.Code != contract.CodeUnknownTenant ||
 		!r[0].Data.Error.Retryable || r[0].Data.Tenant != "lab" {
 		t.Fatalf("the removed tenant's trigger reported %+v, want one failed UNKNOWN_TENANT, retryable", r)
 	}

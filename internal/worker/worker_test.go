@@ -15,9 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/intake"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -30,7 +29,7 @@ func TestSingleTriggerOneSyncStartedAndCompleted(t *testing.T) {
 	id := h.publish(tr)
 
 	rs := h.waitReported(15*time.Second, id)
-	if len(rs) != 2 || rs[0].Type != results.TypeStarted || rs[1].Type != results.TypeCompleted {
+	if len(rs) != 2 || rs[0].Type != contract.TypeStarted || rs[1].Type != contract.TypeCompleted {
 		t.Fatalf("results = %+v, want started then completed", rs)
 	}
 	done := rs[1].Data
@@ -156,11 +155,11 @@ func TestFailedSyncGivesFailedResult(t *testing.T) {
 	h.startWorker("a")
 	id := h.publish(group("corp.example.com", "g"))
 	rs := terminal(h.waitReported(15*time.Second, id))
-	if len(rs) != 1 || rs[0].Type != results.TypeFailed {
+	if len(rs) != 1 || rs[0].Type != contract.TypeFailed {
 		t.Fatalf("results = %+v, want one failed", rs)
 	}
 	e := rs[0].Data.Error
-	if rs[0].Data.Status != "FAILED" || e == nil || e.Code != results.CodeSyncFailed || !strings.Contains(e.Message, "LDAP bind failed") || e.Retryable {
+	if rs[0].Data.Status != "FAILED" || e == nil || e.Code != contract.CodeSyncFailed || !strings.Contains(e.Message, "LDAP bind failed") || e.Retryable {
 		t.Fatalf("failed data = %+v, error %+v", rs[0].Data, e)
 	}
 }
@@ -184,13 +183,13 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		msg  *nats.Msg
 		code string
 	}{
-		{"unknown directory", binary(ce("ad.group.created"), `{"domain":"nowhere.example.com","group":{"name":"g"}}`), intake.CodeUnknownDirectory},
+		{"unknown directory", binary(ce("ad.group.created"), `{"domain":"nowhere.example.com","group":{"name":"g"}}`), contract.CodeUnknownDirectory},
 		{"bad JSON", binary(ce("ad.group.created"), `{"domain":`), "MALFORMED"},
 		{"not a CloudEvent", binary(nil, `hello`), "MALFORMED"},
 		{"missing ce-id", binary(map[string]string{"ce-specversion": "1.0", "ce-source": "urn:test", "ce-type": "ad.group.created"}, `{"domain":"corp.example.com","group":{"name":"g"}}`), "MALFORMED"},
 		{"unknown type", binary(ce("ad.computer.created"), `{"domain":"corp.example.com"}`), "UNKNOWN_TYPE"},
 		{"schema violation", binary(ce("ad.group.deleted"), `{"domain":"corp.example.com","group":{"name":"`+strings.Repeat("x", 300)+`"}}`), "SCHEMA_VIOLATION"},
-		{"unknown tenant", binary(ce("ad.group.renamed"), `{"domain":"corp.example.com","tenant":"other","group":{"name":"g"}}`), intake.CodeUnknownTenant},
+		{"unknown tenant", binary(ce("ad.group.renamed"), `{"domain":"corp.example.com","tenant":"other","group":{"name":"g"}}`), contract.CodeUnknownTenant},
 		{"deeply nested JSON", binary(ce("ad.group.created"), strings.Repeat(`{"a":`, 5000)+`1`+strings.Repeat(`}`, 5000)), "MALFORMED"},
 		{"invalid UTF-8", binary(ce("ad.group.created"), "{\"domain\":\"corp.example.com\",\"group\":{\"name\":\"\xff\xfe\"}}"), "MALFORMED"},
 		{"header with a control character", binary(map[string]string{"ce-specversion": "1.0", "ce-id": "x\u0007y", "ce-source": "urn:test", "ce-type": "ad.group.created"}, `{"domain":"corp.example.com","group":{"name":"g"}}`), "MALFORMED"},
@@ -218,15 +217,15 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	})
 	seen := map[int]bool{}
 	for _, d := range dead {
-		i, ok := bySeq[d.Header.Get(intake.HeaderDeadSeq)]
+		i, ok := bySeq[d.Header.Get(contract.HeaderDeadSeq)]
 		if !ok || seen[i] {
-			t.Errorf("dead letter for sequence %q matches no case, or a case twice", d.Header.Get(intake.HeaderDeadSeq))
+			t.Errorf("dead letter for sequence %q matches no case, or a case twice", d.Header.Get(contract.HeaderDeadSeq))
 			continue
 		}
 		seen[i] = true
 		c := cases[i]
-		got := d.Header.Get(intake.HeaderDeadCode)
-		reason := d.Header.Get(intake.HeaderDeadReason)
+		got := d.Header.Get(contract.HeaderDeadCode)
+		reason := d.Header.Get(contract.HeaderDeadReason)
 		if got != c.code || reason == "" || string(d.Data) != string(c.msg.Data) {
 			t.Errorf("%s: dead letter code %q reason %q, want %q with the original data", c.name, got, reason, c.code)
 		}
@@ -411,15 +410,15 @@ func TestSyncThatNeverEndsIsReportedFailed(t *testing.T) {
 	h.startWorker("a")
 	first := h.publish(group("corp.example.com", "stuck-1"))
 	rs := terminal(h.waitReported(20*time.Second, first))
-	if len(rs) != 1 || rs[0].Type != results.TypeFailed || rs[0].Data.Error == nil ||
-		rs[0].Data.Error.Code != results.CodeSyncTimeout || !rs[0].Data.Error.Retryable {
+	if len(rs) != 1 || rs[0].Type != contract.TypeFailed || rs[0].Data.Error == nil ||
+		rs[0].Data.Error.Code != contract.CodeSyncTimeout || !rs[0].Data.Error.Retryable {
 		t.Fatalf("results = %+v, want one retryable VIDM_SYNC_TIMEOUT", rs)
 	}
 	second := h.publish(group("corp.example.com", "stuck-2"))
 	other := h.publish(group("emea.example.com", "unaffected"))
 	rs = h.waitReported(20*time.Second, second, other)
 	rep := reported(rs)
-	if e := rep[second][0].Data.Error; e == nil || e.Code != results.CodeSyncTimeout {
+	if e := rep[second][0].Data.Error; e == nil || e.Code != contract.CodeSyncTimeout {
 		t.Fatalf("second trigger: %+v, want VIDM_SYNC_TIMEOUT", rep[second][0].Data)
 	}
 	if rep[other][0].Data.Status != "COMPLETED" {
