@@ -19,8 +19,8 @@ build:
 ## The chaos runs start worker processes and NATS clusters; they run after the other packages, not
 ## beside them, so that neither starves the other of the two CPUs.
 test: vet
-	$(GO) test -race -count=1 -timeout 8m $$($(GO) list $(PKGS) | grep -v /internal/chaos)
-	$(GO) test -race -count=1 -timeout 8m ./internal/chaos/
+	$(GO) test -race -count=1 -timeout 8m $$($(GO) list $(PKGS) | grep -v /internal/tools/chaos)
+	$(GO) test -race -count=1 -timeout 8m ./internal/tools/chaos/
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 vet:

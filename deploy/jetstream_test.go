@@ -18,8 +18,8 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natstest"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 )
 
 // update rewrites nats/streams/*.json and nats/consumers/*.json from what streams.Ensure creates

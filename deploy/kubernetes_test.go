@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 )
 
 // distrolessNonroot is the uid and gid of the "nonroot" user of gcr.io/distroless/*:nonroot,

@@ -1,5 +1,5 @@
 // Package examples_test runs every example against a real stack started by the test: an embedded
-// JetStream server, the vIDM simulator, a worker and the HTTP ingress (internal/ingress/ingresstest).
+// JetStream server, the vIDM simulator, a worker and the HTTP ingress (internal/testkit/ingresstest).
 // The examples themselves stay free of the project's internal packages; users copy them.
 package examples_test
 
@@ -23,9 +23,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ingress/ingresstest"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/ingress"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 // tool finds an interpreter the examples need. CI installs them, so there a missing one fails the

@@ -1,7 +1,7 @@
 // Command dirsync-bench measures the worker against an embedded nats-server and the vIDM
 // simulator, each figure beside a baseline from the same run (raw JetStream, the per-pipeline
 // script), and writes BENCHMARKS.md and bench.json. It exits non-zero only when a measurement
-// could not be carried out; unmet goals are in the report. See internal/bench.
+// could not be carried out; unmet goals are in the report. See internal/tools/bench.
 package main
 
 import (
@@ -17,8 +17,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/bench"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tools/bench"
 )
 
 func main() {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 // simPrefix holds the simulator's own endpoints (read-outs and test controls), outside every

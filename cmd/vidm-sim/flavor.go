@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"slices"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 // exampleRefreshToken is the vRA Cloud API token of the example configuration. It is a public

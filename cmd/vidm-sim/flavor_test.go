@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 // The credentials of the example configurations, as the start-up log and docs/vidm-api.md point
@@ -95,7 +95,7 @@ func TestFlavorFlagErrors(t *testing.T) {
 	}
 }
 
-// TestRunFlavors serves each flavor and lets the worker's own client (internal/vidm) log in with
+// TestRunFlavors serves each flavor and lets the worker's own client (internal/identity/vidm) log in with
 // the credentials the start-up log names and list the directories: the example credentials must
 // work as printed, and the log must say where to use them without giving any secret away.
 func TestRunFlavors(t *testing.T) {

@@ -12,15 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 // simProcess is the command running in-process on a free port with plain HTTP.
 type simProcess struct {
 	base   string
 	client *http.Client
-	logs   *syncbuf.Buffer
+	logs   *logbuf.Buffer
 }
 
 // startPlain runs the command with -tls off and JSON logs (to read the start-up record), plus
@@ -30,7 +30,7 @@ func startPlain(t *testing.T, env map[string]string, args ...string) *simProcess
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	all := append([]string{"-listen", "127.0.0.1:0", "-addr-file", addrFile, "-tls", "off", "-log-format", "json"}, args...)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	logs := &syncbuf.Buffer{}
+	logs := &logbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, all, func(k string) string { return env[k] }, io.Discard, logs) }()
 	addr := waitForFile(t, addrFile, done)

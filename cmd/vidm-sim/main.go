@@ -1,4 +1,4 @@
-// Command vidm-sim serves the strict simulator (internal/vidmsim) on a real listener, in the flavor
+// Command vidm-sim serves the strict simulator (internal/testkit/vidmsim) on a real listener, in the flavor
 // -flavor names (vIDM, vRA Cloud, vRA 7 or VCF), so that the worker and its CLI can be run and
 // demonstrated without any of those systems. docs/vidm-api.md describes what each flavor enforces.
 package main
@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 func main() {

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 func noEnv(string) string { return "" }
@@ -98,7 +98,7 @@ func TestRunServes(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			var stderr syncbuf.Buffer
+			var stderr logbuf.Buffer
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, args, func(k string) string { return tc.env[k] }, io.Discard, &stderr) }()
 
@@ -170,7 +170,7 @@ func waitForFile(t *testing.T, path string, done <-chan error) string {
 
 // clientFor returns an HTTP client and base URL for the listener; for TLS it trusts the CA file
 // the logs name (the -ca-out file or the temporary one).
-func clientFor(t *testing.T, addr string, stderr *syncbuf.Buffer, caOut string) (c *http.Client, base, caFile string) {
+func clientFor(t *testing.T, addr string, stderr *logbuf.Buffer, caOut string) (c *http.Client, base, caFile string) {
 	t.Helper()
 	logs := stderr.String()
 	if !strings.Contains(logs, "ca_file") {

@@ -8,7 +8,7 @@ import (
 	"os"
 	"slices"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 // tlsConfig builds the server's TLS config for -tls self-signed or files. cleanup removes a

@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/chaos"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tools/chaos"
 )
 
 func main() {

@@ -18,8 +18,8 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 

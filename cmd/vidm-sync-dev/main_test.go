@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -15,7 +15,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 // cancelled context (SIGTERM) stops it cleanly.
 func TestRunDevStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncbuf.Buffer{}
+	out := &logbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-nats-port", "0", "-store", t.TempDir()}, env(map[string]string{"LOG_FORMAT": "json"}), out, out)

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
 )
 
 // Defaults, the same as the worker's (internal/config).

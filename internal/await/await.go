@@ -22,8 +22,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 )
 
 // Kind is what became of a trigger.

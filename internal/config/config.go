@@ -22,10 +22,10 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsconn"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 )
 
 // Config is the worker's whole configuration.
@@ -590,7 +590,7 @@ func checkNATSURL(p *problemList, raw string) {
 	}
 }
 
-// checkVIDMURL mirrors internal/vidm's rules, so that a bad URL is reported with the rest.
+// checkVIDMURL mirrors internal/identity/vidm's rules, so that a bad URL is reported with the rest.
 func checkVIDMURL(p *problemList, raw string, allowHTTP bool) {
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
 	switch {
@@ -758,7 +758,7 @@ func (c Config) Tenants() (tenants.File, error) {
 	return tenants.File{DefaultTenant: c.Tenant, Tenants: map[string]tenants.Tenant{c.Tenant: t}}, nil
 }
 
-// VIDM maps the configuration to internal/vidm's. The caller sets Logger (and, with the
+// VIDM maps the configuration to internal/identity/vidm's. The caller sets Logger (and, with the
 // simulator, the URL and credentials).
 func (c Config) VIDM() vidm.Config {
 	return vidm.Config{
@@ -774,7 +774,7 @@ func (c Config) VIDM() vidm.Config {
 	}
 }
 
-// StreamNames are the JetStream resource names for internal/streams.
+// StreamNames are the JetStream resource names for internal/natsio/streams.
 func (c Config) StreamNames() streams.Names {
 	return streams.Names{
 		TriggerStream:       c.TriggerStream,

@@ -15,8 +15,8 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/streams"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 )
 
 // Distinctive secrets: none of them may ever appear in an error or a log line.

@@ -17,13 +17,13 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
 )
@@ -36,7 +36,7 @@ type harness struct {
 	cfg     config.Config
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	logs    *syncbuf.Buffer
+	logs    *logbuf.Buffer
 	schemas map[string]*jsonschema.Schema
 }
 
@@ -100,7 +100,7 @@ func newHarnessWith(t *testing.T, syncDuration time.Duration, env map[string]str
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &syncbuf.Buffer{}}
+	return &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &logbuf.Buffer{}}
 }
 
 func (h *harness) logger(name string) *slog.Logger {

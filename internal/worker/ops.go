@@ -13,11 +13,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/coalesce"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/httplimits"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/httplimits"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
 )
 
 // Option adjusts a worker beyond its configuration.

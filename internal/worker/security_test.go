@@ -17,11 +17,11 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsdev"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
@@ -117,7 +117,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	pjs, _ := jetstream.New(pipeline)
 	rjs, _ := jetstream.New(reader)
 
-	h := &harness{t: t, stack: stack, cfg: cfg, nc: reader, js: rjs, logs: &syncbuf.Buffer{}}
+	h := &harness{t: t, stack: stack, cfg: cfg, nc: reader, js: rjs, logs: &logbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var runErr error

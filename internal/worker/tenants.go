@@ -7,15 +7,15 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/health"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/metrics"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tenants"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/tokenwatch"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
 )
 
 // WithReload makes the worker re-read its tenants whenever reload delivers (the command sends on

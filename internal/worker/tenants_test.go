@@ -21,15 +21,15 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/control"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/schedule"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/syncbuf"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/trigger"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
@@ -126,7 +126,7 @@ func newFileHarness(t *testing.T, tenantsYAML string, env map[string]string) *fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fileHarness{harness: &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &syncbuf.Buffer{}}, file: file}
+	return &fileHarness{harness: &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &logbuf.Buffer{}}, file: file}
 }
 
 func tenantGroup(tenant, dir, name string) trigger.Trigger {

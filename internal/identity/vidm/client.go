@@ -1,0 +1,492 @@
+// Package vidm is a client for the VMware Identity Manager (Workspace ONE Access) APIs that a
+// directory sync needs: token issue, the directory list, starting a sync and polling it.
+//
+// The client is safe for concurrent use. It shares one cached token between all callers, retries
+// what is worth retrying with jittered backoff, and classifies every failure as retryable or
+// permanent (IsRetryable) so that callers decide once, at the boundary, what to do with it.
+package vidm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+)
+
+// AuthMode selects how the client obtains tokens.
+type AuthMode string
+
+const (
+	// AuthOAuth uses the OAuth 2.0 client-credentials grant (preferred).
+	AuthOAuth AuthMode = "oauth"
+	// AuthSystem uses the system login with username and password (issueToken).
+	AuthSystem AuthMode = "system"
+	// AuthPassword logs in with username and password: vRA 7's identity service (with a tenant)
+	// and VCF's SDDC Manager.
+	AuthPassword AuthMode = "password"
+	// AuthRefreshToken exchanges vRA Cloud's long-lived API token for access tokens.
+	AuthRefreshToken AuthMode = "refresh-token"
+)
+
+// Media types vIDM insists on, per endpoint.
+const (
+	mediaJSON          = "application/json"
+	mediaForm          = "application/x-www-form-urlencoded"
+	mediaDirectoryList = "application/vnd.vmware.horizon.manager.connector.management.directory.list+json"
+	mediaHorizonV1     = "application/vnd.vmware.horizon.v1.0+json"
+	mediaSyncRequest   = "application/vnd.vmware.horizon.manager.connector.management.directory.sync.profile.sync+json"
+)
+
+// Paths, relative to the base URL.
+const (
+	pathOAuthToken  = "/SAAS/auth/oauthtoken"
+	pathSystemLogin = "/SAAS/API/1.0/REST/auth/system/login"
+	pathDirectories = "/SAAS/jersey/manager/api/connectormanagement/directoryconfigs"
+)
+
+// Config configures a Client. Zero durations take the defaults documented on each field.
+type Config struct {
+	// Kind is the identity system behind BaseURL; default backend.KindVIDM. vRA Cloud speaks
+	// vIDM's API with a refresh-token login, vRA 7 and VCF have their own endpoints (api).
+	Kind backend.Kind
+
+	// BaseURL is the vIDM instance, e.g. https://vidm.corp.example.com (paths start with /SAAS).
+	BaseURL string
+
+	AuthMode     AuthMode
+	ClientID     string // AuthOAuth
+	ClientSecret string // AuthOAuth
+	Username     string // AuthSystem, AuthPassword
+	Password     string // AuthSystem, AuthPassword
+	// RefreshToken is vRA Cloud's long-lived API token (AuthRefreshToken).
+	RefreshToken string
+	// TokenURL is where AuthRefreshToken exchanges the refresh token for an access token;
+	// default the VMware Cloud Services console's authorize endpoint.
+	TokenURL string
+	// Tenant is the vRA 7 tenant (AuthPassword with KindVRA7).
+	Tenant string
+
+	// CAFile is a PEM bundle added to the system roots, for vIDM behind a private CA.
+	CAFile string
+	// InsecureSkipVerify turns TLS verification off. It is logged as a warning at construction.
+	InsecureSkipVerify bool
+
+	// RequestTimeout bounds each HTTP attempt. Default 30s.
+	RequestTimeout time.Duration
+	// Retry governs retries of retryable failures.
+	Retry RetryPolicy
+	// DirectoryCacheTTL is how long the directory list is reused before it is refreshed; an older
+	// list still answers while the refresh runs in the background (backend.DirectoryCache.List),
+	// so a hung backend does not hold up triggers for directories it listed. Default 5m.
+	DirectoryCacheTTL time.Duration
+	// DirectoryMissRefresh is the least time between two refreshes caused by a reference that
+	// matched nothing, so that a flood of unknown names does not become a flood of list calls.
+	// Default 30s.
+	DirectoryMissRefresh time.Duration
+	// SessionTokenTTL is the lifetime assumed for a token that states none (no expires_in, not a
+	// JWT with exp). Default 30m.
+	SessionTokenTTL time.Duration
+	// TokenRefreshMargin: a token is replaced this long before it expires (at most a fifth of its
+	// lifetime). Default 1m.
+	TokenRefreshMargin time.Duration
+	// MaxResponseBytes bounds every response body read. Default 1 MiB.
+	MaxResponseBytes int64
+	// UserAgent is sent with every request. Default "vidm-sync-worker".
+	UserAgent string
+
+	// Logger receives debug lines per request and warnings per retry. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Transport overrides the HTTP transport (CAFile and InsecureSkipVerify are then ignored).
+	Transport http.RoundTripper
+	// Observer hears about every HTTP attempt and every token obtained. Default: none.
+	Observer Observer
+}
+
+// LogValue masks the secrets so a Config can be logged as a whole.
+func (c Config) LogValue() slog.Value {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	return slog.GroupValue(
+		slog.String("kind", string(c.Kind)),
+		slog.String("base_url", c.BaseURL),
+		slog.String("auth_mode", string(c.AuthMode)),
+		slog.String("client_id", c.ClientID),
+		slog.String("client_secret", mask(c.ClientSecret)),
+		slog.String("username", c.Username),
+		slog.String("password", mask(c.Password)),
+		slog.String("refresh_token", mask(c.RefreshToken)),
+		slog.String("token_url", c.TokenURL),
+		slog.String("tenant", c.Tenant),
+		slog.String("ca_file", c.CAFile),
+		slog.Bool("insecure_skip_verify", c.InsecureSkipVerify),
+	)
+}
+
+// Client talks to one vIDM instance.
+type Client struct {
+	base     *url.URL
+	http     *http.Client
+	cfg      Config
+	log      *slog.Logger
+	tokens   *tokenCache
+	dirs     *backend.DirectoryCache
+	redactor *strings.Replacer
+	obs      Observer
+	auth     authState
+	api      api // the endpoints of cfg.Kind
+}
+
+// New validates cfg and returns a client. It does not contact vIDM.
+func New(cfg Config) (*Client, error) {
+	cfg = withDefaults(cfg)
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateAuth(cfg); err != nil {
+		return nil, err
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		tlsCfg, err := tlsConfig(cfg.CAFile, cfg.InsecureSkipVerify)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.InsecureSkipVerify {
+			cfg.Logger.Warn("TLS verification of vIDM is switched off; use VIDM_CA_FILE with the vIDM CA instead",
+				"base_url", base.String())
+		}
+		transport = newTransport(tlsCfg)
+	}
+	c := &Client{
+		base:     base,
+		http:     &http.Client{Transport: transport, CheckRedirect: refuseRedirect},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		redactor: newRedactor(cfg.ClientSecret, cfg.Password, cfg.RefreshToken),
+		obs:      cfg.Observer,
+	}
+	c.api = apiFor(cfg)
+	c.tokens = newTokenCache(cfg, c.login)
+	c.dirs = backend.NewDirectoryCache(cfg.DirectoryCacheTTL, cfg.DirectoryMissRefresh, cfg.Now, c.fetchDirectories)
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+func withDefaults(cfg Config) Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.RequestTimeout, 30*time.Second)
+	def(&cfg.DirectoryCacheTTL, 5*time.Minute)
+	def(&cfg.DirectoryMissRefresh, 30*time.Second)
+	def(&cfg.SessionTokenTTL, 30*time.Minute)
+	def(&cfg.TokenRefreshMargin, time.Minute)
+	cfg.Retry = cfg.Retry.withDefaults()
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 1 << 20
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "vidm-sync-worker"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Kind == "" {
+		cfg.Kind = backend.KindVIDM
+	}
+	if cfg.AuthMode == "" {
+		cfg.AuthMode = defaultAuthMode(cfg.Kind)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	return cfg
+}
+
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: vIDM base URL: %w", ErrInvalidArgument, err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, fmt.Errorf("%w: vIDM base URL %q must start with https:// (or http://)", ErrInvalidArgument, raw)
+	case u.Host == "":
+		return nil, fmt.Errorf("%w: vIDM base URL %q has no host", ErrInvalidArgument, raw)
+	case u.User != nil:
+		return nil, fmt.Errorf("%w: vIDM base URL must not carry credentials; use the auth settings", ErrInvalidArgument)
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%w: vIDM base URL %q must not have a query or fragment", ErrInvalidArgument, raw)
+	}
+	return u, nil
+}
+
+func validateAuth(cfg Config) error {
+	need := func(what string, ok bool) error {
+		if !ok {
+			return fmt.Errorf("%w: %s auth for %s needs %s", ErrInvalidArgument, cfg.AuthMode, cfg.Kind, what)
+		}
+		return nil
+	}
+	switch {
+	case cfg.Kind == backend.KindVIDM && cfg.AuthMode == AuthOAuth:
+		return need("a client id and a client secret", cfg.ClientID != "" && cfg.ClientSecret != "")
+	case cfg.Kind == backend.KindVIDM && cfg.AuthMode == AuthSystem,
+		cfg.Kind == backend.KindVCF && cfg.AuthMode == AuthPassword:
+		return need("a username and a password", cfg.Username != "" && cfg.Password != "")
+	case cfg.Kind == backend.KindVRA7 && cfg.AuthMode == AuthPassword:
+		return need("a username, a password and a tenant", cfg.Username != "" && cfg.Password != "" && cfg.Tenant != "")
+	case cfg.Kind == backend.KindVRACloud && cfg.AuthMode == AuthRefreshToken:
+		return need("a refresh token", cfg.RefreshToken != "")
+	}
+	return fmt.Errorf("%w: auth mode %q does not fit backend %q (vidm: oauth or system; vra7 and vcf: password; vra-cloud: refresh-token)",
+		ErrInvalidArgument, cfg.AuthMode, cfg.Kind)
+}
+
+// vIDM never redirects API calls; following one could send the bearer token elsewhere.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// newRedactor replaces configured secrets wherever a server message might echo them.
+func newRedactor(secrets ...string) *strings.Replacer {
+	var pairs []string
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			pairs = append(pairs, s, "[redacted]")
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// call is one logical API request; do runs it with retries.
+type call struct {
+	op          string // for errors and logs, e.g. "start sync"
+	method      string
+	path        string // unescaped
+	rawPath     string // escaped form of path, when it differs
+	query       url.Values
+	accept      string
+	contentType string
+	body        []byte
+	bearer      bool // attach the cached token (and re-login once on 401)
+	basicUser   string
+	basicPass   string
+	// endpoint names the call for the observer; "" classifies it by path (endpointOf).
+	endpoint string
+	// absURL, when set, is the whole request URL instead of the base URL plus path: a token
+	// service on another host (vRA Cloud's console).
+	absURL *url.URL
+}
+
+// do runs c with retries and returns the body of a 2xx answer.
+func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
+	for attempt := 1; ; attempt++ {
+		body, loginFailed, err := c.attemptWithAuth(ctx, cl)
+		if err == nil {
+			return body, nil
+		}
+		// A failed login was already retried inside the login call itself.
+		wait, ok := c.cfg.Retry.next(attempt, err)
+		if !ok || loginFailed {
+			return nil, err
+		}
+		c.log.Warn("vIDM call failed, retrying", "op", cl.op, "attempt", attempt, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			// The cancellation is the cause; the last error is context and must not decide errors.Is.
+			return nil, &Error{Op: cl.op, Err: fmt.Errorf("%w (last error: %v)", ctx.Err(), err)} //nolint:errorlint
+		case <-t.C:
+		}
+	}
+}
+
+// attemptWithAuth sends one request; on a 401 it replaces the token that failed and tries once more.
+// loginFailed reports that the error came from obtaining a token.
+func (c *Client) attemptWithAuth(ctx context.Context, cl call) (body []byte, loginFailed bool, err error) {
+	if !cl.bearer {
+		body, err = c.attempt(ctx, cl, "")
+		return body, false, err
+	}
+	tok, err := c.tokens.get(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	body, err = c.attempt(ctx, cl, tok)
+	var e *Error
+	if err == nil || !errors.As(err, &e) || e.StatusCode != http.StatusUnauthorized {
+		return body, false, err
+	}
+	c.log.Info("vIDM rejected the token, logging in again", "op", cl.op, "code", e.Code)
+	c.tokens.invalidate(tok)
+	if tok, err = c.tokens.get(ctx); err != nil {
+		return nil, true, err
+	}
+	body, err = c.attempt(ctx, cl, tok)
+	// A freshly issued token rejected as well: the credentials, not the token, are the problem.
+	c.noteAuthFailure(err)
+	return body, false, err
+}
+
+// attempt sends one HTTP request with its own timeout and classifies the answer.
+func (c *Client) attempt(ctx context.Context, cl call, token string) ([]byte, error) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	req, err := c.newRequest(actx, cl, token)
+	if err != nil {
+		return nil, &Error{Op: cl.op, Err: err}
+	}
+	start := c.cfg.Now()
+	t0 := time.Now() // the monotonic clock, for the observer: cfg.Now may be a test's fake
+	endpoint := endpointOf(cl)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.log.Debug("vIDM request failed", "op", cl.op, "method", cl.method, "path", cl.path, "err", err)
+		terr := transportError(cl.op, ctx, err)
+		c.obs.Request(endpoint, 0, terr, time.Since(t0))
+		return nil, terr
+	}
+	defer resp.Body.Close()
+	body, readErr := readLimited(resp.Body, c.cfg.MaxResponseBytes)
+	c.log.Debug("vIDM request", "op", cl.op, "method", cl.method, "path", cl.path,
+		"status", resp.StatusCode, "duration", c.cfg.Now().Sub(start))
+	c.obs.Request(endpoint, resp.StatusCode, nil, time.Since(t0))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if readErr == nil && (cl.bearer || endpoint == EndpointToken || endpoint == EndpointLogin) {
+			c.auth.ok(c.cfg.Now())
+		}
+		if readErr != nil {
+			return nil, &Error{Op: cl.op, StatusCode: resp.StatusCode, Err: readErr,
+				retryable: !errors.Is(readErr, ErrInvalidResponse)}
+		}
+		return body, nil
+	}
+	return nil, c.httpError(cl.op, resp, body)
+}
+
+func (c *Client) newRequest(ctx context.Context, cl call, token string) (*http.Request, error) {
+	u := *c.base
+	u.Path = c.base.Path + cl.path
+	if cl.rawPath != "" {
+		u.RawPath = c.base.EscapedPath() + cl.rawPath
+	}
+	if cl.absURL != nil {
+		u = *cl.absURL
+	}
+	u.RawQuery = cl.query.Encode()
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", cl.accept)
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	if cl.contentType != "" {
+		req.Header.Set("Content-Type", cl.contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if cl.basicUser != "" {
+		req.SetBasicAuth(cl.basicUser, cl.basicPass)
+	}
+	backend.SetRequestHeaders(ctx, req.Header)
+	return req, nil
+}
+
+// readLimited reads at most limit bytes; a longer body is ErrInvalidResponse rather than a
+// silently truncated document.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading response: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: response larger than %d bytes", ErrInvalidResponse, limit)
+	}
+	return b, nil
+}
+
+// httpError classifies a non-2xx answer: retryable for 408, 429 and 5xx, permanent otherwise.
+func (c *Client) httpError(op string, resp *http.Response, body []byte) *Error {
+	code, msg := parseErrorBody(body)
+	return &Error{
+		Op:         op,
+		StatusCode: resp.StatusCode,
+		Code:       clip(c.redactor.Replace(code), 128),
+		Message:    clip(c.redactor.Replace(msg), maxMessageLen),
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now()),
+		retryable:  statusRetryable(resp.StatusCode),
+		Err:        statusSentinel(resp.StatusCode),
+	}
+}
+
+// parseErrorBody understands vIDM's {"errors":[{"code","message"}]} and OAuth's
+// {"error","error_description"}; anything else (HTML error pages) yields nothing.
+func parseErrorBody(body []byte) (code, msg string) {
+	var v struct {
+		Errors []struct {
+			// vIDM sends codes as strings, vRA 7 as numbers (90135).
+			Code    json.RawMessage `json:"code"`
+			Message string          `json:"message"`
+		} `json:"errors"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+		Message          string `json:"message"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", ""
+	}
+	if len(v.Errors) > 0 {
+		return strings.Trim(string(v.Errors[0].Code), `"`), v.Errors[0].Message
+	}
+	if v.Error != "" {
+		return v.Error, v.ErrorDescription
+	}
+	return "", v.Message
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(min(secs, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
+}

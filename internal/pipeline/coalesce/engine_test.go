@@ -1,0 +1,144 @@
+package coalesce_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+)
+
+// fakeVIDM reports a scripted status and counts POSTs; the crash windows it stages cannot be
+// produced on demand with the simulator. A RUNNING sync is reported once, then COMPLETED.
+type fakeVIDM struct {
+	mu     sync.Mutex
+	status vidm.SyncState
+	posts  int
+}
+
+func (f *fakeVIDM) SyncStatus(context.Context, string) (vidm.SyncState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.status
+	if st.Status == vidm.StatusRunning {
+		f.status.Status = vidm.StatusCompleted
+		f.status.FinishedAt = f.status.StartedAt.Add(time.Second)
+	}
+	return st, nil
+}
+
+func (f *fakeVIDM) StartSync(context.Context, string, bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.posts++
+	f.status = vidm.SyncState{Status: vidm.StatusRunning, StartedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	return nil
+}
+
+func (f *fakeVIDM) postCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.posts
+}
+
+type fakeResults struct {
+	mu       sync.Mutex
+	finished []*dirstate.Run
+}
+
+func (r *fakeResults) Started(context.Context, *dirstate.Run) error { return nil }
+
+func (r *fakeResults) Finished(_ context.Context, run *dirstate.Run, _ int, _ []dirstate.Trigger) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cp := *run
+	r.finished = append(r.finished, &cp)
+	return nil
+}
+
+func (r *fakeResults) runs() []*dirstate.Run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*dirstate.Run(nil), r.finished...)
+}
+
+func newStore(t *testing.T) *dirstate.Store {
+	t.Helper()
+	js := natstest.JetStream(t)
+	res, err := streams.Ensure(context.Background(), js, streams.Names{
+		TriggerStream: "T", TriggerSubjects: []string{"t.>"}, ResultStream: "R", ResultSubjectPrefix: "r",
+		DeadStream: "D", DeadSubject: "d", Consumer: "c", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "H", ControlBucket: "CT",
+	}, streams.Settings{Replicas: 1, ResultDuplicateWindow: time.Minute, LeaseTTL: 5 * time.Second, HistoryMaxAge: time.Hour, AckWait: time.Second, MaxAckPending: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History}, dirstate.Options{})
+}
+
+// TestResumeAfterCrashAroundThePOST stages a run left in phase "posting" by a holder that died
+// around its POST, and checks the next holder's decision. The staged run keeps its triggers
+// inline, as a worker before paging wrote runs: an upgrade finishes such a run.
+func TestResumeAfterCrashAroundThePOST(t *testing.T) {
+	previous := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		vidmNow   vidm.SyncState
+		wantPosts int
+	}{
+		{"POST reached vIDM: adopt the running sync", vidm.SyncState{Status: vidm.StatusRunning, StartedAt: previous.Add(time.Hour)}, 0},
+		{"POST reached vIDM and it already finished: adopt it", vidm.SyncState{Status: vidm.StatusCompleted, StartedAt: previous.Add(time.Hour), FinishedAt: previous.Add(2 * time.Hour)}, 0},
+		{"POST never arrived: vIDM still shows the previous sync, POST once", vidm.SyncState{Status: vidm.StatusCompleted, StartedAt: previous, FinishedAt: previous.Add(time.Minute)}, 1},
+		{"no sync ever ran: POST once", vidm.SyncState{Status: vidm.StatusUndefined}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := newStore(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			tr := dirstate.Trigger{ID: "t1", Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD"}
+			if err := store.AddPending(ctx, tr); err != nil {
+				t.Fatal(err)
+			}
+			before := previous
+			if tt.vidmNow.Status == vidm.StatusUndefined {
+				before = time.Time{}
+			}
+			run := &dirstate.Run{RunID: "run-crashed", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",
+				Phase: dirstate.PhasePosting, BeforeStart: before, CreatedAt: previous, Keys: []string{tr.Key()}, Triggers: []dirstate.Trigger{tr}}
+			if err := store.SaveRun(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			v := &fakeVIDM{status: tt.vidmNow}
+			res := &fakeResults{}
+			eng := coalesce.New(coalesce.Config{Holder: "next", Window: time.Millisecond, LeaseTTL: 5 * time.Second, PollInitial: 10 * time.Millisecond},
+				store, coalesce.OneTenant(v), res)
+			done := make(chan struct{})
+			go func() { defer close(done); _ = eng.Run(ctx) }()
+			// Reported, then forgotten: the result comes before the pending set is cleared.
+			deadline := time.Now().Add(10 * time.Second)
+			for len(res.runs()) == 0 || eng.LeasesHeld() > 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the resumed run was never reported and forgotten")
+				}
+				time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
+			}
+			cancel()
+			<-done
+			got := res.runs()
+			if len(got) != 1 || got[0].RunID != "run-crashed" || got[0].Outcome.Status != "COMPLETED" {
+				t.Fatalf("reported %+v, want the crashed run completed once", got)
+			}
+			if v.postCount() != tt.wantPosts {
+				t.Fatalf("POSTs = %d, want %d", v.postCount(), tt.wantPosts)
+			}
+			if pend, err := store.Pending(context.Background(), run.Dir()); err != nil || len(pend) != 0 {
+				t.Fatalf("pending after report = %d, %v", len(pend), err)
+			}
+		})
+	}
+}

@@ -1,0 +1,329 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
+)
+
+// runOnce holds d's lease for one run: it resumes the run a previous holder left, or snapshots the
+// pending triggers into a new one, and drives it as far as it can.
+func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
+	lease, err := e.store.Acquire(ctx, d, e.cfg.Holder, e.cfg.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	e.leases.Add(1)
+	rctx, stop := lease.Keep(ctx)
+	defer func() {
+		stop()
+		defer e.leases.Add(-1)
+		// Released even on shutdown, so another replica can take over at once.
+		relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := lease.Release(relCtx); err != nil {
+			e.log.Warn("releasing lease failed; it expires by itself", "directory", d, "err", err)
+		}
+	}()
+	run, err := e.store.LoadRun(rctx, d)
+	if err != nil {
+		return err
+	}
+	if run == nil {
+		if paused, err := e.paused(rctx, d); paused || err != nil {
+			return err
+		}
+		// The snapshot: everything pending now is covered. It was all accepted before the POST
+		// that follows, so the sync covers it by causality, not by comparing clocks.
+		if run, err = e.store.NewRun(rctx, d, uuid.NewString()); run == nil || err != nil {
+			return err
+		}
+	} else {
+		e.log.Info("resuming run", "run_id", run.RunID, "directory", run.DirectoryName, "phase", run.Phase)
+	}
+	t, err := e.tenant(run)
+	if err != nil && run.Phase != dirstate.PhaseReported {
+		// The tenant left the configuration: its triggers still get a terminal result. A run
+		// already reported keeps its outcome; only its publishing and clean-up remain. A run
+		// still collecting first fixes the triggers it reports.
+		if run.Phase == dirstate.PhaseCollecting {
+			if err := e.collect(rctx, run); err != nil || run.Count == 0 {
+				return err
+			}
+		}
+		if err := e.record(rctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeUnknownTenant,
+			ErrMessage: err.Error(), Retryable: true}); err != nil {
+			return err
+		}
+	}
+	err = e.drive(rctx, t, run)
+	if cause := context.Cause(rctx); err != nil && errors.Is(cause, dirstate.ErrLeaseLost) {
+		return fmt.Errorf("run %s stopped: %w", run.RunID, cause)
+	}
+	if err != nil && rctx.Err() == nil {
+		e.troubled(rctx, run, err)
+	}
+	return err
+}
+
+// maxTroubleMessage bounds the error a run record keeps.
+const maxTroubleMessage = 1 << 10
+
+// troubled records on the run that this attempt failed, so every replica's operator views show
+// it, and says so at ERROR once the directory is stuck (then every dirstate.StuckAfter failures).
+func (e *Engine) troubled(ctx context.Context, run *dirstate.Run, err error) {
+	now := e.cfg.Now()
+	tr := dirstate.Trouble{Failures: 1, Since: now, Last: now, Error: safetext.Clean(err.Error(), maxTroubleMessage)}
+	if run.Trouble != nil {
+		tr.Failures, tr.Since = run.Trouble.Failures+1, run.Trouble.Since
+	}
+	if tr.Failures%dirstate.StuckAfter == 0 {
+		e.log.Error("directory stuck: its run keeps failing", "run_id", run.RunID, "tenant", run.Tenant,
+			"directory", run.DirectoryName, "failures", tr.Failures, "since", tr.Since, "triggers", run.Count, "err", err)
+	}
+	if serr := e.store.SetTrouble(ctx, run, &tr); serr != nil {
+		e.log.Warn("recording a run's failure failed", "run_id", run.RunID, "err", serr)
+	}
+}
+
+// tenant returns the run's tenant with the engine's settings filled in.
+func (e *Engine) tenant(run *dirstate.Run) (Tenant, error) {
+	t, err := e.tenants.Tenant(run.Tenant)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("run %s: tenant %q: %w", run.RunID, run.Tenant, err)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.PollInitial, e.cfg.PollInitial)
+	def(&t.PollMax, e.cfg.PollMax)
+	def(&t.SyncDeadline, e.cfg.SyncDeadline)
+	return t, nil
+}
+
+// paused reports an operator's pause of d. Its triggers stay pending; resuming notifies the
+// engine (the control bucket's watch, or the periodic rescan), which then syncs them.
+func (e *Engine) paused(ctx context.Context, d dirstate.DirKey) (bool, error) {
+	if e.cfg.Gate == nil {
+		return false, nil
+	}
+	p, err := e.cfg.Gate.Paused(ctx, d)
+	if err != nil {
+		return false, fmt.Errorf("reading whether %s is paused: %w", d, err)
+	}
+	if p {
+		e.log.Debug("directory paused; its triggers stay pending", "directory", d)
+	}
+	return p, nil
+}
+
+// collect writes the pages of a collecting run's covered triggers.
+func (e *Engine) collect(ctx context.Context, run *dirstate.Run) error {
+	if err := e.store.Collect(ctx, run); err != nil {
+		return err
+	}
+	if run.Count > 0 {
+		e.log.Info("run created", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count, "pages", run.Pages)
+	}
+	return nil
+}
+
+// drive moves a run through its phases until it is reported or an error stops it.
+func (e *Engine) drive(ctx context.Context, t Tenant, run *dirstate.Run) error {
+	for {
+		var err error
+		switch run.Phase {
+		case dirstate.PhaseCollecting:
+			if err = e.collect(ctx, run); err == nil && run.Count == 0 {
+				return nil
+			}
+		case dirstate.PhaseSnapshot, dirstate.PhasePosting:
+			err = e.start(ctx, t, run)
+		case dirstate.PhasePosted:
+			err = e.await(ctx, t, run)
+		case dirstate.PhaseReported:
+			return e.report(ctx, run)
+		default:
+			return fmt.Errorf("run %s has unknown phase %q", run.RunID, run.Phase)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// start gets a sync running that began after the snapshot: ours, or one that started after it.
+func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
+	st, err := t.Backend.SyncStatus(ctx, run.DirectoryID)
+	if err != nil {
+		return e.vidmFailure(ctx, run, err)
+	}
+	if st.Status == backend.StatusDelegated {
+		// Nothing to start: the identity provider keeps the directory current, and the result
+		// says who, rather than pretending a sync ran.
+		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
+	}
+	if run.Phase == dirstate.PhasePosting && startedSince(st, run.BeforeStart) {
+		// Our POST (or another after the snapshot) reached vIDM before the last holder could
+		// record it: that sync covers the snapshot, adopt it instead of starting another.
+		return e.posted(ctx, run, st.StartedAt)
+	}
+	if st.Status == backend.StatusRunning {
+		e.log.Info("vIDM already runs a sync of the directory; waiting for it before starting ours",
+			"run_id", run.RunID, "directory", run.DirectoryName)
+		_, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, t.SyncDeadline, nil))
+		if errors.Is(err, backend.ErrSyncTimeout) {
+			// Every accepted trigger gets a terminal result: a sync that never ends is reported,
+			// not waited on forever.
+			return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
+				ErrMessage: fmt.Sprintf("a sync already running in vIDM did not finish within %s", t.SyncDeadline), Retryable: true})
+		}
+		if err != nil {
+			return e.vidmFailure(ctx, run, err)
+		}
+		return nil // look again: start ours now that theirs is over
+	}
+	run.Phase, run.BeforeStart = dirstate.PhasePosting, st.StartedAt
+	if err := e.store.SaveRun(ctx, run); err != nil {
+		return err
+	}
+	vctx := backend.WithTraceparent(backend.WithRequestID(ctx, run.RunID), run.Traceparent)
+	err = t.Backend.StartSync(vctx, run.DirectoryID, run.IgnoreSafeguards)
+	switch {
+	case errors.Is(err, backend.ErrSyncInProgress):
+		return nil // one started between our look and our POST; the next look adopts or waits
+	case err != nil:
+		return e.vidmFailure(ctx, run, err)
+	}
+	return e.posted(ctx, run, e.cfg.Now())
+}
+
+func startedSince(st backend.SyncState, before time.Time) bool {
+	return !st.StartedAt.IsZero() && !st.StartedAt.Equal(before) && st.Status != backend.StatusUndefined
+}
+
+func (e *Engine) posted(ctx context.Context, run *dirstate.Run, at time.Time) error {
+	run.Phase, run.StartedAt = dirstate.PhasePosted, at
+	if err := e.store.SaveRun(ctx, run); err != nil {
+		return err
+	}
+	e.log.Info("sync started", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count)
+	e.cfg.Observer.RunStarted(run)
+	if err := e.results.Started(ctx, run); err != nil {
+		// Informational only: the terminal result is what guarantees delivery.
+		e.log.Warn("publishing the started event failed", "run_id", run.RunID, "err", err)
+	}
+	return nil
+}
+
+// await polls the run's sync to its end and records the outcome.
+func (e *Engine) await(ctx context.Context, t Tenant, run *dirstate.Run) error {
+	var before *backend.SyncState
+	if !run.BeforeStart.IsZero() {
+		before = &backend.SyncState{StartedAt: run.BeforeStart}
+	}
+	remaining := max(t.SyncDeadline-e.cfg.Now().Sub(run.StartedAt), time.Second)
+	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, remaining, before))
+	switch {
+	case errors.Is(err, backend.ErrSyncTimeout):
+		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
+			ErrMessage: fmt.Sprintf("the sync did not finish within %s", t.SyncDeadline), Retryable: true})
+	case err != nil:
+		return e.vidmFailure(ctx, run, err)
+	case st.Status == backend.StatusDelegated:
+		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
+	}
+	o := dirstate.Outcome{Status: contract.StatusCompleted, FinishedAt: finishedAt(st, e.cfg.Now()),
+		Connector: st.Connector, Attempts: st.Attempts}
+	if st.Status != backend.StatusCompleted {
+		o.Status, o.ErrCode, o.ErrMessage = contract.StatusFailed, contract.CodeSyncFailed, st.Message
+		if o.ErrMessage == "" {
+			o.ErrMessage = "the backend reported the sync as FAILED without a message"
+		}
+	}
+	return e.record(ctx, run, o)
+}
+
+func finishedAt(st backend.SyncState, now time.Time) time.Time {
+	if !st.FinishedAt.IsZero() {
+		return st.FinishedAt
+	}
+	return now
+}
+
+// vidmFailure turns a permanent vIDM error into a failed outcome; retryable ones (and the end of
+// the context) are returned so the run is tried again later with its snapshot intact.
+func (e *Engine) vidmFailure(ctx context.Context, run *dirstate.Run, err error) error {
+	if ctx.Err() != nil || backend.IsRetryable(err) {
+		return err
+	}
+	code := contract.CodeVIDMError
+	switch {
+	case errors.Is(err, backend.ErrDirectoryNotFound):
+		code = contract.CodeDirectoryNotFound
+	case errors.Is(err, backend.ErrUnauthorized):
+		code = contract.CodeUnauthorized
+	}
+	// Retryable for the publisher: a fixed credential or directory makes a new trigger succeed.
+	return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: code, ErrMessage: err.Error(),
+		Retryable: code == contract.CodeUnauthorized})
+}
+
+// maxErrMessage bounds an outcome's message: it comes from the backend, and the run record and
+// every result page carry it.
+const maxErrMessage = 4 << 10
+
+// record fixes the outcome before anything is published, so a resumed run reports the same.
+func (e *Engine) record(ctx context.Context, run *dirstate.Run, o dirstate.Outcome) error {
+	if o.FinishedAt.IsZero() {
+		o.FinishedAt = e.cfg.Now()
+	}
+	o.ErrMessage = safetext.Clean(o.ErrMessage, maxErrMessage)
+	run.Phase, run.Outcome = dirstate.PhaseReported, &o
+	return e.store.SaveRun(ctx, run)
+}
+
+// report publishes the result, a page at a time, then forgets the covered triggers and the run.
+// A crash in between re-publishes the page it was on under the same event id, which the stream
+// de-duplicates, and goes on from there.
+func (e *Engine) report(ctx context.Context, run *dirstate.Run) error {
+	for n := run.Published + 1; n <= run.Pages; n++ {
+		page, err := e.store.Page(ctx, run, n)
+		if err != nil {
+			return err
+		}
+		if err := e.results.Finished(ctx, run, n, page); err != nil {
+			return err
+		}
+		e.cfg.Observer.TriggersReported(run, page)
+		if n < run.Pages {
+			// One write per page, so a resumed run does not publish the earlier pages again.
+			run.Published = n
+			if err := e.store.SaveRun(ctx, run); err != nil {
+				return err
+			}
+		}
+	}
+	e.cfg.Observer.RunReported(run)
+	if err := e.store.Forget(ctx, run); err != nil {
+		return err
+	}
+	e.log.Info("sync reported", "run_id", run.RunID, "directory", run.DirectoryName,
+		"status", run.Outcome.Status, "code", run.Outcome.ErrCode, "triggers", run.Count, "pages", run.Pages)
+	return nil
+}
+
+func (e *Engine) waitOptions(t Tenant, timeout time.Duration, before *backend.SyncState) backend.WaitOptions {
+	return backend.WaitOptions{InitialInterval: t.PollInitial, MaxInterval: t.PollMax, Timeout: timeout, Before: before,
+		Logger: e.log, Now: e.cfg.Now}
+}

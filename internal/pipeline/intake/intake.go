@@ -1,0 +1,371 @@
+// Package intake accepts triggers from the JetStream trigger stream. A trigger is accepted once it
+// is durably recorded in the pending set; only then is its message acknowledged, so a crash at any
+// point either keeps the message for redelivery or has the trigger recorded. Bad input goes to the
+// dead-letter stream with its reason and is terminated, never redelivered forever.
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
+)
+
+// maxStubHeaderBytes bounds the original headers a stub keeps; larger ones are left out too.
+const maxStubHeaderBytes = 8 << 10
+
+// Resolver finds the directory a trigger names in the backend of its tenant.
+type Resolver interface {
+	// Resolve returns the tenant's name (tenant "" is the default tenant) and the directory.
+	// Errors wrap backend.ErrUnknownTenant, ErrDirectoryNotAllowed, ErrDirectoryNotFound or
+	// ErrAmbiguousDirectory, or are the backend's (unreachable: retryable).
+	Resolve(ctx context.Context, tenant, ref string) (string, backend.Directory, error)
+	// AllowsIgnoreSafeguards reports whether the (resolved) tenant lets triggers ask vIDM to
+	// ignore its sync safeguards.
+	AllowsIgnoreSafeguards(tenant string) bool
+}
+
+// Observer hears what intake does with each message: metrics. Calls are synchronous and must
+// return quickly.
+type Observer interface {
+	// Received: a message is being handled (redeliveries included).
+	Received()
+	// Accepted: the trigger is durably recorded in the pending set and its message acknowledged.
+	Accepted(t dirstate.Trigger)
+	// DeadLettered: the message is stored in the dead-letter stream with this reason code.
+	DeadLettered(code string)
+	// AlreadyReported: a redelivered trigger that a run has already reported was acknowledged
+	// without being recorded again.
+	AlreadyReported()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Received()                 {}
+func (nopObserver) Accepted(dirstate.Trigger) {}
+func (nopObserver) DeadLettered(string)       {}
+func (nopObserver) AlreadyReported()          {}
+
+// Config tunes intake.
+type Config struct {
+	DeadSubject string
+	// MaxPayload is the broker's max_payload (nats.Conn.MaxPayload); a dead letter that would not
+	// fit is stored as a stub. 0 means the NATS default of 1 MiB.
+	MaxPayload int64
+	PullBatch  int
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Observer   Observer // optional
+	// Grants checks the admin API's grants to ignore safeguards; nil honours none.
+	Grants *trigger.Grants
+}
+
+// Intake consumes triggers.
+type Intake struct {
+	cfg      Config
+	cons     jetstream.Consumer
+	js       jetstream.JetStream
+	dec      *trigger.Decoder
+	resolver Resolver
+	store    *dirstate.Store
+	notify   func(dirstate.DirKey)
+	log      *slog.Logger
+	inflight sync.WaitGroup
+}
+
+// New returns an Intake; notify is told the directory of every accepted trigger.
+func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, dec *trigger.Decoder, r Resolver, store *dirstate.Store, notify func(dirstate.DirKey)) *Intake {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PullBatch <= 0 {
+		cfg.PullBatch = 64
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = 1 << 20
+	}
+	return &Intake{cfg: cfg, cons: cons, js: js, dec: dec, resolver: r, store: store, notify: notify, log: cfg.Logger}
+}
+
+// Run consumes until ctx ends, then stops pulling and waits for the triggers being recorded to be
+// acknowledged or handed back.
+func (in *Intake) Run(ctx context.Context) error {
+	cc, err := in.cons.Consume(func(m jetstream.Msg) { in.handle(ctx, m) },
+		jetstream.PullMaxMessages(in.cfg.PullBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if ctx.Err() == nil {
+				in.log.Warn("pulling triggers", "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume triggers: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	in.inflight.Wait()
+	return nil
+}
+
+// handle hands each message to a goroutine of its own, so that decoding, validation and the
+// durable write of many triggers proceed at once (bounded by the consumer's MaxAckPending): one
+// message at a time on the consumer's goroutine would cap intake at one decode plus one broker
+// round trip per trigger.
+func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
+	in.inflight.Go(func() { in.process(ctx, m) })
+}
+
+// process decides a message's fate.
+func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
+	in.cfg.Observer.Received()
+	t, err := in.dec.Decode(m.Headers(), m.Data())
+	if err != nil {
+		var te *trigger.Error
+		code := string(contract.CodeMalformed)
+		if errors.As(err, &te) {
+			code = string(te.Code)
+		}
+		// Undecodable: its id and trace context are not trusted, so none are logged.
+		in.deadLetter(ctx, m, code, err.Error(), in.log)
+		return
+	}
+	tenant, dir, err := in.resolver.Resolve(ctx, t.Tenant, t.DirectoryRef())
+	if code := deadCode(err); code != "" {
+		in.deadLetter(ctx, m, code, err.Error(), in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+		return
+	}
+	if err != nil {
+		// vIDM unreachable or refusing us: not accepted yet, ask for it again later.
+		in.retryLater(m, err, in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+		return
+	}
+	if t.IgnoreSafeguards && !in.resolver.AllowsIgnoreSafeguards(tenant) &&
+		!in.cfg.Grants.Valid(m.Headers().Get(trigger.HeaderSafeguardsGrant), t.ID, t.Tenant, t.DirectoryRef()) {
+		// Dead-lettered rather than synced without the flag: the publisher asked for something
+		// it may not have, and must hear so; an operator may re-drive it once the tenant allows it.
+		in.deadLetter(ctx, m, contract.CodeSafeguardsNotAllowed, fmt.Sprintf("ignoreSafeguards is not allowed for tenant %q: set allowIgnoreSafeguards on the tenant, or ask through the admin API", tenant),
+			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+		return
+	}
+	pt := dirstate.Trigger{
+		ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User, Traceparent: t.Traceparent,
+		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
+		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
+	}
+	if in.alreadyReported(ctx, m, pt) {
+		return
+	}
+	in.record(ctx, m, pt)
+}
+
+// alreadyReported acknowledges a redelivered trigger that a run has already reported: its
+// first delivery was recorded and reported, but its ack was lost. Without this it would be
+// recorded again and reported twice. Only redeliveries are looked up (a first delivery cannot
+// have been reported), and only as long as the marker is kept (the history bucket's TTL).
+func (in *Intake) alreadyReported(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) bool {
+	if md, err := m.Metadata(); err != nil || md.NumDelivered <= 1 {
+		return false
+	}
+	runID, ok, err := in.store.Reported(ctx, pt.Key())
+	if err != nil {
+		// Recording it again costs at most a second report; losing it is not an option.
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("reading whether a redelivered trigger was reported failed; recording it", "err", err)
+		return false
+	}
+	if !ok {
+		return false
+	}
+	if err := m.Ack(); err != nil {
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("acknowledging a reported trigger failed", "err", err)
+	}
+	in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Info("redelivered trigger was already reported; acknowledged", "run_id", runID)
+	in.cfg.Observer.AlreadyReported()
+	return true
+}
+
+// deadCode is the dead-letter code of a resolution failure that no retry can fix, or "".
+func deadCode(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, backend.ErrUnknownTenant):
+		return contract.CodeUnknownTenant
+	case errors.Is(err, backend.ErrDirectoryNotAllowed):
+		return contract.CodeDirectoryNotAllowed
+	case errors.Is(err, backend.ErrDirectoryNotFound):
+		return contract.CodeUnknownDirectory
+	case errors.Is(err, backend.ErrAmbiguousDirectory):
+		return contract.CodeAmbiguousDirectory
+	}
+	return ""
+}
+
+// triggerLog is the logger for one trigger's lines. It is built only when there is something to
+// log: a logger per accepted trigger would cost more than deciding its fate.
+func (in *Intake) triggerLog(id, directory, traceparent string) *slog.Logger {
+	log := in.log.With("trigger_id", id, "directory", directory)
+	if tid := traceID(traceparent); tid != "" {
+		log = log.With("trace_id", tid)
+	}
+	return log
+}
+
+func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) {
+	// Detached from shutdown: a trigger half-recorded is finished, not abandoned.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	// From here on the directory is vIDM's name for it, not the trigger's reference.
+	if err := in.store.AddPending(wctx, pt); err != nil {
+		in.retryLater(m, err, in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent))
+		return
+	}
+	if err := m.Ack(); err != nil {
+		// The trigger is recorded; a redelivery lands on the same pending key.
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("acknowledging a recorded trigger failed", "err", err)
+	}
+	if in.log.Enabled(ctx, slog.LevelDebug) {
+		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Debug("trigger accepted", "type", pt.Type)
+	}
+	in.cfg.Observer.Accepted(pt)
+	in.notify(dirstate.NewDirKey(pt.Tenant, pt.DirectoryID))
+}
+
+// traceID is the trace id of a W3C traceparent (already validated by the decoder), or "".
+func traceID(traceparent string) string {
+	if len(traceparent) < 35 || traceparent[2] != '-' {
+		return ""
+	}
+	return traceparent[3:35]
+}
+
+// retryLater hands the message back with a delay growing with its delivery count.
+func (in *Intake) retryLater(m jetstream.Msg, cause error, log *slog.Logger) {
+	delay := 2 * time.Second
+	if md, err := m.Metadata(); err == nil {
+		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
+			delay *= 2
+		}
+	}
+	delay = min(delay, time.Minute)
+	log.Warn("trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
+	if err := m.NakWithDelay(delay); err != nil {
+		log.Warn("nak failed; the message is redelivered after the ack wait", "err", err)
+	}
+}
+
+// deadLetter publishes the message with its reason to the dead-letter subject, then terminates it.
+// A message too large to be copied whole under the broker's max_payload is stored as a stub, so
+// no publisher can keep a message (and an intake slot) handed back forever. If the dead letter
+// cannot be stored for another reason (the broker), the message is handed back: nothing is dropped.
+func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason string, log *slog.Logger) {
+	dl := deadCopy(in.cfg.DeadSubject, m, code, reason)
+	opts := []jetstream.PublishOpt{}
+	if md, err := m.Metadata(); err == nil {
+		seq := strconv.FormatUint(md.Sequence.Stream, 10)
+		dl.Header.Set(contract.HeaderDeadSeq, seq)
+		opts = append(opts, jetstream.WithMsgID("dead-"+md.Stream+"-"+seq))
+	}
+	// The slack covers the message id header the publish adds.
+	if msgSize(dl)+128 > in.cfg.MaxPayload {
+		stub(dl, m)
+	}
+	_, err := in.js.PublishMsg(ctx, dl, opts...)
+	if errors.Is(err, nats.ErrMaxPayload) && dl.Header.Get(contract.HeaderDeadOmitted) == "" {
+		// The server's limit is below the one this connection was told of.
+		stub(dl, m)
+		_, err = in.js.PublishMsg(ctx, dl, opts...)
+	}
+	if err != nil {
+		in.retryLater(m, fmt.Errorf("dead-lettering: %w", err), log)
+		return
+	}
+	in.cfg.Observer.DeadLettered(code)
+	log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject(),
+		"omitted", dl.Header.Get(contract.HeaderDeadOmitted))
+	if err := m.TermWithReason(code); err != nil {
+		log.Warn("terminating a dead-lettered message failed", "err", err)
+	}
+}
+
+// deadCopy is the whole message with the dead-letter headers.
+func deadCopy(subject string, m jetstream.Msg, code, reason string) *nats.Msg {
+	dl := nats.NewMsg(subject)
+	for k, vs := range m.Headers() {
+		for _, v := range vs {
+			dl.Header.Add(k, v)
+		}
+	}
+	dl.Header.Del(nats.MsgIdHdr)
+	dl.Header.Set(contract.HeaderDeadCode, code)
+	dl.Header.Set(contract.HeaderDeadReason, reason)
+	dl.Header.Set(contract.HeaderDeadSubject, m.Subject())
+	dl.Data = m.Data()
+	return dl
+}
+
+// stub turns a dead copy into one that always fits: no payload, the original headers only when
+// they are small, and the size and SHA-256 of what was left out.
+func stub(dl *nats.Msg, m jetstream.Msg) {
+	sum := sha256.New()
+	sum.Write(m.Data())
+	size := len(m.Data())
+	omitted := contract.OmittedPayload
+	if headerSize(m.Headers()) > maxStubHeaderBytes {
+		// The digest then covers the headers too, in a fixed order.
+		omitted = contract.OmittedAll
+		keys := slices.Sorted(maps.Keys(m.Headers()))
+		for _, k := range keys {
+			for _, v := range m.Headers()[k] {
+				fmt.Fprintf(sum, "\n%s: %s", k, v)
+				size += len(k) + len(v) + 4
+			}
+		}
+		kept := nats.Header{}
+		for _, k := range []string{contract.HeaderDeadCode, contract.HeaderDeadReason, contract.HeaderDeadSubject, contract.HeaderDeadSeq} {
+			if v := dl.Header.Get(k); v != "" {
+				kept.Set(k, v)
+			}
+		}
+		dl.Header = kept
+	}
+	dl.Header.Set(contract.HeaderDeadOmitted, omitted)
+	dl.Header.Set(contract.HeaderDeadSize, strconv.Itoa(size))
+	dl.Header.Set(contract.HeaderDeadSHA256, hex.EncodeToString(sum.Sum(nil)))
+	dl.Data = nil
+}
+
+// msgSize is what the broker counts against max_payload: headers as sent, and the payload.
+func msgSize(m *nats.Msg) int64 {
+	return int64(headerSize(m.Header) + len(m.Data) + len(m.Subject))
+}
+
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}

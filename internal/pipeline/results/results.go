@@ -1,0 +1,148 @@
+// Package results publishes the events that tell downstream services what a directory sync did:
+// vidm.directory.sync.started, then .completed or .failed, as binary-mode CloudEvents on JetStream.
+// Event ids derive from the run id, so a re-publish after a crash is de-duplicated by the stream.
+package results
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
+)
+
+// Publisher publishes result events.
+type Publisher struct {
+	js     jetstream.JetStream
+	prefix string // subject prefix; events go to prefix.started|completed|failed
+	source string // CloudEvent source: this worker deployment
+}
+
+// New returns a Publisher.
+func New(js jetstream.JetStream, subjectPrefix, source string) *Publisher {
+	return &Publisher{js: js, prefix: subjectPrefix, source: source}
+}
+
+// Started publishes that the run's sync was started in vIDM.
+func (p *Publisher) Started(ctx context.Context, r *dirstate.Run) error {
+	data := contract.StartedData{
+		Tenant: r.Tenant, DirectoryID: r.DirectoryID, DirectoryName: r.DirectoryName,
+		RunID: r.RunID, StartedAt: r.StartedAt.UTC(),
+	}
+	msg, err := p.encode(r, r.RunID+".started", contract.TypeStarted, "started", r.StartedAt, data)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, r, contract.TypeStarted, msg)
+}
+
+// Finished publishes page n (from 1) of the run's outcome, completed or failed, listing the
+// triggers of that page. A run of one page is reported in one event, as before paging existed.
+func (p *Publisher) Finished(ctx context.Context, r *dirstate.Run, n int, triggers []dirstate.Trigger) error {
+	msg, typ, err := p.finishedMsg(r, n, triggers)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, r, typ, msg)
+}
+
+// finishedMsg is page n of the completed or failed event of a reported run, and its type.
+func (p *Publisher) finishedMsg(r *dirstate.Run, n int, triggers []dirstate.Trigger) (*nats.Msg, string, error) {
+	if r.Outcome == nil {
+		return nil, "", fmt.Errorf("run %s has no outcome", r.RunID)
+	}
+	data := PageData(r, n, triggers)
+	typ, kind := contract.TypeCompleted, "completed"
+	if data.Status == contract.StatusFailed {
+		typ, kind = contract.TypeFailed, "failed"
+	}
+	msg, err := p.encode(r, contract.PageEventID(r.RunID, n, r.Pages), typ, kind, r.Outcome.FinishedAt, data)
+	return msg, typ, err
+}
+
+func (p *Publisher) send(ctx context.Context, r *dirstate.Run, typ string, msg *nats.Msg) error {
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s for run %s: %w", typ, r.RunID, err)
+	}
+	return nil
+}
+
+// encode builds the binary-mode message of one result event; apart from the publish it is all the
+// work of reporting a run, so it is kept separate to be measured on its own.
+func (p *Publisher) encode(r *dirstate.Run, id, typ, kind string, at time.Time, data any) (*nats.Msg, error) {
+	e := event.New()
+	e.SetID(id)
+	e.SetSource(p.source)
+	e.SetType(typ)
+	e.SetSubject(r.DirectoryName)
+	e.SetTime(at)
+	if r.Traceparent != "" {
+		// The first covered trigger's trace, so one trace shows the pipeline step, the sync
+		// and the consumer of the result.
+		e.SetExtension("traceparent", r.Traceparent)
+	}
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	msg, err := cenats.EncodeBinary(p.prefix+"."+kind, e)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return msg, nil
+}
+
+// maxDelegationMessageLen is the result schema's bound on delegation.message.
+const maxDelegationMessageLen = 2048
+
+// PageData builds the data of page n of a reported run's result, listing triggers; a run of one
+// page has no page fields.
+func PageData(r *dirstate.Run, n int, triggers []dirstate.Trigger) contract.Data {
+	d := ResultData(r)
+	d.Triggers = make([]contract.Trigger, len(triggers))
+	for i, t := range triggers {
+		d.Triggers[i] = contract.Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User}
+	}
+	if r.Pages > 1 {
+		d.Page, d.Pages, d.TriggerCount = n, r.Pages, r.Count
+	}
+	return d
+}
+
+// ResultData builds the result data of a reported run, without its triggers (PageData lists
+// them). A run that never reached vIDM counts from when it was created.
+func ResultData(r *dirstate.Run) contract.Data {
+	o := r.Outcome
+	started := r.StartedAt
+	if started.IsZero() {
+		started = r.CreatedAt
+	}
+	d := contract.Data{
+		Tenant: r.Tenant, DirectoryID: r.DirectoryID, DirectoryName: r.DirectoryName, RunID: r.RunID,
+		StartedAt: started.UTC(), FinishedAt: o.FinishedAt.UTC(),
+		DurationMs: max(0, o.FinishedAt.Sub(started).Milliseconds()),
+		Status:     o.Status,
+		Triggers:   []contract.Trigger{},
+	}
+	if o.Status == contract.StatusFailed {
+		d.Error = &contract.Error{Code: o.ErrCode, Message: o.ErrMessage, Retryable: o.Retryable}
+	}
+	d.Connector, d.Attempts = o.Connector, o.Attempts
+	if dl := o.Delegation; dl != nil {
+		// The provider's strings come from the backend: bounded and cleaned to the schema.
+		d.Delegation = &contract.Delegation{Kind: dl.Kind, ProviderID: safetext.Clean(dl.ProviderID, maxProviderIDLen),
+			Provider: safetext.Clean(dl.ProviderName, maxProviderLen), Source: safetext.Clean(dl.Source, maxSourceLen),
+			Message: safetext.Clean(dl.Message, maxDelegationMessageLen)}
+		if !dl.TokenExpiresAt.IsZero() {
+			t := dl.TokenExpiresAt.UTC()
+			d.Delegation.TokenExpiresAt = &t
+		}
+	}
+	return d
+}
