@@ -25,6 +25,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -389,7 +390,7 @@ func TestGoConsumer(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	ingresstest.Eventually(t, 30*time.Second, "the example's durable consumer", func() bool {
+	poll.Until(t, 30*time.Second, "the example's durable consumer", func() bool {
 		_, err := s.JS.Consumer(ctx, s.Cfg.ResultStream, durable)
 		return err == nil
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -89,7 +90,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, dev: dev, cfg: cfg, js: js, vars: map[string]string{"NATS_URL": cfg.NATSURL}}
-	eventually(t, 10*time.Second, "the worker's consumer", func() bool {
+	poll.Until(t, 10*time.Second, "the worker's consumer", func() bool {
 		_, err := js.Consumer(context.Background(), cfg.TriggerStream, cfg.Consumer)
 		return err == nil
 	})
@@ -125,17 +126,6 @@ func (s *stack) lastSeq(stream string) uint64 {
 		s.t.Fatal(err)
 	}
 	return st.CachedInfo().State.LastSeq
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
-	}
 }
 
 func exitCode(t *testing.T, o output, want int) {
@@ -482,7 +472,7 @@ func TestWatchFollowsNewEventsAndPublishPrintsTheID(t *testing.T) {
 
 	watched := make(chan output, 1)
 	go func() { watched <- s.run(ctx, "", "watch", "--type", "completed", "--count", "1") }()
-	eventually(t, 10*time.Second, "watch's consumer", func() bool {
+	poll.Until(t, 10*time.Second, "watch's consumer", func() bool {
 		st, err := s.js.Stream(ctx, s.cfg.ResultStream)
 		return err == nil && st.CachedInfo().State.Consumers > 0
 	})
@@ -512,7 +502,7 @@ func TestWatchFollowsNewEventsAndPublishPrintsTheID(t *testing.T) {
 	// Ctrl-C ends watch without an error.
 	wctx, cancel := context.WithCancel(ctx)
 	go func() { watched <- s.run(wctx, "", "watch") }()
-	eventually(t, 10*time.Second, "the second watch's consumer", func() bool {
+	poll.Until(t, 10*time.Second, "the second watch's consumer", func() bool {
 		st, err := s.js.Stream(ctx, s.cfg.ResultStream)
 		return err == nil && st.CachedInfo().State.Consumers > 0
 	})

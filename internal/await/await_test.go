@@ -23,6 +23,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 // Stream names of the test resources.
@@ -143,17 +144,6 @@ func waitOutcome(t *testing.T, wt *await.Wait) await.Outcome {
 		t.Fatalf("wait for %s: %v", wt.ID(), err)
 	}
 	return o
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
-	}
 }
 
 func TestResultAfterRegisterIsDelivered(t *testing.T) {
@@ -435,9 +425,9 @@ func TestRecoversAfterBrokerRestart(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the client to reconnect", nc.IsConnected)
+	poll.Until(t, 10*time.Second, "the client to reconnect", nc.IsConnected)
 	// The broker may take a moment to serve JetStream again after it accepts connections.
-	eventually(t, 10*time.Second, "JetStream to answer", func() bool {
+	poll.Until(t, 10*time.Second, "JetStream to answer", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := js.Stream(ctx, resultStream)

@@ -23,6 +23,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
@@ -155,7 +156,7 @@ func (h *harness) startCrashableWorker(name string) (crash func()) {
 // waitConsumer waits until the worker has created its streams and consumer.
 func (h *harness) waitConsumer() {
 	h.t.Helper()
-	eventually(h.t, 10*time.Second, "worker consumer to exist", func() bool {
+	poll.Until(h.t, 10*time.Second, "worker consumer to exist", func() bool {
 		_, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
 		return err == nil
 	})
@@ -319,7 +320,7 @@ func reported(rs []resultEvent) map[string][]resultEvent {
 func (h *harness) waitReported(timeout time.Duration, ids ...string) []resultEvent {
 	h.t.Helper()
 	var rs []resultEvent
-	eventually(h.t, timeout, fmt.Sprintf("%d triggers reported", len(ids)), func() bool {
+	poll.Until(h.t, timeout, fmt.Sprintf("%d triggers reported", len(ids)), func() bool {
 		rs = h.results()
 		rep := reported(rs)
 		for _, id := range ids {
@@ -340,17 +341,6 @@ func (h *harness) syncsOf(dirID string) []vidmsim.SyncRecord {
 		}
 	}
 	return out
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval, not synchronisation: the deadline decides
-	}
 }
 
 func ids(rs []contract.Trigger) []string {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -66,7 +67,7 @@ func (h *harness) startOpsWorker(name string, opts ...worker.Option) string {
 		})
 	})
 	base := "http://" + l.Addr().String()
-	eventually(h.t, 10*time.Second, "the admin API to be up", func() bool {
+	poll.Until(h.t, 10*time.Second, "the admin API to be up", func() bool {
 		code, _ := call(h.t, "GET", base+"/api/v1/directories", readToken, nil)
 		return code == http.StatusOK
 	})
@@ -141,7 +142,7 @@ func TestPausedDirectoryKeepsItsTriggersAndSyncsThemOnResume(t *testing.T) {
 	for i := range 3 {
 		ids = append(ids, h.publish(group("corp.example.com", fmt.Sprintf("proj-%d-admins", i))))
 	}
-	eventually(t, 10*time.Second, "3 pending triggers on the paused directory", func() bool {
+	poll.Until(t, 10*time.Second, "3 pending triggers on the paused directory", func() bool {
 		d = directory(t, base, corpID)
 		return d.PendingTriggers == 3
 	})
@@ -187,7 +188,7 @@ func TestSyncRequestedThroughTheAdminAPI(t *testing.T) {
 
 	var first control.SyncRequest
 	callJSON(t, "POST", corp+"/sync", adminToken, map[string]string{"reason": "group created by hand"}, http.StatusAccepted, &first)
-	eventually(t, 10*time.Second, "the requested sync to run", func() bool {
+	poll.Until(t, 10*time.Second, "the requested sync to run", func() bool {
 		d := directory(t, base, corpID)
 		return d.CurrentRun != nil && d.CurrentRun.Status == control.RunRunning
 	})
@@ -227,7 +228,7 @@ func TestDeadLettersAreListedAndRedriven(t *testing.T) {
 
 	id := h.publish(group("new.example.com", "new-admins"))
 	var dl control.DeadLetters
-	eventually(t, 10*time.Second, "the trigger for an unknown directory to be dead-lettered", func() bool {
+	poll.Until(t, 10*time.Second, "the trigger for an unknown directory to be dead-lettered", func() bool {
 		callJSON(t, "GET", base+"/api/v1/dead-letters", readToken, nil, http.StatusOK, &dl)
 		return dl.Total == 1
 	})
@@ -259,7 +260,7 @@ func TestStubDeadLetterIsListedButNotRedriven(t *testing.T) {
 	m.Data = []byte(strings.Repeat("x", 64<<10-200))
 	h.publishMsg(m)
 	var dl control.DeadLetters
-	eventually(t, 10*time.Second, "the oversized message to be dead-lettered", func() bool {
+	poll.Until(t, 10*time.Second, "the oversized message to be dead-lettered", func() bool {
 		callJSON(t, "GET", base+"/api/v1/dead-letters", readToken, nil, http.StatusOK, &dl)
 		return dl.Total == 1
 	})
@@ -309,27 +310,27 @@ func TestReadinessFollowsNATSAndVIDM(t *testing.T) {
 		code, _ := call(t, "GET", base+"/readyz", "", nil)
 		return code == http.StatusServiceUnavailable
 	}
-	eventually(t, 10*time.Second, "ready", ready)
+	poll.Until(t, 10*time.Second, "ready", ready)
 
 	h.stack.NATS.Stop()
-	eventually(t, 10*time.Second, "not ready without NATS", notReady)
+	poll.Until(t, 10*time.Second, "not ready without NATS", notReady)
 	if code, _ := call(t, "GET", base+"/healthz", "", nil); code != http.StatusOK {
 		t.Fatalf("/healthz = %d without NATS; liveness must not follow dependencies", code)
 	}
 	if err := h.stack.NATS.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "ready again with NATS back", ready)
+	poll.Until(t, 20*time.Second, "ready again with NATS back", ready)
 
 	h.stack.Sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable})
 	h.stack.Sim.SetFault(vidmsim.EndpointOAuthToken, vidmsim.Fault{Status: http.StatusServiceUnavailable})
-	eventually(t, 20*time.Second, "not ready without vIDM", notReady)
+	poll.Until(t, 20*time.Second, "not ready without vIDM", notReady)
 	_, body := call(t, "GET", base+"/readyz", "", nil)
 	if !strings.Contains(string(body), "vidm") {
 		t.Fatalf("/readyz does not name vIDM: %s", body)
 	}
 	h.stack.Sim.ClearFaults()
-	eventually(t, 20*time.Second, "ready again with vIDM back", ready)
+	poll.Until(t, 20*time.Second, "ready again with vIDM back", ready)
 }
 
 // scrape reads the admin port's metrics into name{labels} → value.
@@ -387,7 +388,7 @@ func TestMetricsOfALiveWorker(t *testing.T) {
 		"dirsync_leases_held{}":                                                    0,
 		"dirsync_build_info{go_version=" + goVersion(t, base) + ",version=dev}":    1,
 	}
-	eventually(t, 10*time.Second, "metrics to show the sync and the dead letter", func() bool {
+	poll.Until(t, 10*time.Second, "metrics to show the sync and the dead letter", func() bool {
 		m = scrape(t, base)
 		for k, v := range want {
 			if m[k] != v {

@@ -21,6 +21,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -137,7 +138,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 
 	// The pipeline user publishes triggers once the worker has created the stream.
 	var id string
-	eventually(t, 15*time.Second, "the pipeline user to publish a trigger", func() bool {
+	poll.Until(t, 15*time.Second, "the pipeline user to publish a trigger", func() bool {
 		e, msg := h.triggerMsg(group("corp.example.com", "secured"))
 		if _, err := pjs.PublishMsg(context.Background(), msg); err != nil {
 			return false

@@ -29,6 +29,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -249,7 +250,7 @@ func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
 		hung = append(hung, h.publish(tenantGroup("slow", d, "hung-"+d)))
 	}
 	// Give the hung tenant's runs time to take every slot they can before the other tenant's work.
-	eventually(t, 10*time.Second, "the hung tenant's runs to be stuck in vIDM", func() bool {
+	poll.Until(t, 10*time.Second, "the hung tenant's runs to be stuck in vIDM", func() bool {
 		return slow.sim.Requests(vidmsim.EndpointSyncStatus) >= base+2 // two runs stuck on a status read
 	})
 	var fastIDs []string
@@ -298,7 +299,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 
 	// Unknown before the reload.
 	early := h.publish(tenantGroup("lab", "Lab AD", "proj-early"))
-	eventually(t, 10*time.Second, "the lab trigger dead-lettered", func() bool {
+	poll.Until(t, 10*time.Second, "the lab trigger dead-lettered", func() bool {
 		for _, m := range h.streamMsgs(h.cfg.DeadStream) {
 			if m.Header.Get(contract.HeaderDeadCode) == contract.CodeUnknownTenant && strings.Contains(string(m.Data)+fmt.Sprint(m.Header), early) {
 				return true
@@ -309,13 +310,13 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 
 	// A sync in flight while the file changes.
 	inFlight := h.publish(tenantGroup("corp", "Corp AD", "proj-in-flight"))
-	eventually(t, 10*time.Second, "corp's sync to start", func() bool { return len(ownSyncs(corp.sim, "Corp AD")) == 1 })
+	poll.Until(t, 10*time.Second, "corp's sync to start", func() bool { return len(ownSyncs(corp.sim, "Corp AD")) == 1 })
 	after := "defaultTenant: corp\ntenants:\n" + tenantEntry("corp", "vidm", corp, "") + tenantEntry("lab", "vra7", lab, "")
 	if err := os.WriteFile(h.file, []byte(after), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reload <- struct{}{}
-	eventually(t, 10*time.Second, "the reload to be applied", func() bool {
+	poll.Until(t, 10*time.Second, "the reload to be applied", func() bool {
 		return strings.Contains(h.logs.String(), "tenants configuration reloaded")
 	})
 	labID := h.publish(tenantGroup("lab", "Lab AD", "proj-lab"))
@@ -333,7 +334,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload <- struct{}{}
-	eventually(t, 10*time.Second, "the invalid file to be refused", func() bool {
+	poll.Until(t, 10*time.Second, "the invalid file to be refused", func() bool {
 		return strings.Contains(h.logs.String(), "tenants configuration rejected")
 	})
 	for _, l := range strings.Split(h.logs.String(), "\n") {
@@ -370,7 +371,7 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 	})
 	h.startWorker("w1", worker.WithScheduleClock(clock, func(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }))
 	// The schedule is set after the consumer exists: the clock moves only once it is.
-	eventually(t, 10*time.Second, "the worker to run", func() bool { return strings.Contains(h.logs.String(), `"worker running"`) })
+	poll.Until(t, 10*time.Second, "the worker to run", func() bool { return strings.Contains(h.logs.String(), `"worker running"`) })
 
 	var burst []string
 	for i := range 100 {
@@ -458,7 +459,7 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	}
 
 	var ws []contract.TokenWarningData
-	eventually(t, 10*time.Second, "the sync-client token warning", func() bool { ws = h.warnings(); return len(ws) > 0 })
+	poll.Until(t, 10*time.Second, "the sync-client token warning", func() bool { ws = h.warnings(); return len(ws) > 0 })
 	if len(ws) != 1 || ws[0].Tenant != "vcf" || ws[0].Provider != "Okta" || !ws[0].ExpiresAt.Equal(expires) ||
 		!strings.Contains(ws[0].Message, "Okta") {
 		t.Fatalf("warnings %+v, want one for Okta of tenant vcf expiring %s", ws, expires)
@@ -584,7 +585,7 @@ func TestRemovedTenantsTriggersAreReported(t *testing.T) {
 	admin := h.startOpsWorker("w1")
 
 	id := h.publish(tenantGroup("lab", "Lab AD", "proj-lab"))
-	eventually(t, 10*time.Second, "the lab trigger accepted", func() bool {
+	poll.Until(t, 10*time.Second, "the lab trigger accepted", func() bool {
 		return strings.Contains(h.logs.String(), `"trigger accepted"`) && strings.Contains(h.logs.String(), id)
 	})
 	if err := os.WriteFile(h.file, []byte("tenants:\n"+tenantEntry("corp", "vidm", corp, "")), 0o600); err != nil {

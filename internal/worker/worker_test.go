@@ -17,6 +17,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -107,7 +108,7 @@ func TestTriggerDuringSyncIsReportedByTheFollowUp(t *testing.T) {
 	h := newHarness(t, time.Second, nil)
 	h.startWorker("a")
 	first := h.publish(group("corp.example.com", "early"))
-	eventually(t, 10*time.Second, "the first sync to run", func() bool {
+	poll.Until(t, 10*time.Second, "the first sync to run", func() bool {
 		s := h.syncsOf(corpID)
 		return len(s) == 1 && s[0].Status == "RUNNING"
 	})
@@ -208,7 +209,7 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	h.waitReported(15*time.Second, good)
 
 	var dead []*nats.Msg
-	eventually(t, 10*time.Second, "every bad message dead-lettered", func() bool {
+	poll.Until(t, 10*time.Second, "every bad message dead-lettered", func() bool {
 		dead = dead[:0]
 		for _, m := range h.streamMsgs(h.cfg.DeadStream) {
 			dead = append(dead, &nats.Msg{Header: m.Header, Data: m.Data})
@@ -234,7 +235,7 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "nothing left pending or unacknowledged", func() bool {
+	poll.Until(t, 5*time.Second, "nothing left pending or unacknowledged", func() bool {
 		info, err := cons.Info(context.Background())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
 	})
@@ -272,7 +273,7 @@ func TestWorkerKilledMidSyncIsResumedByAnother(t *testing.T) {
 	h := newHarness(t, 1500*time.Millisecond, nil)
 	crash := h.startCrashableWorker("doomed")
 	id := h.publish(group("corp.example.com", "survivor"))
-	eventually(t, 10*time.Second, "the sync to run", func() bool {
+	poll.Until(t, 10*time.Second, "the sync to run", func() bool {
 		s := h.syncsOf(corpID)
 		return len(s) == 1 && s[0].Status == "RUNNING"
 	})
@@ -294,7 +295,7 @@ func TestNoSecretInWorkerLogs(t *testing.T) {
 	id := h.publish(group("corp.example.com", "g"))
 	rs := h.waitReported(15*time.Second, id)
 	// The log line follows the result event.
-	eventually(t, 5*time.Second, "the run's log line", func() bool { return strings.Contains(h.logs.String(), "sync reported") })
+	poll.Until(t, 5*time.Second, "the run's log line", func() bool { return strings.Contains(h.logs.String(), "sync reported") })
 	out := h.logs.String()
 	for _, r := range rs {
 		out += fmt.Sprintf("%+v", r)
@@ -315,7 +316,7 @@ func TestGracefulStopHandsTheRunBack(t *testing.T) {
 	h := newHarness(t, 1500*time.Millisecond, map[string]string{"LEASE_TTL": "60s", "RESULT_DUPLICATE_WINDOW": "5m"})
 	stop := h.startWorker("leaving")
 	id := h.publish(group("corp.example.com", "handed-over"))
-	eventually(t, 10*time.Second, "the sync to run", func() bool {
+	poll.Until(t, 10*time.Second, "the sync to run", func() bool {
 		s := h.syncsOf(corpID)
 		return len(s) == 1 && s[0].Status == "RUNNING"
 	})
@@ -357,7 +358,7 @@ func TestVIDMUnreachableAtIntakeLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the trigger to be handed back at least once", func() bool {
+	poll.Until(t, 20*time.Second, "the trigger to be handed back at least once", func() bool {
 		info, err := cons.Info(context.Background())
 		return err == nil && info.NumRedelivered >= 1 && h.stack.Sim.Requests(vidmsim.EndpointDirectories) >= 4
 	})
@@ -383,11 +384,11 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	for i := range 20 {
 		sent = append(sent, h.publish(group("corp.example.com", fmt.Sprintf("before-%d", i))))
 	}
-	eventually(t, 10*time.Second, "a sync to run", func() bool { return len(h.syncsOf(corpID)) >= 1 })
+	poll.Until(t, 10*time.Second, "a sync to run", func() bool { return len(h.syncsOf(corpID)) >= 1 })
 	if err := h.stack.NATS.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "the test's connection to come back", func() bool { return h.nc.IsConnected() })
+	poll.Until(t, 15*time.Second, "the test's connection to come back", func() bool { return h.nc.IsConnected() })
 	for i := range 20 {
 		sent = append(sent, h.publish(group("emea.example.com", fmt.Sprintf("after-%d", i))))
 	}
@@ -431,7 +432,7 @@ func TestSyncThatNeverEndsIsReportedFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the leases to be released", func() bool {
+	poll.Until(t, 5*time.Second, "the leases to be released", func() bool {
 		_, err := leases.Get(context.Background(), "default."+corpID)
 		return err != nil
 	})
@@ -450,7 +451,7 @@ func TestWorkerStartedBeforeNATSWaitsForIt(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- worker.Run(ctx, h.cfg, h.logger("early")) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 10*time.Second, "the worker to report that it waits", func() bool {
+	poll.Until(t, 10*time.Second, "the worker to report that it waits", func() bool {
 		return strings.Contains(h.logs.String(), "JetStream not reachable yet") || strings.Contains(h.logs.String(), "NATS disconnected")
 	})
 	select {
@@ -493,7 +494,7 @@ func TestFloodOfUnknownDirectoriesDoesNotHammerVIDM(t *testing.T) {
 	}
 	good := h.publish(group("corp.example.com", "after-the-flood"))
 	h.waitReported(30*time.Second, good)
-	eventually(t, 10*time.Second, "200 dead letters", func() bool { return len(h.streamMsgs(h.cfg.DeadStream)) == 200 })
+	poll.Until(t, 10*time.Second, "200 dead letters", func() bool { return len(h.streamMsgs(h.cfg.DeadStream)) == 200 })
 	if n := h.stack.Sim.Requests(vidmsim.EndpointDirectories); n > 2 {
 		t.Fatalf("%d directory-list calls for 200 unknown directories, want at most 2", n)
 	}

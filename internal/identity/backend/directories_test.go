@@ -10,6 +10,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 // lister is a backend's directory list that can be made to hang or fail.
@@ -38,17 +39,6 @@ func (l *lister) set(dirs []backend.Directory, err error, release chan struct{})
 	l.dirs, l.err, l.release = dirs, err, release
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // poll interval; the deadline decides
-	}
-}
-
 // TestStaleListAnswersWhileTheBackendHangs: once listed, a directory is resolved from the cache
 // even when the TTL passed and the backend hangs or fails; one refresh runs in the background
 // and its answer is used once it comes.
@@ -69,7 +59,7 @@ func TestStaleListAnswersWhileTheBackendHangs(t *testing.T) {
 			t.Fatalf("resolve during the hang = %+v, %v", d, err)
 		}
 	}
-	eventually(t, "one background refresh", func() bool { return l.calls.Load() == 2 })
+	poll.Until(t, 5*time.Second, "one background refresh", func() bool { return l.calls.Load() == 2 })
 	for range 50 {
 		if _, err := dc.Resolve(ctx, "Corp AD"); err != nil {
 			t.Fatal(err)
@@ -79,7 +69,7 @@ func TestStaleListAnswersWhileTheBackendHangs(t *testing.T) {
 		t.Fatalf("%d list calls while one hangs, want the first and one background refresh", n)
 	}
 	close(hang)
-	eventually(t, "the refreshed list", func() bool {
+	poll.Until(t, 5*time.Second, "the refreshed list", func() bool {
 		dirs, err := dc.List(ctx)
 		return err == nil && len(dirs) == 2
 	})
@@ -90,7 +80,7 @@ func TestStaleListAnswersWhileTheBackendHangs(t *testing.T) {
 	if dirs, err := dc.List(ctx); err != nil || len(dirs) != 2 {
 		t.Fatalf("list with a failing backend = %v, %v; want the last good list", dirs, err)
 	}
-	eventually(t, "the failed refresh to end", func() bool { return l.calls.Load() == 3 })
+	poll.Until(t, 5*time.Second, "the failed refresh to end", func() bool { return l.calls.Load() == 3 })
 
 	// A reference the list does not know still waits for the backend, and gets its error.
 	if _, err := dc.Resolve(ctx, "Nowhere AD"); err == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/admin"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -50,7 +51,7 @@ func TestStatusPageOfALiveWorker(t *testing.T) {
 	if code := post("t-lab", "lab.example.com", "lab-testers", ""); code != http.StatusAccepted {
 		t.Fatalf("lab trigger: %d", code)
 	}
-	ingresstest.Eventually(t, 10*time.Second, "the paused directory to hold its trigger", func() bool {
+	poll.Until(t, 10*time.Second, "the paused directory to hold its trigger", func() bool {
 		var d control.Directory
 		return getJSON(t, lab, &d) && d.PendingTriggers == 1
 	})

@@ -15,8 +15,8 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 // watchedKV records every call that lists or watches a bucket's keys, with its key filter.
@@ -179,7 +179,7 @@ func TestViewsOfALargeStateListNoKeys(t *testing.T) {
 		<-watched
 	})
 	big, stuck := dirstate.NewDirKey("default", "big"), dirstate.NewDirKey("default", "stuck")
-	ingresstest.Eventually(t, time.Minute, "the pending index", func() bool {
+	poll.Until(t, time.Minute, "the pending index", func() bool {
 		nb, ok := w.store.PendingCount(big)
 		ns, _ := w.store.PendingCount(stuck)
 		return ok && nb == bigPending && ns == stuckRun
@@ -209,7 +209,7 @@ func TestViewsOfALargeStateListNoKeys(t *testing.T) {
 	if err := w.stores.History.Record(ctx, quietRun); err != nil {
 		t.Fatal(err)
 	}
-	ingresstest.Eventually(t, time.Minute, "the later triggers in the index", func() bool {
+	poll.Until(t, time.Minute, "the later triggers in the index", func() bool {
 		n, _ := w.store.PendingCount(stuck)
 		return n == stuckRun+stuckLater
 	})

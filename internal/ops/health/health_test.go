@@ -22,6 +22,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -39,18 +40,6 @@ func get(t *testing.T, h http.Handler) (int, health.Report) {
 		t.Fatalf("Content-Type %q", ct)
 	}
 	return rec.Code, rep
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval; the deadline decides
-	}
 }
 
 func TestHealthz(t *testing.T) {
@@ -210,13 +199,13 @@ func TestReadinessFollowsNATS(t *testing.T) {
 	}
 
 	srv.stop()
-	eventually(t, 10*time.Second, "readyz 503 with NATS down", func() bool {
+	poll.Until(t, 10*time.Second, "readyz 503 with NATS down", func() bool {
 		code, rep := get(t, ready)
 		return code == 503 && !rep.Checks["nats"].OK && strings.HasPrefix(rep.Checks["nats"].Error, "NATS connection is ")
 	})
 
 	srv.start()
-	eventually(t, 20*time.Second, "readyz 200 with NATS back", func() bool {
+	poll.Until(t, 20*time.Second, "readyz 200 with NATS back", func() bool {
 		code, _ := get(t, ready)
 		return code == 200
 	})
@@ -262,7 +251,7 @@ func TestJetStreamCheckFailsWhenTheConsumerIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err2 error
-	eventually(t, 15*time.Second, "the check to notice the deleted consumer", func() bool {
+	poll.Until(t, 15*time.Second, "the check to notice the deleted consumer", func() bool {
 		err2 = check(ctx)
 		return err2 != nil
 	})
@@ -348,7 +337,7 @@ func TestReadinessFollowsVIDM(t *testing.T) {
 			tt.breakIt(e.sim)
 			e.clock.Advance(interval + time.Second) // the last proof is now stale
 			var rep health.Report
-			eventually(t, 10*time.Second, "readyz 503 naming the cause", func() bool {
+			poll.Until(t, 10*time.Second, "readyz 503 naming the cause", func() bool {
 				var code int
 				code, rep = get(t, ready)
 				return code == 503 && strings.HasPrefix(rep.Checks["vidm"].Error, tt.wantErr)
@@ -371,7 +360,7 @@ func TestReadinessFollowsVIDM(t *testing.T) {
 			e.sim.ClearFaults()
 			e.sim.Resume()
 			e.clock.Advance(interval/4 + time.Second)
-			eventually(t, 10*time.Second, "readyz 200 with vIDM back", func() bool {
+			poll.Until(t, 10*time.Second, "readyz 200 with vIDM back", func() bool {
 				code, _ := get(t, ready)
 				return code == 200
 			})

@@ -22,6 +22,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -439,7 +440,7 @@ func TestWaitTimesOut(t *testing.T) {
 	if last := s.LastSeq(t, s.Cfg.TriggerStream); last != 1 {
 		t.Fatalf("trigger stream at seq %d, want the trigger published", last)
 	}
-	ingresstest.Eventually(t, 5*time.Second, "the wait to be released", func() bool { return s.Watcher.Waiting() == 0 })
+	poll.Until(t, 5*time.Second, "the wait to be released", func() bool { return s.Watcher.Waiting() == 0 })
 }
 
 func TestClientLeavingCancelsItsWait(t *testing.T) {
@@ -460,12 +461,12 @@ func TestClientLeavingCancelsItsWait(t *testing.T) {
 		}
 		done <- err
 	}()
-	ingresstest.Eventually(t, 10*time.Second, "the request to wait", func() bool { return s.Watcher.Waiting() == 1 })
+	poll.Until(t, 10*time.Second, "the request to wait", func() bool { return s.Watcher.Waiting() == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client: %v", err)
 	}
-	ingresstest.Eventually(t, 10*time.Second, "the wait to be released", func() bool { return s.Watcher.Waiting() == 0 })
+	poll.Until(t, 10*time.Second, "the wait to be released", func() bool { return s.Watcher.Waiting() == 0 })
 }
 
 func TestConcurrentWaitsGetTheirOwnResults(t *testing.T) {
@@ -548,7 +549,7 @@ func TestWaitersAreBounded(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	ingresstest.Eventually(t, 10*time.Second, "the first request to wait", func() bool { return s.Watcher.Waiting() == 1 })
+	poll.Until(t, 10*time.Second, "the first request to wait", func() bool { return s.Watcher.Waiting() == 1 })
 
 	id := uuid.NewString()
 	r := do(t, binary(t, s.URL+"?wait=50s", id, "ad.group.created", groupData("lab.example.com", "g2")))

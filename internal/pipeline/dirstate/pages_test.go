@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 // A run of 3,000 triggers on a broker with a 16 KiB max_payload: the record stays small, every
@@ -160,7 +161,7 @@ func TestPendingIndexFollowsTheBucket(t *testing.T) {
 	countIs := func(want int) func() bool {
 		return func() bool { n, ok := s.PendingCount(dir); return ok && n == want }
 	}
-	eventually(t, 10*time.Second, "the index to count 300", countIs(300))
+	poll.Until(t, 10*time.Second, "the index to count 300", countIs(300))
 	pend, err := s.Pending(ctx, dir)
 	if err != nil || len(pend) != 300 || pend[0].Trigger.ID != "t-000" || pend[299].Trigger.ID != "t-299" {
 		t.Fatalf("pending from the index: %d, %v", len(pend), err)
@@ -171,22 +172,10 @@ func TestPendingIndexFollowsTheBucket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "the index to count 200", countIs(200))
+	poll.Until(t, 10*time.Second, "the index to count 200", countIs(200))
 	counts, err := s.IndexedPendingCounts(ctx)
 	if err != nil || counts[dir] != 200 {
 		t.Fatalf("counts = %v, %v", counts, err)
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
 	}
 }
 

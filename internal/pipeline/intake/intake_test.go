@@ -33,6 +33,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -179,18 +180,6 @@ func (e *env) publish(t *testing.T, tr trigger.Trigger) string {
 	return ev.ID()
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
-	}
-}
-
 // logLines returns the JSON log records whose msg is msg.
 func (e *env) logLines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
@@ -219,7 +208,7 @@ func TestObserverHearsEveryFate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, 10*time.Second, "three messages handled", func() bool {
+	poll.Until(t, 10*time.Second, "three messages handled", func() bool {
 		_, acc, dead := e.rec.snapshot()
 		return len(acc) == 1 && len(dead) == 2
 	})
@@ -269,7 +258,7 @@ func TestObserverCountsRedeliveries(t *testing.T) {
 	e := start(t)
 	e.sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable, Times: 1})
 	id := e.publish(t, group("Corp AD", "proj-a"))
-	eventually(t, 15*time.Second, "the trigger accepted on its redelivery", func() bool {
+	poll.Until(t, 15*time.Second, "the trigger accepted on its redelivery", func() bool {
 		_, acc, _ := e.rec.snapshot()
 		return len(acc) == 1
 	})
@@ -292,7 +281,7 @@ func TestTriggersAreRoutedByTenant(t *testing.T) {
 	unknownID := e.publish(t, withTenant(group("Corp AD", "proj-x"), "nowhere"))
 	refusedID := e.publish(t, withTenant(group("Corp AD", "proj-lab"), "lab"))
 
-	eventually(t, 10*time.Second, "four messages handled", func() bool {
+	poll.Until(t, 10*time.Second, "four messages handled", func() bool {
 		_, acc, dead := e.rec.snapshot()
 		return len(acc) == 2 && len(dead) == 2
 	})
@@ -358,7 +347,7 @@ func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 	if _, err := e.js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the first delivery to be handed back", func() bool {
+	poll.Until(t, 10*time.Second, "the first delivery to be handed back", func() bool {
 		return len(e.logLines(t, "trigger not accepted yet; redelivery requested")) >= 1
 	})
 	if _, err := e.js.UpdateStream(ctx, open); err != nil {
@@ -369,7 +358,7 @@ func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 			t.Log(e.logs.String())
 		}
 	}()
-	eventually(t, 30*time.Second, "the redelivery to be acknowledged as already reported", func() bool {
+	poll.Until(t, 30*time.Second, "the redelivery to be acknowledged as already reported", func() bool {
 		return e.rec.alreadyReported() == 1
 	})
 	received, acc, dead := e.rec.snapshot()
@@ -379,7 +368,7 @@ func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 	if p, err := e.store.Pending(ctx, dirstate.NewDirKey("default", "dir-corp")); err != nil || len(p) != 0 {
 		t.Fatalf("pending = %d, %v; want nothing recorded again", len(p), err)
 	}
-	eventually(t, 5*time.Second, "the message to be acknowledged", func() bool {
+	poll.Until(t, 5*time.Second, "the message to be acknowledged", func() bool {
 		info, err := e.res.Consumer.Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	})
@@ -426,11 +415,11 @@ func TestMessagesTooLargeToDeadLetterDoNotHoldIntake(t *testing.T) {
 				sums[hex.EncodeToString(h.Sum(nil))] = true
 			}
 			goodID := e.publish(t, group("Corp AD", "proj-after-the-large-ones"))
-			eventually(t, 20*time.Second, "the valid trigger to be accepted behind the large messages", func() bool {
+			poll.Until(t, 20*time.Second, "the valid trigger to be accepted behind the large messages", func() bool {
 				_, acc, _ := e.rec.snapshot()
 				return slices.ContainsFunc(acc, func(p dirstate.Trigger) bool { return p.ID == goodID })
 			})
-			eventually(t, 10*time.Second, "four dead letters", func() bool {
+			poll.Until(t, 10*time.Second, "four dead letters", func() bool {
 				_, _, dead := e.rec.snapshot()
 				return len(dead) == 4
 			})
@@ -496,7 +485,7 @@ func TestIgnoreSafeguardsOnlyWhereAllowedOrGranted(t *testing.T) {
 		{"a grant for another event", publishWith(ask(""), func(string) string { return testGrants.Sign("other", "", "Corp AD") }), false},
 		{"a forged grant", publishWith(ask(""), func(id string) string { return forger.Sign(id, "", "Corp AD") }), false},
 	}
-	eventually(t, 10*time.Second, "every trigger handled", func() bool {
+	poll.Until(t, 10*time.Second, "every trigger handled", func() bool {
 		_, acc, dead := e.rec.snapshot()
 		return len(acc)+len(dead) == len(cases)
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
@@ -119,7 +120,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 15*time.Second, "the worker's streams and consumer", func() bool {
+	poll.Until(t, 15*time.Second, "the worker's streams and consumer", func() bool {
 		_, err := js.Consumer(context.Background(), cfg.TriggerStream, cfg.Consumer)
 		return err == nil
 	})
@@ -159,16 +160,4 @@ func (s *Stack) LastSeq(t testing.TB, stream string) uint64 {
 		t.Fatal(err)
 	}
 	return st.CachedInfo().State.LastSeq
-}
-
-// Eventually polls cond until it holds or the timeout passes (then the test fails).
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -92,7 +93,7 @@ func TestFaultReset(t *testing.T) {
 				t.Fatalf("reset: got a response %d", r.status)
 			}
 			// The client may see the reset before the handler has recorded it.
-			eventually(t, "the reset to be recorded as status 0", func() bool {
+			poll.Until(t, 5*time.Second, "the reset to be recorded as status 0", func() bool {
 				return sim.RequestsByStatus(vidmsim.EndpointOAuthToken)[0] == 1
 			})
 			r, err = e.send(c, http.MethodPost, pathOAuth+"?grant_type=client_credentials", "",
@@ -118,7 +119,7 @@ func TestFaultResetHTTP2(t *testing.T) {
 	if _, err := e.send(srv.Client(), http.MethodGet, pathDirs, ""); err == nil {
 		t.Fatal("HTTP/2 reset: got a response")
 	}
-	eventually(t, "the reset to be recorded as status 0", func() bool {
+	poll.Until(t, 5*time.Second, "the reset to be recorded as status 0", func() bool {
 		return sim.RequestsByStatus(vidmsim.EndpointDirectories)[0] == 1
 	})
 }
@@ -138,7 +139,7 @@ func TestFaultHang(t *testing.T) {
 				done <- r
 			}()
 		}
-		eventually(t, "both requests to arrive", func() bool { return e.sim.Requests(vidmsim.EndpointDirectories) == 2 })
+		poll.Until(t, 5*time.Second, "both requests to arrive", func() bool { return e.sim.Requests(vidmsim.EndpointDirectories) == 2 })
 		select {
 		case r := <-done:
 			t.Fatalf("answered while hung: %d", r.status)
@@ -165,7 +166,7 @@ func TestFaultHang(t *testing.T) {
 			}
 			done <- r.status
 		}()
-		eventually(t, "the request to arrive", func() bool { return e.sim.Requests(vidmsim.EndpointSystemLogin) == 1 })
+		poll.Until(t, 5*time.Second, "the request to arrive", func() bool { return e.sim.Requests(vidmsim.EndpointSystemLogin) == 1 })
 		e.sim.Resume()
 		if got := <-done; got != 502 {
 			t.Fatalf("status = %d, want 502", got)
@@ -184,13 +185,13 @@ func TestFaultHang(t *testing.T) {
 			}
 			errc <- err
 		}()
-		eventually(t, "the request to arrive", func() bool { return e.sim.Requests(vidmsim.EndpointDirectories) == 1 })
+		poll.Until(t, 5*time.Second, "the request to arrive", func() bool { return e.sim.Requests(vidmsim.EndpointDirectories) == 1 })
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Fatalf("client error = %v", err)
 		}
 		// The handler has left its wait once it has recorded the (empty) answer.
-		eventually(t, "the handler to return", func() bool {
+		poll.Until(t, 5*time.Second, "the handler to return", func() bool {
 			return e.sim.RequestsByStatus(vidmsim.EndpointDirectories)[0] == 1
 		})
 	})
