@@ -240,6 +240,14 @@ func attackTheDeployment(t *testing.T, url, caFile, workerPass string, pjs, rjs 
 			return err
 		})
 	}
+	attempt("pipeline pulls from the downstream durable", func(c context.Context) error {
+		cons, err := pjs.Consumer(c, "DIRSYNC_RESULTS", "project-mapper")
+		if err != nil {
+			return nil // not even its info: refused too
+		}
+		_, err = cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond))
+		return err
+	})
 	if info, err := wjs.Consumer(ctx, "DIRSYNC_RESULTS", "project-mapper"); err != nil || info.CachedInfo().Config.FilterSubject != "dirsync.result.>" {
 		t.Fatalf("the downstream durable after the attacks: %v", err)
 	}

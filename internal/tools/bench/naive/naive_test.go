@@ -300,7 +300,9 @@ func TestParseStatus(t *testing.T) {
 // sync to end instead of reporting success at once or giving up.
 func TestRunWaitsForTheRunningSyncAfterConflict(t *testing.T) {
 	sim, srv := startSim(t, nil)
-	if err := sim.StartForeignSync("dir-corp", 200*time.Millisecond); err != nil {
+	// Long enough to still run when the script's POST comes after its login and directory list
+	// on a busy machine (at 200 ms it sometimes ended first, and there was no conflict to see).
+	if err := sim.StartForeignSync("dir-corp", 1500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	st, outs, err := run(context.Background(), options(srv, []Trigger{{"corp.example.com", "g1"}}, 1))
@@ -315,7 +317,7 @@ func TestRunWaitsForTheRunningSyncAfterConflict(t *testing.T) {
 		t.Fatalf("sync log %+v; the script must have seen the foreign sync end (seen at %v)", log, outs[0].Seen)
 	}
 	if st.Requests[ReqSyncStatus] < 2 {
-		t.Errorf("sync_status = %d; a 200 ms sync polled every 15 ms needs several polls", st.Requests[ReqSyncStatus])
+		t.Errorf("sync_status = %d; a 1.5 s sync polled every 15 ms needs several polls", st.Requests[ReqSyncStatus])
 	}
 	checkAgainstSim(t, st, sim)
 }
