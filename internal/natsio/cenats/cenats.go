@@ -294,6 +294,15 @@ func decodeStructured(payload []byte) (event.Event, *DecodeError) {
 	if jsonData != nil {
 		e.DataEncoded, e.DataBase64 = jsonData, false
 	}
+	// The binary path sets id, type and subject through sdk-go's setters, which trim white space:
+	// the same event must decode the same either way (a trigger's id is its identity).
+	if id := strings.TrimSpace(e.ID()); id != "" {
+		_ = e.Context.SetID(id) // an id of white space alone is left for checkEvent to refuse
+	}
+	_ = e.Context.SetType(e.Type())
+	if sub := e.Subject(); sub != "" {
+		_ = e.Context.SetSubject(sub)
+	}
 	if reason := checkEvent(e); reason != "" {
 		return event.Event{}, decodeErrorf("%s", reason)
 	}
