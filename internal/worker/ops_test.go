@@ -176,7 +176,12 @@ func TestPausedDirectoryKeepsItsTriggersAndSyncsThemOnResume(t *testing.T) {
 	if runs.Runs[0].RunID != rs[len(rs)-1].Data.RunID && runs.Runs[0].RunID != rs[0].Data.RunID {
 		t.Fatalf("history run %s is not a reported run", runs.Runs[0].RunID)
 	}
-	if d = directory(t, base, corpID); d.State != control.StateIdle || d.LastRun == nil || d.LastRun.Status != control.RunCompleted {
+	// The run is forgotten just after its result is published (its markers first): idle soon.
+	poll.Until(t, 10*time.Second, "the directory to be idle after the run", func() bool {
+		d = directory(t, base, corpID)
+		return d.State == control.StateIdle
+	})
+	if d.LastRun == nil || d.LastRun.Status != control.RunCompleted || d.CurrentRun != nil {
 		t.Fatalf("after the run: %+v", d)
 	}
 }
