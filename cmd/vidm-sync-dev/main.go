@@ -15,8 +15,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/sethvargo/go-envconfig"
-
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
@@ -47,10 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(ctx, envconfig.LookuperFunc(func(k string) (string, bool) {
-		v := getenv(k)
-		return v, v != ""
-	}), true)
+	cfg, err := config.LoadEnv(ctx, getenv, true)
 	if err != nil {
 		return err
 	}

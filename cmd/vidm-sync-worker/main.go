@@ -14,8 +14,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/sethvargo/go-envconfig"
-
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
@@ -50,10 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.Usage()
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := config.Load(ctx, envconfig.LookuperFunc(func(k string) (string, bool) {
-		v := getenv(k)
-		return v, v != ""
-	}), false)
+	cfg, err := config.LoadEnv(ctx, getenv, false)
 	if err != nil {
 		return err
 	}

@@ -187,6 +187,15 @@ func Load(ctx context.Context, l envconfig.Lookuper, dev bool) (Config, error) {
 	return load(ctx, l, dev, os.Hostname)
 }
 
+// LoadEnv is Load from a getenv function (os.Getenv in a main): the commands' one way to read
+// their configuration.
+func LoadEnv(ctx context.Context, getenv func(string) string, dev bool) (Config, error) {
+	return Load(ctx, envconfig.LookuperFunc(func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}), dev)
+}
+
 // load is Load with the hostname source injected, for tests.
 func load(ctx context.Context, l envconfig.Lookuper, dev bool, hostname func() (string, error)) (Config, error) {
 	l = emptyIsUnset{l}
