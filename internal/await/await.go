@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 )
@@ -82,7 +83,7 @@ var (
 // or a closed connection (give up) and log what it is doing.
 const resetAttempts = 3
 
-// Retry delays of a follower whose ordered consumer failed.
+// retryInitial and retryMax bound the waits of a follower whose ordered consumer failed.
 const (
 	retryInitial = 500 * time.Millisecond
 	retryMax     = 10 * time.Second
@@ -446,7 +447,8 @@ func deleteConsumer(js jetstream.JetStream, stream string, cons jetstream.Consum
 
 // follow hands each message of f to handle until ctx ends (nil) or f cannot go on (the error).
 func (w *Watcher) follow(ctx context.Context, f *follower, handle func(jetstream.Msg)) error {
-	delay := retryInitial
+	retry := backoff.Policy{Initial: retryInitial, Max: retryMax}
+	failures := 0 // in a row: a message received starts the waits again from retryInitial
 	for {
 		m, err := f.it.Next(jetstream.NextContext(ctx))
 		if err == nil {
@@ -454,10 +456,12 @@ func (w *Watcher) follow(ctx context.Context, f *follower, handle func(jetstream
 				f.next = md.Sequence.Stream + 1
 			}
 			handle(m)
-			delay = retryInitial
+			failures = 0
 			continue
 		}
 		for {
+			failures++
+			delay := retry.Delay(failures)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -465,12 +469,9 @@ func (w *Watcher) follow(ctx context.Context, f *follower, handle func(jetstream
 				return final
 			}
 			w.log.Warn("following a stream failed; resuming", "stream", f.stream, "from_seq", f.next, "retry_in", delay, "err", err)
-			select {
-			case <-ctx.Done():
+			if backoff.Wait(ctx, delay) != nil {
 				return nil
-			case <-time.After(delay):
 			}
-			delay = min(delay*2, retryMax)
 			f.close()
 			if err = f.open(ctx); err == nil {
 				w.log.Info("following the stream again", "stream", f.stream, "from_seq", f.next)

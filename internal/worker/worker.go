@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
@@ -276,21 +277,19 @@ func (s *ingressServer) stop(grace time.Duration) error {
 // resourcesWhenReachable sets up the JetStream resources, waiting out a broker that is down or
 // restarting (a rolling NATS upgrade must not crash-loop the workers); a refusal is final.
 func resourcesWhenReachable(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *slog.Logger) (*streams.Resources, error) {
-	wait := 250 * time.Millisecond
-	for {
+	retry := backoff.Policy{Initial: 250 * time.Millisecond, Max: 10 * time.Second}
+	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		res, err := resources(actx, js, cfg)
 		cancel()
 		if err == nil || !brokerUnavailable(err) || ctx.Err() != nil {
 			return res, err
 		}
+		wait := retry.Delay(attempt)
 		log.Warn("JetStream not reachable yet; retrying", "retry_in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
+		if err := backoff.Wait(ctx, wait); err != nil {
+			return nil, err
 		}
-		wait = min(wait*2, 10*time.Second)
 	}
 }
 

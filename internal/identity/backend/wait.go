@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 )
 
 // StatusReader reads a directory's sync state.
@@ -62,10 +63,11 @@ func (o WaitOptions) withDefaults() WaitOptions {
 func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOptions) (SyncState, error) {
 	opts = opts.withDefaults()
 	deadline := opts.Now().Add(opts.Timeout)
-	interval := opts.InitialInterval
+	// Polls slow down as a sync runs on; a little jitter keeps replicas' polls apart.
+	poll := backoff.Policy{Initial: opts.InitialInterval, Max: opts.MaxInterval, Jitter: 0.2}
 	var last SyncState
 	var lastErr error
-	for {
+	for n := 1; ; n++ {
 		st, err := r.SyncStatus(ctx, directoryID)
 		switch {
 		case err != nil && !IsRetryable(err):
@@ -82,18 +84,13 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 				return st, nil
 			}
 		}
-		wait := min(jitter(interval), deadline.Sub(opts.Now()))
+		wait := min(poll.Delay(n), deadline.Sub(opts.Now()))
 		if wait <= 0 {
 			return last, waitTimeout(last, lastErr, opts.Timeout)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return last, fmt.Errorf("wait for sync: %w", ctx.Err())
-		case <-t.C:
+		if err := backoff.Wait(ctx, wait); err != nil {
+			return last, fmt.Errorf("wait for sync: %w", err)
 		}
-		interval = min(interval*2, opts.MaxInterval)
 	}
 }
 
@@ -110,13 +107,4 @@ func waitTimeout(last SyncState, lastErr error, timeout time.Duration) error {
 		msg += fmt.Sprintf(" (last error: %v)", lastErr)
 	}
 	return &timeoutError{msg: msg}
-}
-
-// jitter spreads polls of many directories by up to ±10%.
-func jitter(d time.Duration) time.Duration {
-	spread := int64(d) / 10
-	if spread <= 0 {
-		return d
-	}
-	return d - time.Duration(spread) + time.Duration(rand.Int64N(2*spread+1))
 }

@@ -8,11 +8,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
 )
@@ -308,13 +308,10 @@ func (e *Engine) wakeUp() {
 	}
 }
 
+// backoff is the wait before retrying a directory after its failures in a row: jittered, so
+// directories that failed together (a vIDM outage) are not retried together.
 func (e *Engine) backoff(failures int) time.Duration {
-	d := e.cfg.RetryMin
-	for i := 1; i < failures && d < e.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, e.cfg.RetryMax)
-	return d/2 + rand.N(d/2+1)
+	return backoff.Policy{Initial: e.cfg.RetryMin, Max: e.cfg.RetryMax, Jitter: 0.5}.Delay(failures)
 }
 
 // watch marks directories due as triggers and runs appear; it restarts after a broken watch
@@ -326,10 +323,7 @@ func (e *Engine) watch(ctx context.Context) {
 			return
 		}
 		e.log.Warn("watching pending triggers failed; restarting the watch", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(e.cfg.RetryMin):
-		}
+		_ = backoff.Wait(ctx, e.cfg.RetryMin) // the loop ends with ctx
 	}
 }
 

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 )
 
 // HistoryRun is a finished run as the history keeps it: its record, with the sample of covered
@@ -40,6 +40,9 @@ func (h *History) Record(ctx context.Context, r *Run) error {
 	entry := HistoryRun{Run: *r, TriggerCount: r.Count}
 	entry.Keys, entry.Triggers, entry.Trouble, entry.Published = nil, nil, nil, 0
 	key := string(r.Dir())
+	// A compare-and-set that lost a race reads again after a fully jittered moment, so the racing
+	// replicas come back at different times.
+	casRetry := backoff.Policy{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond, Jitter: 1}
 	for attempt := 0; ; attempt++ {
 		runs, rev, err := h.read(ctx, key)
 		if err != nil {
@@ -67,10 +70,8 @@ func (h *History) Record(ctx context.Context, r *Run) error {
 			return fmt.Errorf("record run %s in the history: %w", r.RunID, err)
 		}
 		// Lost a race with another reporter of this directory: read again after a moment.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(rand.N(10*(attempt+1))) * time.Millisecond):
+		if err := backoff.Wait(ctx, casRetry.Delay(attempt+1)); err != nil {
+			return err
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
@@ -261,13 +262,11 @@ func traceID(traceparent string) string {
 
 // retryLater hands the message back with a delay growing with its delivery count.
 func (in *Intake) retryLater(m jetstream.Msg, cause error, log *slog.Logger) {
-	delay := 2 * time.Second
+	deliveries := 1
 	if md, err := m.Metadata(); err == nil {
-		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
-			delay *= 2
-		}
+		deliveries = int(min(md.NumDelivered, 64))
 	}
-	delay = min(delay, time.Minute)
+	delay := backoff.Policy{Initial: 2 * time.Second, Max: time.Minute}.Delay(deliveries)
 	log.Warn("trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
 	if err := m.NakWithDelay(delay); err != nil {
 		log.Warn("nak failed; the message is redelivered after the ack wait", "err", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
@@ -221,7 +222,7 @@ func (s *Scheduler) fire(ctx context.Context, e Entry, slot time.Time) {
 		s.observe(e, slot, err)
 		return
 	}
-	backoff := firstBackoff
+	retry := backoff.Policy{Initial: firstBackoff}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		ack, err := s.pub.PublishMsg(actx, msg)
@@ -238,13 +239,13 @@ func (s *Scheduler) fire(ctx context.Context, e Entry, slot time.Time) {
 			log.Error("scheduled sync not published; giving up until the next slot", "attempts", attempt, "err", err)
 			return
 		}
-		log.Warn("publishing scheduled sync failed; retrying", "attempt", attempt, "retry_in", backoff, "err", err)
+		wait := retry.Delay(attempt)
+		log.Warn("publishing scheduled sync failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.cfg.After(backoff):
+		case <-s.cfg.After(wait):
 		}
-		backoff *= 2
 	}
 }
 
