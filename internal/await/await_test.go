@@ -354,19 +354,7 @@ func TestStopEndsWaits(t *testing.T) {
 
 func TestClosedConnectionEndsWaits(t *testing.T) {
 	t.Parallel()
-	srv, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, natstest.Server(t, natsdev.Options{}).URL())
 	ensure(t, js)
 	w := start(t, js)
 	wt := w.Register("open")
@@ -403,20 +391,8 @@ func TestStartNeedsTheStreams(t *testing.T) {
 // restart reaches a wait registered before it.
 func TestRecoversAfterBrokerRestart(t *testing.T) {
 	t.Parallel()
-	srv, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.Server(t, natsdev.Options{})
+	nc, js := natstest.Connect(t, srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	ensure(t, js)
 	w := start(t, js)
 	before, during := w.Register("before-restart"), w.Register("dead-after-restart")

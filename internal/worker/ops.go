@@ -13,7 +13,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/admin"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
@@ -106,8 +109,48 @@ func (s *httpServer) stop(grace time.Duration) error {
 	return <-s.done
 }
 
-// switchHandler serves the probes and metrics from the start, and everything else once the
-// worker is set up: Kubernetes asks /healthz and /readyz while the worker still waits for NATS.
+// adminPort serves the probes and metrics from the start, and the status page and admin API once
+// the pipeline exists: Kubernetes asks /healthz and /readyz while the worker still waits for NATS.
+type adminPort struct {
+	cfg     config.Config
+	version string
+	metrics http.Handler
+	probes  *health.Health
+	mux     *switchHandler
+	srv     *httpServer
+	log     *slog.Logger
+}
+
+func startAdmin(ctx context.Context, cfg config.Config, o options, metricsHandler http.Handler, probes *health.Health, log *slog.Logger) (*adminPort, error) {
+	l, err := listen(ctx, o.adminLn, cfg.AdminAddr, "admin port")
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("component", "admin")
+	mux := &switchHandler{early: earlyMux(metricsHandler, probes.Healthz(), probes.Readyz())}
+	p := &adminPort{cfg: cfg, version: o.version, metrics: metricsHandler, probes: probes, mux: mux,
+		srv: startHTTP(l, mux, o.httpLimits, log), log: log}
+	log.Info("admin port listening", "addr", l.Addr().String())
+	return p, nil
+}
+
+// serve adds the status page and the admin API over c to the port.
+func (p *adminPort) serve(c *control.Service) {
+	p.mux.set(admin.New(admin.Config{
+		Token: p.cfg.AdminToken, ReadToken: p.cfg.AdminReadToken, ReadOpen: p.cfg.AdminReadOpen,
+		Refresh: p.cfg.StatusRefresh, HistoryRuns: p.cfg.HistoryRuns,
+		Metrics: p.metrics, Healthz: p.probes.Healthz(), Readyz: p.probes.Readyz(),
+		Version: p.version, Logger: p.log,
+	}, c))
+}
+
+func (p *adminPort) stop() {
+	if err := p.srv.stop(5 * time.Second); err != nil {
+		p.log.Warn("admin port", "err", err)
+	}
+}
+
+// switchHandler serves early until set is called, then the full handler.
 type switchHandler struct {
 	early http.Handler
 	full  atomic.Pointer[http.Handler]
@@ -162,17 +205,12 @@ func (o runObservers) RunReported(r *dirstate.Run) {
 }
 
 // perDirectory is a metrics source of one number per directory, read through the control service
-// (nil until it exists) at scrape time.
-func perDirectory(ctl *atomic.Pointer[control.Service], read func(*control.Service, context.Context) (map[control.DirectoryName]int, error),
-	what string, log *slog.Logger) func() map[metrics.Directory]int {
+// at scrape time.
+func perDirectory(read func(context.Context) (map[control.DirectoryName]int, error), what string, log *slog.Logger) func() map[metrics.Directory]int {
 	return func() map[metrics.Directory]int {
-		c := ctl.Load()
-		if c == nil {
-			return nil
-		}
 		sctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 		defer cancel()
-		byName, err := read(c, sctx)
+		byName, err := read(sctx)
 		if err != nil {
 			log.Debug("metrics: "+what+" failed", "err", err)
 		}

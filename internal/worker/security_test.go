@@ -21,6 +21,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
@@ -62,11 +63,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	}
 	t.Setenv("NATS_TLS_CERT", certFile)
 	t.Setenv("NATS_TLS_KEY", keyFile)
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: filepath.Join(dir, "js"), ConfigFile: "../../deploy/nats/nats-server.conf"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := natstest.Server(t, natsdev.Options{StoreDir: filepath.Join(dir, "js"), ConfigFile: "../../deploy/nats/nats-server.conf"})
 	sc := simConfig(100 * time.Millisecond)
 	stack, err := devstack.Start(devstack.Options{StoreDir: dir, Sim: &sc, ExternalNATS: true})
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,7 +26,6 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/admin"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/httplimits"
@@ -58,46 +56,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	return Serve(ctx, nc, cfg, log, opts...)
 }
 
-// Serve runs the worker on an open connection; Run owns the connection's lifetime.
+// Serve runs the worker on an open connection; Run owns the connection's lifetime. It builds the
+// parts in dependency order: the metrics, the tenants and the admin port first (Kubernetes probes
+// the port while the worker waits for JetStream), then, once JetStream answers, the pipeline, which
+// is then handed to the admin port, the readiness check and the metrics.
 func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger, opts ...Option) error {
 	o := newOptions(opts)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	// Filled in once JetStream answers; the metrics and probes read them from the start.
-	var (
-		bound  atomic.Pointer[streams.Resources]
-		engine atomic.Pointer[coalesce.Engine]
-		ctl    atomic.Pointer[control.Service]
-	)
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg, metrics.Options{
-		Version:            o.version,
-		PendingByDirectory: perDirectory(&ctl, (*control.Service).PendingByName, "counting pending triggers", log),
-		RunFailures:        perDirectory(&ctl, (*control.Service).FailuresByName, "reading failing runs", log),
-		LeasesHeld: func() int {
-			if e := engine.Load(); e != nil {
-				return e.LeasesHeld()
-			}
-			return 0
-		},
-		ConsumerInfo: func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
-			res := bound.Load()
-			if res == nil {
-				return nil, nil // starting: no series yet
-			}
-			return res.Consumer.Info(ctx)
-		},
-		DeadLetters: func(ctx context.Context) (uint64, error) {
-			res := bound.Load()
-			if res == nil {
-				return 0, nil
-			}
-			return deadLetterCount(ctx, res.Dead)
-		},
-	})
-
+	m := metrics.New(reg, metrics.Options{Version: o.version})
 	tf, err := cfg.Tenants()
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
@@ -112,24 +82,14 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 
 	probes := health.New(health.Options{Checks: []health.Check{
 		health.NATSConnected(nc),
-		health.JetStreamBound(func() bool { return bound.Load() != nil }, func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
-			return bound.Load().Consumer.Info(ctx)
-		}),
+		health.JetStreamStarting(),
 		health.Backends(backendStates(tr), cfg.ReadyVIDMInterval, time.Now),
 	}})
-	metricsHandler := metrics.Handler(reg)
-	adminLn, err := listen(ctx, o.adminLn, cfg.AdminAddr, "admin port")
+	adminPort, err := startAdmin(ctx, cfg, o, metrics.Handler(reg), probes, log)
 	if err != nil {
 		return err
 	}
-	adminMux := &switchHandler{early: earlyMux(metricsHandler, probes.Healthz(), probes.Readyz())}
-	adminSrv := startHTTP(adminLn, adminMux, o.httpLimits, log.With("component", "admin"))
-	log.Info("admin port listening", "addr", adminLn.Addr().String())
-	defer func() {
-		if err := adminSrv.stop(5 * time.Second); err != nil {
-			log.Warn("admin port", "err", err)
-		}
-	}()
+	defer adminPort.stop()
 
 	res, err := resourcesWhenReachable(ctx, js, cfg, log)
 	if err != nil {
@@ -140,10 +100,44 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		}
 		return err
 	}
-	bound.Store(res)
-	dec, err := trigger.NewDecoder()
+	p, err := newPipeline(ctx, cfg, o, nc, js, res, tr, m, log)
 	if err != nil {
 		return err
+	}
+	m.Watch(p.metricSources(res, log))
+	probes.Set(health.JetStreamBound(res.Consumer.Info))
+	adminPort.serve(p.control)
+
+	var ingressSrv *ingressServer
+	if cfg.IngressEnabled {
+		if ingressSrv, err = startIngress(ctx, cfg, o, js, p.decoder, log); err != nil {
+			return err
+		}
+	}
+	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "tenants", tf.Names())
+	err = p.run(ctx, o.reload, ingressSrv)
+	log.Info("worker stopped")
+	return err
+}
+
+// pipeline is the worker's flow once JetStream is bound: intake records triggers in the store, the
+// engine runs them against the tenants' backends and publishes results; the scheduler and the
+// token watch add their own triggers and warnings; control is the operators' view of it all.
+type pipeline struct {
+	decoder  *trigger.Decoder
+	intake   *intake.Intake
+	engine   *coalesce.Engine
+	sched    *schedule.Scheduler
+	watch    *tokenwatch.Watcher
+	reloader *reloader
+	control  *control.Service
+}
+
+func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Conn, js jetstream.JetStream,
+	res *streams.Resources, tr *tenants.Registry, m *metrics.Metrics, log *slog.Logger) (*pipeline, error) {
+	dec, err := trigger.NewDecoder()
+	if err != nil {
+		return nil, err
 	}
 	// Every page of a run and every result event stays under the broker's max_payload; the
 	// history bucket also keeps the reported-trigger markers for its TTL.
@@ -169,7 +163,6 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		Observer:      runObservers{metrics: m, history: history, log: log},
 		Gate:          pauses,
 	}, store, tr, pub)
-	engine.Store(eng)
 	grants := trigger.NewGrants(cfg.AdminToken, nil)
 	in := intake.New(intake.Config{
 		DeadSubject: cfg.DeadSubject,
@@ -186,7 +179,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		}}, js)
 	entries, err := tr.Schedules()
 	if err != nil {
-		return fmt.Errorf("tenants: %w", err)
+		return nil, fmt.Errorf("tenants: %w", err)
 	}
 	sched.Set(entries)
 	watch := tokenwatch.New(tokenwatch.Config{Interval: cfg.SyncClientTokenCheck, Logger: log.With("component", "tokenwatch")},
@@ -200,30 +193,30 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		HistoryRuns:    cfg.HistoryRuns,
 		Logger:         log.With("component", "control"),
 	}, control.Stores{Store: store, History: history, Pauses: pauses}, catalog{tr}, js, eng.Notify)
-	ctl.Store(c)
-	adminMux.set(admin.New(admin.Config{
-		Token: cfg.AdminToken, ReadToken: cfg.AdminReadToken, ReadOpen: cfg.AdminReadOpen,
-		Refresh: cfg.StatusRefresh, HistoryRuns: cfg.HistoryRuns,
-		Metrics: metricsHandler, Healthz: probes.Healthz(), Readyz: probes.Readyz(),
-		Version: o.version, Logger: log.With("component", "admin"),
-	}, c))
+	return &pipeline{decoder: dec, intake: in, engine: eng, sched: sched, watch: watch, reloader: r, control: c}, nil
+}
 
-	var ingressSrv *ingressServer
-	if cfg.IngressEnabled {
-		if ingressSrv, err = startIngress(ctx, cfg, o, js, dec, log); err != nil {
-			return err
-		}
+// metricSources are the series read from the pipeline's state at scrape time.
+func (p *pipeline) metricSources(res *streams.Resources, log *slog.Logger) metrics.Sources {
+	return metrics.Sources{
+		PendingByDirectory: perDirectory(p.control.PendingByName, "counting pending triggers", log),
+		RunFailures:        perDirectory(p.control.FailuresByName, "reading failing runs", log),
+		LeasesHeld:         p.engine.LeasesHeld,
+		ConsumerInfo:       res.Consumer.Info,
+		DeadLetters:        func(ctx context.Context) (uint64, error) { return deadLetterCount(ctx, res.Dead) },
 	}
+}
 
-	log.Info("worker running", "consumer", cfg.Consumer, "trigger_subjects", cfg.TriggerSubjects, "tenants", tf.Names())
+// run runs every part until ctx ends; the ingress, if any, stops taking events first.
+func (p *pipeline) run(ctx context.Context, reload <-chan struct{}, ingressSrv *ingressServer) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 5)
-	wg.Go(func() { errs <- in.Run(ctx) })
-	wg.Go(func() { errs <- eng.Run(ctx) })
-	wg.Go(func() { errs <- sched.Run(ctx) })
-	wg.Go(func() { errs <- watch.Run(ctx) })
-	if o.reload != nil {
-		wg.Go(func() { r.run(ctx, o.reload) })
+	wg.Go(func() { errs <- p.intake.Run(ctx) })
+	wg.Go(func() { errs <- p.engine.Run(ctx) })
+	wg.Go(func() { errs <- p.sched.Run(ctx) })
+	wg.Go(func() { errs <- p.watch.Run(ctx) })
+	if reload != nil {
+		wg.Go(func() { p.reloader.run(ctx, reload) })
 	}
 	if ingressSrv != nil {
 		wg.Go(func() {
@@ -238,7 +231,6 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	for err := range errs {
 		all = append(all, err)
 	}
-	log.Info("worker stopped")
 	return errors.Join(all...)
 }
 

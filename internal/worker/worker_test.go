@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
@@ -464,20 +464,8 @@ func TestWorkerStartedBeforeNATSWaitsForIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: store, Port: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	h.nc = nc
-	if h.js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
+	ns := natstest.Server(t, natsdev.Options{StoreDir: store, Port: p})
+	h.nc, h.js = natstest.Connect(t, ns.URL())
 	h.waitConsumer()
 	id := h.publish(group("corp.example.com", "after-nats-came-up"))
 	h.waitReported(30*time.Second, id)

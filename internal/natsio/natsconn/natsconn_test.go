@@ -6,14 +6,11 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 )
 
 func TestConnect(t *testing.T) {
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	ns := natstest.Server(t, natsdev.Options{})
 	nc, err := natsconn.Connect(natsconn.Options{URL: ns.URL(), Name: "test"})
 	if err != nil {
 		t.Fatal(err)

@@ -41,15 +41,17 @@ func NATSConnected(nc *nats.Conn) Check {
 	}}
 }
 
-// JetStreamBound, named "jetstream", fails until bound reports true (the worker has bound its
-// streams and consumer); then it passes while consumerInfo succeeds. A success is reused for 5 s.
-func JetStreamBound(bound func() bool, consumerInfo func(ctx context.Context) (*jetstream.ConsumerInfo, error)) Check {
+// JetStreamStarting, named "jetstream", fails with ErrNotBound: the worker's check until it has
+// bound its streams and consumer and sets JetStreamBound in its place.
+func JetStreamStarting() Check {
+	return Check{Name: NameJetStream, Run: func(context.Context) error { return ErrNotBound }}
+}
+
+// JetStreamBound, named "jetstream", passes while consumerInfo succeeds. A success is reused for 5 s.
+func JetStreamBound(consumerInfo func(ctx context.Context) (*jetstream.ConsumerInfo, error)) Check {
 	var mu sync.Mutex
 	var okUntil time.Time
 	return Check{Name: NameJetStream, Run: func(ctx context.Context) error {
-		if !bound() {
-			return ErrNotBound
-		}
 		mu.Lock()
 		fresh := time.Now().Before(okUntil)
 		mu.Unlock()

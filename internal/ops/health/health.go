@@ -37,11 +37,11 @@ type Options struct {
 
 // Health serves /healthz and /readyz.
 type Health struct {
-	checks  []Check
 	timeout time.Duration
 	log     *slog.Logger
 
 	mu        sync.Mutex
+	checks    []Check
 	lastReady *bool // nil until the first readiness request
 }
 
@@ -54,6 +54,18 @@ func New(opts Options) *Health {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Health{checks: slices.Clone(opts.Checks), timeout: opts.Timeout, log: opts.Logger}
+}
+
+// Set replaces the check of the same name, or adds c: a worker starts with a check that says it
+// is starting and sets the real one once the part it checks exists.
+func (h *Health) Set(c Check) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if i := slices.IndexFunc(h.checks, func(old Check) bool { return old.Name == c.Name }); i >= 0 {
+		h.checks[i] = c
+		return
+	}
+	h.checks = append(h.checks, c)
 }
 
 // CheckResult is one check's entry in the readiness answer.
@@ -89,16 +101,19 @@ func (h *Health) Readyz() http.Handler {
 
 // Run runs all checks concurrently, each with the timeout, and reports their results.
 func (h *Health) Run(ctx context.Context) Report {
-	rep := Report{Status: "ready", Checks: make(map[string]CheckResult, len(h.checks))}
+	h.mu.Lock()
+	checks := slices.Clone(h.checks)
+	h.mu.Unlock()
+	rep := Report{Status: "ready", Checks: make(map[string]CheckResult, len(checks))}
 	type result struct {
 		name string
 		err  error
 	}
-	results := make(chan result, len(h.checks))
-	for _, c := range h.checks {
+	results := make(chan result, len(checks))
+	for _, c := range checks {
 		go func() { results <- result{c.Name, h.runOne(ctx, c.Run)} }()
 	}
-	for range h.checks {
+	for range checks {
 		r := <-results
 		if r.err != nil {
 			rep.Status = "not ready"

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
@@ -108,62 +107,9 @@ func TestReadyzJSONShape(t *testing.T) {
 	}
 }
 
-// natsServer starts an embedded JetStream server whose data and port outlive a shutdown, so that
-// a "restart" after an outage is the same broker at the same URL.
-type natsServer struct {
-	t    *testing.T
-	dir  string
-	port int
-	mu   sync.Mutex
-	s    *natsdev.Server
-}
-
-func startNATS(t *testing.T) *natsServer {
-	t.Helper()
-	n := &natsServer{t: t, dir: t.TempDir()}
-	n.start()
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *natsServer) start() {
-	n.t.Helper()
-	s, err := natsdev.Start(natsdev.Options{StoreDir: n.dir, Port: n.port})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	if n.port == 0 { // pinned, so that the restarted server is at the URL clients reconnect to
-		u, err := url.Parse(s.URL())
-		if err != nil {
-			n.t.Fatal(err)
-		}
-		if n.port, err = strconv.Atoi(u.Port()); err != nil {
-			n.t.Fatal(err)
-		}
-	}
-	n.mu.Lock()
-	n.s = s
-	n.mu.Unlock()
-}
-
-func (n *natsServer) stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.s != nil {
-		n.s.Shutdown()
-		n.s = nil
-	}
-}
-
-func (n *natsServer) url() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.s.URL()
-}
-
 func TestReadinessFollowsNATS(t *testing.T) {
-	srv := startNATS(t)
-	nc, err := nats.Connect(srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	srv := natstest.Server(t, natsdev.Options{})
+	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,12 +118,9 @@ func TestReadinessFollowsNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bound atomic.Bool
-	var cons jetstream.Consumer
-	info := func(ctx context.Context) (*jetstream.ConsumerInfo, error) { return cons.Info(ctx) }
 	h := health.New(health.Options{Checks: []health.Check{
 		health.NATSConnected(nc),
-		health.JetStreamBound(bound.Load, info),
+		health.JetStreamStarting(),
 	}})
 	ready := h.Readyz()
 
@@ -190,21 +133,24 @@ func TestReadinessFollowsNATS(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	if cons, err = js.CreateOrUpdateConsumer(ctx, "T", jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+	cons, err := js.CreateOrUpdateConsumer(ctx, "T", jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
 		t.Fatal(err)
 	}
-	bound.Store(true)
+	h.Set(health.JetStreamBound(cons.Info))
 	if code, rep := get(t, ready); code != 200 {
 		t.Fatalf("bound and connected: %d %+v, want 200", code, rep)
 	}
 
-	srv.stop()
+	srv.Stop()
 	poll.Until(t, 10*time.Second, "readyz 503 with NATS down", func() bool {
 		code, rep := get(t, ready)
 		return code == 503 && !rep.Checks["nats"].OK && strings.HasPrefix(rep.Checks["nats"].Error, "NATS connection is ")
 	})
 
-	srv.start()
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
 	poll.Until(t, 20*time.Second, "readyz 200 with NATS back", func() bool {
 		code, _ := get(t, ready)
 		return code == 200
@@ -212,8 +158,8 @@ func TestReadinessFollowsNATS(t *testing.T) {
 }
 
 func TestJetStreamCheckFailsWhenTheConsumerIsGone(t *testing.T) {
-	srv := startNATS(t)
-	nc, err := nats.Connect(srv.url())
+	srv := natstest.Server(t, natsdev.Options{})
+	nc, err := nats.Connect(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +176,7 @@ func TestJetStreamCheckFailsWhenTheConsumerIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	check := health.JetStreamBound(func() bool { return true }, func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	check := health.JetStreamBound(func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 		calls.Add(1)
 		c, err := js.Consumer(ctx, "T", "c") // a lookup each time: the consumer may have been deleted
 		if err != nil {

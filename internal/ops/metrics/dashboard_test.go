@@ -63,7 +63,8 @@ var metricTypes = map[string]dto.MetricType{
 func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	m := metrics.New(reg, metrics.Options{
+	m := metrics.New(reg, metrics.Options{Version: "test"})
+	m.Watch(metrics.Sources{
 		PendingByDirectory: func() map[metrics.Directory]int {
 			return map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 2}
 		},
@@ -75,7 +76,6 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 			return &jetstream.ConsumerInfo{NumPending: 1, NumAckPending: 2, NumRedelivered: 3}, nil
 		},
 		DeadLetters: func(context.Context) (uint64, error) { return 4, nil },
-		Version:     "test",
 	})
 	now := time.Now()
 	tr := dirstate.Trigger{ID: "t1", Type: "ad.group.created", AcceptedAt: now.Add(-time.Minute)}

@@ -34,8 +34,16 @@ const maxTypes = 32
 // otherType is the label of the types beyond maxTypes.
 const otherType = "other"
 
-// Options holds the callbacks for values read at scrape time. A nil callback leaves its series out.
+// Options configures the metrics.
 type Options struct {
+	// Version is the build's version, for dirsync_build_info.
+	Version string
+	// Now is the clock for trigger-to-result latency. Default time.Now.
+	Now func() time.Time
+}
+
+// Sources are the callbacks for values read at scrape time. A nil callback leaves its series out.
+type Sources struct {
 	// PendingByDirectory returns the pending trigger count per tenant and directory name.
 	PendingByDirectory func() map[Directory]int
 	// RunFailures returns, per directory whose run in flight has failed, its failures in a row.
@@ -46,10 +54,6 @@ type Options struct {
 	ConsumerInfo func(ctx context.Context) (*jetstream.ConsumerInfo, error)
 	// DeadLetters returns how many messages the dead-letter stream holds; read with a 2 s timeout.
 	DeadLetters func(ctx context.Context) (uint64, error)
-	// Version is the build's version, for dirsync_build_info.
-	Version string
-	// Now is the clock for trigger-to-result latency. Default time.Now.
-	Now func() time.Time
 }
 
 // Metrics holds the worker's metrics. It implements the observers of intake
@@ -58,6 +62,7 @@ type Options struct {
 // TokenWarned, TokenCheckFailed), and counts configuration reloads (ConfigReloaded) and
 // scheduled triggers (ScheduleFired). Its methods are safe for concurrent use.
 type Metrics struct {
+	reg   prometheus.Registerer
 	now   func() time.Time
 	types boundedSet
 
@@ -105,6 +110,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		opts.Now = time.Now
 	}
 	m := &Metrics{
+		reg: reg,
 		now: opts.Now,
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dirsync_triggers_received_total",
@@ -211,19 +217,25 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	m.configReloads.WithLabelValues(ReloadRejected)
 	// The worker only runs with a configuration it loaded, so its start is the first success.
 	m.lastReloadSuccess.Set(unixSeconds(opts.Now()))
-	if opts.ConsumerInfo != nil {
-		reg.MustRegister(newConsumerCollector(opts.ConsumerInfo, m.scrapeErrors.WithLabelValues(SourceConsumer)))
-	}
-	if opts.DeadLetters != nil {
-		reg.MustRegister(newDeadLetterCollector(opts.DeadLetters, m.scrapeErrors.WithLabelValues(SourceDeadLetters)))
-	}
-	if opts.PendingByDirectory != nil || opts.LeasesHeld != nil || opts.RunFailures != nil {
-		reg.MustRegister(newStateCollector(opts.PendingByDirectory, opts.RunFailures, opts.LeasesHeld))
-	}
 	// The caller may have registered these already (they are process-wide); that is not an error.
 	registerShared(reg, collectors.NewGoCollector())
 	registerShared(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Watch adds the series read at scrape time from the worker's state, once that state exists: a
+// worker still waiting for JetStream has no consumer, engine or directories to report, and its
+// scrapes leave these series out. Call it once.
+func (m *Metrics) Watch(s Sources) {
+	if s.ConsumerInfo != nil {
+		m.reg.MustRegister(newConsumerCollector(s.ConsumerInfo, m.scrapeErrors.WithLabelValues(SourceConsumer)))
+	}
+	if s.DeadLetters != nil {
+		m.reg.MustRegister(newDeadLetterCollector(s.DeadLetters, m.scrapeErrors.WithLabelValues(SourceDeadLetters)))
+	}
+	if s.PendingByDirectory != nil || s.LeasesHeld != nil || s.RunFailures != nil {
+		m.reg.MustRegister(newStateCollector(s.PendingByDirectory, s.RunFailures, s.LeasesHeld))
+	}
 }
 
 func registerShared(reg prometheus.Registerer, c prometheus.Collector) {

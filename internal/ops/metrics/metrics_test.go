@@ -461,7 +461,7 @@ func TestScrapeTimeState(t *testing.T) {
 	pending := map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 3, {Tenant: "lab", Name: "EMEA AD"}: 1}
 	leases := 2
 	reg := prometheus.NewPedanticRegistry()
-	metrics.New(reg, metrics.Options{
+	metrics.New(reg, metrics.Options{}).Watch(metrics.Sources{
 		PendingByDirectory: func() map[metrics.Directory]int { return pending },
 		LeasesHeld:         func() int { return leases },
 	})
@@ -563,7 +563,7 @@ func deadLetters(s jetstream.Stream) func(context.Context) (uint64, error) {
 func TestJetStreamGauges(t *testing.T) {
 	js, cons, dead := jetStreamState(t)
 	reg := prometheus.NewPedanticRegistry()
-	metrics.New(reg, metrics.Options{ConsumerInfo: consumerInfo(cons), DeadLetters: deadLetters(dead)})
+	metrics.New(reg, metrics.Options{}).Watch(metrics.Sources{ConsumerInfo: consumerInfo(cons), DeadLetters: deadLetters(dead)})
 
 	checks := []struct {
 		name string
@@ -612,7 +612,7 @@ func TestScrapeCallbacksAreBounded(t *testing.T) {
 		return errors.New("broker says no")
 	}
 	reg := prometheus.NewPedanticRegistry()
-	metrics.New(reg, metrics.Options{
+	metrics.New(reg, metrics.Options{}).Watch(metrics.Sources{
 		ConsumerInfo: func(ctx context.Context) (*jetstream.ConsumerInfo, error) { return nil, record(ctx) },
 	})
 	if _, ok := value(t, reg, "dirsync_consumer_pending_messages", nil); ok {

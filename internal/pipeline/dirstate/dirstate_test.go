@@ -230,20 +230,8 @@ func TestExpiredLeaseIsLostByItsHolder(t *testing.T) {
 // directory (found by the clustered chaos run, during a majority outage).
 func TestHolderStopsBeforeItsLeaseCanExpire(t *testing.T) {
 	const ttl = 2 * time.Second
-	ns, err := natsdev.Start(natsdev.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := natstest.Server(t, natsdev.Options{})
+	_, js := natstest.Connect(t, ns.URL(), nats.MaxReconnects(-1))
 	ctx := context.Background()
 	leases, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "L", TTL: ttl})
 	if err != nil {

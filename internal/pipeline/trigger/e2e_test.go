@@ -5,51 +5,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 )
-
-// startJetStream runs an in-process NATS server with JetStream on a free port.
-func startJetStream(t *testing.T) *nats.Conn {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 // Through a real JetStream stream: both modes arrive as the same Trigger, and a re-published
 // binary message is de-duplicated by its Nats-Msg-Id.
 func TestJetStreamEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	js, err := jetstream.New(startJetStream(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TEST", Subjects: []string{"test.>"}})
 	if err != nil {
 		t.Fatal(err)
