@@ -1,5 +1,5 @@
 // Package examples_test runs every example against a real stack started by the test: an embedded
-// JetStream server, the vIDM simulator, a worker and the HTTP ingress (internal/testkit/ingresstest).
+// JetStream server, the vIDM simulator, a worker and the HTTP ingress (internal/testkit/workertest).
 // The examples themselves stay free of the project's internal packages; users copy them.
 package examples_test
 
@@ -24,9 +24,9 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/ingress"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 )
 
 // tool finds an interpreter the examples need. CI installs them, so there a missing one fails the
@@ -81,7 +81,7 @@ func goBuild(t *testing.T, pkg, name string) string {
 	return out
 }
 
-func failingEMEA(t *testing.T, s *ingresstest.Stack) {
+func failingEMEA(t *testing.T, s *workertest.Ingress) {
 	t.Helper()
 	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-emea-ad", Name: "EMEA AD", Type: vidmsim.TypeActiveDirectoryLDAP,
 		Domains: []string{"emea.example.com"}, FailMessage: "LDAP bind failed: invalid credentials"}); err != nil {
@@ -92,7 +92,7 @@ func failingEMEA(t *testing.T, s *ingresstest.Stack) {
 func TestABXAction(t *testing.T) {
 	t.Parallel()
 	python := tool(t, "python3")
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	failingEMEA(t, s)
 	run := func(inputs map[string]any) output {
 		b, err := json.Marshal(inputs)
@@ -105,7 +105,7 @@ func TestABXAction(t *testing.T) {
 	inputs := func(domain string) map[string]any {
 		return map[string]any{
 			"ingressUrl":   s.Server.URL + "/",
-			"ingressToken": "secret:" + ingresstest.Token, // as the ABX runtime hands over a bound secret
+			"ingressToken": "secret:" + workertest.Token, // as the ABX runtime hands over a bound secret
 			"domain":       domain,
 			"groupName":    "proj-alpha-admins",
 			"waitSeconds":  60,
@@ -190,7 +190,7 @@ func TestVROAction(t *testing.T) {
 	if m := notES5.Find(src); m != nil {
 		t.Fatalf("the action uses %q, which vRO's Rhino (ECMAScript 5) does not run", m)
 	}
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	dir := t.TempDir()
 	run := func(inputs map[string]any, responses ...cannedResponse) vroRun {
 		t.Helper()
@@ -214,7 +214,7 @@ func TestVROAction(t *testing.T) {
 		return r
 	}
 	inputs := map[string]any{
-		"ingressUrl": s.Server.URL, "ingressToken": ingresstest.Token, "domain": "corp.example.com",
+		"ingressUrl": s.Server.URL, "ingressToken": workertest.Token, "domain": "corp.example.com",
 		"directory": nil, "groupName": "proj-alpha-admins", "waitSeconds": 45,
 	}
 
@@ -226,7 +226,7 @@ func TestVROAction(t *testing.T) {
 	req := first.Requests[0]
 	id := req.Headers["ce-id"]
 	wantHeaders := map[string]string{
-		"Authorization": "Bearer " + ingresstest.Token, "ce-specversion": "1.0", "ce-id": id,
+		"Authorization": "Bearer " + workertest.Token, "ce-specversion": "1.0", "ce-id": id,
 		"ce-source": "urn:vro:action:vidmSyncAfterGroupCreated", "ce-type": "ad.group.created", "ce-time": req.Headers["ce-time"],
 	}
 	switch {
@@ -331,7 +331,7 @@ func TestShellStep(t *testing.T) {
 	t.Parallel()
 	bash := tool(t, "bash")
 	bin := goBuild(t, "../cmd/vidm-sync", "vidm-sync")
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	failingEMEA(t, s)
 	resultFile := filepath.Join(t.TempDir(), "result.json")
 	env := func(domain string) []string {
@@ -377,7 +377,7 @@ func TestShellStep(t *testing.T) {
 func TestGoConsumer(t *testing.T) {
 	t.Parallel()
 	bin := goBuild(t, "./go-consumer", "go-consumer")
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	const durable = "example-test"
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -401,7 +401,7 @@ func TestGoConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		"Authorization": "Bearer " + ingresstest.Token, "Content-Type": "application/json",
+		"Authorization": "Bearer " + workertest.Token, "Content-Type": "application/json",
 		"ce-specversion": "1.0", "ce-id": id, "ce-source": "urn:test:examples", "ce-type": "ad.group.created",
 	} {
 		req.Header.Set(k, v)

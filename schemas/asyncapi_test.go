@@ -24,7 +24,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
@@ -754,24 +754,24 @@ func TestAsyncAPIMatchesWhatThePublisherSends(t *testing.T) {
 	pub := results.New(js, cfg.ResultSubjectPrefix, "urn:vidm-sync-worker:test")
 
 	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	run := func(id string, o dirstate.Outcome) *dirstate.Run {
+	run := func(id string, o dirsync.Outcome) *dirsync.Run {
 		o.FinishedAt = t0.Add(time.Minute)
-		return &dirstate.Run{
+		return &dirsync.Run{
 			RunID: id, Tenant: "vcf", DirectoryID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216/OktaDirectory", DirectoryName: "OktaDirectory",
 			CreatedAt: t0, StartedAt: t0.Add(time.Second), Outcome: &o, Count: 1, Pages: 1,
 			Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-			Triggers: []dirstate.Trigger{{ID: "t-" + id, Source: "urn:test", Type: "ad.group.created", Group: "proj-admins",
+			Triggers: []dirsync.Trigger{{ID: "t-" + id, Source: "urn:test", Type: "ad.group.created", Group: "proj-admins",
 				Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
 		}
 	}
-	if err := pub.Started(ctx, run("run-started", dirstate.Outcome{})); err != nil {
+	if err := pub.Started(ctx, run("run-started", dirsync.Outcome{})); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*dirstate.Run{
-		run("run-completed", dirstate.Outcome{Status: contract.StatusCompleted, Connector: "conn-b",
+	for _, r := range []*dirsync.Run{
+		run("run-completed", dirsync.Outcome{Status: contract.StatusCompleted, Connector: "conn-b",
 			Attempts: []contract.Attempt{{Connector: "conn-a", Status: "FAILED", Message: "unreachable"}, {Connector: "conn-b", Status: "COMPLETED"}}}),
-		run("run-failed", dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeUnknownTenant, ErrMessage: "tenant vcf is no longer configured"}),
-		run("run-delegated", dirstate.Outcome{Status: contract.StatusDelegated, Delegation: &backend.Delegation{
+		run("run-failed", dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeUnknownTenant, ErrMessage: "tenant vcf is no longer configured"}),
+		run("run-delegated", dirsync.Outcome{Status: contract.StatusDelegated, Delegation: &backend.Delegation{
 			Kind: backend.DelegationSCIM, ProviderID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216", ProviderName: "Okta", Source: "OKTA",
 			TokenExpiresAt: t0.Add(6 * 24 * time.Hour), Message: "users and groups of Okta are pushed by its SCIM sync client"}}),
 	} {

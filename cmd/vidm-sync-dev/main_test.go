@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -20,13 +21,7 @@ func TestRunDevStartsAndStops(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"-nats-port", "0", "-store", t.TempDir()}, env(map[string]string{"LOG_FORMAT": "json"}), out, out)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "worker running") {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker did not start:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval; the deadline decides
-	}
+	poll.Until(t, 20*time.Second, "the worker to start", func() bool { return strings.Contains(out.String(), "worker running") })
 	cancel()
 	select {
 	case err := <-done:

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,86 +14,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sethvargo/go-envconfig"
-
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 )
 
 var uuidLine = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$`)
 
 const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-// stack is the embedded NATS server, the vIDM simulator (its example directories: "Corp AD" for
-// corp.example.com, "EMEA AD", "Lab IWA", ...) and one worker, with short timings.
+// stack is the worker test kit's stack (the embedded NATS server, the vIDM simulator with its
+// example directories: "Corp AD" for corp.example.com, "EMEA AD", "Lab IWA", ...) with one worker,
+// and the CLI's environment.
 type stack struct {
+	*workertest.Stack
 	t    *testing.T
-	dev  *devstack.Stack
-	cfg  config.Config
-	js   jetstream.JetStream
 	vars map[string]string // the CLI's environment
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	sc := vidmsim.ExampleConfig()
-	sc.SyncDuration = 200 * time.Millisecond
-	dev, err := devstack.Start(devstack.Options{StoreDir: t.TempDir(), Sim: &sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dev.Close)
-	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
-		"COALESCE_WINDOW":       "50ms",
-		"POLL_INITIAL_INTERVAL": "20ms",
-		"POLL_MAX_INTERVAL":     "50ms",
-		"LEASE_TTL":             "3s",
-		"SYNC_DEADLINE":         "2m",
-		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
-		"ADMIN_ADDR":            "127.0.0.1:0",
-	}), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev.Apply(&cfg)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("worker did not stop within 15s")
-		}
-	})
-
-	nc, err := nats.Connect(cfg.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{t: t, dev: dev, cfg: cfg, js: js, vars: map[string]string{"NATS_URL": cfg.NATSURL}}
-	poll.Until(t, 10*time.Second, "the worker's consumer", func() bool {
-		_, err := js.Consumer(context.Background(), cfg.TriggerStream, cfg.Consumer)
-		return err == nil
-	})
-	return s
+	kit := workertest.Start(t, workertest.Options{Env: map[string]string{"SYNC_DEADLINE": "2m"}})
+	kit.StartWorker("worker")
+	return &stack{Stack: kit, t: t, vars: map[string]string{"NATS_URL": kit.Cfg.NATSURL}}
 }
 
 type output struct {
@@ -117,15 +61,6 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func (s *stack) lastSeq(stream string) uint64 {
-	s.t.Helper()
-	st, err := s.js.Stream(context.Background(), stream)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return st.CachedInfo().State.LastSeq
 }
 
 func exitCode(t *testing.T, o output, want int) {
@@ -195,7 +130,7 @@ func TestPublishFileStructuredWait(t *testing.T) {
 	if r.Type != contract.TypeCompleted || !lists(r, id) || r.Data.Triggers[slices.IndexFunc(r.Data.Triggers, func(tr contract.Trigger) bool { return tr.ID == id })].Group != "proj-alpha-admins" {
 		t.Fatalf("result = %+v, want completed listing %s with its group", r, id)
 	}
-	st, err := s.js.Stream(context.Background(), s.cfg.TriggerStream)
+	st, err := s.JS.Stream(context.Background(), s.Cfg.TriggerStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +158,7 @@ func TestPublishFileStructuredWait(t *testing.T) {
 func TestPublishWaitFailedExits3(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	if err := s.dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-emea-ad", Name: "EMEA AD", Type: vidmsim.TypeActiveDirectoryLDAP,
+	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-emea-ad", Name: "EMEA AD", Type: vidmsim.TypeActiveDirectoryLDAP,
 		Domains: []string{"emea.example.com"}, FailMessage: "LDAP bind failed: invalid credentials"}); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +197,7 @@ func TestPublishWaitDeadLetteredExits3(t *testing.T) {
 func TestPublishWaitTimeoutExits1(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	if err := s.dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
+	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
 		Domains: []string{"lab.example.com"}, SyncDuration: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +211,7 @@ func TestPublishWaitTimeoutExits1(t *testing.T) {
 func TestInvalidTriggerIsNotPublished(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	before := s.lastSeq(s.cfg.TriggerStream)
+	before := s.LastSeq(s.t, s.Cfg.TriggerStream)
 	for _, tc := range []struct {
 		name, stdin string
 		args        []string
@@ -303,7 +238,7 @@ func TestInvalidTriggerIsNotPublished(t *testing.T) {
 			}
 		})
 	}
-	if after := s.lastSeq(s.cfg.TriggerStream); after != before {
+	if after := s.LastSeq(s.t, s.Cfg.TriggerStream); after != before {
 		t.Fatalf("trigger stream went from seq %d to %d: something was published", before, after)
 	}
 }
@@ -473,7 +408,7 @@ func TestWatchFollowsNewEventsAndPublishPrintsTheID(t *testing.T) {
 	watched := make(chan output, 1)
 	go func() { watched <- s.run(ctx, "", "watch", "--type", "completed", "--count", "1") }()
 	poll.Until(t, 10*time.Second, "watch's consumer", func() bool {
-		st, err := s.js.Stream(ctx, s.cfg.ResultStream)
+		st, err := s.JS.Stream(ctx, s.Cfg.ResultStream)
 		return err == nil && st.CachedInfo().State.Consumers > 0
 	})
 
@@ -495,7 +430,7 @@ func TestWatchFollowsNewEventsAndPublishPrintsTheID(t *testing.T) {
 		ID, Subject, Stream string
 		Seq                 uint64
 	}
-	if err := json.Unmarshal([]byte(o.stdout), &rec); err != nil || rec.ID != "json-id" || rec.Subject != defaultTriggerSubject || rec.Stream != s.cfg.TriggerStream || rec.Seq == 0 {
+	if err := json.Unmarshal([]byte(o.stdout), &rec); err != nil || rec.ID != "json-id" || rec.Subject != defaultTriggerSubject || rec.Stream != s.Cfg.TriggerStream || rec.Seq == 0 {
 		t.Fatalf("--json printed %q (%v)", o.stdout, err)
 	}
 
@@ -503,7 +438,7 @@ func TestWatchFollowsNewEventsAndPublishPrintsTheID(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	go func() { watched <- s.run(wctx, "", "watch") }()
 	poll.Until(t, 10*time.Second, "the second watch's consumer", func() bool {
-		st, err := s.js.Stream(ctx, s.cfg.ResultStream)
+		st, err := s.JS.Stream(ctx, s.Cfg.ResultStream)
 		return err == nil && st.CachedInfo().State.Consumers > 0
 	})
 	cancel()
@@ -529,7 +464,7 @@ func TestPublishWaitAgainGetsTheEarlierResult(t *testing.T) {
 	if again := parseResult(t, o.stdout); again.Data.RunID != first.Data.RunID || !lists(again, "retried-id") {
 		t.Fatalf("second --wait printed run %s, want the first run %s", again.Data.RunID, first.Data.RunID)
 	}
-	if n := len(s.dev.Sim.SyncLog()); n != 1 {
+	if n := len(s.Dev.Sim.SyncLog()); n != 1 {
 		t.Errorf("simulator ran %d syncs, want 1", n)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
@@ -509,13 +509,13 @@ func publishPagedRun(t *testing.T, js jetstream.JetStream, runID string, n, per 
 	t.Helper()
 	pages = (n + per - 1) / per
 	now := time.Now().UTC()
-	r := &dirstate.Run{RunID: runID, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", CreatedAt: now,
-		StartedAt: now, Count: n, Pages: pages, Outcome: &dirstate.Outcome{Status: contract.StatusCompleted, FinishedAt: now}}
+	r := &dirsync.Run{RunID: runID, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", CreatedAt: now,
+		StartedAt: now, Count: n, Pages: pages, Outcome: &dirsync.Outcome{Status: contract.StatusCompleted, FinishedAt: now}}
 	pub := results.New(js, "r", "urn:test:worker")
 	for p := 1; p <= pages; p++ {
-		var page []dirstate.Trigger
+		var page []dirsync.Trigger
 		for i := (p - 1) * per; i < min(p*per, n); i++ {
-			page = append(page, dirstate.Trigger{ID: fmt.Sprintf("paged-%d", i), Source: "urn:test", Type: "ad.user.created", User: "u"})
+			page = append(page, dirsync.Trigger{ID: fmt.Sprintf("paged-%d", i), Source: "urn:test", Type: "ad.user.created", User: "u"})
 		}
 		if err := pub.Finished(context.Background(), r, p, page); err != nil {
 			t.Fatal(err)

@@ -8,36 +8,28 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 	"github.com/vidm-sync-worker/vidm-sync-worker/schemas"
 )
 
-// harness is one embedded NATS server and one simulator, real over loopback, with workers started
-// and stopped by the test.
+// harness is the worker test kit's stack (one embedded NATS server and one simulator, real over
+// loopback, workers started and stopped by the test) with this package's triggers and checks.
 type harness struct {
+	*workertest.Stack
 	t       *testing.T
-	stack   *devstack.Stack
-	cfg     config.Config
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	logs    *logbuf.Buffer
 	schemas map[string]*jsonschema.Schema
 }
 
@@ -70,96 +62,26 @@ func newHarness(t *testing.T, syncDuration time.Duration, env map[string]string)
 func newHarnessWith(t *testing.T, syncDuration time.Duration, env map[string]string, maxPayload int32) *harness {
 	t.Helper()
 	sc := simConfig(syncDuration)
-	stack, err := devstack.Start(devstack.Options{StoreDir: t.TempDir(), Sim: &sc, NATSMaxPayload: maxPayload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stack.Close)
-	vars := map[string]string{
-		"COALESCE_WINDOW":       "50ms",
-		"POLL_INITIAL_INTERVAL": "20ms",
-		"POLL_MAX_INTERVAL":     "50ms",
-		"LEASE_TTL":             "3s",
-		"SYNC_DEADLINE":         "20s",
-		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
-		"ADMIN_ADDR":            "127.0.0.1:0",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(vars), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack.Apply(&cfg)
-	nc, err := nats.Connect(cfg.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &logbuf.Buffer{}}
+	return &harness{Stack: workertest.Start(t, workertest.Options{Sim: &sc, Env: env, NATSMaxPayload: maxPayload}), t: t}
 }
 
-func (h *harness) logger(name string) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", name)
-}
+func (h *harness) logger(name string) *slog.Logger { return h.Logger(name) }
 
 // startWorker runs a worker until the returned stop is called (a graceful SIGTERM-like stop) or
 // the test ends.
 func (h *harness) startWorker(name string, opts ...worker.Option) (stop func()) {
 	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, h.cfg, h.logger(name), opts...) }()
-	h.waitConsumer()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					h.t.Errorf("worker %s: %v", name, err)
-				}
-			case <-time.After(20 * time.Second):
-				h.t.Errorf("worker %s did not stop within 20s", name)
-			}
-		})
-	}
-	h.t.Cleanup(stop)
-	return stop
+	return h.StartWorker(name, opts...).Stop
 }
 
-// startCrashableWorker runs a worker on its own connection; crash closes that connection without
-// any goodbye (no lease release, no drain), as a SIGKILL would, then stops the goroutines.
 func (h *harness) startCrashableWorker(name string) (crash func()) {
 	h.t.Helper()
-	nc, err := nats.Connect(h.cfg.NATSURL, nats.NoReconnect())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = worker.Serve(ctx, nc, h.cfg, h.logger(name)) }()
-	h.waitConsumer()
-	return func() {
-		nc.Close()
-		cancel()
-		<-done
-	}
+	return h.StartCrashableWorker(name)
 }
 
-// waitConsumer waits until the worker has created its streams and consumer.
 func (h *harness) waitConsumer() {
 	h.t.Helper()
-	poll.Until(h.t, 10*time.Second, "worker consumer to exist", func() bool {
-		_, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
-		return err == nil
-	})
+	h.WaitConsumer()
 }
 
 // publish sends a trigger in binary mode.
@@ -186,7 +108,7 @@ func (h *harness) triggerMsg(t trigger.Trigger) (string, *nats.Msg) {
 
 func (h *harness) publishMsg(msg *nats.Msg) {
 	h.t.Helper()
-	if _, err := h.js.PublishMsg(context.Background(), msg); err != nil {
+	if _, err := h.JS.PublishMsg(context.Background(), msg); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -205,7 +127,7 @@ type resultEvent struct {
 func (h *harness) streamMsgs(stream string) []*jetstream.RawStreamMsg {
 	h.t.Helper()
 	ctx := context.Background()
-	s, err := h.js.Stream(ctx, stream)
+	s, err := h.JS.Stream(ctx, stream)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -264,7 +186,7 @@ func (h *harness) results() []resultEvent {
 		h.schemas = compileSchemas(h.t)
 	}
 	var out []resultEvent
-	for _, m := range h.streamMsgs(h.cfg.ResultStream) {
+	for _, m := range h.streamMsgs(h.Cfg.ResultStream) {
 		e, err := cenats.Decode(m.Header, m.Data)
 		if err != nil {
 			h.t.Fatalf("result message does not decode: %v", err)
@@ -287,7 +209,7 @@ func (h *harness) results() []resultEvent {
 		if err := sch.Validate(doc); err != nil {
 			h.t.Fatalf("%s event %s breaks its schema: %v", r.Type, r.ID, err)
 		}
-		if e.Source() != h.cfg.ResultSource || (r.Type != contract.TypeStarted && e.Subject() != r.Data.DirectoryName) {
+		if e.Source() != h.Cfg.ResultSource || (r.Type != contract.TypeStarted && e.Subject() != r.Data.DirectoryName) {
 			h.t.Fatalf("event attributes: source %q subject %q", e.Source(), e.Subject())
 		}
 		out = append(out, r)
@@ -335,7 +257,7 @@ func (h *harness) waitReported(timeout time.Duration, ids ...string) []resultEve
 
 func (h *harness) syncsOf(dirID string) []vidmsim.SyncRecord {
 	var out []vidmsim.SyncRecord
-	for _, r := range h.stack.Sim.SyncLog() {
+	for _, r := range h.Dev.Sim.SyncLog() {
 		if r.DirectoryID == dirID {
 			out = append(out, r)
 		}

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
@@ -30,7 +30,7 @@ func (h *harness) publishBurst(n int, domain, prefix string) []string {
 	ids := make([]string, 0, n)
 	stored := func() {
 		select {
-		case <-h.js.PublishAsyncComplete():
+		case <-h.JS.PublishAsyncComplete():
 		case <-time.After(60 * time.Second):
 			h.t.Fatal("the burst was not stored within 60s")
 		}
@@ -38,7 +38,7 @@ func (h *harness) publishBurst(n int, domain, prefix string) []string {
 	for i := range n {
 		id, msg := h.triggerMsg(group(domain, fmt.Sprintf("%s-%05d", prefix, i)))
 		msg.Header.Set("Nats-Msg-Id", id)
-		if _, err := h.js.PublishMsgAsync(msg); err != nil {
+		if _, err := h.JS.PublishMsgAsync(msg); err != nil {
 			h.t.Fatal(err)
 		}
 		ids = append(ids, id)
@@ -59,8 +59,8 @@ func (h *harness) countReported() func() int {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h.t.Cleanup(cancel)
-	c, err := h.js.OrderedConsumer(ctx, h.cfg.ResultStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{h.cfg.ResultSubjectPrefix + ".completed", h.cfg.ResultSubjectPrefix + ".failed"}})
+	c, err := h.JS.OrderedConsumer(ctx, h.Cfg.ResultStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{h.Cfg.ResultSubjectPrefix + ".completed", h.Cfg.ResultSubjectPrefix + ".failed"}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -89,17 +89,17 @@ func (h *harness) countReported() func() int {
 }
 
 // runRecord reads the directory's run record as the worker stored it.
-func (h *harness) runRecord(tenant, dirID string) (*dirstate.Run, int) {
+func (h *harness) runRecord(tenant, dirID string) (*dirsync.Run, int) {
 	h.t.Helper()
-	kv, err := h.js.KeyValue(context.Background(), h.cfg.RunsBucket)
+	kv, err := h.JS.KeyValue(context.Background(), h.Cfg.RunsBucket)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	e, err := kv.Get(context.Background(), string(dirstate.NewDirKey(tenant, dirID)))
+	e, err := kv.Get(context.Background(), string(dirsync.NewDirKey(tenant, dirID)))
 	if err != nil {
 		return nil, 0
 	}
-	var r dirstate.Run
+	var r dirsync.Run
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		h.t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func (h *harness) runRecord(tenant, dirID string) (*dirstate.Run, int) {
 func (h *harness) largestMsg(stream string) int {
 	h.t.Helper()
 	ctx := context.Background()
-	c, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	c, err := h.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -160,25 +160,25 @@ func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 	// The worker's polls of the first sync hang until the whole burst is accepted, so that the
 	// burst lies within one sync however slowly this machine records it (under -race, with other
 	// tests beside it): then one follow-up covers all of it.
-	h.stack.Sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Hang: true})
+	h.Dev.Sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Hang: true})
 	ids := append(h.publishBurst(burst, "corp.example.com", "hr-import"), first)
 	poll.Until(t, 120*time.Second, "the burst to be accepted", func() bool {
-		c, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
+		c, err := h.JS.Consumer(context.Background(), h.Cfg.TriggerStream, h.Cfg.Consumer)
 		if err != nil {
 			return false
 		}
 		ci, err := c.Info(context.Background())
 		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
 	})
-	h.stack.Sim.ClearFaults()
-	h.stack.Sim.Resume()
+	h.Dev.Sim.ClearFaults()
+	h.Dev.Sim.Resume()
 
 	// Kill the holder of the large follow-up run once its sync is started; another replica
 	// resumes the run from its record and pages.
-	var big *dirstate.Run
+	var big *dirsync.Run
 	poll.Until(t, 120*time.Second, "a large run to start its sync", func() bool {
 		r, size := h.runRecord("default", corpID)
-		if r != nil && r.Count > 1000 && r.Phase == dirstate.PhasePosted {
+		if r != nil && r.Count > 1000 && r.Phase == dirsync.PhasePosted {
 			if size > 16<<10 {
 				t.Fatalf("the record of a run of %d triggers is %d bytes", r.Count, size)
 			}
@@ -220,13 +220,13 @@ func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 	if big.Pages < 2 || pages != big.Pages {
 		t.Fatalf("the large run was reported in %d events, its record says %d pages", pages, big.Pages)
 	}
-	for _, stream := range []string{h.cfg.ResultStream, "KV_" + h.cfg.RunsBucket, "KV_" + h.cfg.HistoryBucket} {
+	for _, stream := range []string{h.Cfg.ResultStream, "KV_" + h.Cfg.RunsBucket, "KV_" + h.Cfg.HistoryBucket} {
 		if n := h.largestMsg(stream); n > smallPayload {
 			t.Errorf("stream %s holds a message of %d bytes, over the %d-byte max_payload", stream, n, smallPayload)
 		}
 	}
-	if strings.Contains(h.logs.String(), "directory stuck") {
-		t.Errorf("a directory was reported stuck:\n%s", h.logs.String())
+	if strings.Contains(h.Logs.String(), "directory stuck") {
+		t.Errorf("a directory was reported stuck:\n%s", h.Logs.String())
 	}
 	// Forgetting writes a marker and purges a pending key per trigger: slow under -race on a busy machine.
 	poll.Until(t, time.Minute, "the run and its pages to be forgotten", func() bool {
@@ -236,12 +236,12 @@ func TestLargeBurstDuringASyncIsReportedOnceInPages(t *testing.T) {
 }
 
 // TestStuckDirectoryIsVisible: a run whose vIDM keeps failing is never silent. After
-// dirstate.StuckAfter failures in a row the directory is stuck on the gauge, in the admin API
+// dirsync.StuckAfter failures in a row the directory is stuck on the gauge, in the admin API
 // (with the error), on the status page and in an ERROR line; once vIDM answers again the trigger is reported and
 // the signal is gone.
 func TestStuckDirectoryIsVisible(t *testing.T) {
 	h := newHarness(t, 50*time.Millisecond, opsEnv(nil))
-	h.stack.Sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+	h.Dev.Sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Status: http.StatusServiceUnavailable})
 	base := h.startOpsWorker("w1", worker.WithRunRetry(10*time.Millisecond, 50*time.Millisecond))
 	id := h.publish(group("corp.example.com", "proj-stuck-admins"))
 	stuck := `dirsync_directory_stuck{directory=Corp AD,tenant=default}`
@@ -250,7 +250,7 @@ func TestStuckDirectoryIsVisible(t *testing.T) {
 	})
 	d := directory(t, base, corpID)
 	if d.State != control.StateStuck || d.CurrentRun == nil || d.CurrentRun.Trouble == nil ||
-		!d.CurrentRun.Trouble.Stuck || d.CurrentRun.Trouble.Failures < dirstate.StuckAfter ||
+		!d.CurrentRun.Trouble.Stuck || d.CurrentRun.Trouble.Failures < dirsync.StuckAfter ||
 		!strings.Contains(d.CurrentRun.Trouble.Error, "503") {
 		t.Fatalf("admin API: state %s, run %+v", d.State, d.CurrentRun)
 	}
@@ -259,10 +259,10 @@ func TestStuckDirectoryIsVisible(t *testing.T) {
 		!strings.Contains(string(page), `data-state="stuck"`) || !strings.Contains(string(page), " in a row since ") {
 		t.Fatalf("status page (%d) does not show the stuck directory", code)
 	}
-	if !strings.Contains(h.logs.String(), `"level":"ERROR","msg":"directory stuck: its run keeps failing"`) {
-		t.Fatalf("no ERROR line for the stuck directory:\n%s", h.logs.String())
+	if !strings.Contains(h.Logs.String(), `"level":"ERROR","msg":"directory stuck: its run keeps failing"`) {
+		t.Fatalf("no ERROR line for the stuck directory:\n%s", h.Logs.String())
 	}
-	h.stack.Sim.ClearFaults()
+	h.Dev.Sim.ClearFaults()
 	rs := h.waitReported(30*time.Second, id)
 	if rep := reported(rs); len(rep[id]) != 1 || rep[id][0].Data.Status != "COMPLETED" {
 		t.Fatalf("after recovery: %+v", rep[id])

@@ -21,6 +21,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // Option adjusts a worker beyond its configuration.
@@ -187,13 +188,13 @@ type runObservers struct {
 	log     *slog.Logger
 }
 
-func (o runObservers) RunStarted(r *dirstate.Run) { o.metrics.RunStarted(r) }
+func (o runObservers) RunStarted(r *dirsync.Run) { o.metrics.RunStarted(r) }
 
-func (o runObservers) TriggersReported(r *dirstate.Run, ts []dirstate.Trigger) {
+func (o runObservers) TriggersReported(r *dirsync.Run, ts []dirsync.Trigger) {
 	o.metrics.TriggersReported(r, ts)
 }
 
-func (o runObservers) RunReported(r *dirstate.Run) {
+func (o runObservers) RunReported(r *dirsync.Run) {
 	o.metrics.RunReported(r)
 	// The history serves the status page; the result event is the record that matters, so a
 	// failed write is logged, not retried.

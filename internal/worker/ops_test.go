@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,31 +41,7 @@ func opsEnv(extra map[string]string) map[string]string {
 // startOpsWorker starts a worker whose admin port the test knows; it returns the port's base URL.
 func (h *harness) startOpsWorker(name string, opts ...worker.Option) string {
 	h.t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- worker.Run(ctx, h.cfg, h.logger(name), append([]worker.Option{worker.WithAdminListener(l)}, opts...)...)
-	}()
-	h.waitConsumer()
-	var once sync.Once
-	h.t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					h.t.Errorf("worker %s: %v", name, err)
-				}
-			case <-time.After(20 * time.Second):
-				h.t.Errorf("worker %s did not stop within 20s", name)
-			}
-		})
-	})
-	base := "http://" + l.Addr().String()
+	base := h.StartWorker(name, opts...).AdminURL
 	poll.Until(h.t, 10*time.Second, "the admin API to be up", func() bool {
 		code, _ := call(h.t, "GET", base+"/api/v1/directories", readToken, nil)
 		return code == http.StatusOK
@@ -241,7 +216,7 @@ func TestDeadLettersAreListedAndRedriven(t *testing.T) {
 		t.Fatalf("dead letter = %+v", it)
 	}
 	// The operator creates the directory in vIDM, then re-drives.
-	if err := h.stack.Sim.SetDirectory(vidmsim.Directory{ID: "dir-new", Name: "New AD", Domains: []string{"new.example.com"}}); err != nil {
+	if err := h.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-new", Name: "New AD", Domains: []string{"new.example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	var res control.RedriveResult
@@ -317,24 +292,24 @@ func TestReadinessFollowsNATSAndVIDM(t *testing.T) {
 	}
 	poll.Until(t, 10*time.Second, "ready", ready)
 
-	h.stack.NATS.Stop()
+	h.Dev.NATS.Stop()
 	poll.Until(t, 10*time.Second, "not ready without NATS", notReady)
 	if code, _ := call(t, "GET", base+"/healthz", "", nil); code != http.StatusOK {
 		t.Fatalf("/healthz = %d without NATS; liveness must not follow dependencies", code)
 	}
-	if err := h.stack.NATS.Resume(); err != nil {
+	if err := h.Dev.NATS.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, 20*time.Second, "ready again with NATS back", ready)
 
-	h.stack.Sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable})
-	h.stack.Sim.SetFault(vidmsim.EndpointOAuthToken, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+	h.Dev.Sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+	h.Dev.Sim.SetFault(vidmsim.EndpointOAuthToken, vidmsim.Fault{Status: http.StatusServiceUnavailable})
 	poll.Until(t, 20*time.Second, "not ready without vIDM", notReady)
 	_, body := call(t, "GET", base+"/readyz", "", nil)
 	if !strings.Contains(string(body), "vidm") {
 		t.Fatalf("/readyz does not name vIDM: %s", body)
 	}
-	h.stack.Sim.ClearFaults()
+	h.Dev.Sim.ClearFaults()
 	poll.Until(t, 20*time.Second, "ready again with vIDM back", ready)
 }
 

@@ -14,16 +14,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
@@ -64,24 +61,6 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	t.Setenv("NATS_TLS_CERT", certFile)
 	t.Setenv("NATS_TLS_KEY", keyFile)
 	ns := natstest.Server(t, natsdev.Options{StoreDir: filepath.Join(dir, "js"), ConfigFile: "../../deploy/nats/nats-server.conf"})
-	sc := simConfig(100 * time.Millisecond)
-	stack, err := devstack.Start(devstack.Options{StoreDir: dir, Sim: &sc, ExternalNATS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stack.Close)
-
-	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
-		"NATS_URL": ns.URL(), "NATS_USER": "vidm-sync-worker", "NATS_PASSWORD_FILE": passFile, "NATS_CA_FILE": caFile,
-		"COALESCE_WINDOW": "50ms", "POLL_INITIAL_INTERVAL": "20ms", "POLL_MAX_INTERVAL": "50ms", "LOG_LEVEL": "debug",
-		"ADMIN_TOKEN": adminToken, "ADMIN_READ_TOKEN": readToken, "INGRESS_ENABLED": "true", "INGRESS_TOKEN": "ingress-Tk5-of-at-least-32-characters",
-		"NATS_INBOX_PREFIX": "_INBOX_vidm_sync_worker",
-	}), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack.Apply(&cfg)
-
 	connect := func(user, pass string, opts ...nats.Option) (*nats.Conn, error) {
 		return nats.Connect(ns.URL(), append([]nats.Option{nats.UserInfo(user, pass), nats.RootCAs(caFile), nats.MaxReconnects(0)}, opts...)...)
 	}
@@ -107,31 +86,22 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pipeline.Close)
-	reader, err := connect("project-mapper", readerPass, nats.CustomInboxPrefix("_INBOX_project_mapper"), onErr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reader.Close)
+	sc := simConfig(100 * time.Millisecond)
+	kit := workertest.Start(t, workertest.Options{Sim: &sc, NATSURL: ns.URL(), Env: map[string]string{
+		"NATS_USER": "vidm-sync-worker", "NATS_PASSWORD_FILE": passFile, "NATS_CA_FILE": caFile, "LOG_LEVEL": "debug",
+		"ADMIN_TOKEN": adminToken, "ADMIN_READ_TOKEN": readToken, "INGRESS_ENABLED": "true", "INGRESS_TOKEN": "ingress-Tk5-of-at-least-32-characters",
+		"NATS_INBOX_PREFIX": "_INBOX_vidm_sync_worker",
+	}, Conn: []nats.Option{nats.UserInfo("project-mapper", readerPass), nats.RootCAs(caFile), nats.MaxReconnects(0),
+		nats.CustomInboxPrefix("_INBOX_project_mapper"), onErr}})
 	pjs, _ := jetstream.New(pipeline)
-	rjs, _ := jetstream.New(reader)
+	rjs := kit.JS
 
-	h := &harness{t: t, stack: stack, cfg: cfg, nc: reader, js: rjs, logs: &logbuf.Buffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var runErr error
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := &harness{Stack: kit, t: t}
 	ingressLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		defer close(done)
-		runErr = worker.Run(ctx, cfg, h.logger("secured"), worker.WithAdminListener(adminLn), worker.WithIngressListener(ingressLn))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	w := h.RunWorker("secured", worker.WithIngressListener(ingressLn))
 
 	// The pipeline user publishes triggers once the worker has created the stream.
 	var id string
@@ -146,7 +116,7 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 	h.waitReported(20*time.Second, id)
 
 	// The admin API and the ingress work with the worker user's permissions alone.
-	base := "http://" + adminLn.Addr().String() + "/api/v1"
+	base := w.AdminURL + "/api/v1"
 	corp := base + "/directories/default/" + corpID
 	callJSON(t, "GET", base+"/directories", readToken, nil, http.StatusOK, nil)
 	callJSON(t, "GET", base+"/dead-letters", readToken, nil, http.StatusOK, nil)
@@ -183,13 +153,9 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 		}
 	}
 	attackTheDeployment(t, ns.URL(), caFile, workerPass, pjs, rjs, pipeline, violations)
-	cancel()
-	<-done
-	if runErr != nil {
-		t.Fatalf("worker: %v", runErr)
-	}
+	w.Stop() // fails the test if the worker returns an error
 	for _, s := range []string{workerPass, pipelinePass, readerPass} {
-		if strings.Contains(h.logs.String(), s) {
+		if strings.Contains(h.Logs.String(), s) {
 			t.Fatalf("a NATS password appeared in the worker's logs")
 		}
 	}

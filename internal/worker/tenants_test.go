@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -16,21 +15,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/sethvargo/go-envconfig"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
@@ -101,33 +95,8 @@ func newFileHarness(t *testing.T, tenantsYAML string, env map[string]string) *fi
 	if err := os.WriteFile(file, []byte(tenantsYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stack, err := devstack.Start(devstack.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stack.Close)
-	vars := map[string]string{
-		"NATS_URL": stack.NATS.URL(), "TENANTS_FILE": file,
-		"COALESCE_WINDOW": "50ms", "POLL_INITIAL_INTERVAL": "20ms", "POLL_MAX_INTERVAL": "50ms",
-		"LEASE_TTL": "3s", "SYNC_DEADLINE": "20s", "RESULT_SOURCE": "urn:vidm-sync-worker:test", "ADMIN_ADDR": "127.0.0.1:0",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(vars), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(cfg.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fileHarness{harness: &harness{t: t, stack: stack, cfg: cfg, nc: nc, js: js, logs: &logbuf.Buffer{}}, file: file}
+	kit := workertest.Start(t, workertest.Options{TenantsFile: file, Env: env})
+	return &fileHarness{harness: &harness{Stack: kit, t: t}, file: file}
 }
 
 func tenantGroup(tenant, dir, name string) trigger.Trigger {
@@ -212,7 +181,7 @@ func TestEveryBackendSyncs(t *testing.T) {
 					r.Data, len(b.sim.IssuedTokens()), tokensBefore)
 			}
 			for _, secret := range []string{simClientSecret, simPassword, simRefreshToken} {
-				if strings.Contains(h.logs.String(), secret) {
+				if strings.Contains(h.Logs.String(), secret) {
 					t.Fatalf("a secret reached the logs")
 				}
 			}
@@ -300,7 +269,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 	// Unknown before the reload.
 	early := h.publish(tenantGroup("lab", "Lab AD", "proj-early"))
 	poll.Until(t, 10*time.Second, "the lab trigger dead-lettered", func() bool {
-		for _, m := range h.streamMsgs(h.cfg.DeadStream) {
+		for _, m := range h.streamMsgs(h.Cfg.DeadStream) {
 			if m.Header.Get(contract.HeaderDeadCode) == contract.CodeUnknownTenant && strings.Contains(string(m.Data)+fmt.Sprint(m.Header), early) {
 				return true
 			}
@@ -317,7 +286,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 	}
 	reload <- struct{}{}
 	poll.Until(t, 10*time.Second, "the reload to be applied", func() bool {
-		return strings.Contains(h.logs.String(), "tenants configuration reloaded")
+		return strings.Contains(h.Logs.String(), "tenants configuration reloaded")
 	})
 	labID := h.publish(tenantGroup("lab", "Lab AD", "proj-lab"))
 	rs := h.waitReported(20*time.Second, inFlight, labID)
@@ -335,14 +304,14 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 	}
 	reload <- struct{}{}
 	poll.Until(t, 10*time.Second, "the invalid file to be refused", func() bool {
-		return strings.Contains(h.logs.String(), "tenants configuration rejected")
+		return strings.Contains(h.Logs.String(), "tenants configuration rejected")
 	})
-	for _, l := range strings.Split(h.logs.String(), "\n") {
+	for _, l := range strings.Split(h.Logs.String(), "\n") {
 		if strings.Contains(l, "tenants configuration rejected") && !strings.Contains(l, "passwordFile") {
 			t.Errorf("the refusal does not say what to fix: %s", l)
 		}
 	}
-	if strings.Contains(h.logs.String(), "inline-secret-value") {
+	if strings.Contains(h.Logs.String(), "inline-secret-value") {
 		t.Fatal("the inline secret of the refused file reached the logs")
 	}
 	still := h.publish(tenantGroup("lab", "Lab AD", "proj-still"))
@@ -362,7 +331,7 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, l := range strings.Split(h.logs.String(), "\n") {
+			for _, l := range strings.Split(h.Logs.String(), "\n") {
 				if strings.Contains(l, "schedul") || strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") {
 					t.Log(l)
 				}
@@ -371,7 +340,7 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 	})
 	h.startWorker("w1", worker.WithScheduleClock(clock, func(time.Duration) <-chan time.Time { return time.After(5 * time.Millisecond) }))
 	// The schedule is set after the consumer exists: the clock moves only once it is.
-	poll.Until(t, 10*time.Second, "the worker to run", func() bool { return strings.Contains(h.logs.String(), `"worker running"`) })
+	poll.Until(t, 10*time.Second, "the worker to run", func() bool { return strings.Contains(h.Logs.String(), `"worker running"`) })
 
 	var burst []string
 	for i := range 100 {
@@ -401,12 +370,12 @@ func (h *fileHarness) warnings() []contract.TokenWarningData {
 		h.schemas = compileSchemas(h.t)
 	}
 	var out []contract.TokenWarningData
-	for _, m := range h.streamMsgs(h.cfg.ResultStream) {
+	for _, m := range h.streamMsgs(h.Cfg.ResultStream) {
 		e, err := cenats.Decode(m.Header, m.Data)
 		if err != nil || e.Type() != contract.TypeSyncClientTokenExpiring {
 			continue
 		}
-		if m.Subject != h.cfg.ResultSubjectPrefix+".warning" {
+		if m.Subject != h.Cfg.ResultSubjectPrefix+".warning" {
 			h.t.Fatalf("warning published on %s", m.Subject)
 		}
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.Data()))
@@ -479,7 +448,7 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 		t.Fatalf("after the token expired: %+v with %d tokens issued (before %d)", r.Data, len(b.sim.IssuedTokens()), tokensBefore)
 	}
 
-	all := h.logs.String() + fmt.Sprint(h.streamMsgs(h.cfg.ResultStream))
+	all := h.Logs.String() + fmt.Sprint(h.streamMsgs(h.Cfg.ResultStream))
 	for _, tok := range b.sim.IssuedTokens() {
 		if strings.Contains(all, tok) {
 			t.Fatal("a VCF access token reached the logs or the events")
@@ -586,7 +555,7 @@ func TestRemovedTenantsTriggersAreReported(t *testing.T) {
 
 	id := h.publish(tenantGroup("lab", "Lab AD", "proj-lab"))
 	poll.Until(t, 10*time.Second, "the lab trigger accepted", func() bool {
-		return strings.Contains(h.logs.String(), `"trigger accepted"`) && strings.Contains(h.logs.String(), id)
+		return strings.Contains(h.Logs.String(), `"trigger accepted"`) && strings.Contains(h.Logs.String(), id)
 	})
 	if err := os.WriteFile(h.file, []byte("tenants:\n"+tenantEntry("corp", "vidm", corp, "")), 0o600); err != nil {
 		t.Fatal(err)

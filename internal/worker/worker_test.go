@@ -71,8 +71,8 @@ func TestBurstOf500CostsAtMostTwoSyncs(t *testing.T) {
 	if got := len(reported(rs)); got != 500 {
 		t.Fatalf("%d triggers reported, want 500", got)
 	}
-	if h.stack.Sim.RejectedSyncPosts() != 0 {
-		t.Fatalf("%d POSTs hit a running sync", h.stack.Sim.RejectedSyncPosts())
+	if h.Dev.Sim.RejectedSyncPosts() != 0 {
+		t.Fatalf("%d POSTs hit a running sync", h.Dev.Sim.RejectedSyncPosts())
 	}
 }
 
@@ -88,7 +88,7 @@ func TestDirectoriesSyncInParallelOneAtATimeEach(t *testing.T) {
 	h.waitReported(20*time.Second, sent...)
 	var latestStart, earliestEnd time.Time
 	for _, dir := range []string{corpID, emeaID, labID} {
-		if m := h.stack.Sim.MaxConcurrentSyncs(dir); m != 1 {
+		if m := h.Dev.Sim.MaxConcurrentSyncs(dir); m != 1 {
 			t.Fatalf("%s had %d syncs at once", dir, m)
 		}
 		first := h.syncsOf(dir)[0]
@@ -132,13 +132,13 @@ func TestTriggerDuringSyncIsReportedByTheFollowUp(t *testing.T) {
 
 func TestForeignRunningSyncIsWaitedFor(t *testing.T) {
 	h := newHarness(t, 200*time.Millisecond, nil)
-	if err := h.stack.Sim.StartForeignSync(corpID, 800*time.Millisecond); err != nil {
+	if err := h.Dev.Sim.StartForeignSync(corpID, 800*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	h.startWorker("a")
 	id := h.publish(group("corp.example.com", "g"))
 	h.waitReported(15*time.Second, id)
-	if n := h.stack.Sim.RejectedSyncPosts(); n != 0 {
+	if n := h.Dev.Sim.RejectedSyncPosts(); n != 0 {
 		t.Fatalf("%d POSTs while the foreign sync ran, want 0", n)
 	}
 	syncs := h.syncsOf(corpID)
@@ -149,7 +149,7 @@ func TestForeignRunningSyncIsWaitedFor(t *testing.T) {
 
 func TestFailedSyncGivesFailedResult(t *testing.T) {
 	h := newHarness(t, 100*time.Millisecond, nil)
-	if err := h.stack.Sim.SetDirectory(vidmsim.Directory{ID: corpID, Name: "Corp AD", Domains: []string{"corp.example.com"},
+	if err := h.Dev.Sim.SetDirectory(vidmsim.Directory{ID: corpID, Name: "Corp AD", Domains: []string{"corp.example.com"},
 		FailMessage: "LDAP bind failed: invalid credentials"}); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	// trigger stream sequence they carry, not by their order.
 	bySeq := map[string]int{}
 	for i, c := range cases {
-		ack, err := h.js.PublishMsg(context.Background(), c.msg)
+		ack, err := h.JS.PublishMsg(context.Background(), c.msg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,7 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	var dead []*nats.Msg
 	poll.Until(t, 10*time.Second, "every bad message dead-lettered", func() bool {
 		dead = dead[:0]
-		for _, m := range h.streamMsgs(h.cfg.DeadStream) {
+		for _, m := range h.streamMsgs(h.Cfg.DeadStream) {
 			dead = append(dead, &nats.Msg{Header: m.Header, Data: m.Data})
 		}
 		return len(dead) == len(cases)
@@ -231,7 +231,7 @@ func TestBadInputIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 			t.Errorf("%s: dead letter code %q reason %q, want %q with the original data", c.name, got, reason, c.code)
 		}
 	}
-	cons, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
+	cons, err := h.JS.Consumer(context.Background(), h.Cfg.TriggerStream, h.Cfg.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,15 +257,15 @@ func TestTwoWorkersOneSyncPerDirectoryNothingTwice(t *testing.T) {
 		}
 	}
 	for _, dir := range []string{corpID, emeaID, labID} {
-		if m := h.stack.Sim.MaxConcurrentSyncs(dir); m != 1 {
+		if m := h.Dev.Sim.MaxConcurrentSyncs(dir); m != 1 {
 			t.Fatalf("%s had %d syncs at once across two workers", dir, m)
 		}
 		if n := len(h.syncsOf(dir)); n > 2 {
 			t.Fatalf("%s: %d syncs for one burst, want at most 2", dir, n)
 		}
 	}
-	if h.stack.Sim.RejectedSyncPosts() != 0 {
-		t.Fatalf("%d POSTs hit a running sync", h.stack.Sim.RejectedSyncPosts())
+	if h.Dev.Sim.RejectedSyncPosts() != 0 {
+		t.Fatalf("%d POSTs hit a running sync", h.Dev.Sim.RejectedSyncPosts())
 	}
 }
 
@@ -291,16 +291,16 @@ func TestWorkerKilledMidSyncIsResumedByAnother(t *testing.T) {
 func TestNoSecretInWorkerLogs(t *testing.T) {
 	h := newHarness(t, 100*time.Millisecond, opsEnv(map[string]string{"LOG_LEVEL": "debug"}))
 	h.startWorker("a")
-	h.stack.Sim.ExpireTokens()
+	h.Dev.Sim.ExpireTokens()
 	id := h.publish(group("corp.example.com", "g"))
 	rs := h.waitReported(15*time.Second, id)
 	// The log line follows the result event.
-	poll.Until(t, 5*time.Second, "the run's log line", func() bool { return strings.Contains(h.logs.String(), "sync reported") })
-	out := h.logs.String()
+	poll.Until(t, 5*time.Second, "the run's log line", func() bool { return strings.Contains(h.Logs.String(), "sync reported") })
+	out := h.Logs.String()
 	for _, r := range rs {
 		out += fmt.Sprintf("%+v", r)
 	}
-	for _, s := range append([]string{testSecret, adminToken, readToken}, h.stack.Sim.IssuedTokens()...) {
+	for _, s := range append([]string{testSecret, adminToken, readToken}, h.Dev.Sim.IssuedTokens()...) {
 		if strings.Contains(out, s) {
 			t.Fatalf("secret %.8s… found in logs or events", s)
 		}
@@ -321,7 +321,7 @@ func TestGracefulStopHandsTheRunBack(t *testing.T) {
 		return len(s) == 1 && s[0].Status == "RUNNING"
 	})
 	stop()
-	leases, err := h.js.KeyValue(context.Background(), h.cfg.LeaseBucket)
+	leases, err := h.JS.KeyValue(context.Background(), h.Cfg.LeaseBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestGracefulStopHandsTheRunBack(t *testing.T) {
 			t.Fatalf("lease %s still held after a graceful stop", k)
 		}
 	}
-	runs, err := h.js.KeyValue(context.Background(), h.cfg.RunsBucket)
+	runs, err := h.JS.KeyValue(context.Background(), h.Cfg.RunsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,24 +351,24 @@ func TestGracefulStopHandsTheRunBack(t *testing.T) {
 // not accepted (no ack, no dead letter) but handed back; once vIDM answers it is synced and reported.
 func TestVIDMUnreachableAtIntakeLosesNothing(t *testing.T) {
 	h := newHarness(t, 100*time.Millisecond, nil)
-	h.stack.Sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: 503})
+	h.Dev.Sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: 503})
 	h.startWorker("a")
 	id := h.publish(group("corp.example.com", "during-outage"))
-	cons, err := h.js.Consumer(context.Background(), h.cfg.TriggerStream, h.cfg.Consumer)
+	cons, err := h.JS.Consumer(context.Background(), h.Cfg.TriggerStream, h.Cfg.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, 20*time.Second, "the trigger to be handed back at least once", func() bool {
 		info, err := cons.Info(context.Background())
-		return err == nil && info.NumRedelivered >= 1 && h.stack.Sim.Requests(vidmsim.EndpointDirectories) >= 4
+		return err == nil && info.NumRedelivered >= 1 && h.Dev.Sim.Requests(vidmsim.EndpointDirectories) >= 4
 	})
-	if n := len(h.streamMsgs(h.cfg.DeadStream)); n != 0 {
+	if n := len(h.streamMsgs(h.Cfg.DeadStream)); n != 0 {
 		t.Fatalf("%d dead letters during a vIDM outage; the trigger must wait, not be rejected", n)
 	}
-	if n := len(h.stack.Sim.SyncLog()); n != 0 {
+	if n := len(h.Dev.Sim.SyncLog()); n != 0 {
 		t.Fatalf("%d syncs while vIDM could not even list directories", n)
 	}
-	h.stack.Sim.ClearFaults()
+	h.Dev.Sim.ClearFaults()
 	rs := h.waitReported(30*time.Second, id)
 	if rep := reported(rs); len(rep[id]) != 1 || rep[id][0].Data.Status != "COMPLETED" {
 		t.Fatalf("after the outage: %+v", rep[id])
@@ -385,10 +385,10 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 		sent = append(sent, h.publish(group("corp.example.com", fmt.Sprintf("before-%d", i))))
 	}
 	poll.Until(t, 10*time.Second, "a sync to run", func() bool { return len(h.syncsOf(corpID)) >= 1 })
-	if err := h.stack.NATS.Restart(); err != nil {
+	if err := h.Dev.NATS.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 15*time.Second, "the test's connection to come back", func() bool { return h.nc.IsConnected() })
+	poll.Until(t, 15*time.Second, "the test's connection to come back", func() bool { return h.NC.IsConnected() })
 	for i := range 20 {
 		sent = append(sent, h.publish(group("emea.example.com", fmt.Sprintf("after-%d", i))))
 	}
@@ -405,7 +405,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 // sync still running is reported the same way instead of waiting forever.
 func TestSyncThatNeverEndsIsReportedFailed(t *testing.T) {
 	h := newHarness(t, 100*time.Millisecond, map[string]string{"SYNC_DEADLINE": "1s"})
-	if err := h.stack.Sim.SetDirectory(vidmsim.Directory{ID: corpID, Name: "Corp AD", Domains: []string{"corp.example.com"}, SyncDuration: time.Hour}); err != nil {
+	if err := h.Dev.Sim.SetDirectory(vidmsim.Directory{ID: corpID, Name: "Corp AD", Domains: []string{"corp.example.com"}, SyncDuration: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	h.startWorker("a")
@@ -428,7 +428,7 @@ func TestSyncThatNeverEndsIsReportedFailed(t *testing.T) {
 	if n := len(h.syncsOf(corpID)); n != 1 {
 		t.Fatalf("%d syncs of the stuck directory, want 1 (no POST into a running sync)", n)
 	}
-	leases, err := h.js.KeyValue(context.Background(), h.cfg.LeaseBucket)
+	leases, err := h.JS.KeyValue(context.Background(), h.Cfg.LeaseBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,17 +442,17 @@ func TestSyncThatNeverEndsIsReportedFailed(t *testing.T) {
 // restart exited): the worker starts while no server listens, waits, and works once one does.
 func TestWorkerStartedBeforeNATSWaitsForIt(t *testing.T) {
 	h := newHarness(t, 100*time.Millisecond, nil)
-	store := h.stack.NATS.StoreDir()
-	port := strings.TrimPrefix(h.cfg.NATSURL, "nats://127.0.0.1:")
-	h.nc.Close()
-	h.stack.NATS.Shutdown()
+	store := h.Dev.NATS.StoreDir()
+	port := strings.TrimPrefix(h.Cfg.NATSURL, "nats://127.0.0.1:")
+	h.NC.Close()
+	h.Dev.NATS.Shutdown()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, h.cfg, h.logger("early")) }()
+	go func() { done <- worker.Run(ctx, h.Cfg, h.logger("early")) }()
 	t.Cleanup(func() { cancel(); <-done })
 	poll.Until(t, 10*time.Second, "the worker to report that it waits", func() bool {
-		return strings.Contains(h.logs.String(), "JetStream not reachable yet") || strings.Contains(h.logs.String(), "NATS disconnected")
+		return strings.Contains(h.Logs.String(), "JetStream not reachable yet") || strings.Contains(h.Logs.String(), "NATS disconnected")
 	})
 	select {
 	case err := <-done:
@@ -465,7 +465,7 @@ func TestWorkerStartedBeforeNATSWaitsForIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := natstest.Server(t, natsdev.Options{StoreDir: store, Port: p})
-	h.nc, h.js = natstest.Connect(t, ns.URL())
+	h.NC, h.JS = natstest.Connect(t, ns.URL())
 	h.waitConsumer()
 	id := h.publish(group("corp.example.com", "after-nats-came-up"))
 	h.waitReported(30*time.Second, id)
@@ -482,8 +482,8 @@ func TestFloodOfUnknownDirectoriesDoesNotHammerVIDM(t *testing.T) {
 	}
 	good := h.publish(group("corp.example.com", "after-the-flood"))
 	h.waitReported(30*time.Second, good)
-	poll.Until(t, 10*time.Second, "200 dead letters", func() bool { return len(h.streamMsgs(h.cfg.DeadStream)) == 200 })
-	if n := h.stack.Sim.Requests(vidmsim.EndpointDirectories); n > 2 {
+	poll.Until(t, 10*time.Second, "200 dead letters", func() bool { return len(h.streamMsgs(h.Cfg.DeadStream)) == 200 })
+	if n := h.Dev.Sim.Requests(vidmsim.EndpointDirectories); n > 2 {
 		t.Fatalf("%d directory-list calls for 200 unknown directories, want at most 2", n)
 	}
 }
@@ -494,7 +494,7 @@ func TestStopDuringStartUpIsClean(t *testing.T) {
 	h := newHarness(t, 100*time.Millisecond, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := worker.Run(ctx, h.cfg, h.logger("short-lived")); err != nil {
+	if err := worker.Run(ctx, h.Cfg, h.logger("short-lived")); err != nil {
 		t.Fatalf("Run with a cancelled context = %v, want a clean stop", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
 )
 
@@ -69,7 +69,7 @@ func (r *Registry) newSet(f File) (*set, error) {
 		}
 		e := &Entry{Tenant: t, Backend: b}
 		s.byName[name] = e
-		s.byToken[dirstate.TenantToken(name)] = e
+		s.byToken[dirsync.TenantToken(name)] = e
 	}
 	return s, nil
 }
@@ -164,7 +164,7 @@ func (r *Registry) Tenant(name string) (coalesce.Tenant, error) {
 // Group returns the tenant of a directory key and its concurrency limit (coalesce.Tenants).
 // Keys of tenants no longer configured share one group without a limit of their own: their runs
 // only report that the tenant is gone.
-func (r *Registry) Group(d dirstate.DirKey) (string, int) {
+func (r *Registry) Group(d dirsync.DirKey) (string, int) {
 	if e, ok := r.cur.Load().byToken[d.TenantToken()]; ok {
 		return e.Tenant.Name, e.Tenant.MaxConcurrentSyncs
 	}

@@ -25,22 +25,12 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/results"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 const waitLimit = 10 * time.Second
 
 var t0 = time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
-}
 
 // source is a fake identity broker: the tokens it reports, or an error.
 type source struct {
@@ -420,7 +410,7 @@ func TestRunChecksAtOnceThenEveryInterval(t *testing.T) {
 
 	// t0 is 09:30: the next check is at 10:00, the one after at 11:00.
 	ten := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	poll(t, "the first check and a timer for 10:00", func() bool { return first.called() == 1 && f.clk.Waiting(ten) > 0 })
+	poll.Until(t, waitLimit, "the first check and a timer for 10:00", func() bool { return first.called() == 1 && f.clk.Waiting(ten) > 0 })
 	if n := len(f.pub.warnings()); n != 1 {
 		t.Fatalf("%d warnings after the first check, want 1", n)
 	}
@@ -428,7 +418,7 @@ func TestRunChecksAtOnceThenEveryInterval(t *testing.T) {
 	f.setTargets(tokenwatch.Target{Tenant: "vcf", Source: first, WarnBefore: 48 * time.Hour},
 		tokenwatch.Target{Tenant: "vcf-lab", Source: second, WarnBefore: 48 * time.Hour})
 	f.clk.AdvanceTo(ten)
-	poll(t, "the second check and a timer for 11:00", func() bool {
+	poll.Until(t, waitLimit, "the second check and a timer for 11:00", func() bool {
 		return second.called() == 1 && f.clk.Waiting(ten.Add(time.Hour)) > 0
 	})
 	if first.called() != 2 {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/admin"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 )
 
 const liveAdminToken = "live-admin-token-Rt7-of-at-least-32-characters"
@@ -24,7 +24,7 @@ const liveAdminToken = "live-admin-token-Rt7-of-at-least-32-characters"
 // sync?" reads there.
 func TestStatusPageOfALiveWorker(t *testing.T) {
 	b := admin.NewBrowser(t)
-	s := ingresstest.Start(t, ingresstest.Options{Env: map[string]string{"ADMIN_TOKEN": liveAdminToken}})
+	s := workertest.StartIngress(t, workertest.IngressOptions{Env: map[string]string{"ADMIN_TOKEN": liveAdminToken}})
 	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-emea-ad", Name: "EMEA AD", Type: vidmsim.TypeActiveDirectoryLDAP,
 		Domains: []string{"emea.example.com"}, FailMessage: "connector emea-c1 cannot reach the domain controller"}); err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestStatusPageOfALiveWorker(t *testing.T) {
 		t.Helper()
 		body := `{"specversion":"1.0","id":"` + id + `","source":"urn:test:pipeline","type":"ad.group.created",` +
 			`"data":{"domain":"` + domain + `","group":{"name":"` + group + `"}}}`
-		return do(t, "POST", s.URL+query, ingresstest.Token, "application/cloudevents+json", body)
+		return do(t, "POST", s.URL+query, workertest.Token, "application/cloudevents+json", body)
 	}
 	if code := post("t-corp", "corp.example.com", "proj-alpha-admins", "?wait=30s"); code != http.StatusOK {
 		t.Fatalf("corp trigger: %d", code)

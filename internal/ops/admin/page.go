@@ -65,7 +65,7 @@ type dirView struct {
 	Covering                     []triggerView // the run in flight's triggers, first few
 	CoveringMore                 int
 	CoveringOf                   string // the run in flight's trigger count, when more than shown
-	// Trouble: the run in flight keeps failing (Stuck once dirstate.StuckAfter times in a row).
+	// Trouble: the run in flight keeps failing (Stuck once dirsync.StuckAfter times in a row).
 	Trouble          *troubleView
 	LastRun          *runView
 	LastCovering     []triggerView // the last run's triggers, first few

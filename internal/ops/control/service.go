@@ -16,6 +16,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 )
 
@@ -59,12 +60,12 @@ type Service struct {
 	st     Stores
 	dirs   Catalog
 	js     jetstream.JetStream
-	notify func(dirstate.DirKey)
+	notify func(dirsync.DirKey)
 	log    *slog.Logger
 }
 
 // New returns a Service; notify tells the local engine a resumed directory may have work.
-func New(cfg Config, st Stores, dirs Catalog, js jetstream.JetStream, notify func(dirstate.DirKey)) *Service {
+func New(cfg Config, st Stores, dirs Catalog, js jetstream.JetStream, notify func(dirsync.DirKey)) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,11 +80,11 @@ func New(cfg Config, st Stores, dirs Catalog, js jetstream.JetStream, notify fun
 // snapshot is everything the directory views are built from, read once per request.
 type snapshot struct {
 	catalog []TenantDirectories
-	pending map[dirstate.DirKey]int
-	runs    map[dirstate.DirKey]*dirstate.Run
-	holders map[dirstate.DirKey]string
-	pauses  map[dirstate.DirKey]dirstate.PauseInfo
-	history map[dirstate.DirKey][]dirstate.HistoryRun
+	pending map[dirsync.DirKey]int
+	runs    map[dirsync.DirKey]*dirsync.Run
+	holders map[dirsync.DirKey]string
+	pauses  map[dirsync.DirKey]dirstate.PauseInfo
+	history map[dirsync.DirKey][]dirstate.HistoryRun
 }
 
 // indexWait bounds how long a view waits for the pending index to be complete (a worker
@@ -147,10 +148,10 @@ func (s *Service) catalog(ctx context.Context) []TenantDirectories {
 
 // readDir takes the snapshot of one directory only: a handful of single-key reads, so that the
 // status page asking for each directory's runs does not read every directory's state each time.
-func (s *Service) readDir(ctx context.Context, k dirstate.DirKey) (*snapshot, error) {
-	sn := snapshot{pending: map[dirstate.DirKey]int{}, runs: map[dirstate.DirKey]*dirstate.Run{},
-		holders: map[dirstate.DirKey]string{}, pauses: map[dirstate.DirKey]dirstate.PauseInfo{},
-		history: map[dirstate.DirKey][]dirstate.HistoryRun{}}
+func (s *Service) readDir(ctx context.Context, k dirsync.DirKey) (*snapshot, error) {
+	sn := snapshot{pending: map[dirsync.DirKey]int{}, runs: map[dirsync.DirKey]*dirsync.Run{},
+		holders: map[dirsync.DirKey]string{}, pauses: map[dirsync.DirKey]dirstate.PauseInfo{},
+		history: map[dirsync.DirKey][]dirstate.HistoryRun{}}
 	sn.catalog = s.catalog(ctx)
 	n, err := indexed(ctx, func(ctx context.Context) (int, error) { return s.st.Store.IndexedPendingCount(ctx, k) })
 	if err != nil {
@@ -200,11 +201,11 @@ func (s *Service) Directories(ctx context.Context) ([]Directory, error) {
 }
 
 func (s *Service) directories(sn *snapshot) []Directory {
-	seen := map[dirstate.DirKey]bool{}
+	seen := map[dirsync.DirKey]bool{}
 	var out []Directory
 	for _, td := range sn.catalog {
 		for _, d := range td.Directories {
-			k := dirstate.NewDirKey(td.Tenant, d.ID)
+			k := dirsync.NewDirKey(td.Tenant, d.ID)
 			seen[k] = true
 			out = append(out, s.view(sn, k, Directory{Tenant: td.Tenant, Backend: string(td.Backend.Kind), DirectoryID: d.ID,
 				Name: d.Name, Type: d.Type, Domains: d.Domains, Connectors: d.Connectors, Known: true}))
@@ -228,8 +229,8 @@ func CompareDirectories(a, b Directory) int {
 		strings.Compare(a.DirectoryID, b.DirectoryID))
 }
 
-func stateKeys(sn *snapshot) []dirstate.DirKey {
-	var ks []dirstate.DirKey
+func stateKeys(sn *snapshot) []dirsync.DirKey {
+	var ks []dirsync.DirKey
 	for k := range sn.pending {
 		ks = append(ks, k)
 	}
@@ -247,9 +248,9 @@ func stateKeys(sn *snapshot) []dirstate.DirKey {
 }
 
 // unlisted names a directory from the worker's own records.
-func (s *Service) unlisted(sn *snapshot, k dirstate.DirKey) Directory {
+func (s *Service) unlisted(sn *snapshot, k dirsync.DirKey) Directory {
 	d := Directory{Tenant: k.TenantToken(), DirectoryID: string(k), Name: string(k)}
-	var r *dirstate.Run
+	var r *dirsync.Run
 	if cur := sn.runs[k]; cur != nil {
 		r = cur
 	} else if h := sn.history[k]; len(h) > 0 {
@@ -262,7 +263,7 @@ func (s *Service) unlisted(sn *snapshot, k dirstate.DirKey) Directory {
 }
 
 // view fills a directory's state from the snapshot.
-func (s *Service) view(sn *snapshot, k dirstate.DirKey, d Directory) Directory {
+func (s *Service) view(sn *snapshot, k dirsync.DirKey, d Directory) Directory {
 	d.PendingTriggers = sn.pending[k]
 	if p, ok := sn.pauses[k]; ok {
 		d.Paused = &Pause{Since: p.Since, Reason: p.Reason}
@@ -294,7 +295,7 @@ func (s *Service) view(sn *snapshot, k dirstate.DirKey, d Directory) Directory {
 }
 
 // runView maps a run record to the operator's task model.
-func (s *Service) runView(r *dirstate.Run, count int, inFlight bool) Run {
+func (s *Service) runView(r *dirsync.Run, count int, inFlight bool) Run {
 	v := Run{RunID: r.RunID, CreatedAt: r.CreatedAt, TriggerCount: count, Triggers: []Trigger{}, Pages: r.Pages}
 	if tr := r.Trouble; tr != nil {
 		v.Trouble = &Trouble{Failures: tr.Failures, Since: tr.Since, Last: tr.Last, Error: tr.Error, Stuck: tr.Stuck()}
@@ -318,7 +319,7 @@ func (s *Service) runView(r *dirstate.Run, count int, inFlight bool) Run {
 		if v.StartedAt != nil {
 			v.DurationMs = at.Sub(*v.StartedAt).Milliseconds()
 		}
-	case r.Phase == dirstate.PhasePosted:
+	case r.Phase == dirsync.PhasePosted:
 		v.Status = RunRunning
 		v.DurationMs = s.cfg.Now().Sub(r.StartedAt).Milliseconds()
 	default:
@@ -334,7 +335,7 @@ func (s *Service) runView(r *dirstate.Run, count int, inFlight bool) Run {
 // directory it does not find that way (state under a key no backend lists and no record names)
 // is looked for among every directory's.
 func (s *Service) Directory(ctx context.Context, tenant, directoryID string) (Directory, error) {
-	sn, err := s.readDir(ctx, dirstate.NewDirKey(tenant, directoryID))
+	sn, err := s.readDir(ctx, dirsync.NewDirKey(tenant, directoryID))
 	if err != nil {
 		return Directory{}, err
 	}
@@ -363,7 +364,7 @@ func (s *Service) Runs(ctx context.Context, tenant, directoryID string, limit in
 	if err != nil {
 		return nil, err
 	}
-	k := dirstate.NewDirKey(d.Tenant, d.DirectoryID)
+	k := dirsync.NewDirKey(d.Tenant, d.DirectoryID)
 	hist, err := s.st.History.Runs(ctx, k)
 	if err != nil {
 		return nil, err
@@ -433,7 +434,7 @@ func (s *Service) Pause(ctx context.Context, tenant, directoryID, reason string)
 	if err != nil {
 		return Directory{}, err
 	}
-	if _, err := s.st.Pauses.Pause(ctx, dirstate.NewDirKey(d.Tenant, d.DirectoryID), reason); err != nil {
+	if _, err := s.st.Pauses.Pause(ctx, dirsync.NewDirKey(d.Tenant, d.DirectoryID), reason); err != nil {
 		return Directory{}, err
 	}
 	s.log.Info("directory paused", "directory", d.Name, "reason", reason)
@@ -446,7 +447,7 @@ func (s *Service) Resume(ctx context.Context, tenant, directoryID string) (Direc
 	if err != nil {
 		return Directory{}, err
 	}
-	k := dirstate.NewDirKey(d.Tenant, d.DirectoryID)
+	k := dirsync.NewDirKey(d.Tenant, d.DirectoryID)
 	if err := s.st.Pauses.Resume(ctx, k); err != nil {
 		return Directory{}, err
 	}
@@ -477,13 +478,13 @@ func (s *Service) PendingByName(ctx context.Context) (map[DirectoryName]int, err
 }
 
 // FailuresByName returns, per directory whose run in flight has failed, how many times in a row
-// it failed (dirstate.StuckAfter or more: stuck), by tenant and directory name.
+// it failed (dirsync.StuckAfter or more: stuck), by tenant and directory name.
 func (s *Service) FailuresByName(ctx context.Context) (map[DirectoryName]int, error) {
 	runs, err := s.st.Store.Runs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	failures := map[dirstate.DirKey]int{}
+	failures := map[dirsync.DirKey]int{}
 	for k, r := range runs {
 		if r.Trouble != nil {
 			failures[k] = r.Trouble.Failures
@@ -493,11 +494,11 @@ func (s *Service) FailuresByName(ctx context.Context) (map[DirectoryName]int, er
 }
 
 // byName keys per-directory numbers by tenant and directory name.
-func (s *Service) byName(ctx context.Context, counts map[dirstate.DirKey]int) map[DirectoryName]int {
-	names := map[dirstate.DirKey]DirectoryName{}
+func (s *Service) byName(ctx context.Context, counts map[dirsync.DirKey]int) map[DirectoryName]int {
+	names := map[dirsync.DirKey]DirectoryName{}
 	for _, td := range s.dirs.Catalog(ctx) {
 		for _, d := range td.Directories {
-			names[dirstate.NewDirKey(td.Tenant, d.ID)] = DirectoryName{td.Tenant, d.Name}
+			names[dirsync.NewDirKey(td.Tenant, d.ID)] = DirectoryName{td.Tenant, d.Name}
 		}
 	}
 	out := make(map[DirectoryName]int, len(counts))

@@ -15,6 +15,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
@@ -129,8 +130,8 @@ func (w *world) putFast(t *testing.T, bucket string, n int, entry func(i int) (k
 	}
 }
 
-func trigger(dir string, i int) dirstate.Trigger {
-	return dirstate.Trigger{ID: fmt.Sprintf("%s-%06d", dir, i), Source: "urn:test:pipeline", Type: "ad.group.created",
+func trigger(dir string, i int) dirsync.Trigger {
+	return dirsync.Trigger{ID: fmt.Sprintf("%s-%06d", dir, i), Source: "urn:test:pipeline", Type: "ad.group.created",
 		Group: fmt.Sprintf("grp-%06d", i), Tenant: "default", DirectoryID: dir, DirectoryName: "name of " + dir,
 		AcceptedAt: time.Date(2026, 5, 12, 14, 0, 0, 0, time.UTC)}
 }
@@ -153,7 +154,7 @@ const (
 	stuckLater  = 100   // ... and triggers accepted after its run was collected
 	markers     = 20000 // reported-trigger markers in the history bucket
 	quietCount  = 5000  // directory "quiet": its last run's trigger count
-	stuckFailed = dirstate.StuckAfter + 1
+	stuckFailed = dirsync.StuckAfter + 1
 )
 
 // TestViewsOfALargeStateListNoKeys: the operator's views of a worker holding 20,000 pending
@@ -173,12 +174,12 @@ func TestViewsOfALargeStateListNoKeys(t *testing.T) {
 	// The engine's watch: it builds the pending index (its one pass over the pending keys).
 	wctx, stop := context.WithCancel(ctx)
 	watched := make(chan error, 1)
-	go func() { watched <- w.store.WatchDirectories(wctx, func(dirstate.DirKey) {}) }()
+	go func() { watched <- w.store.WatchDirectories(wctx, func(dirsync.DirKey) {}) }()
 	t.Cleanup(func() {
 		stop()
 		<-watched
 	})
-	big, stuck := dirstate.NewDirKey("default", "big"), dirstate.NewDirKey("default", "stuck")
+	big, stuck := dirsync.NewDirKey("default", "big"), dirsync.NewDirKey("default", "stuck")
 	poll.Until(t, time.Minute, "the pending index", func() bool {
 		nb, ok := w.store.PendingCount(big)
 		ns, _ := w.store.PendingCount(stuck)
@@ -198,14 +199,14 @@ func TestViewsOfALargeStateListNoKeys(t *testing.T) {
 		t.Fatalf("the run is kept in %d page(s); the test wants several", r.Pages)
 	}
 	since := time.Date(2026, 5, 12, 14, 1, 0, 0, time.UTC)
-	if err := w.store.SetTrouble(ctx, r, &dirstate.Trouble{Failures: stuckFailed, Since: since, Last: since.Add(5 * time.Minute),
+	if err := w.store.SetTrouble(ctx, r, &dirsync.Trouble{Failures: stuckFailed, Since: since, Last: since.Add(5 * time.Minute),
 		Error: "starting the sync: vIDM answered 401"}); err != nil {
 		t.Fatal(err)
 	}
 	w.addPending(t, "stuck", stuckRun, stuckLater)
-	quietRun := &dirstate.Run{RunID: "run-quiet", Tenant: "default", DirectoryID: "quiet", DirectoryName: "Quiet AD", Phase: dirstate.PhaseReported,
-		CreatedAt: since, Count: quietCount, Pages: 3, Sample: []dirstate.Trigger{trigger("quiet", 1)},
-		Outcome: &dirstate.Outcome{Status: control.RunCompleted, FinishedAt: since.Add(time.Minute)}}
+	quietRun := &dirsync.Run{RunID: "run-quiet", Tenant: "default", DirectoryID: "quiet", DirectoryName: "Quiet AD", Phase: dirsync.PhaseReported,
+		CreatedAt: since, Count: quietCount, Pages: 3, Sample: []dirsync.Trigger{trigger("quiet", 1)},
+		Outcome: &dirsync.Outcome{Status: control.RunCompleted, FinishedAt: since.Add(time.Minute)}}
 	if err := w.stores.History.Record(ctx, quietRun); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestViewsWaitForThePendingIndex(t *testing.T) {
 	// Once the watch has built the index, the same views answer.
 	wctx, stop := context.WithCancel(t.Context())
 	watched := make(chan error, 1)
-	go func() { watched <- w.store.WatchDirectories(wctx, func(dirstate.DirKey) {}) }()
+	go func() { watched <- w.store.WatchDirectories(wctx, func(dirsync.DirKey) {}) }()
 	defer func() {
 		stop()
 		<-watched

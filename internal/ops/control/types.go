@@ -17,7 +17,7 @@ type State string
 
 // Directory states, in the order an operator cares about them.
 const (
-	StateStuck   State = "stuck"   // its run failed dirstate.StuckAfter times in a row or more: see CurrentRun.Trouble
+	StateStuck   State = "stuck"   // its run failed dirsync.StuckAfter times in a row or more: see CurrentRun.Trouble
 	StateSyncing State = "syncing" // a run holds the directory: waiting for, starting or polling a vIDM sync
 	StatePaused  State = "paused"  // an operator paused it; triggers are accepted and kept pending
 	StatePending State = "pending" // triggers are waiting for the coalescing window or a free slot
@@ -85,7 +85,7 @@ type Run struct {
 	// triggers do not fit in one message).
 	Pages int `json:"pages,omitempty"`
 	// Trouble: a run in flight whose holders keep failing; Stuck once they failed
-	// dirstate.StuckAfter times in a row.
+	// dirsync.StuckAfter times in a row.
 	Trouble *Trouble `json:"trouble,omitempty"`
 }
 

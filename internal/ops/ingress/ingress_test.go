@@ -21,12 +21,12 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/ingress"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/ingresstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 )
 
-const bearer = "Bearer " + ingresstest.Token
+const bearer = "Bearer " + workertest.Token
 
 // groupData is ad.group.created data for a domain.
 func groupData(domain, group string) string {
@@ -113,7 +113,7 @@ func wantStatus(t *testing.T, r response, status int) {
 
 func TestBinaryAndStructuredAreAccepted(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	for _, tc := range []struct {
 		name string
 		req  func(id string) *http.Request
@@ -173,7 +173,7 @@ func TestBinaryAndStructuredAreAccepted(t *testing.T) {
 
 func TestBadRequestsAreRefusedAndNothingIsPublished(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{MaxWait: 5 * time.Minute})
+	s := workertest.StartIngress(t, workertest.IngressOptions{MaxWait: 5 * time.Minute})
 	good := groupData("corp.example.com", "g")
 	chunked := func(req *http.Request) *http.Request {
 		// No Content-Length: the limit must hold while reading.
@@ -277,14 +277,14 @@ func TestBadRequestsAreRefusedAndNothingIsPublished(t *testing.T) {
 
 func TestTokenIsRequired(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	for name, auth := range map[string]string{
 		"none":          "",
 		"wrong token":   "Bearer not-the-token",
 		"longer token":  bearer + "x",
 		"prefix only":   bearer[:len(bearer)-1],
-		"basic scheme":  "Basic " + ingresstest.Token,
-		"token no type": ingresstest.Token,
+		"basic scheme":  "Basic " + workertest.Token,
+		"token no type": workertest.Token,
 	} {
 		t.Run(name, func(t *testing.T) {
 			req := binary(t, s.URL+"?wait=10s", "unauthorized-"+name, "ad.group.created", groupData("corp.example.com", "g"))
@@ -297,7 +297,7 @@ func TestTokenIsRequired(t *testing.T) {
 			if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="vidm-sync-worker"` {
 				t.Errorf("WWW-Authenticate = %q", got)
 			}
-			if p := r.problem(t); strings.Contains(p.Error, ingresstest.Token) {
+			if p := r.problem(t); strings.Contains(p.Error, workertest.Token) {
 				t.Errorf("the answer shows the token: %q", p.Error)
 			}
 		})
@@ -307,16 +307,16 @@ func TestTokenIsRequired(t *testing.T) {
 	}
 	// The scheme is case-insensitive (RFC 7235).
 	req := binary(t, s.URL, "authorized", "ad.group.created", groupData("corp.example.com", "g"))
-	req.Header.Set("Authorization", "bearer "+ingresstest.Token)
+	req.Header.Set("Authorization", "bearer "+workertest.Token)
 	wantStatus(t, do(t, req), http.StatusAccepted)
-	if strings.Contains(s.Logs.String(), ingresstest.Token) {
+	if strings.Contains(s.Logs.String(), workertest.Token) {
 		t.Error("the logs show the token")
 	}
 }
 
 func TestOnlyPostEvents(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -367,7 +367,7 @@ func lists(d contract.Data, id string) bool {
 
 func TestWaitAnswersTheCompletedResult(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	id := uuid.NewString()
 	r := do(t, binary(t, s.URL+"?wait=30s", id, "ad.group.created", groupData("corp.example.com", "proj-alpha-admins")))
 	typ, data, subject := result(t, r)
@@ -395,7 +395,7 @@ func TestWaitAnswersTheCompletedResult(t *testing.T) {
 
 func TestWaitAnswersAFailedResult(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-emea-ad", Name: "EMEA AD", Type: vidmsim.TypeActiveDirectoryLDAP,
 		Domains: []string{"emea.example.com"}, FailMessage: "LDAP bind failed: invalid credentials"}); err != nil {
 		t.Fatal(err)
@@ -414,7 +414,7 @@ func TestWaitAnswersAFailedResult(t *testing.T) {
 
 func TestWaitAnswersADeadLetter(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	id := uuid.NewString()
 	r := do(t, binary(t, s.URL+"?wait=30s", id, "ad.group.created", groupData("nowhere.example.com", "g")))
 	wantStatus(t, r, http.StatusUnprocessableEntity)
@@ -426,7 +426,7 @@ func TestWaitAnswersADeadLetter(t *testing.T) {
 
 func TestWaitTimesOut(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
 		Domains: []string{"lab.example.com"}, SyncDuration: time.Minute}); err != nil {
 		t.Fatal(err)
@@ -445,7 +445,7 @@ func TestWaitTimesOut(t *testing.T) {
 
 func TestClientLeavingCancelsItsWait(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
 		Domains: []string{"lab.example.com"}, SyncDuration: time.Minute}); err != nil {
 		t.Fatal(err)
@@ -471,7 +471,7 @@ func TestClientLeavingCancelsItsWait(t *testing.T) {
 
 func TestConcurrentWaitsGetTheirOwnResults(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	const n = 40
 	domains := []string{"corp.example.com", "emea.example.com"}
 	var wg sync.WaitGroup
@@ -500,9 +500,9 @@ func TestConcurrentWaitsGetTheirOwnResults(t *testing.T) {
 
 func TestPublishFailureIs503(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{})
+	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	// A subject no stream stores: JetStream cannot accept the trigger.
-	h := ingress.New(ingress.Config{Token: ingresstest.Token, Subject: "nowhere.trigger"}, s.JS, s.Decoder, s.Watcher)
+	h := ingress.New(ingress.Config{Token: workertest.Token, Subject: "nowhere.trigger"}, s.JS, s.Decoder, s.Watcher)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for _, query := range []string{"", "?wait=10s"} {
@@ -534,7 +534,7 @@ func TestNoTokenConfiguredRefusesEverything(t *testing.T) {
 // and Retry-After before anything is published, while requests without ?wait go on.
 func TestWaitersAreBounded(t *testing.T) {
 	t.Parallel()
-	s := ingresstest.Start(t, ingresstest.Options{MaxWaiters: 1})
+	s := workertest.StartIngress(t, workertest.IngressOptions{MaxWaiters: 1})
 	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
 		Domains: []string{"lab.example.com"}, SyncDuration: time.Minute}); err != nil {
 		t.Fatal(err)

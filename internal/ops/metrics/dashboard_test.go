@@ -19,7 +19,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 const dashboardPath = "../../../deploy/grafana/vidm-sync-worker.json"
@@ -69,7 +69,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 			return map[metrics.Directory]int{{Tenant: "default", Name: "Corp AD"}: 2}
 		},
 		RunFailures: func() map[metrics.Directory]int {
-			return map[metrics.Directory]int{{Tenant: "default", Name: "HR AD"}: dirstate.StuckAfter}
+			return map[metrics.Directory]int{{Tenant: "default", Name: "HR AD"}: dirsync.StuckAfter}
 		},
 		LeasesHeld: func() int { return 1 },
 		ConsumerInfo: func(context.Context) (*jetstream.ConsumerInfo, error) {
@@ -78,13 +78,13 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 		DeadLetters: func(context.Context) (uint64, error) { return 4, nil },
 	})
 	now := time.Now()
-	tr := dirstate.Trigger{ID: "t1", Type: "ad.group.created", AcceptedAt: now.Add(-time.Minute)}
+	tr := dirsync.Trigger{ID: "t1", Type: "ad.group.created", AcceptedAt: now.Add(-time.Minute)}
 	m.Received()
 	m.Accepted(tr)
 	m.AlreadyReported()
 	m.DeadLettered("SCHEMA_VIOLATION")
-	for _, o := range []dirstate.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}} {
-		run := &dirstate.Run{DirectoryName: "Corp AD", StartedAt: now.Add(-30 * time.Second), Triggers: []dirstate.Trigger{tr}, Outcome: &o}
+	for _, o := range []dirsync.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}} {
+		run := &dirsync.Run{DirectoryName: "Corp AD", StartedAt: now.Add(-30 * time.Second), Triggers: []dirsync.Trigger{tr}, Outcome: &o}
 		m.RunStarted(run)
 		m.TriggersReported(run, run.Triggers)
 		m.RunReported(run)

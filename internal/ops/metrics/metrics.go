@@ -20,8 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // scrapeTimeout bounds each callback that asks NATS during a scrape.
@@ -255,7 +254,7 @@ func Handler(g prometheus.Gatherer) http.Handler {
 func (m *Metrics) Received() { m.received.Inc() }
 
 // Accepted counts a trigger recorded in the pending set.
-func (m *Metrics) Accepted(t dirstate.Trigger) {
+func (m *Metrics) Accepted(t dirsync.Trigger) {
 	m.accepted.WithLabelValues(m.types.label(t.Type)).Inc()
 }
 
@@ -286,13 +285,13 @@ func (b *boundedSet) label(v string) string {
 func (m *Metrics) DeadLettered(code string) { m.deadLettered.WithLabelValues(code).Inc() }
 
 // RunStarted counts a sync started (or adopted) in vIDM.
-func (m *Metrics) RunStarted(r *dirstate.Run) {
+func (m *Metrics) RunStarted(r *dirsync.Run) {
 	m.syncsStarted.WithLabelValues(r.Tenant, directoryOf(r)).Inc()
 }
 
 // RunReported counts the run's outcome and observes its sync's duration, when every page of its
 // result has just been published.
-func (m *Metrics) RunReported(r *dirstate.Run) {
+func (m *Metrics) RunReported(r *dirsync.Run) {
 	if r.Outcome == nil {
 		return
 	}
@@ -321,7 +320,7 @@ func (m *Metrics) RunReported(r *dirstate.Run) {
 
 // TriggersReported observes, per trigger of a result page just published, the time from its
 // acceptance to now.
-func (m *Metrics) TriggersReported(_ *dirstate.Run, triggers []dirstate.Trigger) {
+func (m *Metrics) TriggersReported(_ *dirsync.Run, triggers []dirsync.Trigger) {
 	now := m.now()
 	for _, t := range triggers {
 		if !t.AcceptedAt.IsZero() {
@@ -331,7 +330,7 @@ func (m *Metrics) TriggersReported(_ *dirstate.Run, triggers []dirstate.Trigger)
 }
 
 // directoryOf is the run's directory label: vIDM's name, or its id if the name is unknown.
-func directoryOf(r *dirstate.Run) string {
+func directoryOf(r *dirsync.Run) string {
 	if r.DirectoryName != "" {
 		return r.DirectoryName
 	}
@@ -423,7 +422,7 @@ func newStateCollector(pending, failures func() map[Directory]int, leases func()
 			"Failures in a row of the run in flight of a directory, by tenant and directory; absent while its run goes well.",
 			[]string{"tenant", "directory"}, nil),
 		stuckDesc: prometheus.NewDesc("dirsync_directory_stuck",
-			fmt.Sprintf("1 for a directory whose run failed %d times in a row or more (see the status page or the admin API for its error), 0 while it failed fewer times; absent while its run goes well.", dirstate.StuckAfter),
+			fmt.Sprintf("1 for a directory whose run failed %d times in a row or more (see the status page or the admin API for its error), 0 while it failed fewer times; absent while its run goes well.", dirsync.StuckAfter),
 			[]string{"tenant", "directory"}, nil),
 		pendingDesc: prometheus.NewDesc("dirsync_pending_triggers",
 			"Accepted triggers waiting for a sync, by tenant and directory.", []string{"tenant", "directory"}, nil),
@@ -454,7 +453,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.failures != nil {
 		for dir, n := range c.failures() {
 			stuck := 0.0
-			if n >= dirstate.StuckAfter {
+			if n >= dirsync.StuckAfter {
 				stuck = 1
 			}
 			ch <- prometheus.MustNewConstMetric(c.failuresDesc, prometheus.GaugeValue, float64(n), dir.Tenant, dir.Name)

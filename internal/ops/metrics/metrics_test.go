@@ -28,7 +28,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
@@ -122,7 +122,7 @@ func l(kv ...string) map[string]string {
 func TestIntakeHooks(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.Options{})
-	tr := dirstate.Trigger{ID: "t1", Type: "ad.group.created", DirectoryName: "Corp AD"}
+	tr := dirsync.Trigger{ID: "t1", Type: "ad.group.created", DirectoryName: "Corp AD"}
 
 	m.Received()
 	m.Received()
@@ -152,9 +152,9 @@ func TestAcceptedTypeLabelIsBounded(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.Options{})
 	for i := range 100 {
-		m.Accepted(dirstate.Trigger{Type: fmt.Sprintf("ad.group.invented%d", i)})
+		m.Accepted(dirsync.Trigger{Type: fmt.Sprintf("ad.group.invented%d", i)})
 	}
-	m.Accepted(dirstate.Trigger{Type: "ad.group.invented0"}) // admitted before the cap: keeps its label
+	m.Accepted(dirsync.Trigger{Type: "ad.group.invented0"}) // admitted before the cap: keeps its label
 	if n, err := testutil.GatherAndCount(reg, "dirsync_triggers_accepted_total"); err != nil || n != 33 {
 		t.Fatalf("%d accepted-type series for 100 invented types (%v), want 32 + other", n, err)
 	}
@@ -168,12 +168,12 @@ func TestAcceptedTypeLabelIsBounded(t *testing.T) {
 
 func TestRunHooks(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	trig := func(acceptedAgo time.Duration) dirstate.Trigger {
-		return dirstate.Trigger{ID: "t", Type: "ad.group.created", AcceptedAt: t0.Add(-acceptedAgo)}
+	trig := func(acceptedAgo time.Duration) dirsync.Trigger {
+		return dirsync.Trigger{ID: "t", Type: "ad.group.created", AcceptedAt: t0.Add(-acceptedAgo)}
 	}
 	tests := []struct {
 		name         string
-		run          dirstate.Run
+		run          dirsync.Run
 		counter      string
 		labels       map[string]string
 		durStatus    string  // "" when no duration must be observed
@@ -183,37 +183,37 @@ func TestRunHooks(t *testing.T) {
 	}{
 		{
 			name: "completed",
-			run: dirstate.Run{Tenant: "default", DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(time.Second), trig(3 * time.Second)},
-				Outcome: &dirstate.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(90 * time.Second)}},
+			run: dirsync.Run{Tenant: "default", DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirsync.Trigger{trig(time.Second), trig(3 * time.Second)},
+				Outcome: &dirsync.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(90 * time.Second)}},
 			counter: "dirsync_syncs_completed_total", labels: l("tenant", "default", "directory", "Corp AD"),
 			durStatus: "COMPLETED", durSeconds: 90, latencySum: 601 + 603, latencyCount: 2,
 		},
 		{
 			name: "failed in vIDM",
-			run: dirstate.Run{Tenant: "default", DirectoryName: "EMEA AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
-				Outcome: &dirstate.Outcome{Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: t0.Add(5 * time.Minute)}},
+			run: dirsync.Run{Tenant: "default", DirectoryName: "EMEA AD", StartedAt: t0, Triggers: []dirsync.Trigger{trig(0)},
+				Outcome: &dirsync.Outcome{Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: t0.Add(5 * time.Minute)}},
 			counter: "dirsync_syncs_failed_total", labels: l("tenant", "default", "directory", "EMEA AD", "code", "VIDM_SYNC_FAILED"),
 			durStatus: "FAILED", durSeconds: 300, latencySum: 600, latencyCount: 1,
 		},
 		{
 			name: "delegated: counted apart, no sync duration even with a start time",
-			run: dirstate.Run{Tenant: "default", DirectoryName: "OktaDirectory", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
-				Outcome: &dirstate.Outcome{Status: "DELEGATED", FinishedAt: t0.Add(time.Second),
+			run: dirsync.Run{Tenant: "default", DirectoryName: "OktaDirectory", StartedAt: t0, Triggers: []dirsync.Trigger{trig(0)},
+				Outcome: &dirsync.Outcome{Status: "DELEGATED", FinishedAt: t0.Add(time.Second),
 					Delegation: &backend.Delegation{Kind: backend.DelegationSCIM, ProviderName: "Okta"}}},
 			counter: "dirsync_syncs_delegated_total", labels: l("tenant", "default", "directory", "OktaDirectory"),
 			latencySum: 600, latencyCount: 1,
 		},
 		{
 			name: "failed before vIDM started it: no duration",
-			run: dirstate.Run{Tenant: "default", DirectoryName: "Corp AD", Triggers: []dirstate.Trigger{trig(0)},
-				Outcome: &dirstate.Outcome{Status: "FAILED", ErrCode: "VIDM_DIRECTORY_NOT_FOUND", FinishedAt: t0}},
+			run: dirsync.Run{Tenant: "default", DirectoryName: "Corp AD", Triggers: []dirsync.Trigger{trig(0)},
+				Outcome: &dirsync.Outcome{Status: "FAILED", ErrCode: "VIDM_DIRECTORY_NOT_FOUND", FinishedAt: t0}},
 			counter: "dirsync_syncs_failed_total", labels: l("tenant", "default", "directory", "Corp AD", "code", "VIDM_DIRECTORY_NOT_FOUND"),
 			latencySum: 600, latencyCount: 1,
 		},
 		{
 			name: "vIDM's clock behind ours: duration clamped at zero",
-			run: dirstate.Run{Tenant: "default", DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirstate.Trigger{trig(0)},
-				Outcome: &dirstate.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(-time.Second)}},
+			run: dirsync.Run{Tenant: "default", DirectoryName: "Corp AD", StartedAt: t0, Triggers: []dirsync.Trigger{trig(0)},
+				Outcome: &dirsync.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(-time.Second)}},
 			counter: "dirsync_syncs_completed_total", labels: l("tenant", "default", "directory", "Corp AD"),
 			durStatus: "COMPLETED", durSeconds: 0, latencySum: 600, latencyCount: 1,
 		},
@@ -358,8 +358,8 @@ func TestHistogramBucketsSpanTheirRanges(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.Options{})
 	t0 := time.Now()
-	r := &dirstate.Run{DirectoryName: "d", StartedAt: t0, Outcome: &dirstate.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(time.Second)}}
-	m.TriggersReported(r, []dirstate.Trigger{{AcceptedAt: t0}})
+	r := &dirsync.Run{DirectoryName: "d", StartedAt: t0, Outcome: &dirsync.Outcome{Status: "COMPLETED", FinishedAt: t0.Add(time.Second)}}
+	m.TriggersReported(r, []dirsync.Trigger{{AcceptedAt: t0}})
 	m.RunReported(r)
 	tests := []struct {
 		name     string

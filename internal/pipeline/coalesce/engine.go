@@ -15,6 +15,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // Backend is what a run needs of the identity system that serves its tenant.
@@ -40,7 +41,7 @@ type Tenants interface {
 	Tenant(name string) (Tenant, error)
 	// Group returns the tenant a directory key belongs to and its concurrency limit (0: none),
 	// so that one slow backend cannot take every run slot of the replica.
-	Group(d dirstate.DirKey) (tenant string, limit int)
+	Group(d dirsync.DirKey) (tenant string, limit int)
 }
 
 // OneTenant serves every run from one backend with the engine's settings.
@@ -48,14 +49,14 @@ func OneTenant(b Backend) Tenants { return oneTenant{b} }
 
 type oneTenant struct{ b Backend }
 
-func (o oneTenant) Tenant(string) (Tenant, error)     { return Tenant{Backend: o.b}, nil }
-func (oneTenant) Group(dirstate.DirKey) (string, int) { return "", 0 }
+func (o oneTenant) Tenant(string) (Tenant, error)    { return Tenant{Backend: o.b}, nil }
+func (oneTenant) Group(dirsync.DirKey) (string, int) { return "", 0 }
 
 // Results publishes what runs did.
 type Results interface {
-	Started(ctx context.Context, r *dirstate.Run) error
+	Started(ctx context.Context, r *dirsync.Run) error
 	// Finished publishes page n (from 1) of the run's r.Pages result events, listing triggers.
-	Finished(ctx context.Context, r *dirstate.Run, n int, triggers []dirstate.Trigger) error
+	Finished(ctx context.Context, r *dirsync.Run, n int, triggers []dirsync.Trigger) error
 }
 
 // Observer hears about runs as they happen: metrics and the run history. Calls are synchronous
@@ -63,18 +64,18 @@ type Results interface {
 type Observer interface {
 	// RunStarted: vIDM accepted the run's POST, or the run adopted a sync that started after
 	// its snapshot.
-	RunStarted(r *dirstate.Run)
+	RunStarted(r *dirsync.Run)
 	// TriggersReported: a page of the run's terminal result, listing these triggers, was
 	// published (r.Outcome is set).
-	TriggersReported(r *dirstate.Run, triggers []dirstate.Trigger)
+	TriggersReported(r *dirsync.Run, triggers []dirsync.Trigger)
 	// RunReported: every page of the run's terminal result was published.
-	RunReported(r *dirstate.Run)
+	RunReported(r *dirsync.Run)
 }
 
 // Gate holds back new runs of a directory (an operator paused it). Triggers keep being accepted;
 // a run already in flight finishes.
 type Gate interface {
-	Paused(ctx context.Context, d dirstate.DirKey) (bool, error)
+	Paused(ctx context.Context, d dirsync.DirKey) (bool, error)
 }
 
 // Config tunes the engine. Zero values take the defaults noted.
@@ -132,19 +133,19 @@ type Engine struct {
 	log     *slog.Logger
 
 	mu       sync.Mutex
-	due      map[dirstate.DirKey]time.Time // directories to look at, and from when
-	active   map[dirstate.DirKey]string    // directory → its tenant group
-	byGroup  map[string]int                // active runs per tenant group
-	failures map[dirstate.DirKey]int
+	due      map[dirsync.DirKey]time.Time // directories to look at, and from when
+	active   map[dirsync.DirKey]string    // directory → its tenant group
+	byGroup  map[string]int               // active runs per tenant group
+	failures map[dirsync.DirKey]int
 	wake     chan struct{}
 	leases   atomic.Int64 // leases this replica holds now
 }
 
 type nopObserver struct{}
 
-func (nopObserver) RunStarted(*dirstate.Run)                           {}
-func (nopObserver) TriggersReported(*dirstate.Run, []dirstate.Trigger) {}
-func (nopObserver) RunReported(*dirstate.Run)                          {}
+func (nopObserver) RunStarted(*dirsync.Run)                          {}
+func (nopObserver) TriggersReported(*dirsync.Run, []dirsync.Trigger) {}
+func (nopObserver) RunReported(*dirsync.Run)                         {}
 
 // LeasesHeld is the number of directory leases this replica holds now.
 func (e *Engine) LeasesHeld() int { return int(e.leases.Load()) }
@@ -157,20 +158,20 @@ func New(cfg Config, store *dirstate.Store, tenants Tenants, results Results) *E
 	}
 	return &Engine{
 		cfg: cfg, store: store, tenants: tenants, results: results, log: cfg.Logger,
-		due:      map[dirstate.DirKey]time.Time{},
-		active:   map[dirstate.DirKey]string{},
+		due:      map[dirsync.DirKey]time.Time{},
+		active:   map[dirsync.DirKey]string{},
 		byGroup:  map[string]int{},
-		failures: map[dirstate.DirKey]int{},
+		failures: map[dirsync.DirKey]int{},
 		wake:     make(chan struct{}, 1),
 	}
 }
 
 // Notify tells the engine a directory has a new pending trigger. The window counts from the first
 // trigger, not the last, so a steady trickle cannot postpone a sync forever.
-func (e *Engine) Notify(d dirstate.DirKey) { e.schedule(d, e.cfg.Now().Add(e.cfg.Window), false) }
+func (e *Engine) Notify(d dirsync.DirKey) { e.schedule(d, e.cfg.Now().Add(e.cfg.Window), false) }
 
 // schedule makes d due at "at"; an earlier due time wins unless force.
-func (e *Engine) schedule(d dirstate.DirKey, at time.Time, force bool) {
+func (e *Engine) schedule(d dirsync.DirKey, at time.Time, force bool) {
 	e.mu.Lock()
 	cur, ok := e.due[d]
 	changed := force || !ok || at.Before(cur)
@@ -221,12 +222,12 @@ func (e *Engine) dispatch(ctx context.Context, runs *sync.WaitGroup) time.Time {
 // takeDue marks every due directory it has room for active and returns them, and when to look
 // again. It is the whole scheduling decision, kept apart from starting the runs so that it can be
 // measured without NATS.
-func (e *Engine) takeDue() ([]dirstate.DirKey, time.Time) {
+func (e *Engine) takeDue() ([]dirsync.DirKey, time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.cfg.Now()
 	next := now.Add(time.Minute)
-	var start []dirstate.DirKey
+	var start []dirsync.DirKey
 	for d, at := range e.due {
 		if _, busy := e.active[d]; busy {
 			continue // a follow-up waits for the current run
@@ -242,7 +243,7 @@ func (e *Engine) takeDue() ([]dirstate.DirKey, time.Time) {
 		}
 		if start == nil {
 			// Sized once for the directories there is room for; a pass that starts none allocates nothing.
-			start = make([]dirstate.DirKey, 0, min(len(e.due), e.cfg.MaxConcurrent-len(e.active)))
+			start = make([]dirsync.DirKey, 0, min(len(e.due), e.cfg.MaxConcurrent-len(e.active)))
 		}
 		delete(e.due, d)
 		e.active[d] = group
@@ -260,13 +261,13 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // handle runs one directory once and decides when it needs looking at again.
-func (e *Engine) handle(ctx context.Context, d dirstate.DirKey) {
+func (e *Engine) handle(ctx context.Context, d dirsync.DirKey) {
 	e.finish(ctx, d, e.runOnce(ctx, d))
 }
 
 // finish is the bookkeeping after a run of d ended with err: d is no longer active, and it is
 // rescheduled after a failure or when another replica holds its lease.
-func (e *Engine) finish(ctx context.Context, d dirstate.DirKey, err error) {
+func (e *Engine) finish(ctx context.Context, d dirsync.DirKey, err error) {
 	e.mu.Lock()
 	if group, ok := e.active[d]; ok {
 		delete(e.active, d)

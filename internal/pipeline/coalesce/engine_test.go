@@ -10,7 +10,9 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 // fakeVIDM reports a scripted status and counts POSTs; the crash windows it stages cannot be
@@ -48,12 +50,12 @@ func (f *fakeVIDM) postCount() int {
 
 type fakeResults struct {
 	mu       sync.Mutex
-	finished []*dirstate.Run
+	finished []*dirsync.Run
 }
 
-func (r *fakeResults) Started(context.Context, *dirstate.Run) error { return nil }
+func (r *fakeResults) Started(context.Context, *dirsync.Run) error { return nil }
 
-func (r *fakeResults) Finished(_ context.Context, run *dirstate.Run, _ int, _ []dirstate.Trigger) error {
+func (r *fakeResults) Finished(_ context.Context, run *dirsync.Run, _ int, _ []dirsync.Trigger) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cp := *run
@@ -61,10 +63,10 @@ func (r *fakeResults) Finished(_ context.Context, run *dirstate.Run, _ int, _ []
 	return nil
 }
 
-func (r *fakeResults) runs() []*dirstate.Run {
+func (r *fakeResults) runs() []*dirsync.Run {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]*dirstate.Run(nil), r.finished...)
+	return append([]*dirsync.Run(nil), r.finished...)
 }
 
 func newStore(t *testing.T) *dirstate.Store {
@@ -100,7 +102,7 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 			store := newStore(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			tr := dirstate.Trigger{ID: "t1", Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD"}
+			tr := dirsync.Trigger{ID: "t1", Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD"}
 			if err := store.AddPending(ctx, tr); err != nil {
 				t.Fatal(err)
 			}
@@ -108,8 +110,8 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 			if tt.vidmNow.Status == vidm.StatusUndefined {
 				before = time.Time{}
 			}
-			run := &dirstate.Run{RunID: "run-crashed", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",
-				Phase: dirstate.PhasePosting, BeforeStart: before, CreatedAt: previous, Keys: []string{tr.Key()}, Triggers: []dirstate.Trigger{tr}}
+			run := &dirsync.Run{RunID: "run-crashed", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",
+				Phase: dirsync.PhasePosting, BeforeStart: before, CreatedAt: previous, Keys: []string{tr.Key()}, Triggers: []dirsync.Trigger{tr}}
 			if err := store.SaveRun(ctx, run); err != nil {
 				t.Fatal(err)
 			}
@@ -120,13 +122,9 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 			done := make(chan struct{})
 			go func() { defer close(done); _ = eng.Run(ctx) }()
 			// Reported, then forgotten: the result comes before the pending set is cleared.
-			deadline := time.Now().Add(10 * time.Second)
-			for len(res.runs()) == 0 || eng.LeasesHeld() > 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the resumed run was never reported and forgotten")
-				}
-				time.Sleep(10 * time.Millisecond) // poll interval; the deadline decides
-			}
+			poll.Until(t, 10*time.Second, "the resumed run to be reported and forgotten", func() bool {
+				return len(res.runs()) > 0 && eng.LeasesHeld() == 0
+			})
 			cancel()
 			<-done
 			got := res.runs()

@@ -11,12 +11,13 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
 // runOnce holds d's lease for one run: it resumes the run a previous holder left, or snapshots the
 // pending triggers into a new one, and drives it as far as it can.
-func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
+func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 	lease, err := e.store.Acquire(ctx, d, e.cfg.Holder, e.cfg.LeaseTTL)
 	if err != nil {
 		return err
@@ -50,16 +51,16 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 		e.log.Info("resuming run", "run_id", run.RunID, "directory", run.DirectoryName, "phase", run.Phase)
 	}
 	t, err := e.tenant(run)
-	if err != nil && run.Phase != dirstate.PhaseReported {
+	if err != nil && run.Phase != dirsync.PhaseReported {
 		// The tenant left the configuration: its triggers still get a terminal result. A run
 		// already reported keeps its outcome; only its publishing and clean-up remain. A run
 		// still collecting first fixes the triggers it reports.
-		if run.Phase == dirstate.PhaseCollecting {
+		if run.Phase == dirsync.PhaseCollecting {
 			if err := e.collect(rctx, run); err != nil || run.Count == 0 {
 				return err
 			}
 		}
-		if err := e.record(rctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeUnknownTenant,
+		if err := e.record(rctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeUnknownTenant,
 			ErrMessage: err.Error(), Retryable: true}); err != nil {
 			return err
 		}
@@ -78,14 +79,14 @@ func (e *Engine) runOnce(ctx context.Context, d dirstate.DirKey) error {
 const maxTroubleMessage = 1 << 10
 
 // troubled records on the run that this attempt failed, so every replica's operator views show
-// it, and says so at ERROR once the directory is stuck (then every dirstate.StuckAfter failures).
-func (e *Engine) troubled(ctx context.Context, run *dirstate.Run, err error) {
+// it, and says so at ERROR once the directory is stuck (then every dirsync.StuckAfter failures).
+func (e *Engine) troubled(ctx context.Context, run *dirsync.Run, err error) {
 	now := e.cfg.Now()
-	tr := dirstate.Trouble{Failures: 1, Since: now, Last: now, Error: safetext.Clean(err.Error(), maxTroubleMessage)}
+	tr := dirsync.Trouble{Failures: 1, Since: now, Last: now, Error: safetext.Clean(err.Error(), maxTroubleMessage)}
 	if run.Trouble != nil {
 		tr.Failures, tr.Since = run.Trouble.Failures+1, run.Trouble.Since
 	}
-	if tr.Failures%dirstate.StuckAfter == 0 {
+	if tr.Failures%dirsync.StuckAfter == 0 {
 		e.log.Error("directory stuck: its run keeps failing", "run_id", run.RunID, "tenant", run.Tenant,
 			"directory", run.DirectoryName, "failures", tr.Failures, "since", tr.Since, "triggers", run.Count, "err", err)
 	}
@@ -95,7 +96,7 @@ func (e *Engine) troubled(ctx context.Context, run *dirstate.Run, err error) {
 }
 
 // tenant returns the run's tenant with the engine's settings filled in.
-func (e *Engine) tenant(run *dirstate.Run) (Tenant, error) {
+func (e *Engine) tenant(run *dirsync.Run) (Tenant, error) {
 	t, err := e.tenants.Tenant(run.Tenant)
 	if err != nil {
 		return Tenant{}, fmt.Errorf("run %s: tenant %q: %w", run.RunID, run.Tenant, err)
@@ -113,7 +114,7 @@ func (e *Engine) tenant(run *dirstate.Run) (Tenant, error) {
 
 // paused reports an operator's pause of d. Its triggers stay pending; resuming notifies the
 // engine (the control bucket's watch, or the periodic rescan), which then syncs them.
-func (e *Engine) paused(ctx context.Context, d dirstate.DirKey) (bool, error) {
+func (e *Engine) paused(ctx context.Context, d dirsync.DirKey) (bool, error) {
 	if e.cfg.Gate == nil {
 		return false, nil
 	}
@@ -128,7 +129,7 @@ func (e *Engine) paused(ctx context.Context, d dirstate.DirKey) (bool, error) {
 }
 
 // collect writes the pages of a collecting run's covered triggers.
-func (e *Engine) collect(ctx context.Context, run *dirstate.Run) error {
+func (e *Engine) collect(ctx context.Context, run *dirsync.Run) error {
 	if err := e.store.Collect(ctx, run); err != nil {
 		return err
 	}
@@ -139,19 +140,19 @@ func (e *Engine) collect(ctx context.Context, run *dirstate.Run) error {
 }
 
 // drive moves a run through its phases until it is reported or an error stops it.
-func (e *Engine) drive(ctx context.Context, t Tenant, run *dirstate.Run) error {
+func (e *Engine) drive(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	for {
 		var err error
 		switch run.Phase {
-		case dirstate.PhaseCollecting:
+		case dirsync.PhaseCollecting:
 			if err = e.collect(ctx, run); err == nil && run.Count == 0 {
 				return nil
 			}
-		case dirstate.PhaseSnapshot, dirstate.PhasePosting:
+		case dirsync.PhaseSnapshot, dirsync.PhasePosting:
 			err = e.start(ctx, t, run)
-		case dirstate.PhasePosted:
+		case dirsync.PhasePosted:
 			err = e.await(ctx, t, run)
-		case dirstate.PhaseReported:
+		case dirsync.PhaseReported:
 			return e.report(ctx, run)
 		default:
 			return fmt.Errorf("run %s has unknown phase %q", run.RunID, run.Phase)
@@ -163,7 +164,7 @@ func (e *Engine) drive(ctx context.Context, t Tenant, run *dirstate.Run) error {
 }
 
 // start gets a sync running that began after the snapshot: ours, or one that started after it.
-func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
+func (e *Engine) start(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	st, err := t.Backend.SyncStatus(ctx, run.DirectoryID)
 	if err != nil {
 		return e.vidmFailure(ctx, run, err)
@@ -171,9 +172,9 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
 	if st.Status == backend.StatusDelegated {
 		// Nothing to start: the identity provider keeps the directory current, and the result
 		// says who, rather than pretending a sync ran.
-		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
+		return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
 	}
-	if run.Phase == dirstate.PhasePosting && startedSince(st, run.BeforeStart) {
+	if run.Phase == dirsync.PhasePosting && startedSince(st, run.BeforeStart) {
 		// Our POST (or another after the snapshot) reached vIDM before the last holder could
 		// record it: that sync covers the snapshot, adopt it instead of starting another.
 		return e.posted(ctx, run, st.StartedAt)
@@ -185,7 +186,7 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
 		if errors.Is(err, backend.ErrSyncTimeout) {
 			// Every accepted trigger gets a terminal result: a sync that never ends is reported,
 			// not waited on forever.
-			return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
+			return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
 				ErrMessage: fmt.Sprintf("a sync already running in vIDM did not finish within %s", t.SyncDeadline), Retryable: true})
 		}
 		if err != nil {
@@ -193,7 +194,7 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirstate.Run) error {
 		}
 		return nil // look again: start ours now that theirs is over
 	}
-	run.Phase, run.BeforeStart = dirstate.PhasePosting, st.StartedAt
+	run.Phase, run.BeforeStart = dirsync.PhasePosting, st.StartedAt
 	if err := e.store.SaveRun(ctx, run); err != nil {
 		return err
 	}
@@ -212,8 +213,8 @@ func startedSince(st backend.SyncState, before time.Time) bool {
 	return !st.StartedAt.IsZero() && !st.StartedAt.Equal(before) && st.Status != backend.StatusUndefined
 }
 
-func (e *Engine) posted(ctx context.Context, run *dirstate.Run, at time.Time) error {
-	run.Phase, run.StartedAt = dirstate.PhasePosted, at
+func (e *Engine) posted(ctx context.Context, run *dirsync.Run, at time.Time) error {
+	run.Phase, run.StartedAt = dirsync.PhasePosted, at
 	if err := e.store.SaveRun(ctx, run); err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func (e *Engine) posted(ctx context.Context, run *dirstate.Run, at time.Time) er
 }
 
 // await polls the run's sync to its end and records the outcome.
-func (e *Engine) await(ctx context.Context, t Tenant, run *dirstate.Run) error {
+func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	var before *backend.SyncState
 	if !run.BeforeStart.IsZero() {
 		before = &backend.SyncState{StartedAt: run.BeforeStart}
@@ -236,14 +237,14 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirstate.Run) error {
 	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, remaining, before))
 	switch {
 	case errors.Is(err, backend.ErrSyncTimeout):
-		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
+		return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,
 			ErrMessage: fmt.Sprintf("the sync did not finish within %s", t.SyncDeadline), Retryable: true})
 	case err != nil:
 		return e.vidmFailure(ctx, run, err)
 	case st.Status == backend.StatusDelegated:
-		return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
+		return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
 	}
-	o := dirstate.Outcome{Status: contract.StatusCompleted, FinishedAt: finishedAt(st, e.cfg.Now()),
+	o := dirsync.Outcome{Status: contract.StatusCompleted, FinishedAt: finishedAt(st, e.cfg.Now()),
 		Connector: st.Connector, Attempts: st.Attempts}
 	if st.Status != backend.StatusCompleted {
 		o.Status, o.ErrCode, o.ErrMessage = contract.StatusFailed, contract.CodeSyncFailed, st.Message
@@ -263,7 +264,7 @@ func finishedAt(st backend.SyncState, now time.Time) time.Time {
 
 // vidmFailure turns a permanent vIDM error into a failed outcome; retryable ones (and the end of
 // the context) are returned so the run is tried again later with its snapshot intact.
-func (e *Engine) vidmFailure(ctx context.Context, run *dirstate.Run, err error) error {
+func (e *Engine) vidmFailure(ctx context.Context, run *dirsync.Run, err error) error {
 	if ctx.Err() != nil || backend.IsRetryable(err) {
 		return err
 	}
@@ -275,7 +276,7 @@ func (e *Engine) vidmFailure(ctx context.Context, run *dirstate.Run, err error) 
 		code = contract.CodeUnauthorized
 	}
 	// Retryable for the publisher: a fixed credential or directory makes a new trigger succeed.
-	return e.record(ctx, run, dirstate.Outcome{Status: contract.StatusFailed, ErrCode: code, ErrMessage: err.Error(),
+	return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: code, ErrMessage: err.Error(),
 		Retryable: code == contract.CodeUnauthorized})
 }
 
@@ -284,19 +285,19 @@ func (e *Engine) vidmFailure(ctx context.Context, run *dirstate.Run, err error) 
 const maxErrMessage = 4 << 10
 
 // record fixes the outcome before anything is published, so a resumed run reports the same.
-func (e *Engine) record(ctx context.Context, run *dirstate.Run, o dirstate.Outcome) error {
+func (e *Engine) record(ctx context.Context, run *dirsync.Run, o dirsync.Outcome) error {
 	if o.FinishedAt.IsZero() {
 		o.FinishedAt = e.cfg.Now()
 	}
 	o.ErrMessage = safetext.Clean(o.ErrMessage, maxErrMessage)
-	run.Phase, run.Outcome = dirstate.PhaseReported, &o
+	run.Phase, run.Outcome = dirsync.PhaseReported, &o
 	return e.store.SaveRun(ctx, run)
 }
 
 // report publishes the result, a page at a time, then forgets the covered triggers and the run.
 // A crash in between re-publishes the page it was on under the same event id, which the stream
 // de-duplicates, and goes on from there.
-func (e *Engine) report(ctx context.Context, run *dirstate.Run) error {
+func (e *Engine) report(ctx context.Context, run *dirsync.Run) error {
 	for n := run.Published + 1; n <= run.Pages; n++ {
 		page, err := e.store.Page(ctx, run, n)
 		if err != nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // The in-memory scheduling for many directories, without NATS: Notify, the dispatch decision
@@ -14,9 +14,9 @@ import (
 // are not part of this.
 func BenchmarkSchedule(b *testing.B) {
 	const n = 1000
-	dirs := make([]dirstate.DirKey, n)
+	dirs := make([]dirsync.DirKey, n)
 	for i := range dirs {
-		dirs[i] = dirstate.NewDirKey("default", fmt.Sprintf("dir-%04d", i))
+		dirs[i] = dirsync.NewDirKey("default", fmt.Sprintf("dir-%04d", i))
 	}
 	ctx := context.Background()
 

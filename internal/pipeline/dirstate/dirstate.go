@@ -7,8 +7,6 @@ package dirstate
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,87 +17,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 )
 
-// DirKey names one (tenant, directory) pair as two KV key tokens.
-type DirKey string
-
-// NewDirKey builds the key of a directory. Ids that are not plain tokens are hashed so that no id
-// can break out of its place in the key space.
-func NewDirKey(tenant, directoryID string) DirKey {
-	var buf [2*maxToken + 1]byte // on the stack: the string conversion is the only allocation
-	b := appendToken(buf[:0], tenant)
-	b = append(b, '.')
-	return DirKey(appendToken(b, directoryID))
-}
-
-// maxToken is the longest id kept readable in a key; hashed tokens are 33 bytes.
-const maxToken = 64
-
-// plainToken reports ids that are their own key token: 1 to 64 of A-Z a-z 0-9 _ -.
-// (A loop rather than a regular expression: keys are built for every trigger and run.)
-func plainToken(s string) bool {
-	if len(s) == 0 || len(s) > maxToken {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-// appendToken appends s as a key token: itself when plain, else "h" and 32 hex digits of its hash.
-func appendToken(b []byte, s string) []byte {
-	if plainToken(s) {
-		return append(b, s...)
-	}
-	sum := sha256.Sum256([]byte(s))
-	return hex.AppendEncode(append(b, 'h'), sum[:16])
-}
-
 // DirKeyOf returns the directory part of a pending, run or lease key.
-func DirKeyOf(key string) (DirKey, bool) {
+func DirKeyOf(key string) (dirsync.DirKey, bool) {
 	parts := strings.SplitN(key, ".", 3)
 	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
 		return "", false
 	}
-	return DirKey(parts[0] + "." + parts[1]), true
-}
-
-// Trigger is an accepted trigger as the pending set keeps it: what the result event must list.
-type Trigger struct {
-	ID               string    `json:"id"`
-	Source           string    `json:"source"`
-	Type             string    `json:"type"`
-	Group            string    `json:"group,omitempty"`
-	User             string    `json:"user,omitempty"`
-	Traceparent      string    `json:"traceparent,omitempty"`
-	Tenant           string    `json:"tenant"`
-	DirectoryID      string    `json:"directoryId"`
-	DirectoryName    string    `json:"directoryName"`
-	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
-	AcceptedAt       time.Time `json:"acceptedAt"`
-}
-
-// Key is the trigger's pending key. CloudEvents are unique by (source, id), so a redelivered or
-// re-published trigger lands on the same key and is recorded once.
-func (t Trigger) Key() string {
-	// Stack buffers for the hash input and the key: one allocation, the returned string.
-	var in [256]byte
-	sum := sha256.Sum256(append(append(append(in[:0], t.Source...), 0), t.ID...))
-	var buf [2*maxToken + 2 + 32]byte
-	b := appendToken(buf[:0], t.Tenant)
-	b = append(b, '.')
-	b = appendToken(b, t.DirectoryID)
-	b = append(b, '.')
-	return string(hex.AppendEncode(b, sum[:16]))
+	return dirsync.DirKey(parts[0] + "." + parts[1]), true
 }
 
 // Store reads and writes the worker's buckets.
@@ -132,7 +60,7 @@ type pendingIndex struct {
 	ready bool // the watch has delivered every key that existed when it started
 	// readyCh is closed when ready becomes true; a reset after that makes a new one.
 	readyCh chan struct{}
-	keys    map[DirKey]map[string]uint64
+	keys    map[dirsync.DirKey]map[string]uint64
 }
 
 func (x *pendingIndex) add(key string, rev uint64) {
@@ -143,7 +71,7 @@ func (x *pendingIndex) add(key string, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.keys == nil {
-		x.keys = map[DirKey]map[string]uint64{}
+		x.keys = map[dirsync.DirKey]map[string]uint64{}
 	}
 	if x.keys[d] == nil {
 		x.keys[d] = map[string]uint64{}
@@ -203,7 +131,7 @@ func (x *pendingIndex) waitReady(ctx context.Context) error {
 
 // list returns d's indexed keys in the order they were written, or ok false before the index
 // is complete.
-func (x *pendingIndex) list(d DirKey) (keys []string, ok bool) {
+func (x *pendingIndex) list(d dirsync.DirKey) (keys []string, ok bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if !x.ready {
@@ -227,13 +155,13 @@ func (x *pendingIndex) list(d DirKey) (keys []string, ok bool) {
 
 // counts returns the number of indexed keys per directory, or ok false before the index is
 // complete.
-func (x *pendingIndex) counts() (map[DirKey]int, bool) {
+func (x *pendingIndex) counts() (map[dirsync.DirKey]int, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if !x.ready {
 		return nil, false
 	}
-	out := make(map[DirKey]int, len(x.keys))
+	out := make(map[dirsync.DirKey]int, len(x.keys))
 	for d, ks := range x.keys {
 		out[d] = len(ks)
 	}
@@ -284,7 +212,7 @@ func New(b Buckets, o Options) *Store {
 // on its first entry, which keeps its revision (a run lists its triggers in that order). Many
 // calls may be in flight at once; with Options.JetStream each is one asynchronous publish on a
 // shared reply subscription rather than a request of its own.
-func (s *Store) AddPending(ctx context.Context, t Trigger) error {
+func (s *Store) AddPending(ctx context.Context, t dirsync.Trigger) error {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encode pending trigger: %w", err)
@@ -339,12 +267,12 @@ func (s *Store) createAsync(ctx context.Context, key string, value []byte) error
 // PendingEntry is one pending trigger with its key.
 type PendingEntry struct {
 	Key     string
-	Trigger Trigger
+	Trigger dirsync.Trigger
 }
 
 // Pending lists the directory's pending triggers in the order they were recorded. It holds them
 // all in memory: for tests and small directories; runs page through them with eachPending.
-func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error) {
+func (s *Store) Pending(ctx context.Context, dir dirsync.DirKey) ([]PendingEntry, error) {
 	var out []PendingEntry
 	err := s.eachPending(ctx, dir, func(p PendingEntry) error {
 		out = append(out, p)
@@ -360,7 +288,7 @@ func (s *Store) Pending(ctx context.Context, dir DirKey) ([]PendingEntry, error)
 // for the next run. Entries that cannot be decoded are an error rather than skipped: dropping one
 // would lose a trigger. Keys are read a chunk at a time, several at once, so that a directory
 // with 100,000 pending triggers costs neither 100,000 sequential round trips nor their memory.
-func (s *Store) eachPending(ctx context.Context, dir DirKey, f func(PendingEntry) error) error {
+func (s *Store) eachPending(ctx context.Context, dir dirsync.DirKey, f func(PendingEntry) error) error {
 	keys, ok := s.index.list(dir)
 	if !ok {
 		var err error
@@ -385,7 +313,7 @@ func (s *Store) eachPending(ctx context.Context, dir DirKey, f func(PendingEntry
 				if err != nil {
 					return fmt.Errorf("read pending %s: %w", k, err)
 				}
-				var t Trigger
+				var t dirsync.Trigger
 				if err := json.Unmarshal(e.Value(), &t); err != nil {
 					return fmt.Errorf("pending %s: %w", k, err)
 				}
@@ -412,7 +340,7 @@ func (s *Store) eachPending(ctx context.Context, dir DirKey, f func(PendingEntry
 // watchPendingKeys lists the directory's pending keys in the order they were written with a
 // watch of its keys, before the index is complete. Only the keys are taken from the watch, which
 // a lagging replica may serve; eachPending reads the values from the leader.
-func (s *Store) watchPendingKeys(ctx context.Context, dir DirKey) ([]string, error) {
+func (s *Store) watchPendingKeys(ctx context.Context, dir dirsync.DirKey) ([]string, error) {
 	w, err := s.pending.Watch(ctx, string(dir)+".*", jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
 		return nil, fmt.Errorf("list pending of %s: %w", dir, err)
@@ -437,7 +365,7 @@ func (s *Store) watchPendingKeys(ctx context.Context, dir DirKey) ([]string, err
 
 // PendingCount is the number of pending triggers of a directory as this replica's index has
 // them, and false while the index is not complete.
-func (s *Store) PendingCount(dir DirKey) (int, bool) {
+func (s *Store) PendingCount(dir dirsync.DirKey) (int, bool) {
 	s.index.mu.Lock()
 	defer s.index.mu.Unlock()
 	return len(s.index.keys[dir]), s.index.ready
@@ -454,91 +382,8 @@ func (s *Store) DeletePending(ctx context.Context, keys []string) error {
 	})
 }
 
-// Phase is how far a run has come; a holder that resumes a run continues from its phase.
-type Phase string
-
-const (
-	// PhaseCollecting: the run's pages of covered triggers are being written; a holder that
-	// resumes it writes them again.
-	PhaseCollecting Phase = "collecting"
-	// PhaseSnapshot: the covered triggers are fixed; vIDM has not been asked yet.
-	PhaseSnapshot Phase = "snapshot"
-	// PhasePosting: the POST may or may not have reached vIDM; BeforeStart tells them apart.
-	PhasePosting Phase = "posting"
-	// PhasePosted: vIDM accepted the POST; the sync is being polled.
-	PhasePosted Phase = "posted"
-	// PhaseReported: the outcome is fixed and is being published, then forgotten.
-	PhaseReported Phase = "reported"
-)
-
-// Outcome is a run's terminal result.
-type Outcome struct {
-	Status     string    `json:"status"` // COMPLETED, FAILED or DELEGATED
-	FinishedAt time.Time `json:"finishedAt"`
-	ErrCode    string    `json:"errCode,omitempty"`
-	ErrMessage string    `json:"errMessage,omitempty"`
-	Retryable  bool      `json:"retryable,omitempty"`
-	Connector  string    `json:"connector,omitempty"`
-	// Attempts are the connectors the sync went through when it failed over.
-	Attempts []contract.Attempt `json:"attempts,omitempty"`
-	// Delegation says who keeps the directory current when the backend has no sync to start.
-	Delegation *backend.Delegation `json:"delegation,omitempty"`
-}
-
-// Run is one directory sync and the triggers it covers. Its record stays the same size whatever
-// the number of triggers: the covered triggers are kept in pages of their own (Page), each under
-// half the broker's max_payload, and the record holds their count and a small sample.
-type Run struct {
-	RunID            string    `json:"runId"`
-	Tenant           string    `json:"tenant"`
-	DirectoryID      string    `json:"directoryId"`
-	DirectoryName    string    `json:"directoryName"`
-	Phase            Phase     `json:"phase"`
-	CreatedAt        time.Time `json:"createdAt"`
-	StartedAt        time.Time `json:"startedAt,omitzero"`   // when vIDM accepted our POST
-	BeforeStart      time.Time `json:"beforeStart,omitzero"` // vIDM's start time of the sync before ours
-	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
-	// Count is the number of covered triggers, kept in Pages pages.
-	Count int `json:"count"`
-	Pages int `json:"pages"`
-	// Sample is the first few covered triggers, for operator views.
-	Sample []Trigger `json:"sample,omitempty"`
-	// Traceparent is the first covered trigger's that has one: the run's vIDM requests and
-	// result events carry it.
-	Traceparent string `json:"traceparent,omitempty"`
-	// Published is the number of result pages already published, so a resumed run goes on
-	// from the next.
-	Published int      `json:"published,omitempty"`
-	Outcome   *Outcome `json:"outcome,omitempty"`
-	// Trouble is set while the run keeps failing, for operator views on every replica.
-	Trouble *Trouble `json:"trouble,omitempty"`
-	// Keys and Triggers are how a worker before paging kept the covered triggers, read so that
-	// a run such a worker left is finished after an upgrade; never written by this version.
-	Keys     []string  `json:"keys,omitempty"`
-	Triggers []Trigger `json:"triggers,omitempty"`
-	revision uint64
-}
-
-// Trouble is why a run has not moved on: consecutive failures of its holders.
-type Trouble struct {
-	Failures int       `json:"failures"`
-	Since    time.Time `json:"since"`
-	Last     time.Time `json:"last"`
-	Error    string    `json:"error"`
-}
-
-// StuckAfter is how many failures of a run in a row make its directory stuck: an ERROR line, the
-// dirsync_directory_stuck gauge, and its state on the status page and in the admin API.
-const StuckAfter = 5
-
-// Stuck reports a run that failed StuckAfter times or more in a row.
-func (t *Trouble) Stuck() bool { return t != nil && t.Failures >= StuckAfter }
-
-// Dir returns the run's directory key.
-func (r *Run) Dir() DirKey { return NewDirKey(r.Tenant, r.DirectoryID) }
-
 // LoadRun returns the directory's unfinished run, or nil.
-func (s *Store) LoadRun(ctx context.Context, dir DirKey) (*Run, error) {
+func (s *Store) LoadRun(ctx context.Context, dir dirsync.DirKey) (*dirsync.Run, error) {
 	e, err := s.runs.Get(ctx, string(dir))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
@@ -546,18 +391,18 @@ func (s *Store) LoadRun(ctx context.Context, dir DirKey) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load run of %s: %w", dir, err)
 	}
-	var r Run
+	var r dirsync.Run
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return nil, fmt.Errorf("run of %s: %w", dir, err)
 	}
-	r.revision = e.Revision()
-	r.adoptInline()
+	r.Version = e.Revision()
+	adoptInline(&r)
 	return &r, nil
 }
 
 // adoptInline fills the paged fields of a run a worker before paging left with its triggers
 // inline: they are its one page.
-func (r *Run) adoptInline() {
+func adoptInline(r *dirsync.Run) {
 	if r.Pages > 0 || len(r.Triggers) == 0 {
 		return
 	}
@@ -573,27 +418,27 @@ func (r *Run) adoptInline() {
 
 // SaveRun writes the run. Writes are compare-and-set on the revision read, so a holder that lost
 // its lease without noticing cannot overwrite the new holder's progress.
-func (s *Store) SaveRun(ctx context.Context, r *Run) error {
+func (s *Store) SaveRun(ctx context.Context, r *dirsync.Run) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode run: %w", err)
 	}
 	var rev uint64
-	if r.revision == 0 {
+	if r.Version == 0 {
 		rev, err = s.runs.Create(ctx, string(r.Dir()), b)
 	} else {
-		rev, err = s.runs.Update(ctx, string(r.Dir()), b, r.revision)
+		rev, err = s.runs.Update(ctx, string(r.Dir()), b, r.Version)
 	}
 	if err != nil {
 		return fmt.Errorf("save run %s: %w", r.RunID, err)
 	}
-	r.revision = rev
+	r.Version = rev
 	return nil
 }
 
 // DeleteRun forgets a reported run.
-func (s *Store) DeleteRun(ctx context.Context, r *Run) error {
-	if err := s.runs.Purge(ctx, string(r.Dir()), jetstream.LastRevision(r.revision)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+func (s *Store) DeleteRun(ctx context.Context, r *dirsync.Run) error {
+	if err := s.runs.Purge(ctx, string(r.Dir()), jetstream.LastRevision(r.Version)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("forget run %s: %w", r.RunID, err)
 	}
 	return nil
@@ -625,9 +470,9 @@ func keys(ctx context.Context, kv jetstream.KeyValue, filters ...string) ([]stri
 const runKeys = "*.*"
 
 // Directories returns every directory that has pending triggers or an unfinished run.
-func (s *Store) Directories(ctx context.Context) ([]DirKey, error) {
-	seen := map[DirKey]bool{}
-	var out []DirKey
+func (s *Store) Directories(ctx context.Context) ([]dirsync.DirKey, error) {
+	seen := map[dirsync.DirKey]bool{}
+	var out []dirsync.DirKey
 	for _, kv := range []jetstream.KeyValue{s.pending, s.runs} {
 		var filters []string
 		if kv == s.runs {
@@ -654,7 +499,7 @@ func (s *Store) Directories(ctx context.Context) ([]DirKey, error) {
 // WatchDirectories calls f with the directory of every pending trigger and run, first for those
 // already stored, then for every new one, until ctx ends or the watch fails. It also keeps the
 // pending index: a new watch builds it afresh, and triggers forgotten by any replica leave it.
-func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
+func (s *Store) WatchDirectories(ctx context.Context, f func(dirsync.DirKey)) error {
 	s.index.reset()
 	// Keys, revisions and operations are all the index needs: the values stay on the server.
 	wp, err := s.pending.WatchAll(ctx, jetstream.MetaOnly())
@@ -696,13 +541,4 @@ func (s *Store) WatchDirectories(ctx context.Context, f func(DirKey)) error {
 			f(d)
 		}
 	}
-}
-
-// TenantToken is the key token of a tenant name, as NewDirKey writes it.
-func TenantToken(tenant string) string { return string(appendToken(nil, tenant)) }
-
-// TenantToken is the tenant part of the key.
-func (d DirKey) TenantToken() string {
-	t, _, _ := strings.Cut(string(d), ".")
-	return t
 }

@@ -12,8 +12,10 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 func newStore(t *testing.T, leaseTTL time.Duration) *dirstate.Store {
@@ -44,12 +46,12 @@ func newResourcesJS(t *testing.T, leaseTTL time.Duration) (jetstream.JetStream, 
 
 func TestDirKeyKeepsIdsInTheirPlace(t *testing.T) {
 	for _, id := range []string{"dir-corp", "7f2b_11-aa"} {
-		if got := dirstate.NewDirKey("default", id); string(got) != "default."+id {
+		if got := dirsync.NewDirKey("default", id); string(got) != "default."+id {
 			t.Errorf("NewDirKey(%q) = %q, want it readable", id, got)
 		}
 	}
 	for _, id := range []string{"a.b", "a*b", "a>b", "a b", "", strings.Repeat("x", 65), "Ünïcode"} {
-		got := string(dirstate.NewDirKey("default", id))
+		got := string(dirsync.NewDirKey("default", id))
 		tok := strings.TrimPrefix(got, "default.")
 		if strings.ContainsAny(tok, ".*> ") || len(tok) != 33 || tok[0] != 'h' {
 			t.Errorf("NewDirKey(%q) = %q, want one hashed token", id, got)
@@ -63,15 +65,15 @@ func TestDirKeyKeepsIdsInTheirPlace(t *testing.T) {
 func TestPendingIsKeyedBySourceAndID(t *testing.T) {
 	s := newStore(t, time.Minute)
 	ctx := context.Background()
-	base := dirstate.Trigger{ID: "1", Source: "urn:a", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD"}
+	base := dirsync.Trigger{ID: "1", Source: "urn:a", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD"}
 	other := base
 	other.Source = "urn:b"
-	for _, tr := range []dirstate.Trigger{base, base, other} { // a redelivery lands on the same key
+	for _, tr := range []dirsync.Trigger{base, base, other} { // a redelivery lands on the same key
 		if err := s.AddPending(ctx, tr); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dir := dirstate.NewDirKey("default", "dir-corp")
+	dir := dirsync.NewDirKey("default", "dir-corp")
 	pend, err := s.Pending(ctx, dir)
 	if err != nil || len(pend) != 2 {
 		t.Fatalf("pending = %d entries, %v; want 2", len(pend), err)
@@ -90,7 +92,7 @@ func TestPendingIsKeyedBySourceAndID(t *testing.T) {
 func TestRunWritesAreCompareAndSet(t *testing.T) {
 	s := newStore(t, time.Minute)
 	ctx := context.Background()
-	r := &dirstate.Run{RunID: "run-1", Tenant: "default", DirectoryID: "dir-corp", Phase: dirstate.PhaseSnapshot}
+	r := &dirsync.Run{RunID: "run-1", Tenant: "default", DirectoryID: "dir-corp", Phase: dirsync.PhaseSnapshot}
 	if err := s.SaveRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +100,11 @@ func TestRunWritesAreCompareAndSet(t *testing.T) {
 	if err != nil || stale == nil || stale.RunID != "run-1" {
 		t.Fatalf("LoadRun = %+v, %v", stale, err)
 	}
-	r.Phase = dirstate.PhasePosted
+	r.Phase = dirsync.PhasePosted
 	if err := s.SaveRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	stale.Phase = dirstate.PhasePosting
+	stale.Phase = dirsync.PhasePosting
 	if err := s.SaveRun(ctx, stale); err == nil {
 		t.Fatal("a holder with a stale revision overwrote the run")
 	}
@@ -117,7 +119,7 @@ func TestRunWritesAreCompareAndSet(t *testing.T) {
 func TestLeaseIsExclusiveRenewedAndReleased(t *testing.T) {
 	s := newStore(t, time.Second)
 	ctx := context.Background()
-	dir := dirstate.NewDirKey("default", "dir-corp")
+	dir := dirsync.NewDirKey("default", "dir-corp")
 	a, err := s.Acquire(ctx, dir, "a", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +167,7 @@ func TestReleaseAfterARenewalWhoseAnswerWasLost(t *testing.T) {
 			res := newResources(t, time.Minute)
 			s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History}, dirstate.Options{})
 			ctx := context.Background()
-			dir := dirstate.NewDirKey("default", "dir-corp")
+			dir := dirsync.NewDirKey("default", "dir-corp")
 			a, err := s.Acquire(ctx, dir, "a", time.Minute)
 			if err != nil {
 				t.Fatal(err)
@@ -190,23 +192,19 @@ func TestReleaseAfterARenewalWhoseAnswerWasLost(t *testing.T) {
 func TestExpiredLeaseIsLostByItsHolder(t *testing.T) {
 	s := newStore(t, time.Second)
 	ctx := context.Background()
-	dir := dirstate.NewDirKey("default", "dir-corp")
+	dir := dirsync.NewDirKey("default", "dir-corp")
 	a, err := s.Acquire(ctx, dir, "a", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// a never renews (a stalled holder); once the TTL expires b takes the directory.
 	var b *dirstate.Lease
-	deadline := time.Now().Add(10 * time.Second)
-	for b == nil {
+	poll.Until(t, 10*time.Second, "the unrenewed lease to expire", func() bool {
 		if b, err = s.Acquire(ctx, dir, "b", time.Second); err != nil && !errors.Is(err, dirstate.ErrLeaseHeld) {
 			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the unrenewed lease never expired")
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
+		return b != nil
+	})
 	kctx, stop := a.Keep(ctx)
 	defer stop()
 	select {
@@ -238,7 +236,7 @@ func TestHolderStopsBeforeItsLeaseCanExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := dirstate.New(dirstate.Buckets{Leases: leases}, dirstate.Options{})
-	l, err := s.Acquire(ctx, dirstate.NewDirKey("default", "dir-corp"), "a", ttl)
+	l, err := s.Acquire(ctx, dirsync.NewDirKey("default", "dir-corp"), "a", ttl)
 	if err != nil {
 		t.Fatal(err)
 	}

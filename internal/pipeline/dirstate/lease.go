@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // ErrLeaseHeld: another holder has the directory.
@@ -21,7 +22,7 @@ var ErrLeaseLost = errors.New("directory lease lost")
 // stops renewing, so a dead replica never blocks a directory for longer than the TTL.
 type Lease struct {
 	store  *Store
-	dir    DirKey
+	dir    dirsync.DirKey
 	holder string
 	ttl    time.Duration
 
@@ -36,7 +37,7 @@ type leaseValue struct {
 }
 
 // Acquire claims dir for holder with a create-if-absent write.
-func (s *Store) Acquire(ctx context.Context, dir DirKey, holder string, ttl time.Duration) (*Lease, error) {
+func (s *Store) Acquire(ctx context.Context, dir dirsync.DirKey, holder string, ttl time.Duration) (*Lease, error) {
 	b, err := json.Marshal(leaseValue{Holder: holder, AcquiredAt: s.now()})
 	if err != nil {
 		return nil, err
@@ -52,7 +53,7 @@ func (s *Store) Acquire(ctx context.Context, dir DirKey, holder string, ttl time
 }
 
 // Holder returns who holds dir's lease, or "" when nobody does.
-func (s *Store) Holder(ctx context.Context, dir DirKey) (string, error) {
+func (s *Store) Holder(ctx context.Context, dir dirsync.DirKey) (string, error) {
 	e, err := s.leases.Get(ctx, string(dir))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil

@@ -9,13 +9,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // HistoryRun is a finished run as the history keeps it: its record, with the sample of covered
 // triggers (Run.Sample) and their count; the result events on the results stream list every
 // trigger. Bounded, so a directory's history stays one small value whatever its runs covered.
 type HistoryRun struct {
-	Run
+	dirsync.Run
 	TriggerCount int `json:"triggerCount"`
 }
 
@@ -36,7 +37,7 @@ func NewHistory(kv jetstream.KeyValue, keep int) *History {
 // Record adds a finished run. It is idempotent: a run reported again after a crash replaces its
 // earlier entry. Writes are compare-and-set, so replicas reporting different runs of one
 // directory at once (a lease hand-over) do not drop each other's.
-func (h *History) Record(ctx context.Context, r *Run) error {
+func (h *History) Record(ctx context.Context, r *dirsync.Run) error {
 	entry := HistoryRun{Run: *r, TriggerCount: r.Count}
 	entry.Keys, entry.Triggers, entry.Trouble, entry.Published = nil, nil, nil, 0
 	key := string(r.Dir())
@@ -84,20 +85,20 @@ func isWrongSequence(err error) bool {
 }
 
 // Runs returns the directory's recorded runs, newest first.
-func (h *History) Runs(ctx context.Context, d DirKey) ([]HistoryRun, error) {
+func (h *History) Runs(ctx context.Context, d dirsync.DirKey) ([]HistoryRun, error) {
 	runs, _, err := h.read(ctx, string(d))
 	return runs, err
 }
 
 // All returns every directory's recorded runs.
-func (h *History) All(ctx context.Context) (map[DirKey][]HistoryRun, error) {
-	out := map[DirKey][]HistoryRun{}
+func (h *History) All(ctx context.Context) (map[dirsync.DirKey][]HistoryRun, error) {
+	out := map[dirsync.DirKey][]HistoryRun{}
 	err := readAll(ctx, h.kv, runKeys, func(key string, v []byte) error {
 		var runs []HistoryRun
 		if err := json.Unmarshal(v, &runs); err != nil {
 			return fmt.Errorf("history of %s: %w", key, err)
 		}
-		out[DirKey(key)] = runs
+		out[dirsync.DirKey(key)] = runs
 		return nil
 	})
 	return out, err
@@ -140,7 +141,7 @@ func NewPauses(kv jetstream.KeyValue, now func() time.Time) *Pauses {
 }
 
 // Pause pauses d; pausing a paused directory keeps its first time and takes the new reason.
-func (p *Pauses) Pause(ctx context.Context, d DirKey, reason string) (PauseInfo, error) {
+func (p *Pauses) Pause(ctx context.Context, d dirsync.DirKey, reason string) (PauseInfo, error) {
 	info := PauseInfo{Since: p.now().UTC(), Reason: reason}
 	if cur, err := p.Get(ctx, d); err != nil {
 		return PauseInfo{}, err
@@ -158,7 +159,7 @@ func (p *Pauses) Pause(ctx context.Context, d DirKey, reason string) (PauseInfo,
 }
 
 // Resume lifts d's pause; resuming a directory that is not paused is not an error.
-func (p *Pauses) Resume(ctx context.Context, d DirKey) error {
+func (p *Pauses) Resume(ctx context.Context, d dirsync.DirKey) error {
 	if err := p.kv.Purge(ctx, string(d)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("resume %s: %w", d, err)
 	}
@@ -166,7 +167,7 @@ func (p *Pauses) Resume(ctx context.Context, d DirKey) error {
 }
 
 // Get returns d's pause, or nil.
-func (p *Pauses) Get(ctx context.Context, d DirKey) (*PauseInfo, error) {
+func (p *Pauses) Get(ctx context.Context, d dirsync.DirKey) (*PauseInfo, error) {
 	e, err := p.kv.Get(ctx, string(d))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
@@ -182,49 +183,49 @@ func (p *Pauses) Get(ctx context.Context, d DirKey) (*PauseInfo, error) {
 }
 
 // Paused implements the engine's gate.
-func (p *Pauses) Paused(ctx context.Context, d DirKey) (bool, error) {
+func (p *Pauses) Paused(ctx context.Context, d dirsync.DirKey) (bool, error) {
 	info, err := p.Get(ctx, d)
 	return info != nil, err
 }
 
 // All returns every paused directory.
-func (p *Pauses) All(ctx context.Context) (map[DirKey]PauseInfo, error) {
-	out := map[DirKey]PauseInfo{}
+func (p *Pauses) All(ctx context.Context) (map[dirsync.DirKey]PauseInfo, error) {
+	out := map[dirsync.DirKey]PauseInfo{}
 	err := readAll(ctx, p.kv, ">", func(key string, v []byte) error {
 		var info PauseInfo
 		if err := json.Unmarshal(v, &info); err != nil {
 			return fmt.Errorf("pause of %s: %w", key, err)
 		}
-		out[DirKey(key)] = info
+		out[dirsync.DirKey(key)] = info
 		return nil
 	})
 	return out, err
 }
 
 // Runs returns every unfinished run.
-func (s *Store) Runs(ctx context.Context) (map[DirKey]*Run, error) {
-	out := map[DirKey]*Run{}
+func (s *Store) Runs(ctx context.Context) (map[dirsync.DirKey]*dirsync.Run, error) {
+	out := map[dirsync.DirKey]*dirsync.Run{}
 	err := readAll(ctx, s.runs, runKeys, func(key string, v []byte) error {
-		var r Run
+		var r dirsync.Run
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("run of %s: %w", key, err)
 		}
-		r.adoptInline()
-		out[DirKey(key)] = &r
+		adoptInline(&r)
+		out[dirsync.DirKey(key)] = &r
 		return nil
 	})
 	return out, err
 }
 
 // Holders returns who holds each held lease.
-func (s *Store) Holders(ctx context.Context) (map[DirKey]string, error) {
-	out := map[DirKey]string{}
+func (s *Store) Holders(ctx context.Context) (map[dirsync.DirKey]string, error) {
+	out := map[dirsync.DirKey]string{}
 	err := readAll(ctx, s.leases, ">", func(key string, v []byte) error {
 		var l leaseValue
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("lease of %s: %w", key, err)
 		}
-		out[DirKey(key)] = l.Holder
+		out[dirsync.DirKey(key)] = l.Holder
 		return nil
 	})
 	return out, err
@@ -234,7 +235,7 @@ func (s *Store) Holders(ctx context.Context) (map[DirKey]string, error) {
 // only, never listing the bucket: for the operator's views, which must not cost a pass over every
 // pending key however many there are. Before the index is complete (the watch feeding it is
 // starting or restarting) it waits for it, up to ctx.
-func (s *Store) IndexedPendingCounts(ctx context.Context) (map[DirKey]int, error) {
+func (s *Store) IndexedPendingCounts(ctx context.Context) (map[dirsync.DirKey]int, error) {
 	for {
 		if c, ok := s.index.counts(); ok {
 			return c, nil
@@ -246,7 +247,7 @@ func (s *Store) IndexedPendingCounts(ctx context.Context) (map[DirKey]int, error
 }
 
 // IndexedPendingCount is IndexedPendingCounts for one directory.
-func (s *Store) IndexedPendingCount(ctx context.Context, d DirKey) (int, error) {
+func (s *Store) IndexedPendingCount(ctx context.Context, d dirsync.DirKey) (int, error) {
 	for {
 		if n, ok := s.PendingCount(d); ok {
 			return n, nil

@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
-func finishedRun(id, status string, triggers int) *dirstate.Run {
-	r := &dirstate.Run{RunID: id, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",
-		Phase: dirstate.PhaseReported, Keys: []string{"k"}, Outcome: &dirstate.Outcome{Status: status},
-		Count: triggers, Pages: 1 + triggers/1000, Published: 1, Trouble: &dirstate.Trouble{Failures: 2}}
+func finishedRun(id, status string, triggers int) *dirsync.Run {
+	r := &dirsync.Run{RunID: id, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",
+		Phase: dirsync.PhaseReported, Keys: []string{"k"}, Outcome: &dirsync.Outcome{Status: status},
+		Count: triggers, Pages: 1 + triggers/1000, Published: 1, Trouble: &dirsync.Trouble{Failures: 2}}
 	for i := range min(triggers, 10) {
-		r.Sample = append(r.Sample, dirstate.Trigger{ID: fmt.Sprintf("%s-t%d", id, i)})
+		r.Sample = append(r.Sample, dirsync.Trigger{ID: fmt.Sprintf("%s-t%d", id, i)})
 	}
 	return r
 }
@@ -32,7 +33,7 @@ func TestHistoryKeepsTheLastRunsNewestFirst(t *testing.T) {
 	if err := h.Record(ctx, finishedRun("run-4", "FAILED", 1)); err != nil {
 		t.Fatal(err)
 	}
-	runs, err := h.Runs(ctx, dirstate.NewDirKey("default", "dir-corp"))
+	runs, err := h.Runs(ctx, dirsync.NewDirKey("default", "dir-corp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestHistoryBoundsTriggersButKeepsTheirCount(t *testing.T) {
 	if err := h.Record(ctx, finishedRun("big", "COMPLETED", 100_000)); err != nil {
 		t.Fatal(err)
 	}
-	marker := dirstate.Trigger{ID: "t", Source: "urn:test", Tenant: "default", DirectoryID: "dir-corp"}.Key()
+	marker := dirsync.Trigger{ID: "t", Source: "urn:test", Tenant: "default", DirectoryID: "dir-corp"}.Key()
 	if _, err := kv.Put(ctx, marker, []byte("big")); err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +66,11 @@ func TestHistoryBoundsTriggersButKeepsTheirCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs := all[dirstate.NewDirKey("default", "dir-corp")]
+	runs := all[dirsync.NewDirKey("default", "dir-corp")]
 	if len(all) != 1 || len(runs) != 1 || len(runs[0].Sample) != 10 || runs[0].TriggerCount != 100_000 || runs[0].Pages != 101 {
 		t.Fatalf("history = %d directories, %d runs, %d triggers kept, count %d", len(all), len(runs), len(runs[0].Sample), runs[0].TriggerCount)
 	}
-	e, err := kv.Get(ctx, string(dirstate.NewDirKey("default", "dir-corp")))
+	e, err := kv.Get(ctx, string(dirsync.NewDirKey("default", "dir-corp")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestConcurrentHistoryWritesKeepEveryRun(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	runs, err := h.Runs(ctx, dirstate.NewDirKey("default", "dir-corp"))
+	runs, err := h.Runs(ctx, dirsync.NewDirKey("default", "dir-corp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestPauseAndResume(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	p := dirstate.NewPauses(newResources(t, 5*time.Second).Control, func() time.Time { return now })
-	d := dirstate.NewDirKey("default", "dir-corp")
+	d := dirsync.NewDirKey("default", "dir-corp")
 	if paused, err := p.Paused(ctx, d); err != nil || paused {
 		t.Fatalf("fresh directory paused=%v err=%v", paused, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -32,18 +33,18 @@ const parallelWrites = 64
 var errStop = errors.New("stop")
 
 // PageKey is the runs-bucket key of page n of a run.
-func PageKey(r *Run, n int) string {
+func PageKey(r *dirsync.Run, n int) string {
 	return string(r.Dir()) + "." + r.RunID + "." + strconv.Itoa(n)
 }
 
 // NewRun creates the record of a new run of dir in the collecting phase, or returns nil when the
 // directory has nothing pending. The record is written before its pages, so pages are never left
 // behind by a run nobody knows of: a holder that resumes a collecting run writes them again.
-func (s *Store) NewRun(ctx context.Context, dir DirKey, runID string) (*Run, error) {
+func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string) (*dirsync.Run, error) {
 	if n, ok := s.PendingCount(dir); ok && n == 0 {
 		return nil, nil
 	}
-	var first *Trigger
+	var first *dirsync.Trigger
 	err := s.eachPending(ctx, dir, func(p PendingEntry) error {
 		first = &p.Trigger
 		return errStop
@@ -54,8 +55,8 @@ func (s *Store) NewRun(ctx context.Context, dir DirKey, runID string) (*Run, err
 	if first == nil {
 		return nil, nil
 	}
-	r := &Run{RunID: runID, Tenant: first.Tenant, DirectoryID: first.DirectoryID, DirectoryName: first.DirectoryName,
-		Phase: PhaseCollecting, CreatedAt: s.now()}
+	r := &dirsync.Run{RunID: runID, Tenant: first.Tenant, DirectoryID: first.DirectoryID, DirectoryName: first.DirectoryName,
+		Phase: dirsync.PhaseCollecting, CreatedAt: s.now()}
 	if r.Dir() != dir {
 		return nil, fmt.Errorf("pending trigger %s of %s names directory %s", first.ID, dir, r.Dir())
 	}
@@ -68,7 +69,7 @@ func (s *Store) NewRun(ctx context.Context, dir DirKey, runID string) (*Run, err
 // Collect fixes the triggers a collecting run covers: every trigger of its directory pending now,
 // written in pages. It then moves the run to PhaseSnapshot, or forgets it when nothing was
 // pending after all (r.Count is 0).
-func (s *Store) Collect(ctx context.Context, r *Run) error {
+func (s *Store) Collect(ctx context.Context, r *dirsync.Run) error {
 	if err := s.purgePages(ctx, r); err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func (s *Store) Collect(ctx context.Context, r *Run) error {
 	if r.Count == 0 {
 		return s.DeleteRun(ctx, r)
 	}
-	r.Phase = PhaseSnapshot
+	r.Phase = dirsync.PhaseSnapshot
 	return s.SaveRun(ctx, r)
 }
 
@@ -91,7 +92,7 @@ func (s *Store) Collect(ctx context.Context, r *Run) error {
 type pageWriter struct {
 	ctx         context.Context //nolint:containedctx // one Collect call's; add is a listing callback
 	store       *Store
-	run         *Run
+	run         *dirsync.Run
 	buf         bytes.Buffer
 	n           int
 	sampleBytes int
@@ -143,7 +144,7 @@ func (w *pageWriter) flush(ctx context.Context) error {
 }
 
 // Page returns page n (from 1) of the run's covered triggers.
-func (s *Store) Page(ctx context.Context, r *Run, n int) ([]Trigger, error) {
+func (s *Store) Page(ctx context.Context, r *dirsync.Run, n int) ([]dirsync.Trigger, error) {
 	if len(r.Triggers) > 0 && n == 1 {
 		return r.Triggers, nil
 	}
@@ -151,7 +152,7 @@ func (s *Store) Page(ctx context.Context, r *Run, n int) ([]Trigger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read page %d of run %s: %w", n, r.RunID, err)
 	}
-	var ts []Trigger
+	var ts []dirsync.Trigger
 	if err := json.Unmarshal(e.Value(), &ts); err != nil {
 		return nil, fmt.Errorf("page %d of run %s: %w", n, r.RunID, err)
 	}
@@ -161,7 +162,7 @@ func (s *Store) Page(ctx context.Context, r *Run, n int) ([]Trigger, error) {
 // Forget ends a reported run: it marks its triggers reported, forgets them from the pending set,
 // then deletes its pages and its record. Every step can be repeated, so a holder that resumes
 // the run after a crash finishes it.
-func (s *Store) Forget(ctx context.Context, r *Run) error {
+func (s *Store) Forget(ctx context.Context, r *dirsync.Run) error {
 	for n := 1; n <= r.Pages; n++ {
 		page, err := s.Page(ctx, r, n)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -195,11 +196,11 @@ func (s *Store) Forget(ctx context.Context, r *Run) error {
 // markReported remembers, for the reported bucket's TTL, that the run reported these triggers,
 // before they leave the pending set: a redelivery of one of them (its ack was lost) finds the
 // marker and is not reported again.
-func (s *Store) markReported(ctx context.Context, r *Run, page []Trigger) error {
+func (s *Store) markReported(ctx context.Context, r *dirsync.Run, page []dirsync.Trigger) error {
 	if s.reported == nil {
 		return nil
 	}
-	return inParallel(ctx, page, func(ctx context.Context, t Trigger) error {
+	return inParallel(ctx, page, func(ctx context.Context, t dirsync.Trigger) error {
 		if _, err := s.reported.Put(ctx, t.Key(), []byte(r.RunID)); err != nil {
 			return fmt.Errorf("mark trigger %s reported: %w", t.ID, err)
 		}
@@ -224,7 +225,7 @@ func (s *Store) Reported(ctx context.Context, key string) (runID string, ok bool
 }
 
 // purgePages deletes every page of the run, including any left by an earlier holder.
-func (s *Store) purgePages(ctx context.Context, r *Run) error {
+func (s *Store) purgePages(ctx context.Context, r *dirsync.Run) error {
 	ks, err := keys(ctx, s.runs, string(r.Dir())+"."+r.RunID+".*")
 	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 		return fmt.Errorf("list pages of run %s: %w", r.RunID, err)
@@ -251,7 +252,7 @@ func inParallel[T any](ctx context.Context, items []T, f func(context.Context, T
 }
 
 // SetTrouble records on the run that its holders keep failing, for operator views; nil clears it.
-func (s *Store) SetTrouble(ctx context.Context, r *Run, t *Trouble) error {
+func (s *Store) SetTrouble(ctx context.Context, r *dirsync.Run, t *dirsync.Trouble) error {
 	r.Trouble = t
 	return s.SaveRun(ctx, r)
 }

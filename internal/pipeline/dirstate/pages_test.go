@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
@@ -25,7 +26,7 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 		dirstate.Options{MaxPayload: maxPayload})
 	var want []string
 	for i := range n {
-		tr := dirstate.Trigger{ID: fmt.Sprintf("t-%05d", i), Source: "urn:test:hr-import", Type: "ad.user.created",
+		tr := dirsync.Trigger{ID: fmt.Sprintf("t-%05d", i), Source: "urn:test:hr-import", Type: "ad.user.created",
 			User: fmt.Sprintf("user-%05d", i), Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",
 			IgnoreSafeguards: i == 1234}
 		if i == 7 {
@@ -36,7 +37,7 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 		}
 		want = append(want, tr.ID)
 	}
-	dir := dirstate.NewDirKey("default", "dir-corp")
+	dir := dirsync.NewDirKey("default", "dir-corp")
 	r, err := s.NewRun(ctx, dir, "run-big")
 	if err != nil || r == nil {
 		t.Fatalf("new run: %v, %v", r, err)
@@ -44,7 +45,7 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 	if err := s.Collect(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Count != n || r.Phase != dirstate.PhaseSnapshot || !r.IgnoreSafeguards || r.Traceparent == "" || len(r.Sample) != 10 {
+	if r.Count != n || r.Phase != dirsync.PhaseSnapshot || !r.IgnoreSafeguards || r.Traceparent == "" || len(r.Sample) != 10 {
 		t.Fatalf("run: count %d phase %s safeguards %v trace %q sample %d", r.Count, r.Phase, r.IgnoreSafeguards, r.Traceparent, len(r.Sample))
 	}
 	loaded, err := s.LoadRun(ctx, dir)
@@ -91,7 +92,7 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 	if r, err := s.LoadRun(ctx, dir); err != nil || r != nil {
 		t.Fatalf("run after forget: %v, %v", r, err)
 	}
-	probe := dirstate.Trigger{ID: "t-02999", Source: "urn:test:hr-import", Tenant: "default", DirectoryID: "dir-corp"}
+	probe := dirsync.Trigger{ID: "t-02999", Source: "urn:test:hr-import", Tenant: "default", DirectoryID: "dir-corp"}
 	if by, ok, err := s.Reported(ctx, probe.Key()); err != nil || !ok || by != "run-big" {
 		t.Fatalf("reported marker = %q, %v, %v; want run-big", by, ok, err)
 	}
@@ -108,11 +109,11 @@ func TestCollectingRunIsCollectedAgain(t *testing.T) {
 	res := newResources(t, 5*time.Second)
 	s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases},
 		dirstate.Options{MaxPayload: 8 << 10})
-	tr := dirstate.Trigger{ID: "only", Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp"}
+	tr := dirsync.Trigger{ID: "only", Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp"}
 	if err := s.AddPending(ctx, tr); err != nil {
 		t.Fatal(err)
 	}
-	dir := dirstate.NewDirKey("default", "dir-corp")
+	dir := dirsync.NewDirKey("default", "dir-corp")
 	r, err := s.NewRun(ctx, dir, "run-1")
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +124,7 @@ func TestCollectingRunIsCollectedAgain(t *testing.T) {
 		}
 	}
 	resumed, err := s.LoadRun(ctx, dir)
-	if err != nil || resumed.Phase != dirstate.PhaseCollecting {
+	if err != nil || resumed.Phase != dirsync.PhaseCollecting {
 		t.Fatalf("resumed run: %+v, %v", resumed, err)
 	}
 	if err := s.Collect(ctx, resumed); err != nil {
@@ -148,11 +149,11 @@ func TestPendingIndexFollowsTheBucket(t *testing.T) {
 	defer cancel()
 	res := newResources(t, 5*time.Second)
 	s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases}, dirstate.Options{})
-	dir := dirstate.NewDirKey("default", "dir-corp")
-	go func() { _ = s.WatchDirectories(ctx, func(dirstate.DirKey) {}) }()
+	dir := dirsync.NewDirKey("default", "dir-corp")
+	go func() { _ = s.WatchDirectories(ctx, func(dirsync.DirKey) {}) }()
 	var keys []string
 	for i := range 300 {
-		tr := dirstate.Trigger{ID: fmt.Sprintf("t-%03d", i), Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp"}
+		tr := dirsync.Trigger{ID: fmt.Sprintf("t-%03d", i), Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp"}
 		if err := s.AddPending(ctx, tr); err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +187,7 @@ func TestAddPendingKeepsTheFirstEntry(t *testing.T) {
 	ctx := context.Background()
 	js, res := newResourcesJS(t, 5*time.Second)
 	s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases}, dirstate.Options{JetStream: js})
-	first := dirstate.Trigger{ID: "t1", Source: "urn:test", Type: "ad.group.created", Group: "first", Tenant: "default", DirectoryID: "dir-corp"}
+	first := dirsync.Trigger{ID: "t1", Source: "urn:test", Type: "ad.group.created", Group: "first", Tenant: "default", DirectoryID: "dir-corp"}
 	if err := s.AddPending(ctx, first); err != nil {
 		t.Fatal(err)
 	}

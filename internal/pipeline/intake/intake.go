@@ -24,6 +24,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 )
 
@@ -47,7 +48,7 @@ type Observer interface {
 	// Received: a message is being handled (redeliveries included).
 	Received()
 	// Accepted: the trigger is durably recorded in the pending set and its message acknowledged.
-	Accepted(t dirstate.Trigger)
+	Accepted(t dirsync.Trigger)
 	// DeadLettered: the message is stored in the dead-letter stream with this reason code.
 	DeadLettered(code string)
 	// AlreadyReported: a redelivered trigger that a run has already reported was acknowledged
@@ -57,10 +58,10 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Received()                 {}
-func (nopObserver) Accepted(dirstate.Trigger) {}
-func (nopObserver) DeadLettered(string)       {}
-func (nopObserver) AlreadyReported()          {}
+func (nopObserver) Received()                {}
+func (nopObserver) Accepted(dirsync.Trigger) {}
+func (nopObserver) DeadLettered(string)      {}
+func (nopObserver) AlreadyReported()         {}
 
 // Config tunes intake.
 type Config struct {
@@ -84,13 +85,13 @@ type Intake struct {
 	dec      *trigger.Decoder
 	resolver Resolver
 	store    *dirstate.Store
-	notify   func(dirstate.DirKey)
+	notify   func(dirsync.DirKey)
 	log      *slog.Logger
 	inflight sync.WaitGroup
 }
 
 // New returns an Intake; notify is told the directory of every accepted trigger.
-func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, dec *trigger.Decoder, r Resolver, store *dirstate.Store, notify func(dirstate.DirKey)) *Intake {
+func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, dec *trigger.Decoder, r Resolver, store *dirstate.Store, notify func(dirsync.DirKey)) *Intake {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -169,7 +170,7 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	}
-	pt := dirstate.Trigger{
+	pt := dirsync.Trigger{
 		ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User, Traceparent: t.Traceparent,
 		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
 		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
@@ -184,7 +185,7 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 // first delivery was recorded and reported, but its ack was lost. Without this it would be
 // recorded again and reported twice. Only redeliveries are looked up (a first delivery cannot
 // have been reported), and only as long as the marker is kept (the history bucket's TTL).
-func (in *Intake) alreadyReported(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) bool {
+func (in *Intake) alreadyReported(ctx context.Context, m jetstream.Msg, pt dirsync.Trigger) bool {
 	if md, err := m.Metadata(); err != nil || md.NumDelivered <= 1 {
 		return false
 	}
@@ -232,7 +233,7 @@ func (in *Intake) triggerLog(id, directory, traceparent string) *slog.Logger {
 	return log
 }
 
-func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigger) {
+func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirsync.Trigger) {
 	// Detached from shutdown: a trigger half-recorded is finished, not abandoned.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -249,7 +250,7 @@ func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirstate.Trigg
 		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Debug("trigger accepted", "type", pt.Type)
 	}
 	in.cfg.Observer.Accepted(pt)
-	in.notify(dirstate.NewDirKey(pt.Tenant, pt.DirectoryID))
+	in.notify(dirsync.NewDirKey(pt.Tenant, pt.DirectoryID))
 }
 
 // traceID is the trace id of a W3C traceparent (already validated by the decoder), or "".

@@ -28,6 +28,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/intake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
@@ -46,7 +47,7 @@ var testGrants = trigger.NewGrants("intake-test-admin-token-of-32-characters", n
 type recorder struct {
 	mu       sync.Mutex
 	received int
-	accepted []dirstate.Trigger
+	accepted []dirsync.Trigger
 	dead     []string
 	reported int
 }
@@ -57,7 +58,7 @@ func (r *recorder) Received() {
 	r.received++
 }
 
-func (r *recorder) Accepted(t dirstate.Trigger) {
+func (r *recorder) Accepted(t dirsync.Trigger) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.accepted = append(r.accepted, t)
@@ -81,7 +82,7 @@ func (r *recorder) alreadyReported() int {
 	return r.reported
 }
 
-func (r *recorder) snapshot() (int, []dirstate.Trigger, []string) {
+func (r *recorder) snapshot() (int, []dirsync.Trigger, []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.received, slices.Clone(r.accepted), slices.Clone(r.dead)
@@ -151,7 +152,7 @@ func startWith(t *testing.T, su setup) *env {
 	in := intake.New(intake.Config{
 		DeadSubject: "d", Observer: e.rec, MaxPayload: js.Conn().MaxPayload(), Grants: testGrants,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}, js, res.Consumer, dec, reg, e.store, func(dirstate.DirKey) {})
+	}, js, res.Consumer, dec, reg, e.store, func(dirsync.DirKey) {})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
@@ -219,7 +220,7 @@ func TestObserverHearsEveryFate(t *testing.T) {
 	if acc[0].ID != goodID || acc[0].Type != "ad.group.created" || acc[0].DirectoryName != "Corp AD" || acc[0].AcceptedAt.IsZero() {
 		t.Errorf("Accepted %+v, want trigger %s of Corp AD with its acceptance time", acc[0], goodID)
 	}
-	pending, err := e.store.Pending(context.Background(), dirstate.NewDirKey("default", "dir-corp"))
+	pending, err := e.store.Pending(context.Background(), dirsync.NewDirKey("default", "dir-corp"))
 	if err != nil || len(pending) != 1 {
 		t.Errorf("pending after Accepted = %d entries, %v; want the trigger recorded", len(pending), err)
 	}
@@ -315,7 +316,7 @@ func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
 	const id = "reported-before-its-redelivery"
-	key := dirstate.Trigger{ID: id, Source: "urn:test", Tenant: "default", DirectoryID: "dir-corp"}.Key()
+	key := dirsync.Trigger{ID: id, Source: "urn:test", Tenant: "default", DirectoryID: "dir-corp"}.Key()
 	if _, err := e.res.History.Put(ctx, key, []byte("run-that-reported-it")); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := st.CachedInfo().Config
-	if _, err := e.res.Pending.Put(ctx, string(dirstate.NewDirKey("default", "dir-other"))+".filler", []byte("{}")); err != nil {
+	if _, err := e.res.Pending.Put(ctx, string(dirsync.NewDirKey("default", "dir-other"))+".filler", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	full := open
@@ -365,7 +366,7 @@ func TestRedeliveredTriggerAlreadyReportedIsNotRecordedAgain(t *testing.T) {
 	if received < 2 || len(acc) != 0 || len(dead) != 0 {
 		t.Fatalf("received %d, accepted %d, dead-lettered %v; want a redelivery, neither accepted nor dead-lettered", received, len(acc), dead)
 	}
-	if p, err := e.store.Pending(ctx, dirstate.NewDirKey("default", "dir-corp")); err != nil || len(p) != 0 {
+	if p, err := e.store.Pending(ctx, dirsync.NewDirKey("default", "dir-corp")); err != nil || len(p) != 0 {
 		t.Fatalf("pending = %d, %v; want nothing recorded again", len(p), err)
 	}
 	poll.Until(t, 5*time.Second, "the message to be acknowledged", func() bool {
@@ -417,7 +418,7 @@ func TestMessagesTooLargeToDeadLetterDoNotHoldIntake(t *testing.T) {
 			goodID := e.publish(t, group("Corp AD", "proj-after-the-large-ones"))
 			poll.Until(t, 20*time.Second, "the valid trigger to be accepted behind the large messages", func() bool {
 				_, acc, _ := e.rec.snapshot()
-				return slices.ContainsFunc(acc, func(p dirstate.Trigger) bool { return p.ID == goodID })
+				return slices.ContainsFunc(acc, func(p dirsync.Trigger) bool { return p.ID == goodID })
 			})
 			poll.Until(t, 10*time.Second, "four dead letters", func() bool {
 				_, _, dead := e.rec.snapshot()
@@ -491,7 +492,7 @@ func TestIgnoreSafeguardsOnlyWhereAllowedOrGranted(t *testing.T) {
 	})
 	_, acc, dead := e.rec.snapshot()
 	for _, tc := range cases {
-		got := slices.ContainsFunc(acc, func(p dirstate.Trigger) bool { return p.ID == tc.id && p.IgnoreSafeguards })
+		got := slices.ContainsFunc(acc, func(p dirsync.Trigger) bool { return p.ID == tc.id && p.IgnoreSafeguards })
 		if got != tc.accept {
 			t.Errorf("%s: accepted with ignoreSafeguards = %v, want %v", tc.name, got, tc.accept)
 		}

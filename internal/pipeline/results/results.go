@@ -14,7 +14,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
@@ -31,7 +31,7 @@ func New(js jetstream.JetStream, subjectPrefix, source string) *Publisher {
 }
 
 // Started publishes that the run's sync was started in vIDM.
-func (p *Publisher) Started(ctx context.Context, r *dirstate.Run) error {
+func (p *Publisher) Started(ctx context.Context, r *dirsync.Run) error {
 	data := contract.StartedData{
 		Tenant: r.Tenant, DirectoryID: r.DirectoryID, DirectoryName: r.DirectoryName,
 		RunID: r.RunID, StartedAt: r.StartedAt.UTC(),
@@ -45,7 +45,7 @@ func (p *Publisher) Started(ctx context.Context, r *dirstate.Run) error {
 
 // Finished publishes page n (from 1) of the run's outcome, completed or failed, listing the
 // triggers of that page. A run of one page is reported in one event, as before paging existed.
-func (p *Publisher) Finished(ctx context.Context, r *dirstate.Run, n int, triggers []dirstate.Trigger) error {
+func (p *Publisher) Finished(ctx context.Context, r *dirsync.Run, n int, triggers []dirsync.Trigger) error {
 	msg, typ, err := p.finishedMsg(r, n, triggers)
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func (p *Publisher) Finished(ctx context.Context, r *dirstate.Run, n int, trigge
 }
 
 // finishedMsg is page n of the completed or failed event of a reported run, and its type.
-func (p *Publisher) finishedMsg(r *dirstate.Run, n int, triggers []dirstate.Trigger) (*nats.Msg, string, error) {
+func (p *Publisher) finishedMsg(r *dirsync.Run, n int, triggers []dirsync.Trigger) (*nats.Msg, string, error) {
 	if r.Outcome == nil {
 		return nil, "", fmt.Errorf("run %s has no outcome", r.RunID)
 	}
@@ -67,7 +67,7 @@ func (p *Publisher) finishedMsg(r *dirstate.Run, n int, triggers []dirstate.Trig
 	return msg, typ, err
 }
 
-func (p *Publisher) send(ctx context.Context, r *dirstate.Run, typ string, msg *nats.Msg) error {
+func (p *Publisher) send(ctx context.Context, r *dirsync.Run, typ string, msg *nats.Msg) error {
 	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish %s for run %s: %w", typ, r.RunID, err)
 	}
@@ -76,7 +76,7 @@ func (p *Publisher) send(ctx context.Context, r *dirstate.Run, typ string, msg *
 
 // encode builds the binary-mode message of one result event; apart from the publish it is all the
 // work of reporting a run, so it is kept separate to be measured on its own.
-func (p *Publisher) encode(r *dirstate.Run, id, typ, kind string, at time.Time, data any) (*nats.Msg, error) {
+func (p *Publisher) encode(r *dirsync.Run, id, typ, kind string, at time.Time, data any) (*nats.Msg, error) {
 	e := event.New()
 	e.SetID(id)
 	e.SetSource(p.source)
@@ -103,7 +103,7 @@ const maxDelegationMessageLen = 2048
 
 // PageData builds the data of page n of a reported run's result, listing triggers; a run of one
 // page has no page fields.
-func PageData(r *dirstate.Run, n int, triggers []dirstate.Trigger) contract.Data {
+func PageData(r *dirsync.Run, n int, triggers []dirsync.Trigger) contract.Data {
 	d := ResultData(r)
 	d.Triggers = make([]contract.Trigger, len(triggers))
 	for i, t := range triggers {
@@ -117,7 +117,7 @@ func PageData(r *dirstate.Run, n int, triggers []dirstate.Trigger) contract.Data
 
 // ResultData builds the result data of a reported run, without its triggers (PageData lists
 // them). A run that never reached vIDM counts from when it was created.
-func ResultData(r *dirstate.Run) contract.Data {
+func ResultData(r *dirsync.Run) contract.Data {
 	o := r.Outcome
 	started := r.StartedAt
 	if started.IsZero() {

@@ -8,27 +8,27 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 const testTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 // reportedRun is a finished run covering n triggers in one page, the second one traced; its
 // triggers are returned beside it, as the run's page.
-func reportedRun(n int, status string) (*dirstate.Run, []dirstate.Trigger) {
+func reportedRun(n int, status string) (*dirsync.Run, []dirsync.Trigger) {
 	created := time.Date(2025, 11, 23, 14, 52, 7, 0, time.UTC)
-	var page []dirstate.Trigger
-	r := &dirstate.Run{
+	var page []dirsync.Trigger
+	r := &dirsync.Run{
 		RunID: "0b6f7f0e-3c1f-4a4e-9d55-1f2a3b4c5d6e", Tenant: "default", DirectoryID: "7f2b9c1e-dir",
-		DirectoryName: "Corp AD", Phase: dirstate.PhaseReported, CreatedAt: created,
+		DirectoryName: "Corp AD", Phase: dirsync.PhaseReported, CreatedAt: created,
 		StartedAt: created.Add(2 * time.Second),
-		Outcome:   &dirstate.Outcome{Status: status, FinishedAt: created.Add(40 * time.Second)},
+		Outcome:   &dirsync.Outcome{Status: status, FinishedAt: created.Add(40 * time.Second)},
 	}
 	if status != "COMPLETED" {
 		r.Outcome.ErrCode, r.Outcome.ErrMessage = contract.CodeSyncFailed, "LDAP bind failed"
 	}
 	for i := range n {
-		t := dirstate.Trigger{
+		t := dirsync.Trigger{
 			ID: fmt.Sprintf("5c1e7a52-0f0e-4d8e-9a41-%012d", i), Source: "https://pipelines.corp.example.com/provision-project",
 			Type: "ad.group.created", Group: fmt.Sprintf("proj-%d-admins", i), Tenant: "default",
 			DirectoryID: r.DirectoryID, DirectoryName: r.DirectoryName, AcceptedAt: created,
@@ -93,7 +93,7 @@ func TestFinishedMessage(t *testing.T) {
 			t.Errorf("error = %+v for %s", d.Error, tc.status)
 		}
 	}
-	if _, _, err := p.finishedMsg(&dirstate.Run{RunID: "r"}, 1, nil); err == nil {
+	if _, _, err := p.finishedMsg(&dirsync.Run{RunID: "r"}, 1, nil); err == nil {
 		t.Error("a run without an outcome was encoded")
 	}
 }
@@ -104,7 +104,7 @@ func TestFinishedPages(t *testing.T) {
 	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:test")
 	r, all := reportedRun(7, "COMPLETED")
 	r.Pages = 3
-	pages := [][]dirstate.Trigger{all[:3], all[3:6], all[6:]}
+	pages := [][]dirsync.Trigger{all[:3], all[3:6], all[6:]}
 	seen := map[string]bool{}
 	for i, page := range pages {
 		n := i + 1

@@ -22,6 +22,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 )
 
 const (
@@ -37,18 +38,7 @@ var t0 = time.Date(2026, 3, 10, 10, 15, 0, 0, time.UTC)
 // sleep until then (or is backing off until then).
 func waitTimer(t *testing.T, c *fakeclock.Clock, at time.Time) {
 	t.Helper()
-	poll(t, "a timer for "+at.Format(time.RFC3339), func() bool { return c.Waiting(at) > 0 })
-}
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, waitLimit, "a timer for "+at.Format(time.RFC3339), func() bool { return c.Waiting(at) > 0 })
 }
 
 type attempt struct {
@@ -78,7 +68,7 @@ func (o *observed) all() []attempt {
 // waitN waits until n attempts have been observed and returns them.
 func (o *observed) waitN(t *testing.T, n int) []attempt {
 	t.Helper()
-	poll(t, "observed attempts", func() bool { return len(o.all()) >= n })
+	poll.Until(t, waitLimit, "observed attempts", func() bool { return len(o.all()) >= n })
 	return o.all()
 }
 
@@ -276,7 +266,7 @@ func TestReplicasStoreSlotOnce(t *testing.T) {
 
 	slot := time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC)
 	waitTimer(t, clk, slot)
-	poll(t, "both replicas asleep", func() bool {
+	poll.Until(t, waitLimit, "both replicas asleep", func() bool {
 		return clk.Waiting(slot) >= 2
 	})
 	clk.AdvanceTo(slot)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // largeSize is scenario 6's load: one directory, n triggers published while its sync runs.
@@ -279,17 +280,17 @@ func (r *runner) largestWhileRunning(ctx context.Context, st *stack, cfg config.
 	if err != nil {
 		return fmt.Errorf("runs bucket: %w", err)
 	}
-	key := string(dirstate.NewDirKey("default", dirID(0)))
+	key := string(dirsync.NewDirKey("default", dirID(0)))
 	if err := poll(ctx, 5*time.Minute, 50*time.Millisecond, "the large run to be recorded", func() (bool, error) {
 		e, err := runs.Get(ctx, key)
 		if err != nil {
 			return false, nil //nolint:nilerr // not there yet
 		}
-		var run dirstate.Run
+		var run dirsync.Run
 		if err := json.Unmarshal(e.Value(), &run); err != nil {
 			return false, err
 		}
-		return run.Count >= atLeast && run.Phase != dirstate.PhaseCollecting, nil
+		return run.Count >= atLeast && run.Phase != dirsync.PhaseCollecting, nil
 	}); err != nil {
 		return err
 	}

@@ -1,0 +1,178 @@
+// Package dirsync is the pipeline's vocabulary: a directory's key, the triggers accepted for it,
+// and the run that syncs it and reports them, with its phases and outcome. The store
+// (internal/pipeline/dirstate) keeps them; intake, the engine, results and the operator views
+// work with them.
+package dirsync
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+)
+
+// DirKey names one (tenant, directory) pair as two KV key tokens.
+type DirKey string
+
+// NewDirKey builds the key of a directory. Ids that are not plain tokens are hashed so that no id
+// can break out of its place in the key space.
+func NewDirKey(tenant, directoryID string) DirKey {
+	var buf [2*maxToken + 1]byte // on the stack: the string conversion is the only allocation
+	b := appendToken(buf[:0], tenant)
+	b = append(b, '.')
+	return DirKey(appendToken(b, directoryID))
+}
+
+// maxToken is the longest id kept readable in a key; hashed tokens are 33 bytes.
+const maxToken = 64
+
+// plainToken reports ids that are their own key token: 1 to 64 of A-Z a-z 0-9 _ -.
+// (A loop rather than a regular expression: keys are built for every trigger and run.)
+func plainToken(s string) bool {
+	if len(s) == 0 || len(s) > maxToken {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendToken appends s as a key token: itself when plain, else "h" and 32 hex digits of its hash.
+func appendToken(b []byte, s string) []byte {
+	if plainToken(s) {
+		return append(b, s...)
+	}
+	sum := sha256.Sum256([]byte(s))
+	return hex.AppendEncode(append(b, 'h'), sum[:16])
+}
+
+// Trigger is an accepted trigger as the pending set keeps it: what the result event must list.
+type Trigger struct {
+	ID               string    `json:"id"`
+	Source           string    `json:"source"`
+	Type             string    `json:"type"`
+	Group            string    `json:"group,omitempty"`
+	User             string    `json:"user,omitempty"`
+	Traceparent      string    `json:"traceparent,omitempty"`
+	Tenant           string    `json:"tenant"`
+	DirectoryID      string    `json:"directoryId"`
+	DirectoryName    string    `json:"directoryName"`
+	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
+	AcceptedAt       time.Time `json:"acceptedAt"`
+}
+
+// Key is the trigger's pending key. CloudEvents are unique by (source, id), so a redelivered or
+// re-published trigger lands on the same key and is recorded once.
+func (t Trigger) Key() string {
+	// Stack buffers for the hash input and the key: one allocation, the returned string.
+	var in [256]byte
+	sum := sha256.Sum256(append(append(append(in[:0], t.Source...), 0), t.ID...))
+	var buf [2*maxToken + 2 + 32]byte
+	b := appendToken(buf[:0], t.Tenant)
+	b = append(b, '.')
+	b = appendToken(b, t.DirectoryID)
+	b = append(b, '.')
+	return string(hex.AppendEncode(b, sum[:16]))
+}
+
+// Phase is how far a run has come; a holder that resumes a run continues from its phase.
+type Phase string
+
+const (
+	// PhaseCollecting: the run's pages of covered triggers are being written; a holder that
+	// resumes it writes them again.
+	PhaseCollecting Phase = "collecting"
+	// PhaseSnapshot: the covered triggers are fixed; vIDM has not been asked yet.
+	PhaseSnapshot Phase = "snapshot"
+	// PhasePosting: the POST may or may not have reached vIDM; BeforeStart tells them apart.
+	PhasePosting Phase = "posting"
+	// PhasePosted: vIDM accepted the POST; the sync is being polled.
+	PhasePosted Phase = "posted"
+	// PhaseReported: the outcome is fixed and is being published, then forgotten.
+	PhaseReported Phase = "reported"
+)
+
+// Outcome is a run's terminal result.
+type Outcome struct {
+	Status     string    `json:"status"` // COMPLETED, FAILED or DELEGATED
+	FinishedAt time.Time `json:"finishedAt"`
+	ErrCode    string    `json:"errCode,omitempty"`
+	ErrMessage string    `json:"errMessage,omitempty"`
+	Retryable  bool      `json:"retryable,omitempty"`
+	Connector  string    `json:"connector,omitempty"`
+	// Attempts are the connectors the sync went through when it failed over.
+	Attempts []contract.Attempt `json:"attempts,omitempty"`
+	// Delegation says who keeps the directory current when the backend has no sync to start.
+	Delegation *backend.Delegation `json:"delegation,omitempty"`
+}
+
+// Run is one directory sync and the triggers it covers. Its record stays the same size whatever
+// the number of triggers: the covered triggers are kept in pages of their own (Page), each under
+// half the broker's max_payload, and the record holds their count and a small sample.
+type Run struct {
+	RunID            string    `json:"runId"`
+	Tenant           string    `json:"tenant"`
+	DirectoryID      string    `json:"directoryId"`
+	DirectoryName    string    `json:"directoryName"`
+	Phase            Phase     `json:"phase"`
+	CreatedAt        time.Time `json:"createdAt"`
+	StartedAt        time.Time `json:"startedAt,omitzero"`   // when vIDM accepted our POST
+	BeforeStart      time.Time `json:"beforeStart,omitzero"` // vIDM's start time of the sync before ours
+	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
+	// Count is the number of covered triggers, kept in Pages pages.
+	Count int `json:"count"`
+	Pages int `json:"pages"`
+	// Sample is the first few covered triggers, for operator views.
+	Sample []Trigger `json:"sample,omitempty"`
+	// Traceparent is the first covered trigger's that has one: the run's vIDM requests and
+	// result events carry it.
+	Traceparent string `json:"traceparent,omitempty"`
+	// Published is the number of result pages already published, so a resumed run goes on
+	// from the next.
+	Published int      `json:"published,omitempty"`
+	Outcome   *Outcome `json:"outcome,omitempty"`
+	// Trouble is set while the run keeps failing, for operator views on every replica.
+	Trouble *Trouble `json:"trouble,omitempty"`
+	// Keys and Triggers are how a worker before paging kept the covered triggers, read so that
+	// a run such a worker left is finished after an upgrade; never written by this version.
+	Keys     []string  `json:"keys,omitempty"`
+	Triggers []Trigger `json:"triggers,omitempty"`
+	// Version is the revision of the run's record as the store last read or wrote it; the
+	// store's writes are compare-and-set on it, so a holder that lost the directory cannot
+	// overwrite its successor's run. Never serialised.
+	Version uint64 `json:"-"`
+}
+
+// Trouble is why a run has not moved on: consecutive failures of its holders.
+type Trouble struct {
+	Failures int       `json:"failures"`
+	Since    time.Time `json:"since"`
+	Last     time.Time `json:"last"`
+	Error    string    `json:"error"`
+}
+
+// StuckAfter is how many failures of a run in a row make its directory stuck: an ERROR line, the
+// dirsync_directory_stuck gauge, and its state on the status page and in the admin API.
+const StuckAfter = 5
+
+// Stuck reports a run that failed StuckAfter times or more in a row.
+func (t *Trouble) Stuck() bool { return t != nil && t.Failures >= StuckAfter }
+
+// Dir returns the run's directory key.
+func (r *Run) Dir() DirKey { return NewDirKey(r.Tenant, r.DirectoryID) }
+
+// TenantToken is the key token of a tenant name, as NewDirKey writes it.
+func TenantToken(tenant string) string { return string(appendToken(nil, tenant)) }
+
+// TenantToken is the tenant part of the key.
+func (d DirKey) TenantToken() string {
+	t, _, _ := strings.Cut(string(d), ".")
+	return t
+}
