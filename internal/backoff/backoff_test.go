@@ -2,6 +2,7 @@ package backoff_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -75,13 +76,13 @@ func TestWait(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	start := time.Now()
-	if err := backoff.Wait(ctx, time.Hour); err != context.Canceled {
+	if err := backoff.Wait(ctx, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait on a cancelled context = %v, want context.Canceled", err)
 	}
 	if time.Since(start) > time.Minute {
 		t.Fatal("Wait on a cancelled context waited")
 	}
-	if err := backoff.Wait(ctx, 0); err != context.Canceled {
+	if err := backoff.Wait(ctx, 0); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait(0) on a cancelled context = %v, want context.Canceled", err)
 	}
 }

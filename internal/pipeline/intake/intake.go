@@ -264,8 +264,8 @@ func traceID(traceparent string) string {
 // retryLater hands the message back with a delay growing with its delivery count.
 func (in *Intake) retryLater(m jetstream.Msg, cause error, log *slog.Logger) {
 	deliveries := 1
-	if md, err := m.Metadata(); err == nil {
-		deliveries = int(min(md.NumDelivered, 64))
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+		deliveries = int(min(md.NumDelivered, 64)) //nolint:gosec // at most 64
 	}
 	delay := backoff.Policy{Initial: 2 * time.Second, Max: time.Minute}.Delay(deliveries)
 	log.Warn("trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
