@@ -121,7 +121,7 @@ func TestJetStreamDefinitionsMatchEnsure(t *testing.T) {
 	files := jsonFiles(t, streamsDir)
 	for _, name := range sortedKeys(sts) {
 		if !slices.Contains(files, name) {
-			t.Errorf("streams.Ensure creates stream %s but %s/%s.json does not exist (go test ./deploy -run JetStream -update writes it)", name, streamsDir, name)
+			t.Errorf("streams.Ensure creates stream %s but %s/%s.json does not exist (go test -run JetStream -update in deploy/ writes it)", name, streamsDir, name)
 		}
 	}
 	for _, name := range files {

@@ -1,26 +1,31 @@
 package deploy_test
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 )
 
-// The README's layout table lists every package of the module, and nothing that is not one.
+// The README's layout table lists every package of the repository's modules (the main one at the
+// root and the nested ones, such as this directory's), and nothing that is not one.
 func TestReadmeLayoutListsEveryPackage(t *testing.T) {
-	cmd := exec.Command("go", "list", "./...")
-	cmd.Dir = repoRoot
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
 	const module = "github.com/vidm-sync-worker/vidm-sync-worker/"
 	var pkgs []string
-	for _, p := range strings.Fields(string(out)) {
-		pkgs = append(pkgs, strings.TrimPrefix(p, module))
+	for _, dir := range moduleDirs(t) {
+		cmd := exec.Command("go", "list", "./...")
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list in %s: %v", dir, err)
+		}
+		for _, p := range strings.Fields(string(out)) {
+			pkgs = append(pkgs, strings.TrimPrefix(p, module))
+		}
 	}
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -48,4 +53,32 @@ func TestReadmeLayoutListsEveryPackage(t *testing.T) {
 			t.Errorf("the README's layout table lists %s, which is not a package", l)
 		}
 	}
+}
+
+// moduleDirs returns the directories of the repository that hold a go.mod: the root and the
+// nested modules. The go command ignores testdata and directories starting with . or _, and
+// so does this.
+func moduleDirs(t *testing.T) []string {
+	t.Helper()
+	var dirs []string
+	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() && path != repoRoot && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && name == "go.mod" {
+			dirs = append(dirs, filepath.Dir(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(dirs, repoRoot) {
+		t.Fatalf("module directories %q: the repository's own is missing", dirs)
+	}
+	return dirs
 }

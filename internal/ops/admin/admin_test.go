@@ -515,7 +515,7 @@ func TestErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := richState(false)
-			src.fail = tt.fail
+			src.Fail = tt.fail
 			hs := newHarness(t, fullConfig(), src)
 			if tt.r.token == "" {
 				tt.r.token = readToken
@@ -582,13 +582,13 @@ func TestDefaults(t *testing.T) {
 
 // manyDirectories is a worker with n directories named dir-0000 … and nothing else.
 func manyDirectories(n int) *fakeSource {
-	f := &fakeSource{now: testNow, runs: map[string][]control.Run{}}
+	f := &fakeSource{Now: testNow, RunHistory: map[string][]control.Run{}}
 	for i := range n {
 		state := control.StateIdle
 		if i%40 == 7 {
 			state = control.StateStuck
 		}
-		f.dirs = append(f.dirs, control.Directory{Tenant: "default", DirectoryID: fmt.Sprintf("id-%04d", i), Name: fmt.Sprintf("dir-%04d", i), State: state, Known: true})
+		f.Dirs = append(f.Dirs, control.Directory{Tenant: "default", DirectoryID: fmt.Sprintf("id-%04d", i), Name: fmt.Sprintf("dir-%04d", i), State: state, Known: true})
 	}
 	return f
 }
@@ -628,9 +628,9 @@ func TestDirectoryListPages(t *testing.T) {
 			after := ""
 			for n := 1; ; n++ {
 				if n == tt.removeAt {
-					src.mu.Lock()
-					src.dirs = src.dirs[1:] // a directory already listed: nothing may shift
-					src.mu.Unlock()
+					src.Change(func(src *fakeSource) {
+						src.Dirs = src.Dirs[1:] // a directory already listed: nothing may shift
+					})
 				}
 				target := "/api/v1/directories?" + tt.query
 				if after != "" {

@@ -443,7 +443,7 @@ func TestOpenAPIResponses(t *testing.T) {
 				cfg = *tc.cfg
 			}
 			src := richState(false)
-			src.fail = tc.fail
+			src.Fail = tc.fail
 			hs := newHarness(t, cfg, src)
 			w := hs.do(tc.r)
 			if w.Code != tc.status {

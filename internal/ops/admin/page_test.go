@@ -174,7 +174,7 @@ func TestStatusPageOpenIsBounded(t *testing.T) {
 func TestStatusPageSourceFailures(t *testing.T) {
 	t.Run("directories", func(t *testing.T) {
 		src := richState(false)
-		src.fail = map[string]error{"Directories": errBroken}
+		src.Fail = map[string]error{"Directories": errBroken}
 		hs := newHarness(t, fullConfig(), src)
 		status, html := getPage(t, hs, "/")
 		if status != 500 || !strings.Contains(html, "The directories could not be read") || !strings.Contains(html, "UNKNOWN_DIRECTORY") {
@@ -186,7 +186,7 @@ func TestStatusPageSourceFailures(t *testing.T) {
 	})
 	t.Run("runs and dead letters", func(t *testing.T) {
 		src := richState(false)
-		src.fail = map[string]error{"Runs": errBroken, "DeadLetters": errBroken}
+		src.Fail = map[string]error{"Runs": errBroken, "DeadLetters": errBroken}
 		hs := newHarness(t, fullConfig(), src)
 		status, html := getPage(t, hs, "/")
 		if status != 200 || !strings.Contains(html, "The runs could not be read") || !strings.Contains(html, "The dead letters could not be read") ||
@@ -311,7 +311,7 @@ func TestStatusPageStuckAndLargeRuns(t *testing.T) {
 
 	// Nothing stuck: no section, the summary's stuck count is 0.
 	calm := richState(false)
-	calm.dirs = calm.dirs[:len(calm.dirs)-1]
+	calm.Dirs = calm.Dirs[:len(calm.Dirs)-1]
 	_, html = getPage(t, newHarness(t, fullConfig(), calm), "/")
 	if strings.Contains(html, `<section id="stuck"`) || !strings.Contains(html, `id="summary-stuck" href="#stuck" data-count="0"`) {
 		t.Errorf("without a stuck directory: %s", text(html))

@@ -1,4 +1,4 @@
-package admin_test
+package browsertest
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/admin"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
@@ -23,7 +22,7 @@ const liveAdminToken = "live-admin-token-Rt7-of-at-least-32-characters"
 // directory holding a trigger and a dead letter, and checks what a person asking "did my group
 // sync?" reads there.
 func TestStatusPageOfALiveWorker(t *testing.T) {
-	b := admin.NewBrowser(t)
+	b := NewBrowser(t)
 	s := workertest.StartIngress(t, workertest.IngressOptions{Env: map[string]string{"ADMIN_TOKEN": liveAdminToken}})
 	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-emea-ad", Name: "EMEA AD", Type: vidmsim.TypeActiveDirectoryLDAP,
 		Domains: []string{"emea.example.com"}, FailMessage: "connector emea-c1 cannot reach the domain controller"}); err != nil {
@@ -59,7 +58,7 @@ func TestStatusPageOfALiveWorker(t *testing.T) {
 	if _, err := b.SignIn(s.AdminURL, liveAdminToken); err != nil {
 		t.Fatal(err)
 	}
-	p := admin.CheckStatusPage(t, b, s.AdminURL+"/")
+	p := CheckStatusPage(t, b, s.AdminURL+"/")
 	for _, want := range []string{
 		"Corp AD", "EMEA AD", "Lab IWA",
 		"proj-alpha-admins", "emea-ops", // the groups each run covered

@@ -1,4 +1,7 @@
-package admin
+// Package adminfake is an in-memory admin.Source and a realistic state in it: the admin port's
+// tests and the status page's browser tests (internal/ops/admin/browsertest, a module of its own
+// so that its browser driver is no dependency of this module) share it.
+package adminfake
 
 import (
 	"context"
@@ -13,36 +16,46 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 )
 
-// fakeSource is an in-memory Source: directories, their runs and dead letters, with the
-// control package's conflict and not-found rules, and every request recorded.
-type fakeSource struct {
-	mu    sync.Mutex
-	dirs  []control.Directory
-	runs  map[string][]control.Run // by tenant/directoryId, in flight first then newest first
-	dead  control.DeadLetters
-	fail  map[string]error // by method name: the error that method returns
-	calls []string
-	now   time.Time
+// Source is an in-memory admin.Source: directories, their runs and dead letters, with the
+// control package's conflict and not-found rules, and every request recorded. Tests set its
+// fields before its first request.
+type Source struct {
+	mu         sync.Mutex
+	Dirs       []control.Directory
+	RunHistory map[string][]control.Run // by Key(tenant, directoryId), in flight first then newest first
+	Dead       control.DeadLetters
+	Fail       map[string]error // by method name: the error that method returns
+	calls      []string
+	Now        time.Time // when a pause starts
 }
 
-func key(tenant, id string) string { return tenant + "/" + id }
+// Key is RunHistory's key of a directory.
+func Key(tenant, id string) string { return tenant + "/" + id }
 
-func (f *fakeSource) record(format string, args ...any) {
+// Change runs change with f locked, for a test that changes f while the handler may read it.
+func (f *Source) Change(change func(*Source)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+func (f *Source) record(format string, args ...any) {
 	f.calls = append(f.calls, fmt.Sprintf(format, args...))
 }
 
-func (f *fakeSource) Calls() []string {
+// Calls returns the requests so far, one line each, such as "Runs default/<id> limit=20".
+func (f *Source) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.calls)
 }
 
-func (f *fakeSource) failure(method string) error {
-	return f.fail[method]
+func (f *Source) failure(method string) error {
+	return f.Fail[method]
 }
 
-func (f *fakeSource) find(tenant, id string) (int, error) {
-	for i, d := range f.dirs {
+func (f *Source) find(tenant, id string) (int, error) {
+	for i, d := range f.Dirs {
 		if d.Tenant == tenant && d.DirectoryID == id {
 			return i, nil
 		}
@@ -50,20 +63,20 @@ func (f *fakeSource) find(tenant, id string) (int, error) {
 	return 0, fmt.Errorf("directory %q of tenant %q: %w", id, tenant, control.ErrNotFound)
 }
 
-func (f *fakeSource) Directories(context.Context) ([]control.Directory, error) {
+func (f *Source) Directories(context.Context) ([]control.Directory, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("Directories")
 	if err := f.failure("Directories"); err != nil {
 		return nil, err
 	}
-	return slices.SortedStableFunc(slices.Values(f.dirs), control.CompareDirectories), nil
+	return slices.SortedStableFunc(slices.Values(f.Dirs), control.CompareDirectories), nil
 }
 
-func (f *fakeSource) Directory(_ context.Context, tenant, id string) (control.Directory, error) {
+func (f *Source) Directory(_ context.Context, tenant, id string) (control.Directory, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("Directory %s", key(tenant, id))
+	f.record("Directory %s", Key(tenant, id))
 	if err := f.failure("Directory"); err != nil {
 		return control.Directory{}, err
 	}
@@ -71,31 +84,31 @@ func (f *fakeSource) Directory(_ context.Context, tenant, id string) (control.Di
 	if err != nil {
 		return control.Directory{}, err
 	}
-	return f.dirs[i], nil
+	return f.Dirs[i], nil
 }
 
-func (f *fakeSource) Runs(_ context.Context, tenant, id string, limit int) ([]control.Run, error) {
+func (f *Source) Runs(_ context.Context, tenant, id string, limit int) ([]control.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("Runs %s limit=%d", key(tenant, id), limit)
+	f.record("Runs %s limit=%d", Key(tenant, id), limit)
 	if err := f.failure("Runs"); err != nil {
 		return nil, err
 	}
 	if _, err := f.find(tenant, id); err != nil {
 		return nil, err
 	}
-	runs := slices.Clone(f.runs[key(tenant, id)])
+	runs := slices.Clone(f.RunHistory[Key(tenant, id)])
 	if len(runs) > limit {
 		runs = runs[:limit]
 	}
 	return runs, nil
 }
 
-func (f *fakeSource) RequestSync(_ context.Context, tenant, id string, o control.SyncOptions) (control.SyncRequest, error) {
+func (f *Source) RequestSync(_ context.Context, tenant, id string, o control.SyncOptions) (control.SyncRequest, error) {
 	queue, reason := o.Queue, o.Reason
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("RequestSync %s queue=%t reason=%q", key(tenant, id), queue, reason)
+	f.record("RequestSync %s queue=%t reason=%q", Key(tenant, id), queue, reason)
 	if err := f.failure("RequestSync"); err != nil {
 		return control.SyncRequest{}, err
 	}
@@ -103,7 +116,7 @@ func (f *fakeSource) RequestSync(_ context.Context, tenant, id string, o control
 	if err != nil {
 		return control.SyncRequest{}, err
 	}
-	d := f.dirs[i]
+	d := f.Dirs[i]
 	busy := d.CurrentRun != nil || d.Paused != nil
 	switch {
 	case busy && !queue && d.CurrentRun != nil:
@@ -116,10 +129,10 @@ func (f *fakeSource) RequestSync(_ context.Context, tenant, id string, o control
 	return control.SyncRequest{EventID: "0f8b7c52-3d0e-4c8e-9a51-7be1c0a1d001", Queued: busy}, nil
 }
 
-func (f *fakeSource) Pause(_ context.Context, tenant, id, reason string) (control.Directory, error) {
+func (f *Source) Pause(_ context.Context, tenant, id, reason string) (control.Directory, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("Pause %s reason=%q", key(tenant, id), reason)
+	f.record("Pause %s reason=%q", Key(tenant, id), reason)
 	if err := f.failure("Pause"); err != nil {
 		return control.Directory{}, err
 	}
@@ -127,17 +140,17 @@ func (f *fakeSource) Pause(_ context.Context, tenant, id, reason string) (contro
 	if err != nil {
 		return control.Directory{}, err
 	}
-	f.dirs[i].Paused = &control.Pause{Since: f.now, Reason: reason}
-	if f.dirs[i].CurrentRun == nil {
-		f.dirs[i].State = control.StatePaused
+	f.Dirs[i].Paused = &control.Pause{Since: f.Now, Reason: reason}
+	if f.Dirs[i].CurrentRun == nil {
+		f.Dirs[i].State = control.StatePaused
 	}
-	return f.dirs[i], nil
+	return f.Dirs[i], nil
 }
 
-func (f *fakeSource) Resume(_ context.Context, tenant, id string) (control.Directory, error) {
+func (f *Source) Resume(_ context.Context, tenant, id string) (control.Directory, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("Resume %s", key(tenant, id))
+	f.record("Resume %s", Key(tenant, id))
 	if err := f.failure("Resume"); err != nil {
 		return control.Directory{}, err
 	}
@@ -145,7 +158,7 @@ func (f *fakeSource) Resume(_ context.Context, tenant, id string) (control.Direc
 	if err != nil {
 		return control.Directory{}, err
 	}
-	d := &f.dirs[i]
+	d := &f.Dirs[i]
 	d.Paused = nil
 	switch {
 	case d.CurrentRun != nil:
@@ -158,7 +171,7 @@ func (f *fakeSource) Resume(_ context.Context, tenant, id string) (control.Direc
 	return *d, nil
 }
 
-func (f *fakeSource) DeadLetters(_ context.Context, limit int, before uint64) (control.DeadLetters, error) {
+func (f *Source) DeadLetters(_ context.Context, limit int, before uint64) (control.DeadLetters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if before > 0 {
@@ -169,8 +182,8 @@ func (f *fakeSource) DeadLetters(_ context.Context, limit int, before uint64) (c
 	if err := f.failure("DeadLetters"); err != nil {
 		return control.DeadLetters{}, err
 	}
-	out := control.DeadLetters{Total: f.dead.Total, Items: []control.DeadLetter{}}
-	for _, d := range f.dead.Items { // newest first
+	out := control.DeadLetters{Total: f.Dead.Total, Items: []control.DeadLetter{}}
+	for _, d := range f.Dead.Items { // newest first
 		if before == 0 || d.Seq < before {
 			out.Items = append(out.Items, d)
 		}
@@ -182,7 +195,7 @@ func (f *fakeSource) DeadLetters(_ context.Context, limit int, before uint64) (c
 	return out, nil
 }
 
-func (f *fakeSource) Redrive(_ context.Context, seqs []uint64) (control.RedriveResult, error) {
+func (f *Source) Redrive(_ context.Context, seqs []uint64) (control.RedriveResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("Redrive %v", seqs)
@@ -191,12 +204,12 @@ func (f *fakeSource) Redrive(_ context.Context, seqs []uint64) (control.RedriveR
 	}
 	res := control.RedriveResult{Redriven: []uint64{}}
 	if len(seqs) == 0 {
-		for _, d := range f.dead.Items {
+		for _, d := range f.Dead.Items {
 			seqs = append(seqs, d.Seq)
 		}
 	}
 	for _, seq := range seqs {
-		if slices.ContainsFunc(f.dead.Items, func(d control.DeadLetter) bool { return d.Seq == seq }) {
+		if slices.ContainsFunc(f.Dead.Items, func(d control.DeadLetter) bool { return d.Seq == seq }) {
 			res.Redriven = append(res.Redriven, seq)
 		} else {
 			res.Failed = append(res.Failed, control.RedriveFailure{Seq: seq, Error: "no such dead letter (already re-driven or expired)"})
@@ -205,7 +218,7 @@ func (f *fakeSource) Redrive(_ context.Context, seqs []uint64) (control.RedriveR
 	return res, nil
 }
 
-func (f *fakeSource) Tenants(context.Context) ([]control.Tenant, error) {
+func (f *Source) Tenants(context.Context) ([]control.Tenant, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("Tenants")
@@ -216,7 +229,7 @@ func (f *fakeSource) Tenants(context.Context) ([]control.Tenant, error) {
 		Backend: backend.Description{Kind: backend.KindVIDM, BaseURL: "https://vidm.corp.example.com", Safeguards: true, Connectors: true}}}, nil
 }
 
-func (f *fakeSource) ReloadTenants(context.Context) (control.ReloadResult, error) {
+func (f *Source) ReloadTenants(context.Context) (control.ReloadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("ReloadTenants")
@@ -227,38 +240,40 @@ func (f *fakeSource) ReloadTenants(context.Context) (control.ReloadResult, error
 		Backend: backend.Description{Kind: backend.KindVIDM, BaseURL: "https://vidm.corp.example.com"}}}}, nil
 }
 
-var errBroken = errors.New("jetstream: stream DIRSYNC_RUNS: nats: timeout (detail only for the log)")
+// ErrBroken is a Source failure whose detail belongs in the log only.
+var ErrBroken = errors.New("jetstream: stream DIRSYNC_RUNS: nats: timeout (detail only for the log)")
 
-// testNow is the fake clock of every test: a weekday afternoon, UTC.
-var testNow = time.Date(2026, time.May, 12, 14, 32, 5, 0, time.UTC)
+// Now is the fake clock of every test: a weekday afternoon, UTC.
+var Now = time.Date(2026, time.May, 12, 14, 32, 5, 0, time.UTC)
 
 func at(d time.Duration) *time.Time {
-	t := testNow.Add(-d)
+	t := Now.Add(-d)
 	return &t
 }
 
 // Directory ids as vIDM makes them.
 const (
-	idCorp    = "6c1d2f0e-8f2b-4f55-9a57-3c2f1d9e0a11"
-	idLab     = "a83e5d21-0c4b-4a7e-b1a9-52f7e3c9d402"
-	idPartner = "2f9c7b1a-5e3d-4c6a-8b0f-9d1e2a3b4c53"
-	idRetail  = "d4e5f6a7-1b2c-4d3e-8f9a-0b1c2d3e4f64"
-	idGone    = "0a0b0c0d-1111-4222-8333-444455556666"
-	idHostile = "e7f8a9b0-2222-4333-9444-555566667777"
-	idHR      = "b1c2d3e4-5f60-4718-8a9b-0c1d2e3f4a75"
+	IDCorp    = "6c1d2f0e-8f2b-4f55-9a57-3c2f1d9e0a11"
+	IDLab     = "a83e5d21-0c4b-4a7e-b1a9-52f7e3c9d402"
+	IDPartner = "2f9c7b1a-5e3d-4c6a-8b0f-9d1e2a3b4c53"
+	IDRetail  = "d4e5f6a7-1b2c-4d3e-8f9a-0b1c2d3e4f64"
+	IDGone    = "0a0b0c0d-1111-4222-8333-444455556666"
+	IDHostile = "e7f8a9b0-2222-4333-9444-555566667777"
+	IDHR      = "b1c2d3e4-5f60-4718-8a9b-0c1d2e3f4a75"
 )
 
-const hostileName = `<script>alert(1)</script>`
+// HostileName is a directory name that is HTML.
+const HostileName = `<script>alert(1)</script>`
 
 func trig(id, typ, group, user string, ago time.Duration) control.Trigger {
 	return control.Trigger{ID: id, Source: "urn:pipeline:ad-provisioning", Type: typ, Group: group, User: user, AcceptedAt: *at(ago)}
 }
 
-// richState is a realistic worker: a directory syncing with more triggers waiting (its polls
+// RichState is a realistic worker: a directory syncing with more triggers waiting (its polls
 // failed twice), one stuck on a run of 100,000 triggers, one pending, one paused, one idle whose
 // last run failed, one idle and fine, one vIDM no longer lists, and dead letters. hostile adds a
 // directory whose name and domain are HTML.
-func richState(hostile bool) *fakeSource {
+func RichState(hostile bool) *Source {
 	hrSample := make([]control.Trigger, 10)
 	for i := range hrSample {
 		hrSample[i] = trig(fmt.Sprintf("c4d5e6f7-0000-4000-8000-%012d", i+1), "ad.group.created", fmt.Sprintf("hr-onboarding-wave-%02d", i+1), "", 41*time.Minute)
@@ -336,33 +351,33 @@ func richState(hostile bool) *fakeSource {
 		Error:    &control.RunError{Code: "VIDM_SYNC_TIMEOUT", Message: "the sync did not finish within 30m0s", Retryable: true},
 		Triggers: []control.Trigger{trig("8091a2b3-4444-4ddd-8eee-000000000041", "ad.group.deleted", "old-project-x", "", 50*time.Hour)},
 	}
-	f := &fakeSource{
-		now: testNow,
-		dirs: []control.Directory{
-			{Tenant: "default", Backend: "vidm", DirectoryID: idCorp, Name: "Corp AD", Type: "ACTIVE_DIRECTORY_LDAP",
+	f := &Source{
+		Now: Now,
+		Dirs: []control.Directory{
+			{Tenant: "default", Backend: "vidm", DirectoryID: IDCorp, Name: "Corp AD", Type: "ACTIVE_DIRECTORY_LDAP",
 				Connectors: []string{"connector-01.corp.example.com", "connector-02.corp.example.com"},
 				Domains:    []string{"corp.example.com", "emea.corp.example.com"}, State: control.StateSyncing,
 				PendingTriggers: 2, CurrentRun: &corpRunning, LastRun: &corpDone, Known: true},
-			{Tenant: "default", DirectoryID: idLab, Name: "Lab AD", Type: "ACTIVE_DIRECTORY_LDAP",
+			{Tenant: "default", DirectoryID: IDLab, Name: "Lab AD", Type: "ACTIVE_DIRECTORY_LDAP",
 				Domains: []string{"lab.example.com"}, State: control.StatePending, PendingTriggers: 3, LastRun: &labFailed, Known: true},
-			{Tenant: "default", DirectoryID: idPartner, Name: "Partner Directory", Type: "ACTIVE_DIRECTORY_IWA",
+			{Tenant: "default", DirectoryID: IDPartner, Name: "Partner Directory", Type: "ACTIVE_DIRECTORY_IWA",
 				Domains: []string{"partners.example.net"}, State: control.StatePaused, PendingTriggers: 4,
 				Paused: &control.Pause{Since: *at(2 * time.Hour), Reason: "vIDM upgrade window (CHG0042137)"}, LastRun: &partnerDone, Known: true},
-			{Tenant: "default", Backend: "vcf", DirectoryID: idRetail, Name: "Retail AD", Type: "ACTIVE_DIRECTORY_LDAP",
+			{Tenant: "default", Backend: "vcf", DirectoryID: IDRetail, Name: "Retail AD", Type: "ACTIVE_DIRECTORY_LDAP",
 				Domains: []string{"retail.example.com"}, State: control.StateIdle, LastRun: &retailDone, Known: true},
-			{Tenant: "default", DirectoryID: idGone, Name: "Old Test AD", State: control.StateIdle, LastRun: &goneTimeout, Known: false},
-			{Tenant: "default", Backend: "vidm", DirectoryID: idHR, Name: "HR AD", Type: "ACTIVE_DIRECTORY_LDAP",
+			{Tenant: "default", DirectoryID: IDGone, Name: "Old Test AD", State: control.StateIdle, LastRun: &goneTimeout, Known: false},
+			{Tenant: "default", Backend: "vidm", DirectoryID: IDHR, Name: "HR AD", Type: "ACTIVE_DIRECTORY_LDAP",
 				Domains: []string{"hr.corp.example.com"}, State: control.StateStuck, PendingTriggers: 12, CurrentRun: &hrStuck, LastRun: &hrDone, Known: true},
 		},
-		runs: map[string][]control.Run{
-			key("default", idCorp):    {corpRunning, corpDone, corpOlder},
-			key("default", idLab):     {labFailed, labOK},
-			key("default", idPartner): {partnerDone},
-			key("default", idRetail):  {retailDone},
-			key("default", idGone):    {goneTimeout},
-			key("default", idHR):      {hrStuck, hrDone},
+		RunHistory: map[string][]control.Run{
+			Key("default", IDCorp):    {corpRunning, corpDone, corpOlder},
+			Key("default", IDLab):     {labFailed, labOK},
+			Key("default", IDPartner): {partnerDone},
+			Key("default", IDRetail):  {retailDone},
+			Key("default", IDGone):    {goneTimeout},
+			Key("default", IDHR):      {hrStuck, hrDone},
 		},
-		dead: control.DeadLetters{Total: 7, Items: []control.DeadLetter{
+		Dead: control.DeadLetters{Total: 7, Items: []control.DeadLetter{
 			{Seq: 412, Time: *at(9 * time.Minute), Code: "UNKNOWN_DIRECTORY", Reason: `no vIDM directory is named or has the domain "corp.exmaple.com"`,
 				OriginalSubject: "dirsync.trigger.pipeline.provisioning", OriginalSeq: 88231, EventID: "c0ffee00-1234-4abc-8def-000000000412", EventType: "ad.group.created", Size: 311},
 			{Seq: 409, Time: *at(47 * time.Minute), Code: "SCHEMA_VIOLATION", Reason: "data: group: missing property 'name'",
@@ -371,10 +386,10 @@ func richState(hostile bool) *fakeSource {
 		}},
 	}
 	if hostile {
-		f.dirs = append(f.dirs, control.Directory{Tenant: "default", DirectoryID: idHostile, Name: hostileName, Type: "LOCAL_DIRECTORY",
+		f.Dirs = append(f.Dirs, control.Directory{Tenant: "default", DirectoryID: IDHostile, Name: HostileName, Type: "LOCAL_DIRECTORY",
 			Domains: []string{`"><img src=x onerror=alert(2)>`}, State: control.StatePaused,
 			Paused: &control.Pause{Since: *at(time.Minute), Reason: `<b onmouseover=alert(3)>x</b>`}, Known: true})
-		f.runs[key("default", idHostile)] = []control.Run{{RunID: "run-<i>", Status: control.RunFailed, CreatedAt: *at(time.Hour),
+		f.RunHistory[Key("default", IDHostile)] = []control.Run{{RunID: "run-<i>", Status: control.RunFailed, CreatedAt: *at(time.Hour),
 			FinishedAt: at(time.Hour), TriggerCount: 1, Error: &control.RunError{Code: "VIDM_ERROR", Message: `</td><script>alert(4)</script>`},
 			Triggers: []control.Trigger{trig("x", "ad.group.created", `<svg onload=alert(5)>`, "", time.Hour)}}}
 	}

@@ -1,10 +1,11 @@
-package admin
+package browsertest
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/admin"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/adminfake"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 )
 
@@ -326,21 +329,35 @@ func checkPage(t testing.TB, b *Browser, p StatusPage) {
 	}
 }
 
+// The admin port's tokens, as in the admin package's tests.
+const (
+	adminToken = "adm-7Qx2Lm9Pz4Kc8Vw1"
+	readToken  = "read-3Hn6Tj0Ys5Rb2Ge9"
+)
+
+// handler is admin.New over src as the admin package's tests make it: their fixed clock, a test
+// version, and the handler's log kept out of the test's output.
+func handler(cfg admin.Config, src admin.Source) http.Handler {
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Now = func() time.Time { return adminfake.Now }
+	cfg.Version = "v1.4.0-test"
+	return admin.New(cfg, src)
+}
+
 // TestStatusPageInBrowser loads the status page in headless Chromium and checks what a person
 // sees in each directory state, that hostile names stay text, and signing in through the form.
 func TestStatusPageInBrowser(t *testing.T) {
 	b := NewBrowser(t)
 
 	t.Run("states", func(t *testing.T) {
-		hs := newHarness(t, Config{Token: adminToken, ReadToken: readToken, ReadOpen: true, Refresh: time.Minute}, richState(true))
-		srv := httptest.NewServer(hs.h)
+		srv := httptest.NewServer(handler(admin.Config{Token: adminToken, ReadToken: readToken, ReadOpen: true, Refresh: time.Minute}, adminfake.RichState(true)))
 		defer srv.Close()
 		p := CheckStatusPage(t, b, srv.URL+"/")
 		if p.Refresh != "60" {
 			t.Errorf("meta refresh %q, want 60", p.Refresh)
 		}
 		for _, want := range []string{
-			"Corp AD", "Lab AD", "Partner Directory", "Retail AD", "Old Test AD", hostileName,
+			"Corp AD", "Lab AD", "Partner Directory", "Retail AD", "Old Test AD", adminfake.HostileName,
 			"syncing since 14:28:53 (3m 12s)", "pending 3 triggers", "paused since 12:32:05: vIDM upgrade window (CHG0042137)",
 			"LDAP bind failed for CN=svc-vidm,OU=Service Accounts,DC=lab,DC=example,DC=com: invalid credentials",
 			"covers group proj-alpha-admins", "UNKNOWN_DIRECTORY", "dirsync.trigger.pipeline.provisioning",
@@ -354,7 +371,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		for _, d := range p.Directories {
 			states[d.Name] = d.State
 		}
-		wantStates := map[string]string{"Corp AD": "syncing", "Lab AD": "pending", "Partner Directory": "paused", "Retail AD": "idle", hostileName: "paused"}
+		wantStates := map[string]string{"Corp AD": "syncing", "Lab AD": "pending", "Partner Directory": "paused", "Retail AD": "idle", adminfake.HostileName: "paused"}
 		for name, state := range wantStates {
 			if states[name] != state {
 				t.Errorf("%s: state %q, want %q (rows %+v)", name, states[name], state, p.Directories)
@@ -385,8 +402,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	})
 
 	t.Run("sign in", func(t *testing.T) {
-		hs := newHarness(t, Config{Token: adminToken, ReadToken: readToken, Refresh: time.Minute}, richState(false))
-		srv := httptest.NewServer(hs.h)
+		srv := httptest.NewServer(handler(admin.Config{Token: adminToken, ReadToken: readToken, Refresh: time.Minute}, adminfake.RichState(false)))
 		defer srv.Close()
 		p, err := b.ReadStatusPage(srv.URL + "/")
 		if err != nil {
@@ -422,11 +438,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 
 	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
 		t.Run("screenshot", func(t *testing.T) {
-			h := New(Config{ReadOpen: true, Refresh: 30 * time.Second, Version: "v1.4.0", Now: func() time.Time { return testNow }}, richState(false))
+			h := admin.New(admin.Config{ReadOpen: true, Refresh: 30 * time.Second, Version: "v1.4.0", Now: func() time.Time { return adminfake.Now }}, adminfake.RichState(false))
 			srv := httptest.NewServer(h)
 			defer srv.Close()
-			path := filepath.Join("..", "..", "..", "docs", "status-page.png")
-			if err := b.Screenshot(srv.URL+"/?open=default/"+idHR+"&open=default/"+idCorp, path); err != nil {
+			path := filepath.Join("..", "..", "..", "..", "docs", "status-page.png")
+			if err := b.Screenshot(srv.URL+"/?open=default/"+adminfake.IDHR+"&open=default/"+adminfake.IDCorp, path); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("wrote %s", path)
