@@ -607,7 +607,7 @@ func TestMappings(t *testing.T) {
 		vc.CAFile, vc.InsecureSkipVerify = "", false
 		client, err := vidm.New(vc)
 		if err != nil {
-			t.Fatalf("httpcore.New: %v", err)
+			t.Fatalf("vidm.New: %v", err)
 		}
 		client.Close()
 	}

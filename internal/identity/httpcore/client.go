@@ -50,8 +50,8 @@ const (
 
 // Config configures a Client. Zero durations take the defaults documented on each field.
 type Config struct {
-	// Kind is the identity system behind BaseURL; default backend.KindVIDM. It picks the API
-	// (package systems); "" is the API's kind, any other kind is refused by its New.
+	// Kind is the identity system behind BaseURL. systems.New picks the API by it ("" is vIDM);
+	// New takes "" for its API's kind and refuses any other.
 	Kind backend.Kind
 
 	// BaseURL is the vIDM instance, e.g. https://vidm.corp.example.com (paths start with /SAAS).
@@ -132,7 +132,7 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Client talks to one vIDM instance.
+// Client talks to one instance of an identity system, through that system's API.
 type Client struct {
 	base     *url.URL
 	http     *http.Client

@@ -59,6 +59,7 @@ func vcfListCall() httpcore.Call {
 		Accept: httpcore.MediaJSON, Bearer: true, Endpoint: httpcore.EndpointDirectories}
 }
 
+// ListDirectories lists the identity providers.
 func (API) ListDirectories() httpcore.Call { return vcfListCall() }
 
 // ParseDirectories returns one directory per identity source, with the id
@@ -83,7 +84,7 @@ func (API) StartSync(directoryID string, _ bool) (httpcore.Call, error) {
 		backend.ErrNotSupported, backend.Clip(directoryID, 256))
 }
 
-// SyncStatus reads the directory's provider; parseSyncState picks the source out of it.
+// SyncStatus reads the directory's provider; ParseSyncState picks the source out of it.
 func (API) SyncStatus(directoryID string) (httpcore.Call, error) {
 	providerID, _, err := splitVCFDirectoryID(directoryID)
 	if err != nil {
@@ -96,8 +97,8 @@ func (API) SyncStatus(directoryID string) (httpcore.Call, error) {
 }
 
 // ParseSyncState reports the source as DELEGATED. A source its provider no longer has is a
-// *DirectoryError wrapping httpcore.ErrDirectoryNotFound (permanent); a provider that is gone altogether
-// is already a 404 from syncStatus.
+// *DirectoryError wrapping ErrDirectoryNotFound (permanent); a provider that is gone altogether
+// is already a 404 from SyncStatus.
 func (API) ParseSyncState(directoryID string, body []byte) (httpcore.SyncState, error) {
 	providerID, name, err := splitVCFDirectoryID(directoryID)
 	if err != nil {
@@ -122,6 +123,7 @@ func (API) ParseSyncState(directoryID string, body []byte) (httpcore.SyncState, 
 	return httpcore.SyncState{}, &httpcore.DirectoryError{Query: backend.Clip(directoryID, 256), Err: httpcore.ErrDirectoryNotFound}
 }
 
+// Describe: VCF's directories are delegated.
 func (API) Describe(d *backend.Description) { d.Delegation = true }
 
 // vcfDirectoryID names a source uniquely and stably: the provider id (a UUID) and the source's

@@ -203,7 +203,7 @@ func (a API) Directories(ctx context.Context, c *httpcore.Client) ([]httpcore.Di
 	}
 }
 
-// StartSync ignores ignoreSafeguards: vRA 7's sync has no such setting (describe says so) and
+// StartSync ignores ignoreSafeguards: vRA 7's sync has no such setting (Describe says so) and
 // takes no body.
 func (a API) StartSync(domain string, _ bool) (httpcore.Call, error) {
 	p, raw, err := a.path(domain, "sync")
