@@ -13,7 +13,8 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/systems"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -43,10 +44,10 @@ func compactJSON(t *testing.T, body []byte) string {
 	return b.String()
 }
 
-func newClient(t *testing.T, cfg vidm.Config) *vidm.Client {
+func newClient(t *testing.T, cfg httpcore.Config) *httpcore.Client {
 	t.Helper()
-	cfg.Retry = vidm.RetryPolicy{MaxAttempts: 1} // each answer is the one under test
-	c, err := vidm.New(cfg)
+	cfg.Retry = httpcore.RetryPolicy{MaxAttempts: 1} // each answer is the one under test
+	c, err := systems.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func newClient(t *testing.T, cfg vidm.Config) *vidm.Client {
 // worker's client then reads from the status; set up again, the next sync runs on it.
 func TestControlConnectorDown(t *testing.T) {
 	p := startPlain(t, nil, "-config", writeConfig(t, connectorConfig()))
-	c := newClient(t, vidm.Config{Kind: backend.KindVIDM, BaseURL: p.base,
+	c := newClient(t, httpcore.Config{Kind: backend.KindVIDM, BaseURL: p.base,
 		ClientID: exampleClientID, ClientSecret: exampleClientSecret})
 	steps := []struct {
 		name          string
@@ -108,7 +109,7 @@ func TestControlConnectorDown(t *testing.T) {
 // keep working until they expire, as with CSP.
 func TestControlRevokeRefreshToken(t *testing.T) {
 	p := startPlain(t, nil, "-flavor", "vra-cloud")
-	cfg := vidm.Config{Kind: backend.KindVRACloud, BaseURL: p.base, TokenURL: p.base + pathCSPAuthorize,
+	cfg := httpcore.Config{Kind: backend.KindVRACloud, BaseURL: p.base, TokenURL: p.base + pathCSPAuthorize,
 		RefreshToken: exampleRefreshToken}
 	before := newClient(t, cfg)
 	if _, err := before.Directories(t.Context()); err != nil {
@@ -133,7 +134,7 @@ func TestControlRevokeRefreshToken(t *testing.T) {
 		t.Errorf("exchange after the revocation: %d %s", r.status, r.body)
 	}
 	_, err := newClient(t, cfg).Directories(t.Context())
-	if !errors.Is(err, vidm.ErrUnauthorized) || vidm.IsRetryable(err) {
+	if !errors.Is(err, httpcore.ErrUnauthorized) || httpcore.IsRetryable(err) {
 		t.Errorf("a new client after the revocation: %v, want a permanent ErrUnauthorized", err)
 	}
 	// The cached directory list would hide a refused token: a sync status call needs the API.
@@ -146,7 +147,7 @@ func TestControlRevokeRefreshToken(t *testing.T) {
 // null removes the token, as VCF's provider body and the worker's client then report.
 func TestControlSyncClientTokenExpiry(t *testing.T) {
 	p := startPlain(t, nil, "-flavor", "vcf")
-	c := newClient(t, vidm.Config{Kind: backend.KindVCF, BaseURL: p.base, Username: exampleVCFUser, Password: examplePassword})
+	c := newClient(t, httpcore.Config{Kind: backend.KindVCF, BaseURL: p.base, Username: exampleVCFUser, Password: examplePassword})
 	entraExpiry := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) // ExampleVCFConfig's, left alone
 	steps := []struct {
 		name     string
@@ -273,7 +274,7 @@ func TestControlsRefuse(t *testing.T) {
 
 	// Nothing refused above changed anything: a sync runs on the first connector, the example
 	// refresh token still works, and the brokers keep their tokens.
-	c := newClient(t, vidm.Config{Kind: backend.KindVIDM, BaseURL: sims["vidm"].base,
+	c := newClient(t, httpcore.Config{Kind: backend.KindVIDM, BaseURL: sims["vidm"].base,
 		ClientID: exampleClientID, ClientSecret: exampleClientSecret})
 	if err := c.StartSync(t.Context(), "dir-ha", false); err != nil {
 		t.Fatal(err)
@@ -281,12 +282,12 @@ func TestControlsRefuse(t *testing.T) {
 	if st, err := c.SyncStatus(t.Context(), "dir-ha"); err != nil || st.Connector != "conn-a" || st.Attempts != nil {
 		t.Errorf("sync after the refusals: %+v, %v", st, err)
 	}
-	cloud := newClient(t, vidm.Config{Kind: backend.KindVRACloud, BaseURL: sims["vra-cloud"].base,
+	cloud := newClient(t, httpcore.Config{Kind: backend.KindVRACloud, BaseURL: sims["vra-cloud"].base,
 		TokenURL: sims["vra-cloud"].base + pathCSPAuthorize, RefreshToken: exampleRefreshToken})
 	if _, err := cloud.Directories(t.Context()); err != nil {
 		t.Errorf("refresh token after the refusals: %v", err)
 	}
-	vcf := newClient(t, vidm.Config{Kind: backend.KindVCF, BaseURL: sims["vcf"].base, Username: exampleVCFUser, Password: examplePassword})
+	vcf := newClient(t, httpcore.Config{Kind: backend.KindVCF, BaseURL: sims["vcf"].base, Username: exampleVCFUser, Password: examplePassword})
 	if tokens, err := vcf.SyncClientTokens(t.Context()); err != nil || len(tokens) != 2 {
 		t.Errorf("sync-client tokens after the refusals: %+v, %v", tokens, err)
 	}

@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/systems"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -95,7 +96,7 @@ func TestFlavorFlagErrors(t *testing.T) {
 	}
 }
 
-// TestRunFlavors serves each flavor and lets the worker's own client (internal/identity/vidm) log in with
+// TestRunFlavors serves each flavor and lets the worker's own client (internal/identity/systems) log in with
 // the credentials the start-up log names and list the directories: the example credentials must
 // work as printed, and the log must say where to use them without giving any secret away.
 func TestRunFlavors(t *testing.T) {
@@ -111,14 +112,14 @@ func TestRunFlavors(t *testing.T) {
 		name     string
 		args     []string
 		env      map[string]string
-		client   vidm.Config // BaseURL (and TokenURL) are filled in
+		client   httpcore.Config // BaseURL (and TokenURL) are filled in
 		wantDirs []string
 		wantLog  map[string]any // fields of the start-up record
 		wantLogs []string       // further lines
 	}{
 		{
 			name:     "default: vIDM with OAuth",
-			client:   vidm.Config{Kind: backend.KindVIDM, ClientID: exampleClientID, ClientSecret: exampleClientSecret},
+			client:   httpcore.Config{Kind: backend.KindVIDM, ClientID: exampleClientID, ClientSecret: exampleClientSecret},
 			wantDirs: vidmDirs,
 			wantLog: map[string]any{"flavor": "vidm", "oauth_path": pathOAuthToken, "login_path": pathSystemLogin,
 				"oauth_clients": []any{exampleClientID}, "users": []any{exampleUser},
@@ -127,7 +128,7 @@ func TestRunFlavors(t *testing.T) {
 		{
 			name: "vIDM with the system login",
 			args: []string{"-flavor", "vidm"},
-			client: vidm.Config{Kind: backend.KindVIDM, AuthMode: vidm.AuthSystem,
+			client: httpcore.Config{Kind: backend.KindVIDM, AuthMode: httpcore.AuthSystem,
 				Username: exampleUser, Password: examplePassword},
 			wantDirs: vidmDirs,
 			wantLog:  map[string]any{"flavor": "vidm"},
@@ -135,7 +136,7 @@ func TestRunFlavors(t *testing.T) {
 		{
 			name:     "vra-cloud: the example refresh token",
 			args:     []string{"-flavor", "vra-cloud"},
-			client:   vidm.Config{Kind: backend.KindVRACloud, RefreshToken: exampleRefreshToken},
+			client:   httpcore.Config{Kind: backend.KindVRACloud, RefreshToken: exampleRefreshToken},
 			wantDirs: vidmDirs,
 			wantLog: map[string]any{"flavor": "vra-cloud", "refresh_tokens": float64(1), "directories_path": pathDirectories,
 				"example_credentials": "vidm-sim -print-config -flavor vra-cloud"},
@@ -143,7 +144,7 @@ func TestRunFlavors(t *testing.T) {
 		{
 			name:     "vra7: a user of the example in tenant vsphere.local",
 			args:     []string{"-flavor", "vra7"},
-			client:   vidm.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
+			client:   httpcore.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
 			wantDirs: vra7Dirs,
 			wantLog: map[string]any{"flavor": "vra7", "login_path": pathVRA7Tokens, "tenant": "vsphere.local",
 				"users": []any{exampleUser}, "directories_path": "/identity/api/tenants/vsphere.local/directories",
@@ -152,7 +153,7 @@ func TestRunFlavors(t *testing.T) {
 		{
 			name:   "vcf: vidmsim's VCF example",
 			args:   []string{"-flavor", "vcf"},
-			client: vidm.Config{Kind: backend.KindVCF, Username: exampleVCFUser, Password: examplePassword},
+			client: httpcore.Config{Kind: backend.KindVCF, Username: exampleVCFUser, Password: examplePassword},
 			// The client leaves out the system domains; ids are <escaped provider id>/<escaped source name>.
 			wantDirs: []string{
 				"3262279b-09b0-44eb-a3be-f4bded4f0851/Corp%20AD", "3262279b-09b0-44eb-a3be-f4bded4f0851/Lab%20LDAP",
@@ -165,21 +166,21 @@ func TestRunFlavors(t *testing.T) {
 		{
 			name:     "flavor from env",
 			env:      map[string]string{"VIDM_SIM_FLAVOR": "vra7"},
-			client:   vidm.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
+			client:   httpcore.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
 			wantDirs: vra7Dirs,
 			wantLog:  map[string]any{"flavor": "vra7"},
 		},
 		{
 			name:     "the config file's flavor, its tenant defaulted",
 			args:     []string{"-config", vra7Path},
-			client:   vidm.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
+			client:   httpcore.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
 			wantDirs: vra7Dirs,
 			wantLog:  map[string]any{"flavor": "vra7", "tenant": "vsphere.local"},
 		},
 		{
 			name:     "-flavor overrides the config file's",
 			args:     []string{"-config", vidmFile, "-flavor", "vra7"},
-			client:   vidm.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
+			client:   httpcore.Config{Kind: backend.KindVRA7, Username: exampleUser, Password: examplePassword, Tenant: "vsphere.local"},
 			wantDirs: vra7Dirs,
 			wantLog:  map[string]any{"flavor": "vra7"},
 			wantLogs: []string{"-flavor overrides the config file's flavor"},
@@ -193,8 +194,8 @@ func TestRunFlavors(t *testing.T) {
 			if cfg.Kind == backend.KindVRACloud {
 				cfg.TokenURL = p.base + pathCSPAuthorize
 			}
-			cfg.Retry = vidm.RetryPolicy{MaxAttempts: 1} // a failure here is the answer, not weather
-			c, err := vidm.New(cfg)
+			cfg.Retry = httpcore.RetryPolicy{MaxAttempts: 1} // a failure here is the answer, not weather
+			c, err := systems.New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

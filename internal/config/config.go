@@ -22,8 +22,8 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 )
@@ -484,15 +484,15 @@ func (c Config) validate() problemList {
 	}
 	// With the simulator the command supplies the credentials itself.
 	if !c.SimulatedVIDM() && c.TenantsFile == "" {
-		switch vidm.AuthMode(c.VIDMAuthMode) {
-		case vidm.AuthOAuth:
+		switch httpcore.AuthMode(c.VIDMAuthMode) {
+		case httpcore.AuthOAuth:
 			if c.VIDMClientID == "" {
 				p.add("VIDM_CLIENT_ID", "required with VIDM_AUTH_MODE=oauth")
 			}
 			if c.VIDMClientSecret == "" {
 				p.add("VIDM_CLIENT_SECRET", "required with VIDM_AUTH_MODE=oauth (or VIDM_CLIENT_SECRET_FILE)")
 			}
-		case vidm.AuthSystem:
+		case httpcore.AuthSystem:
 			if c.VIDMUsername == "" {
 				p.add("VIDM_USERNAME", "required with VIDM_AUTH_MODE=system")
 			}
@@ -501,7 +501,7 @@ func (c Config) validate() problemList {
 			}
 		}
 	}
-	if m := vidm.AuthMode(c.VIDMAuthMode); m != vidm.AuthOAuth && m != vidm.AuthSystem {
+	if m := httpcore.AuthMode(c.VIDMAuthMode); m != httpcore.AuthOAuth && m != httpcore.AuthSystem {
 		p.add("VIDM_AUTH_MODE", fmt.Sprintf("%q is not oauth or system", c.VIDMAuthMode))
 	}
 	if msg := checkName(c.Tenant); msg != "" {
@@ -599,7 +599,7 @@ func checkNATSURL(p *problemList, raw string) {
 	}
 }
 
-// checkVIDMURL mirrors internal/identity/vidm's rules, so that a bad URL is reported with the rest.
+// checkVIDMURL mirrors internal/identity/httpcore's rules, so that a bad URL is reported with the rest.
 func checkVIDMURL(p *problemList, raw string, allowHTTP bool) {
 	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
 	switch {
@@ -767,12 +767,12 @@ func (c Config) Tenants() (tenants.File, error) {
 	return tenants.File{DefaultTenant: c.Tenant, Tenants: map[string]tenants.Tenant{c.Tenant: t}}, nil
 }
 
-// VIDM maps the configuration to internal/identity/vidm's. The caller sets Logger (and, with the
-// simulator, the URL and credentials).
-func (c Config) VIDM() vidm.Config {
-	return vidm.Config{
+// VIDM maps the configuration to the vIDM client's (httpcore.Config, for vidm.New). The caller
+// sets Logger (and, with the simulator, the URL and credentials).
+func (c Config) VIDM() httpcore.Config {
+	return httpcore.Config{
 		BaseURL:            c.VIDMURL,
-		AuthMode:           vidm.AuthMode(c.VIDMAuthMode),
+		AuthMode:           httpcore.AuthMode(c.VIDMAuthMode),
 		ClientID:           c.VIDMClientID,
 		ClientSecret:       c.VIDMClientSecret,
 		Username:           c.VIDMUsername,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 )
@@ -586,8 +587,8 @@ func TestMappings(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := c.VIDM()
-	want := vidm.Config{
-		BaseURL: "https://vidm.corp.example.com", AuthMode: vidm.AuthOAuth, ClientID: "vidm-sync-worker",
+	want := httpcore.Config{
+		BaseURL: "https://vidm.corp.example.com", AuthMode: httpcore.AuthOAuth, ClientID: "vidm-sync-worker",
 		ClientSecret: vidmClientSecret, CAFile: "/ca.pem", InsecureSkipVerify: true, RequestTimeout: 7 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -597,7 +598,7 @@ func TestMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := sys.VIDM(); v.AuthMode != vidm.AuthSystem || v.Username != "u" || v.Password != vidmPassword {
+	if v := sys.VIDM(); v.AuthMode != httpcore.AuthSystem || v.Username != "u" || v.Password != vidmPassword {
 		t.Fatalf("system VIDM(): %+v", v)
 	}
 	// What Load accepts, the vIDM client accepts.

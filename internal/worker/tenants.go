@@ -9,9 +9,10 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/systems"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
@@ -23,11 +24,11 @@ import (
 func WithReload(reload <-chan struct{}) Option { return func(o *options) { o.reload = reload } }
 
 // clientConfig maps a tenant to the identity client's configuration.
-func clientConfig(t tenants.Tenant) vidm.Config {
-	return vidm.Config{
+func clientConfig(t tenants.Tenant) httpcore.Config {
+	return httpcore.Config{
 		Kind:               backend.Kind(t.Backend),
 		BaseURL:            t.URL,
-		AuthMode:           vidm.AuthMode(t.Auth.Mode),
+		AuthMode:           httpcore.AuthMode(t.Auth.Mode),
 		ClientID:           t.Auth.ClientID,
 		ClientSecret:       t.Auth.ClientSecret,
 		Username:           t.Auth.Username,
@@ -47,7 +48,7 @@ func clientBuilder(log *slog.Logger, m *metrics.Metrics) tenants.BuildFunc {
 		c := clientConfig(t)
 		c.Logger = log.With("component", "vidm", "tenant", t.Name, "backend", string(t.Backend))
 		c.Observer = m.Backend(t.Name)
-		return vidm.New(c)
+		return systems.New(c)
 	}
 }
 

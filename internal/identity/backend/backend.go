@@ -1,7 +1,8 @@
 // Package backend is the vocabulary the worker shares with every identity system it can sync:
 // vIDM (Workspace ONE Access), vRA Cloud through its connector, vRA 7.x's identity service and
 // VCF's identity broker. The coalescing engine, intake and the operator surfaces depend on this
-// package only; package vidm implements it for each kind.
+// package only; httpcore's Client implements it for each kind, with one package per identity
+// system (vidm, vracloud, vra7, vcf) and package systems choosing by Kind.
 package backend
 
 import (

@@ -20,7 +20,8 @@ type Backend interface {
 	Close()
 }
 
-// BuildFunc makes the client of one tenant (the worker builds vidm clients with its metrics).
+// BuildFunc makes the client of one tenant (the worker builds them with systems.New and its
+// metrics).
 type BuildFunc func(Tenant) (Backend, error)
 
 // Registry serves every configured tenant's backend and settings, and swaps them all at once when

@@ -31,7 +31,7 @@ const (
 	publishTimeout = 10 * time.Second
 )
 
-// Source reports the sync-client tokens of one tenant (vidm.Client for a VCF tenant satisfies it).
+// Source reports the sync-client tokens of one tenant (httpcore.Client for a VCF tenant satisfies it).
 type Source interface {
 	SyncClientTokens(ctx context.Context) ([]backend.SyncClientToken, error)
 }

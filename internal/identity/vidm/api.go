@@ -1,136 +1,95 @@
+// Package vidm speaks the VMware Identity Manager (Workspace ONE Access) APIs that a directory
+// sync needs: token issue (OAuth client credentials or the system login), the directory list,
+// starting a sync and polling it. It is an httpcore.API; the client machinery is httpcore's.
+// vRA Cloud's connector proxies the same API (package vracloud).
 package vidm
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 )
 
-// api is one backend kind's endpoints and bodies. The Client's machinery (the shared token,
-// retries, 401 handling, classification, metrics, TLS, redaction) serves every kind; an api only
-// says which requests to send and how to read the answers.
-type api interface {
-	// listDirectories is the call that lists directories; parseDirectories reads its answer.
-	listDirectories() call
-	parseDirectories(body []byte) ([]Directory, error)
-	// startSync is the call that starts a sync of the directory.
-	startSync(directoryID string, ignoreSafeguards bool) (call, error)
-	// syncStatus is the call that reads the directory's sync; parseSyncState reads its answer.
-	syncStatus(directoryID string) (call, error)
-	parseSyncState(directoryID string, body []byte) (SyncState, error)
-	// describe fills in what the kind supports.
-	describe(d *backend.Description)
+// Media types vIDM insists on, per endpoint.
+const (
+	mediaDirectoryList = "application/vnd.vmware.horizon.manager.connector.management.directory.list+json"
+	mediaHorizonV1     = "application/vnd.vmware.horizon.v1.0+json"
+	mediaSyncRequest   = "application/vnd.vmware.horizon.manager.connector.management.directory.sync.profile.sync+json"
+)
+
+// Paths, relative to the base URL.
+const (
+	pathOAuthToken  = "/SAAS/auth/oauthtoken"
+	pathSystemLogin = "/SAAS/API/1.0/REST/auth/system/login"
+	pathDirectories = "/SAAS/jersey/manager/api/connectormanagement/directoryconfigs"
+)
+
+// API is vIDM's connector-management API (and vRA Cloud's, which proxies it).
+type API struct{}
+
+// New validates cfg and returns a client of a vIDM instance (cfg.Kind becomes backend.KindVIDM).
+// It does not contact vIDM.
+func New(cfg httpcore.Config) (*httpcore.Client, error) { return httpcore.New(cfg, API{}) }
+
+// Kind is backend.KindVIDM.
+func (API) Kind() backend.Kind { return backend.KindVIDM }
+
+// DefaultAuthMode is the OAuth client-credentials grant.
+func (API) DefaultAuthMode() httpcore.AuthMode { return httpcore.AuthOAuth }
+
+// CheckAuth accepts OAuth with a client id and secret, or the system login with a username and
+// password.
+func (API) CheckAuth(cfg httpcore.Config) error {
+	switch cfg.AuthMode {
+	case httpcore.AuthOAuth:
+		return httpcore.NeedCredentials(cfg, "a client id and a client secret", cfg.ClientID != "" && cfg.ClientSecret != "")
+	case httpcore.AuthSystem:
+		return httpcore.NeedCredentials(cfg, "a username and a password", cfg.Username != "" && cfg.Password != "")
+	}
+	return httpcore.AuthModeMismatch(cfg)
 }
 
-func apiFor(cfg Config) api {
-	switch cfg.Kind {
-	case backend.KindVRA7:
-		return vra7API{tenant: cfg.Tenant}
-	case backend.KindVCF:
-		return vcfAPI{}
-	}
-	return vidmAPI{} // vIDM, and vRA Cloud through its connector: the same paths
+// ListDirectories is the directory configs' list.
+func (API) ListDirectories() httpcore.Call {
+	return httpcore.Call{Op: "list directories", Method: http.MethodGet, Path: pathDirectories,
+		Accept: mediaDirectoryList, Bearer: true, Endpoint: httpcore.EndpointDirectories}
 }
 
-func defaultAuthMode(k backend.Kind) AuthMode {
-	switch k {
-	case backend.KindVRA7, backend.KindVCF:
-		return AuthPassword
-	case backend.KindVRACloud:
-		return AuthRefreshToken
-	}
-	return AuthOAuth
-}
+// ParseDirectories reads the answer of ListDirectories.
+func (API) ParseDirectories(body []byte) ([]httpcore.Directory, error) { return parseDirectories(body) }
 
-// Describe says which backend this client talks to and what it supports.
-func (c *Client) Describe() backend.Description {
-	d := backend.Description{Kind: c.cfg.Kind, BaseURL: c.base.String()}
-	c.api.describe(&d)
-	return d
-}
-
-// fetchDirectories calls the list endpoint.
-func (c *Client) fetchDirectories(ctx context.Context) ([]Directory, error) {
-	if c.cfg.Kind == backend.KindVRA7 {
-		return c.vra7Directories(ctx) // paged: one call per page
-	}
-	body, err := c.do(ctx, c.api.listDirectories())
-	if err != nil {
-		return nil, err
-	}
-	return c.api.parseDirectories(body)
-}
-
-// StartSync asks the backend to sync a directory. A sync already running is an error wrapping
-// ErrSyncInProgress; no second sync is started.
-func (c *Client) StartSync(ctx context.Context, directoryID string, ignoreSafeguards bool) error {
-	cl, err := c.api.startSync(directoryID, ignoreSafeguards)
-	if err != nil {
-		return &Error{Op: "start sync", Err: err}
-	}
-	_, err = c.do(ctx, cl)
-	return err
-}
-
-// SyncStatus reads the state of the directory's current or latest sync.
-func (c *Client) SyncStatus(ctx context.Context, directoryID string) (SyncState, error) {
-	cl, err := c.api.syncStatus(directoryID)
-	if err != nil {
-		return SyncState{}, &Error{Op: "sync status", Err: err}
-	}
-	body, err := c.do(ctx, cl)
-	if err != nil {
-		return SyncState{}, err
-	}
-	st, err := c.api.parseSyncState(directoryID, body)
-	var classified interface{ Retryable() bool }
-	switch {
-	case errors.As(err, &classified):
-		return SyncState{}, err // the api decided (a VCF source that vanished is permanent)
-	case err != nil:
-		// A proxy's HTML page or a truncated body is usually passing: the poll is repeated.
-		return SyncState{}, &Error{Op: "sync status", StatusCode: http.StatusOK, Err: err, retryable: true}
-	}
-	return st, nil
-}
-
-// vidmAPI is vIDM's connector-management API (and vRA Cloud's, which proxies it).
-type vidmAPI struct{}
-
-func (vidmAPI) listDirectories() call {
-	return call{op: "list directories", method: http.MethodGet, path: pathDirectories,
-		accept: mediaDirectoryList, bearer: true, endpoint: EndpointDirectories}
-}
-
-func (vidmAPI) parseDirectories(body []byte) ([]Directory, error) { return parseDirectories(body) }
-
-func (vidmAPI) startSync(directoryID string, ignoreSafeguards bool) (call, error) {
+// StartSync posts the directory's sync, with ignoreSafeguards in the body.
+func (API) StartSync(directoryID string, ignoreSafeguards bool) (httpcore.Call, error) {
 	p, raw, err := syncPath(directoryID)
 	if err != nil {
-		return call{}, err
+		return httpcore.Call{}, err
 	}
 	body, err := json.Marshal(struct {
 		IgnoreSafeguards bool `json:"ignoreSafeguards"`
 	}{ignoreSafeguards})
 	if err != nil {
-		return call{}, err
+		return httpcore.Call{}, err
 	}
-	return call{op: "start sync", method: http.MethodPost, path: p, rawPath: raw, accept: mediaHorizonV1,
-		contentType: mediaSyncRequest, body: body, bearer: true, endpoint: EndpointSyncStart}, nil
+	return httpcore.Call{Op: "start sync", Method: http.MethodPost, Path: p, RawPath: raw, Accept: mediaHorizonV1,
+		ContentType: mediaSyncRequest, Body: body, Bearer: true, Endpoint: httpcore.EndpointSyncStart}, nil
 }
 
-func (vidmAPI) syncStatus(directoryID string) (call, error) {
+// SyncStatus gets the directory's sync.
+func (API) SyncStatus(directoryID string) (httpcore.Call, error) {
 	p, raw, err := syncPath(directoryID)
 	if err != nil {
-		return call{}, err
+		return httpcore.Call{}, err
 	}
-	return call{op: "sync status", method: http.MethodGet, path: p, rawPath: raw, accept: mediaHorizonV1,
-		bearer: true, endpoint: EndpointSyncStatus}, nil
+	return httpcore.Call{Op: "sync status", Method: http.MethodGet, Path: p, RawPath: raw, Accept: mediaHorizonV1,
+		Bearer: true, Endpoint: httpcore.EndpointSyncStatus}, nil
 }
 
-func (vidmAPI) parseSyncState(_ string, body []byte) (SyncState, error) { return ParseSyncState(body) }
+// ParseSyncState reads the answer of SyncStatus (httpcore.ParseSyncState).
+func (API) ParseSyncState(_ string, body []byte) (httpcore.SyncState, error) {
+	return httpcore.ParseSyncState(body)
+}
 
-func (vidmAPI) describe(d *backend.Description) { d.Safeguards, d.Connectors = true, true }
+// Describe: vIDM honours ignoreSafeguards and reports sync connectors.
+func (API) Describe(d *backend.Description) { d.Safeguards, d.Connectors = true, true }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 )
 
@@ -42,14 +43,14 @@ func (f *fakeVIDM) seen() []string {
 	return append([]string(nil), f.paths...)
 }
 
-func newFakeClient(t *testing.T, api http.HandlerFunc, mutate ...func(*vidm.Config)) (*vidm.Client, *fakeVIDM) {
+func newFakeClient(t *testing.T, api http.HandlerFunc, mutate ...func(*httpcore.Config)) (*httpcore.Client, *fakeVIDM) {
 	t.Helper()
 	f := &fakeVIDM{api: api}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	cfg := vidm.Config{
-		BaseURL: srv.URL, AuthMode: vidm.AuthOAuth, ClientID: "worker", ClientSecret: "s3cret-client-secret",
-		Retry: vidm.RetryPolicy{MaxAttempts: 2, InitialBackoff: 1, MaxBackoff: 1},
+	cfg := httpcore.Config{
+		BaseURL: srv.URL, AuthMode: httpcore.AuthOAuth, ClientID: "worker", ClientSecret: "s3cret-client-secret",
+		Retry: httpcore.RetryPolicy{MaxAttempts: 2, InitialBackoff: 1, MaxBackoff: 1},
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -85,7 +86,7 @@ func TestDirectoryIDIsOneEscapedSegment(t *testing.T) {
 	}
 	for _, id := range []string{"", ".", ".."} {
 		before := len(f.seen())
-		if err := c.StartSync(context.Background(), id, false); !errors.Is(err, vidm.ErrInvalidArgument) {
+		if err := c.StartSync(context.Background(), id, false); !errors.Is(err, httpcore.ErrInvalidArgument) {
 			t.Errorf("StartSync(%q) = %v, want ErrInvalidArgument", id, err)
 		}
 		if len(f.seen()) != before {
@@ -109,10 +110,10 @@ func TestBadResponseBodies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := newFakeClient(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tt.body) })
 			_, err := c.Directories(context.Background())
-			if !errors.Is(err, vidm.ErrInvalidResponse) {
+			if !errors.Is(err, httpcore.ErrInvalidResponse) {
 				t.Fatalf("Directories error = %v, want ErrInvalidResponse", err)
 			}
-			if vidm.IsRetryable(err) != tt.retryable {
+			if httpcore.IsRetryable(err) != tt.retryable {
 				t.Fatalf("IsRetryable = %v, want %v", !tt.retryable, tt.retryable)
 			}
 		})
@@ -132,8 +133,8 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 		http.Redirect(w, r, other.URL+"/steal", http.StatusFound)
 	})
 	_, err := c.Directories(context.Background())
-	var e *vidm.Error
-	if !errors.As(err, &e) || e.StatusCode != http.StatusFound || vidm.IsRetryable(err) {
+	var e *httpcore.Error
+	if !errors.As(err, &e) || e.StatusCode != http.StatusFound || httpcore.IsRetryable(err) {
 		t.Fatalf("error = %v, want a permanent HTTP 302 error", err)
 	}
 	elsewhere.Lock()
@@ -148,11 +149,11 @@ func TestServerMessagesAreRedacted(t *testing.T) {
 	c, _ := newFakeClient(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, `{"errors":[{"code":"denied","message":"client s3cret-client-secret is not allowed"}]}`)
-	}, func(cfg *vidm.Config) {
+	}, func(cfg *httpcore.Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	_, err := c.Directories(context.Background())
-	if err == nil || vidm.IsRetryable(err) {
+	if err == nil || httpcore.IsRetryable(err) {
 		t.Fatalf("error = %v, want a permanent error", err)
 	}
 	for _, s := range []string{err.Error(), logs.String()} {
@@ -173,27 +174,27 @@ func TestCancelledCallIsNotRetryable(t *testing.T) {
 		<-r.Context().Done()
 	})
 	err := c.StartSync(ctx, "dir-1", false)
-	if !errors.Is(err, context.Canceled) || vidm.IsRetryable(err) {
+	if !errors.Is(err, context.Canceled) || httpcore.IsRetryable(err) {
 		t.Fatalf("error = %v, want a permanent context.Canceled", err)
 	}
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	ok := vidm.Config{BaseURL: "https://vidm.example.com", ClientID: "id", ClientSecret: "secret"}
+	ok := httpcore.Config{BaseURL: "https://vidm.example.com", ClientID: "id", ClientSecret: "secret"}
 	tests := []struct {
 		name   string
-		mutate func(*vidm.Config)
+		mutate func(*httpcore.Config)
 	}{
-		{"no scheme", func(c *vidm.Config) { c.BaseURL = "vidm.example.com" }},
-		{"ftp", func(c *vidm.Config) { c.BaseURL = "ftp://vidm.example.com" }},
-		{"no host", func(c *vidm.Config) { c.BaseURL = "https://" }},
-		{"credentials in URL", func(c *vidm.Config) { c.BaseURL = "https://u:p@vidm.example.com" }},
-		{"query", func(c *vidm.Config) { c.BaseURL = "https://vidm.example.com/?x=1" }},
-		{"oauth without secret", func(c *vidm.Config) { c.ClientSecret = "" }},
-		{"system without password", func(c *vidm.Config) { c.AuthMode = vidm.AuthSystem; c.Username = "u" }},
-		{"unknown auth mode", func(c *vidm.Config) { c.AuthMode = "kerberos" }},
-		{"missing CA file", func(c *vidm.Config) { c.CAFile = "/nonexistent/ca.pem" }},
-		{"CA file without PEM", func(c *vidm.Config) { c.CAFile = "testdata/not-a-cert.pem" }},
+		{"no scheme", func(c *httpcore.Config) { c.BaseURL = "vidm.example.com" }},
+		{"ftp", func(c *httpcore.Config) { c.BaseURL = "ftp://vidm.example.com" }},
+		{"no host", func(c *httpcore.Config) { c.BaseURL = "https://" }},
+		{"credentials in URL", func(c *httpcore.Config) { c.BaseURL = "https://u:p@vidm.example.com" }},
+		{"query", func(c *httpcore.Config) { c.BaseURL = "https://vidm.example.com/?x=1" }},
+		{"oauth without secret", func(c *httpcore.Config) { c.ClientSecret = "" }},
+		{"system without password", func(c *httpcore.Config) { c.AuthMode = httpcore.AuthSystem; c.Username = "u" }},
+		{"unknown auth mode", func(c *httpcore.Config) { c.AuthMode = "kerberos" }},
+		{"missing CA file", func(c *httpcore.Config) { c.CAFile = "/nonexistent/ca.pem" }},
+		{"CA file without PEM", func(c *httpcore.Config) { c.CAFile = "testdata/not-a-cert.pem" }},
 	}
 	if _, err := vidm.New(ok); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
@@ -203,7 +204,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			cfg := ok
 			tt.mutate(&cfg)
 			_, err := vidm.New(cfg)
-			if !errors.Is(err, vidm.ErrInvalidArgument) {
+			if !errors.Is(err, httpcore.ErrInvalidArgument) {
 				t.Fatalf("New = %v, want ErrInvalidArgument", err)
 			}
 			if strings.Contains(err.Error(), "secret") && tt.name != "oauth without secret" {
@@ -216,7 +217,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func TestConfigLogValueMasksSecrets(t *testing.T) {
 	var b strings.Builder
 	log := slog.New(slog.NewJSONHandler(&b, nil))
-	log.Info("config", "vidm", vidm.Config{BaseURL: "https://v", ClientID: "id", ClientSecret: "client-secret-value", Username: "u", Password: "password-value"})
+	log.Info("config", "vidm", httpcore.Config{BaseURL: "https://v", ClientID: "id", ClientSecret: "client-secret-value", Username: "u", Password: "password-value"})
 	if strings.Contains(b.String(), "client-secret-value") || strings.Contains(b.String(), "password-value") {
 		t.Fatalf("secrets logged: %s", b.String())
 	}
@@ -242,14 +243,14 @@ func TestWaitForSyncSkipsThePreviousResult(t *testing.T) {
 		io.WriteString(w, answers[min(polls, len(answers)-1)])
 		polls++
 	})
-	before, err := vidm.ParseSyncState([]byte(answers[0]))
+	before, err := httpcore.ParseSyncState([]byte(answers[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.WaitForSync(context.Background(), "dir-1", vidm.WaitOptions{
+	st, err := c.WaitForSync(context.Background(), "dir-1", httpcore.WaitOptions{
 		InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, Timeout: 5 * time.Second, Before: &before,
 	})
-	if err != nil || st.Status != vidm.StatusFailed || st.Message != "bind failed" {
+	if err != nil || st.Status != httpcore.StatusFailed || st.Message != "bind failed" {
 		t.Fatalf("WaitForSync = %+v, %v; want the new sync's FAILED", st, err)
 	}
 	mu.Lock()

@@ -15,6 +15,9 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/identitytest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/systems"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
@@ -31,15 +34,15 @@ func TestSyncConnectorsThroughClient(t *testing.T) {
 		down          []string
 		wantConnector string
 		wantAttempts  []contract.Attempt // final
-		wantStatus    vidm.Status
+		wantStatus    httpcore.Status
 		wantMessage   string
 	}{
-		{"no sync connectors list: unchanged", nil, nil, "connector-1", nil, vidm.StatusCompleted, ""},
-		{"first connector up: no attempts", []string{"c1", "c2"}, nil, "c1", nil, vidm.StatusCompleted, ""},
+		{"no sync connectors list: unchanged", nil, nil, "connector-1", nil, httpcore.StatusCompleted, ""},
+		{"first connector up: no attempts", []string{"c1", "c2"}, nil, "c1", nil, httpcore.StatusCompleted, ""},
 		{"c1 down: ran on c2", []string{"c1", "c2"}, []string{"c1"}, "c2",
-			[]contract.Attempt{connUnavailable("c1"), {Connector: "c2", Status: "COMPLETED"}}, vidm.StatusCompleted, ""},
+			[]contract.Attempt{connUnavailable("c1"), {Connector: "c2", Status: "COMPLETED"}}, httpcore.StatusCompleted, ""},
 		{"all down: FAILED with an attempt for each", []string{"c1", "c2", "c3"}, []string{"c1", "c2", "c3"}, "",
-			[]contract.Attempt{connUnavailable("c1"), connUnavailable("c2"), connUnavailable("c3")}, vidm.StatusFailed, "c1, c2, c3"},
+			[]contract.Attempt{connUnavailable("c1"), connUnavailable("c2"), connUnavailable("c3")}, httpcore.StatusFailed, "c1, c2, c3"},
 	}
 	for _, tt := range tests {
 		for _, kind := range []backend.Kind{backend.KindVIDM, backend.KindVRACloud} {
@@ -60,10 +63,10 @@ func TestSyncConnectorsThroughClient(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tt.wantStatus != vidm.StatusFailed {
+				if tt.wantStatus != httpcore.StatusFailed {
 					// While running, the last attempt is RUNNING on the connector doing the work.
 					want := running(tt.wantAttempts)
-					if st.Status != vidm.StatusRunning || st.Connector != tt.wantConnector || !reflect.DeepEqual(st.Attempts, want) {
+					if st.Status != httpcore.StatusRunning || st.Connector != tt.wantConnector || !reflect.DeepEqual(st.Attempts, want) {
 						t.Fatalf("running: %+v; want RUNNING on %q with %+v", st, tt.wantConnector, want)
 					}
 					clock.Advance(time.Minute)
@@ -91,23 +94,23 @@ func running(final []contract.Attempt) []contract.Attempt {
 }
 
 // connectorsClient is a client of kind against a plain simulator of that flavor with one directory.
-func connectorsClient(t *testing.T, kind backend.Kind, clock *fakeclock.Clock, dir vidmsim.Directory) *vidm.Client {
+func connectorsClient(t *testing.T, kind backend.Kind, clock *fakeclock.Clock, dir vidmsim.Directory) *httpcore.Client {
 	t.Helper()
 	simCfg := vidmsim.Config{Directories: []vidmsim.Directory{dir}, SyncDuration: time.Minute, Now: clock.Now,
 		Clients: []vidmsim.Client{{ID: testClientID, Secret: testClientSecret}}}
 	if kind == backend.KindVRACloud {
-		simCfg.Flavor, simCfg.RefreshTokens = vidmsim.FlavorVRACloud, []string{cloudAPIToken}
+		simCfg.Flavor, simCfg.RefreshTokens = vidmsim.FlavorVRACloud, []string{identitytest.CloudAPIToken}
 	}
 	sim, err := vidmsim.New(simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := newLoopbackServer(t, sim)
-	cfg := vidm.Config{Kind: kind, BaseURL: srv, ClientID: testClientID, ClientSecret: testClientSecret, Now: clock.Now}
+	cfg := httpcore.Config{Kind: kind, BaseURL: srv, ClientID: testClientID, ClientSecret: testClientSecret, Now: clock.Now}
 	if kind == backend.KindVRACloud {
-		cfg.RefreshToken, cfg.TokenURL = cloudAPIToken, srv+cloudPathAuthz
+		cfg.RefreshToken, cfg.TokenURL = identitytest.CloudAPIToken, srv+identitytest.CloudPathAuthz
 	}
-	c, err := vidm.New(cfg)
+	c, err := systems.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,15 +176,15 @@ func TestDirectoryConnectorsParsing(t *testing.T) {
 }
 
 // stubListClient is a vIDM client whose transport answers the token request and then list.
-func stubListClient(t *testing.T, list string) *vidm.Client {
+func stubListClient(t *testing.T, list string) *httpcore.Client {
 	t.Helper()
-	stub := cloudStub(func(r *http.Request) (int, string) {
+	stub := identitytest.StubTransport(func(r *http.Request) (int, string) {
 		if strings.HasSuffix(r.URL.Path, "/oauthtoken") {
 			return 200, `{"access_token":"at","token_type":"bearer","expires_in":3600}`
 		}
 		return 200, list
 	})
-	c, err := vidm.New(vidm.Config{BaseURL: "https://vidm.example.com", ClientID: "id", ClientSecret: "secret", Transport: stub})
+	c, err := vidm.New(httpcore.Config{BaseURL: "https://vidm.example.com", ClientID: "id", ClientSecret: "secret", Transport: stub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +260,7 @@ func TestParseSyncStateAttempts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, err := vidm.ParseSyncState([]byte(tt.body))
+			st, err := httpcore.ParseSyncState([]byte(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +277,7 @@ func TestParseSyncStateAttemptsBounded(t *testing.T) {
 		items[i] = fmt.Sprintf(`{"connector":"c%02d","status":"FAILED","message":%q}`, i, strings.Repeat("m", 2000))
 	}
 	items[39] = `{"connector":"` + strings.Repeat("h", 500) + `","status":"` + strings.Repeat("S", 500) + `"}`
-	st, err := vidm.ParseSyncState([]byte(`{"status":"RUNNING","attempts":[` + strings.Join(items, ",") + `]}`))
+	st, err := httpcore.ParseSyncState([]byte(`{"status":"RUNNING","attempts":[` + strings.Join(items, ",") + `]}`))
 	if err != nil {
 		t.Fatal(err)
 	}

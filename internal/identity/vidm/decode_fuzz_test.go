@@ -2,14 +2,13 @@ package vidm
 
 import (
 	"errors"
-	"net/http"
 	"testing"
-	"time"
-	"unicode/utf8"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 )
 
-// The decoders of everything vIDM sends besides the sync status (status_test.go fuzzes that one):
-// none may panic, and each either yields sane values or a classified error.
+// The decoder of vIDM's directory list (httpcore fuzzes the sync status, error bodies and tokens):
+// it may not panic, and it either yields sane values or a classified error.
 
 func FuzzParseDirectories(f *testing.F) {
 	for _, seed := range []string{
@@ -24,7 +23,7 @@ func FuzzParseDirectories(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		dirs, err := parseDirectories(body)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidResponse) || !IsRetryable(err) {
+			if !errors.Is(err, httpcore.ErrInvalidResponse) || !httpcore.IsRetryable(err) {
 				t.Fatalf("error %v is not a retryable ErrInvalidResponse", err)
 			}
 			return
@@ -33,51 +32,6 @@ func FuzzParseDirectories(f *testing.F) {
 			if d.ID == "" {
 				t.Fatal("a directory without an id was returned")
 			}
-		}
-	})
-}
-
-func FuzzParseErrorBody(f *testing.F) {
-	for _, seed := range []string{
-		`{"errors":[{"code":"auth.token.expired","message":"expired"}]}`,
-		`{"error":"invalid_client","error_description":"bad"}`,
-		`{"message":"plain"}`,
-		`{"errors":"not a list"}`,
-		`<html><title>502 Bad Gateway</title></html>`,
-	} {
-		f.Add([]byte(seed))
-	}
-	c, err := New(Config{BaseURL: "https://vidm.example.com", ClientID: "id", ClientSecret: "s3cret-value"})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		code, msg := parseErrorBody(body)
-		e := c.httpError("test", &http.Response{StatusCode: 503, Header: http.Header{}}, body)
-		if !utf8.ValidString(e.Code) || !utf8.ValidString(e.Message) || len(e.Message) > maxMessageLen+4 || len(e.Code) > 132 {
-			t.Fatalf("unbounded or invalid text: code %q message %q", e.Code, e.Message)
-		}
-		if code == "" && msg == "" && (e.Code != "" || e.Message != "") {
-			t.Fatal("text appeared from nowhere")
-		}
-		if !e.Retryable() {
-			t.Fatal("a 503 must stay retryable whatever its body")
-		}
-	})
-}
-
-func FuzzJWTExpiry(f *testing.F) {
-	f.Add("eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3OTU0MjgwMDB9.c2ln")
-	f.Add("opaque-token")
-	f.Add("a.b.c")
-	f.Add("..")
-	f.Fuzz(func(t *testing.T, tok string) {
-		exp, ok := jwtExpiry(tok)
-		if ok && (exp.Before(time.Unix(1e8, 0)) || exp.After(time.UnixMilli(1e14))) {
-			t.Fatalf("implausible expiry %v accepted", exp)
-		}
-		if !ok && !exp.IsZero() {
-			t.Fatal("a rejected token returned a time")
 		}
 	})
 }

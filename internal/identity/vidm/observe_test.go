@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
@@ -23,7 +23,7 @@ type observed struct {
 	err      error
 }
 
-// recorder is a vidm.Observer that keeps what it hears.
+// recorder is a httpcore.Observer that keeps what it hears.
 type recorder struct {
 	mu       sync.Mutex
 	requests []observed
@@ -64,21 +64,21 @@ func (r *recorder) tokenCount() int {
 	return r.tokens
 }
 
-func withRecorder(rec *recorder, mode vidm.AuthMode) envOption {
-	return withClient(func(c *vidm.Config) {
+func withRecorder(rec *recorder, mode httpcore.AuthMode) envOption {
+	return withClient(func(c *httpcore.Config) {
 		c.Observer = rec
 		c.AuthMode = mode
-		c.Retry = vidm.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
+		c.Retry = httpcore.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
 	})
 }
 
 func TestObserverClassifiesEveryAttempt(t *testing.T) {
 	tests := []struct {
-		mode      vidm.AuthMode
+		mode      httpcore.AuthMode
 		loginName string
 	}{
-		{vidm.AuthOAuth, vidm.EndpointToken},
-		{vidm.AuthSystem, vidm.EndpointLogin},
+		{httpcore.AuthOAuth, httpcore.EndpointToken},
+		{httpcore.AuthSystem, httpcore.EndpointLogin},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mode), func(t *testing.T) {
@@ -95,7 +95,7 @@ func TestObserverClassifiesEveryAttempt(t *testing.T) {
 			if err := e.client.StartSync(ctx, "dir-corp", false); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.client.WaitForSync(ctx, "dir-corp", vidm.WaitOptions{Before: &before, InitialInterval: 10 * time.Millisecond, Timeout: 10 * time.Second}); err != nil {
+			if _, err := e.client.WaitForSync(ctx, "dir-corp", httpcore.WaitOptions{Before: &before, InitialInterval: 10 * time.Millisecond, Timeout: 10 * time.Second}); err != nil {
 				t.Fatal(err)
 			}
 			// A 503 answered, then an answer that never came (reset): both seen, the second as code 0.
@@ -114,24 +114,24 @@ func TestObserverClassifiesEveryAttempt(t *testing.T) {
 				n        int
 			}{
 				{tt.loginName, http.StatusOK, 1},
-				{vidm.EndpointDirectories, http.StatusOK, 2},
-				{vidm.EndpointDirectories, http.StatusServiceUnavailable, 1},
-				{vidm.EndpointSyncStart, http.StatusOK, 1},
-				{vidm.EndpointSyncStart, 0, 2},
+				{httpcore.EndpointDirectories, http.StatusOK, 2},
+				{httpcore.EndpointDirectories, http.StatusServiceUnavailable, 1},
+				{httpcore.EndpointSyncStart, http.StatusOK, 1},
+				{httpcore.EndpointSyncStart, 0, 2},
 			}
 			for _, w := range want {
 				if got := rec.count(w.endpoint, w.code); got != w.n {
 					t.Errorf("%s %d: %d attempts observed, want %d (all: %+v)", w.endpoint, w.code, got, w.n, rec.requests)
 				}
 			}
-			if got, polls := rec.count(vidm.EndpointSyncStatus, http.StatusOK), e.sim.Requests(vidmsim.EndpointSyncStatus); got != polls || got < 2 {
+			if got, polls := rec.count(httpcore.EndpointSyncStatus, http.StatusOK), e.sim.Requests(vidmsim.EndpointSyncStatus); got != polls || got < 2 {
 				t.Errorf("sync_status 200: %d observed, simulator answered %d (want equal, >= 2)", got, polls)
 			}
 			for _, o := range rec.requests {
 				if (o.code == 0) != (o.err != nil) {
 					t.Errorf("%s: code %d with err %v; want code 0 exactly when no response arrived", o.endpoint, o.code, o.err)
 				}
-				if o.endpoint == vidm.EndpointOther {
+				if o.endpoint == httpcore.EndpointOther {
 					t.Errorf("an attempt was classified %q", o.endpoint)
 				}
 			}
@@ -144,7 +144,7 @@ func TestObserverClassifiesEveryAttempt(t *testing.T) {
 
 func TestObserverCountsEveryNewToken(t *testing.T) {
 	rec := &recorder{}
-	e := newSimEnv(t, withRecorder(rec, vidm.AuthOAuth))
+	e := newSimEnv(t, withRecorder(rec, httpcore.AuthOAuth))
 	ctx := context.Background()
 	if _, err := e.client.SyncStatus(ctx, "dir-corp"); err != nil {
 		t.Fatal(err)
@@ -156,13 +156,13 @@ func TestObserverCountsEveryNewToken(t *testing.T) {
 	if rec.tokenCount() != 2 || e.sim.Logins() != 2 {
 		t.Fatalf("TokenIssued %d, simulator logins %d; want 2 and 2", rec.tokenCount(), e.sim.Logins())
 	}
-	if got := rec.count(vidm.EndpointSyncStatus, http.StatusUnauthorized); got != 1 {
+	if got := rec.count(httpcore.EndpointSyncStatus, http.StatusUnauthorized); got != 1 {
 		t.Fatalf("sync_status 401 observed %d times, want 1", got)
 	}
 }
 
 func TestAuthStateFollowsCredentials(t *testing.T) {
-	for _, mode := range []vidm.AuthMode{vidm.AuthOAuth, vidm.AuthSystem} {
+	for _, mode := range []httpcore.AuthMode{httpcore.AuthOAuth, httpcore.AuthSystem} {
 		t.Run(string(mode), func(t *testing.T) {
 			e := newSimEnv(t, withRecorder(&recorder{}, mode))
 			ctx := context.Background()
@@ -180,16 +180,16 @@ func TestAuthStateFollowsCredentials(t *testing.T) {
 			// Credentials revoked in vIDM: the token dies and no new one is issued.
 			e.sim.RevokeTokens()
 			loginEndpoint := vidmsim.EndpointOAuthToken
-			if mode == vidm.AuthSystem {
+			if mode == httpcore.AuthSystem {
 				loginEndpoint = vidmsim.EndpointSystemLogin
 			}
 			e.sim.SetFault(loginEndpoint, vidmsim.Fault{Status: http.StatusUnauthorized})
 			err = e.client.Probe(ctx)
-			if !errors.Is(err, vidm.ErrUnauthorized) {
+			if !errors.Is(err, httpcore.ErrUnauthorized) {
 				t.Fatalf("probe with revoked credentials: %v, want ErrUnauthorized", err)
 			}
 			lastOK, authErr := e.client.AuthState()
-			if !errors.Is(authErr, vidm.ErrUnauthorized) || !lastOK.Equal(firstOK) {
+			if !errors.Is(authErr, httpcore.ErrUnauthorized) || !lastOK.Equal(firstOK) {
 				t.Fatalf("AuthState after revocation = %v, %v; want the earlier time and ErrUnauthorized", lastOK, authErr)
 			}
 			for _, secret := range []string{testClientSecret, testPassword} {

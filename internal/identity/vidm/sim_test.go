@@ -15,10 +15,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/identitytest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
@@ -37,33 +38,23 @@ type simEnv struct {
 	srv    *httptest.Server
 	caFile string
 	logs   *logbuf.Buffer
-	client *vidm.Client
-	cfg    vidm.Config
+	client *httpcore.Client
+	cfg    httpcore.Config
 }
 
 type envOption struct {
 	sim    func(*vidmsim.Config)
-	client func(*vidm.Config)
+	client func(*httpcore.Config)
 }
 
-func withSim(f func(*vidmsim.Config)) envOption { return envOption{sim: f} }
-func withClient(f func(*vidm.Config)) envOption { return envOption{client: f} }
-
-func testDirectories() []vidmsim.Directory {
-	return []vidmsim.Directory{
-		{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com", "corp.local"}},
-		{ID: "dir-emea", Name: "EMEA AD", Domains: []string{"emea.example.com"}},
-		{ID: "dir-lab-1", Name: "Lab One", Type: vidmsim.TypeActiveDirectoryIWA, Domains: []string{"lab.example.com"}},
-		{ID: "dir-lab-2", Name: "Lab Two", Domains: []string{"lab.example.com"}},
-		{ID: "dir-system", Name: "System Directory", Type: vidmsim.TypeLocalDirectory},
-	}
-}
+func withSim(f func(*vidmsim.Config)) envOption     { return envOption{sim: f} }
+func withClient(f func(*httpcore.Config)) envOption { return envOption{client: f} }
 
 // newSimEnv starts the simulator on HTTPS and a client that trusts it through a CA file.
 func newSimEnv(t *testing.T, opts ...envOption) *simEnv {
 	t.Helper()
 	simCfg := vidmsim.Config{
-		Directories:  testDirectories(),
+		Directories:  identitytest.Directories(),
 		Clients:      []vidmsim.Client{{ID: testClientID, Secret: testClientSecret}},
 		Users:        []vidmsim.User{{Username: testUser, Password: testPassword}},
 		TokenTTL:     time.Hour,
@@ -89,15 +80,15 @@ func newSimEnv(t *testing.T, opts ...envOption) *simEnv {
 		t.Fatal(err)
 	}
 	e := &simEnv{sim: sim, srv: srv, caFile: caFile, logs: &logbuf.Buffer{}}
-	e.cfg = vidm.Config{
+	e.cfg = httpcore.Config{
 		BaseURL:      srv.URL,
-		AuthMode:     vidm.AuthOAuth,
+		AuthMode:     httpcore.AuthOAuth,
 		ClientID:     testClientID,
 		ClientSecret: testClientSecret,
 		Username:     testUser,
 		Password:     testPassword,
 		CAFile:       caFile,
-		Retry:        vidm.RetryPolicy{MaxAttempts: 4, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+		Retry:        httpcore.RetryPolicy{MaxAttempts: 4, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
@@ -109,7 +100,7 @@ func newSimEnv(t *testing.T, opts ...envOption) *simEnv {
 	return e
 }
 
-func (e *simEnv) newClient(t *testing.T, cfg vidm.Config) *vidm.Client {
+func (e *simEnv) newClient(t *testing.T, cfg httpcore.Config) *httpcore.Client {
 	t.Helper()
 	c, err := vidm.New(cfg)
 	if err != nil {
@@ -119,29 +110,25 @@ func (e *simEnv) newClient(t *testing.T, cfg vidm.Config) *vidm.Client {
 	return c
 }
 
-func fastWait() vidm.WaitOptions {
-	return vidm.WaitOptions{InitialInterval: 10 * time.Millisecond, MaxInterval: 40 * time.Millisecond, Timeout: 10 * time.Second}
-}
-
 func TestAuthFlows(t *testing.T) {
 	tests := []struct {
 		name      string
-		mode      vidm.AuthMode
+		mode      httpcore.AuthMode
 		endpoint  vidmsim.Endpoint
-		badSecret func(*vidm.Config)
+		badSecret func(*httpcore.Config)
 	}{
-		{"oauth client credentials", vidm.AuthOAuth, vidmsim.EndpointOAuthToken, func(c *vidm.Config) { c.ClientSecret = "wrong-secret" }},
-		{"system login", vidm.AuthSystem, vidmsim.EndpointSystemLogin, func(c *vidm.Config) { c.Password = "wrong-password" }},
+		{"oauth client credentials", httpcore.AuthOAuth, vidmsim.EndpointOAuthToken, func(c *httpcore.Config) { c.ClientSecret = "wrong-secret" }},
+		{"system login", httpcore.AuthSystem, vidmsim.EndpointSystemLogin, func(c *httpcore.Config) { c.Password = "wrong-password" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newSimEnv(t, withClient(func(c *vidm.Config) { c.AuthMode = tt.mode }))
+			e := newSimEnv(t, withClient(func(c *httpcore.Config) { c.AuthMode = tt.mode }))
 			dirs, err := e.client.Directories(context.Background())
 			if err != nil {
 				t.Fatalf("Directories: %v", err)
 			}
-			if len(dirs) != len(testDirectories()) {
-				t.Fatalf("got %d directories, want %d", len(dirs), len(testDirectories()))
+			if len(dirs) != len(identitytest.Directories()) {
+				t.Fatalf("got %d directories, want %d", len(dirs), len(identitytest.Directories()))
 			}
 			if _, err := e.client.SyncStatus(context.Background(), "dir-corp"); err != nil {
 				t.Fatalf("SyncStatus: %v", err)
@@ -154,7 +141,7 @@ func TestAuthFlows(t *testing.T) {
 			tt.badSecret(&bad)
 			before := e.sim.Requests(tt.endpoint)
 			_, err = e.newClient(t, bad).Directories(context.Background())
-			if !errors.Is(err, vidm.ErrUnauthorized) || vidm.IsRetryable(err) {
+			if !errors.Is(err, httpcore.ErrUnauthorized) || httpcore.IsRetryable(err) {
 				t.Fatalf("bad credentials: error = %v, want permanent ErrUnauthorized", err)
 			}
 			if got := e.sim.Requests(tt.endpoint) - before; got != 1 {
@@ -165,10 +152,10 @@ func TestAuthFlows(t *testing.T) {
 }
 
 func TestOneLoginServesConcurrentCalls(t *testing.T) {
-	for _, mode := range []vidm.AuthMode{vidm.AuthOAuth, vidm.AuthSystem} {
+	for _, mode := range []httpcore.AuthMode{httpcore.AuthOAuth, httpcore.AuthSystem} {
 		t.Run(string(mode), func(t *testing.T) {
-			e := newSimEnv(t, withClient(func(c *vidm.Config) { c.AuthMode = mode }))
-			runConcurrently(t, 50, func() error {
+			e := newSimEnv(t, withClient(func(c *httpcore.Config) { c.AuthMode = mode }))
+			identitytest.RunConcurrently(t, 50, func() error {
 				_, err := e.client.SyncStatus(context.Background(), "dir-corp")
 				return err
 			})
@@ -197,7 +184,7 @@ func TestTokenInvalidatedMidRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.kill(e.sim)
-			runConcurrently(t, 50, func() error {
+			identitytest.RunConcurrently(t, 50, func() error {
 				_, err := e.client.SyncStatus(context.Background(), "dir-corp")
 				return err
 			})
@@ -213,11 +200,11 @@ func TestTokenInvalidatedMidRun(t *testing.T) {
 
 func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	clock := fakeclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	for _, mode := range []vidm.AuthMode{vidm.AuthOAuth, vidm.AuthSystem} {
+	for _, mode := range []httpcore.AuthMode{httpcore.AuthOAuth, httpcore.AuthSystem} {
 		t.Run(string(mode), func(t *testing.T) {
 			e := newSimEnv(t,
 				withSim(func(c *vidmsim.Config) { c.Now = clock.Now; c.TokenTTL = time.Hour }),
-				withClient(func(c *vidm.Config) { c.Now = clock.Now; c.AuthMode = mode; c.TokenRefreshMargin = time.Minute }))
+				withClient(func(c *httpcore.Config) { c.Now = clock.Now; c.AuthMode = mode; c.TokenRefreshMargin = time.Minute }))
 			status := func() {
 				t.Helper()
 				if _, err := e.client.SyncStatus(context.Background(), "dir-corp"); err != nil {
@@ -260,7 +247,7 @@ func TestUnauthorizedRetriedOnce(t *testing.T) {
 			if tt.wantErr != (err != nil) {
 				t.Fatalf("error = %v, want error: %v", err, tt.wantErr)
 			}
-			if tt.wantErr && (!errors.Is(err, vidm.ErrUnauthorized) || vidm.IsRetryable(err)) {
+			if tt.wantErr && (!errors.Is(err, httpcore.ErrUnauthorized) || httpcore.IsRetryable(err)) {
 				t.Fatalf("error = %v, want permanent ErrUnauthorized", err)
 			}
 			if got := e.sim.Requests(vidmsim.EndpointSyncStatus); got != tt.wantRequests {
@@ -304,7 +291,7 @@ func TestRetryClassification(t *testing.T) {
 			if tt.wantErr != (err != nil) {
 				t.Fatalf("error = %v, want error: %v", err, tt.wantErr)
 			}
-			if err != nil && vidm.IsRetryable(err) != tt.retryable {
+			if err != nil && httpcore.IsRetryable(err) != tt.retryable {
 				t.Fatalf("IsRetryable(%v) = %v, want %v", err, !tt.retryable, tt.retryable)
 			}
 			if got := e.sim.Requests(vidmsim.EndpointSyncStart); got != tt.wantRequests {
@@ -321,11 +308,11 @@ func TestRetryClassification(t *testing.T) {
 }
 
 func TestRetryAfterBeyondCapIsLeftToTheCaller(t *testing.T) {
-	e := newSimEnv(t, withClient(func(c *vidm.Config) { c.Retry.MaxRetryAfter = time.Second }))
+	e := newSimEnv(t, withClient(func(c *httpcore.Config) { c.Retry.MaxRetryAfter = time.Second }))
 	e.sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: 429, RetryAfter: 2 * time.Minute})
 	_, err := e.client.Directories(context.Background())
-	if !vidm.IsRetryable(err) || vidm.RetryAfterOf(err) != 2*time.Minute {
-		t.Fatalf("error = %v (retry after %v), want retryable with Retry-After 2m", err, vidm.RetryAfterOf(err))
+	if !httpcore.IsRetryable(err) || httpcore.RetryAfterOf(err) != 2*time.Minute {
+		t.Fatalf("error = %v (retry after %v), want retryable with Retry-After 2m", err, httpcore.RetryAfterOf(err))
 	}
 	if got := e.sim.Requests(vidmsim.EndpointDirectories); got != 1 {
 		t.Fatalf("directories requests = %d, want 1", got)
@@ -333,13 +320,13 @@ func TestRetryAfterBeyondCapIsLeftToTheCaller(t *testing.T) {
 }
 
 func TestRequestTimeout(t *testing.T) {
-	e := newSimEnv(t, withClient(func(c *vidm.Config) {
+	e := newSimEnv(t, withClient(func(c *httpcore.Config) {
 		c.RequestTimeout = 100 * time.Millisecond
 		c.Retry.MaxAttempts = 2
 	}))
 	e.sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Hang: true})
 	_, err := e.client.SyncStatus(context.Background(), "dir-corp")
-	if !vidm.IsRetryable(err) || !errors.Is(err, context.DeadlineExceeded) {
+	if !httpcore.IsRetryable(err) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error = %v, want a retryable timeout", err)
 	}
 	if got := e.sim.Requests(vidmsim.EndpointSyncStatus); got != 2 {
@@ -362,9 +349,9 @@ func TestResolveDirectory(t *testing.T) {
 		{"corp.local", "dir-corp", nil, 0},
 		{"emea.example.com", "dir-emea", nil, 0},
 		{"Lab Two", "dir-lab-2", nil, 0}, // a name wins over the shared domain
-		{"lab.example.com", "", vidm.ErrAmbiguousDirectory, 2},
-		{"apac.example.com", "", vidm.ErrDirectoryNotFound, 0},
-		{"  ", "", vidm.ErrDirectoryNotFound, 0},
+		{"lab.example.com", "", httpcore.ErrAmbiguousDirectory, 2},
+		{"apac.example.com", "", httpcore.ErrDirectoryNotFound, 0},
+		{"  ", "", httpcore.ErrDirectoryNotFound, 0},
 	}
 	for _, tt := range tests {
 		d, err := e.client.ResolveDirectory(ctx, tt.ref)
@@ -374,8 +361,8 @@ func TestResolveDirectory(t *testing.T) {
 			}
 			continue
 		}
-		var de *vidm.DirectoryError
-		if !errors.Is(err, tt.wantErr) || !errors.As(err, &de) || len(de.Candidates) != tt.candidates || vidm.IsRetryable(err) {
+		var de *httpcore.DirectoryError
+		if !errors.Is(err, tt.wantErr) || !errors.As(err, &de) || len(de.Candidates) != tt.candidates || httpcore.IsRetryable(err) {
 			t.Errorf("ResolveDirectory(%q) error = %v, want permanent %v with %d candidates", tt.ref, err, tt.wantErr, tt.candidates)
 		}
 	}
@@ -388,7 +375,7 @@ func TestResolveDirectory(t *testing.T) {
 
 func TestResolveDirectoryRefreshesOnMiss(t *testing.T) {
 	clock := fakeclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	e := newSimEnv(t, withClient(func(c *vidm.Config) {
+	e := newSimEnv(t, withClient(func(c *httpcore.Config) {
 		c.Now = clock.Now
 		c.DirectoryCacheTTL = time.Hour
 		c.DirectoryMissRefresh = 30 * time.Second
@@ -406,7 +393,7 @@ func TestResolveDirectoryRefreshesOnMiss(t *testing.T) {
 		t.Fatalf("new directory not found after a refresh: %q, %v", d.ID, err)
 	}
 	for range 20 {
-		if _, err := e.client.ResolveDirectory(ctx, "nowhere.example.com"); !errors.Is(err, vidm.ErrDirectoryNotFound) {
+		if _, err := e.client.ResolveDirectory(ctx, "nowhere.example.com"); !errors.Is(err, httpcore.ErrDirectoryNotFound) {
 			t.Fatalf("error = %v, want ErrDirectoryNotFound", err)
 		}
 	}
@@ -414,7 +401,7 @@ func TestResolveDirectoryRefreshesOnMiss(t *testing.T) {
 		t.Fatalf("directory list requests = %d, want 2: a flood of unknown names must not hammer vIDM", got)
 	}
 	clock.Advance(31 * time.Second)
-	if _, err := e.client.ResolveDirectory(ctx, "nowhere.example.com"); !errors.Is(err, vidm.ErrDirectoryNotFound) {
+	if _, err := e.client.ResolveDirectory(ctx, "nowhere.example.com"); !errors.Is(err, httpcore.ErrDirectoryNotFound) {
 		t.Fatal(err)
 	}
 	if got := e.sim.Requests(vidmsim.EndpointDirectories); got != 3 {
@@ -427,13 +414,13 @@ func TestSyncToTerminalStatus(t *testing.T) {
 		name        string
 		dir         vidmsim.Directory
 		ignore      bool
-		want        vidm.Status
+		want        httpcore.Status
 		wantMessage string
 	}{
-		{"completed", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com"}}, false, vidm.StatusCompleted, ""},
-		{"failed", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", FailMessage: "LDAP bind failed: invalid credentials"}, false, vidm.StatusFailed, "LDAP bind failed"},
-		{"safeguard violation", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", SafeguardViolation: true}, false, vidm.StatusFailed, "safeguard"},
-		{"safeguards ignored", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", SafeguardViolation: true}, true, vidm.StatusCompleted, ""},
+		{"completed", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com"}}, false, httpcore.StatusCompleted, ""},
+		{"failed", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", FailMessage: "LDAP bind failed: invalid credentials"}, false, httpcore.StatusFailed, "LDAP bind failed"},
+		{"safeguard violation", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", SafeguardViolation: true}, false, httpcore.StatusFailed, "safeguard"},
+		{"safeguards ignored", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", SafeguardViolation: true}, true, httpcore.StatusCompleted, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -441,18 +428,18 @@ func TestSyncToTerminalStatus(t *testing.T) {
 			if err := e.sim.SetDirectory(tt.dir); err != nil {
 				t.Fatal(err)
 			}
-			ctx := vidm.WithTraceparent(vidm.WithRequestID(context.Background(), "run-42"), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+			ctx := httpcore.WithTraceparent(httpcore.WithRequestID(context.Background(), "run-42"), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 			before, err := e.client.SyncStatus(ctx, "dir-corp")
-			if err != nil || before.Status != vidm.StatusUndefined {
+			if err != nil || before.Status != httpcore.StatusUndefined {
 				t.Fatalf("status before any sync = %+v, %v; want UNDEFINED", before, err)
 			}
 			if err := e.client.StartSync(ctx, "dir-corp", tt.ignore); err != nil {
 				t.Fatalf("StartSync: %v", err)
 			}
-			var seen []vidm.Status
-			opts := fastWait()
+			var seen []httpcore.Status
+			opts := identitytest.FastWait()
 			opts.Before = &before
-			opts.Progress = func(s vidm.SyncState) { seen = append(seen, s.Status) }
+			opts.Progress = func(s httpcore.SyncState) { seen = append(seen, s.Status) }
 			st, err := e.client.WaitForSync(ctx, "dir-corp", opts)
 			if err != nil {
 				t.Fatalf("WaitForSync: %v", err)
@@ -463,7 +450,7 @@ func TestSyncToTerminalStatus(t *testing.T) {
 			if st.StartedAt.IsZero() || st.FinishedAt.Before(st.StartedAt) {
 				t.Fatalf("final state has no usable times: %+v", st)
 			}
-			if len(seen) < 2 || seen[0] != vidm.StatusRunning || seen[len(seen)-1] != tt.want {
+			if len(seen) < 2 || seen[0] != httpcore.StatusRunning || seen[len(seen)-1] != tt.want {
 				t.Fatalf("progress saw %v, want RUNNING … %s", seen, tt.want)
 			}
 			log := e.sim.SyncLog()
@@ -481,11 +468,11 @@ func TestRunningSyncIsNotStartedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := e.client.SyncStatus(ctx, "dir-corp")
-	if err != nil || st.Status != vidm.StatusRunning {
+	if err != nil || st.Status != httpcore.StatusRunning {
 		t.Fatalf("status = %+v, %v; want RUNNING", st, err)
 	}
 	err = e.client.StartSync(ctx, "dir-corp", false)
-	if !errors.Is(err, vidm.ErrSyncInProgress) || vidm.IsRetryable(err) {
+	if !errors.Is(err, httpcore.ErrSyncInProgress) || httpcore.IsRetryable(err) {
 		t.Fatalf("StartSync on a running directory = %v, want permanent ErrSyncInProgress", err)
 	}
 	if n := len(e.sim.SyncLog()); n != 1 {
@@ -494,7 +481,7 @@ func TestRunningSyncIsNotStartedTwice(t *testing.T) {
 	if e.sim.MaxConcurrentSyncs("dir-corp") != 1 || e.sim.RejectedSyncPosts() != 1 {
 		t.Fatalf("max concurrent = %d, rejected posts = %d; want 1 and 1", e.sim.MaxConcurrentSyncs("dir-corp"), e.sim.RejectedSyncPosts())
 	}
-	if err := e.client.StartSync(ctx, "dir-nope", false); !errors.Is(err, vidm.ErrDirectoryNotFound) || vidm.IsRetryable(err) {
+	if err := e.client.StartSync(ctx, "dir-nope", false); !errors.Is(err, httpcore.ErrDirectoryNotFound) || httpcore.IsRetryable(err) {
 		t.Fatalf("StartSync on an unknown directory = %v, want permanent ErrDirectoryNotFound", err)
 	}
 }
@@ -504,32 +491,32 @@ func TestWaitForSyncDeadline(t *testing.T) {
 	if err := e.sim.StartForeignSync("dir-corp", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	opts := fastWait()
+	opts := identitytest.FastWait()
 	opts.Timeout = 150 * time.Millisecond
 	st, err := e.client.WaitForSync(context.Background(), "dir-corp", opts)
-	if !errors.Is(err, vidm.ErrSyncTimeout) || !vidm.IsRetryable(err) {
+	if !errors.Is(err, httpcore.ErrSyncTimeout) || !httpcore.IsRetryable(err) {
 		t.Fatalf("error = %v, want retryable ErrSyncTimeout", err)
 	}
-	if st.Status != vidm.StatusRunning || !strings.Contains(err.Error(), "RUNNING") {
+	if st.Status != httpcore.StatusRunning || !strings.Contains(err.Error(), "RUNNING") {
 		t.Fatalf("state %+v / error %q should report the last status RUNNING", st, err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Timeout = time.Hour
-	opts.Progress = func(vidm.SyncState) { cancel() }
-	if _, err := e.client.WaitForSync(ctx, "dir-corp", opts); !errors.Is(err, context.Canceled) || vidm.IsRetryable(err) {
+	opts.Progress = func(httpcore.SyncState) { cancel() }
+	if _, err := e.client.WaitForSync(ctx, "dir-corp", opts); !errors.Is(err, context.Canceled) || httpcore.IsRetryable(err) {
 		t.Fatalf("cancelled wait = %v, want permanent context.Canceled", err)
 	}
 }
 
 func TestWaitForSyncRidesOutAnOutage(t *testing.T) {
-	e := newSimEnv(t, withClient(func(c *vidm.Config) { c.Retry.MaxAttempts = 1 }))
+	e := newSimEnv(t, withClient(func(c *httpcore.Config) { c.Retry.MaxAttempts = 1 }))
 	if err := e.client.StartSync(context.Background(), "dir-corp", false); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.SetFault(vidmsim.EndpointSyncStatus, vidmsim.Fault{Status: 503, Times: 3})
-	st, err := e.client.WaitForSync(context.Background(), "dir-corp", fastWait())
-	if err != nil || st.Status != vidm.StatusCompleted {
+	st, err := e.client.WaitForSync(context.Background(), "dir-corp", identitytest.FastWait())
+	if err != nil || st.Status != httpcore.StatusCompleted {
 		t.Fatalf("WaitForSync = %+v, %v; want COMPLETED after the 503s passed", st, err)
 	}
 	if got := e.sim.RequestsByStatus(vidmsim.EndpointSyncStatus)[503]; got != 3 {
@@ -549,14 +536,14 @@ func TestTLSVerification(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		mutate   func(*vidm.Config)
+		mutate   func(*httpcore.Config)
 		wantErr  bool
 		wantWarn bool
 	}{
-		{"trusted CA file", func(*vidm.Config) {}, false, false},
-		{"wrong CA file", func(c *vidm.Config) { c.CAFile = wrongCA }, true, false},
-		{"system roots only", func(c *vidm.Config) { c.CAFile = "" }, true, false},
-		{"insecure switch", func(c *vidm.Config) { c.CAFile = ""; c.InsecureSkipVerify = true }, false, true},
+		{"trusted CA file", func(*httpcore.Config) {}, false, false},
+		{"wrong CA file", func(c *httpcore.Config) { c.CAFile = wrongCA }, true, false},
+		{"system roots only", func(c *httpcore.Config) { c.CAFile = "" }, true, false},
+		{"insecure switch", func(c *httpcore.Config) { c.CAFile = ""; c.InsecureSkipVerify = true }, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -566,7 +553,7 @@ func TestTLSVerification(t *testing.T) {
 			tt.mutate(&cfg)
 			_, err := e.newClient(t, cfg).Directories(context.Background())
 			if tt.wantErr {
-				if err == nil || vidm.IsRetryable(err) || !strings.Contains(err.Error(), "certificate") {
+				if err == nil || httpcore.IsRetryable(err) || !strings.Contains(err.Error(), "certificate") {
 					t.Fatalf("error = %v, want a permanent certificate error", err)
 				}
 			} else if err != nil {
@@ -582,9 +569,9 @@ func TestTLSVerification(t *testing.T) {
 // TestNoSecretInLogsOrErrors drives every path that logs or fails — both logins, bad credentials,
 // 401s, retries, failed syncs — with debug logging on, and looks for every secret in the output.
 func TestNoSecretInLogsOrErrors(t *testing.T) {
-	for _, mode := range []vidm.AuthMode{vidm.AuthOAuth, vidm.AuthSystem} {
+	for _, mode := range []httpcore.AuthMode{httpcore.AuthOAuth, httpcore.AuthSystem} {
 		t.Run(string(mode), func(t *testing.T) {
-			e := newSimEnv(t, withClient(func(c *vidm.Config) { c.AuthMode = mode }))
+			e := newSimEnv(t, withClient(func(c *httpcore.Config) { c.AuthMode = mode }))
 			ctx := context.Background()
 			var errs []error
 			keep := func(err error) {
@@ -605,7 +592,7 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 			e.sim.ClearFaults()
 			keep(e.sim.SetDirectory(vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", FailMessage: "bind failed"}))
 			keep(e.client.StartSync(ctx, "dir-corp", false))
-			_, err = e.client.WaitForSync(ctx, "dir-corp", fastWait())
+			_, err = e.client.WaitForSync(ctx, "dir-corp", identitytest.FastWait())
 			keep(err)
 			bad := e.cfg
 			bad.ClientSecret, bad.Password = "wrong-"+testClientSecret, "wrong-"+testPassword
@@ -632,23 +619,5 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 				t.Fatalf("expected retry warnings in the debug log; got:\n%s", out)
 			}
 		})
-	}
-}
-
-func runConcurrently(t *testing.T, n int, f func() error) {
-	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			if err := f(); err != nil {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 )
 
 // ErrNotBound is the JetStream check's answer until the worker has bound its streams and consumer.
@@ -142,7 +142,7 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ve *vidm.Error
+	var ve *httpcore.Error
 	if errors.Is(err, backend.ErrUnauthorized) || (errors.As(err, &ve) && ve.StatusCode == http.StatusForbidden) {
 		return fmt.Errorf("vIDM credentials rejected: %w", err)
 	}

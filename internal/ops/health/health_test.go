@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
@@ -213,7 +214,7 @@ const (
 
 type vidmEnv struct {
 	sim    *vidmsim.Server
-	client *vidm.Client
+	client *httpcore.Client
 	clock  *fakeclock.Clock
 }
 
@@ -231,10 +232,10 @@ func newVIDM(t *testing.T) *vidmEnv {
 	}
 	srv := httptest.NewTLSServer(sim)
 	t.Cleanup(func() { sim.Resume(); srv.Close() })
-	c, err := vidm.New(vidm.Config{
+	c, err := vidm.New(httpcore.Config{
 		BaseURL: srv.URL, ClientID: clientID, ClientSecret: clientSecret,
 		Transport: srv.Client().Transport, Now: clock.Now,
-		Retry: vidm.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
+		Retry: httpcore.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +361,7 @@ func TestVIDMCheckUsesRecentTraffic(t *testing.T) {
 	// Credentials rejected by the worker's own traffic: not ready at once, even within the interval.
 	e.sim.RevokeTokens()
 	e.sim.SetFault(vidmsim.EndpointOAuthToken, vidmsim.Fault{Status: http.StatusUnauthorized})
-	if _, err := e.client.SyncStatus(context.Background(), "dir-corp"); !errors.Is(err, vidm.ErrUnauthorized) {
+	if _, err := e.client.SyncStatus(context.Background(), "dir-corp"); !errors.Is(err, httpcore.ErrUnauthorized) {
 		t.Fatalf("SyncStatus with revoked credentials: %v", err)
 	}
 	if err := check(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "vIDM credentials rejected: ") {

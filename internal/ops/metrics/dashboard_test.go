@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
@@ -89,7 +89,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 		m.TriggersReported(run, run.Triggers)
 		m.RunReported(run)
 	}
-	m.Backend("default").Request(vidm.EndpointDirectories, 200, nil, 20*time.Millisecond)
+	m.Backend("default").Request(httpcore.EndpointDirectories, 200, nil, 20*time.Millisecond)
 	m.Backend("default").TokenIssued()
 	m.TokenExpiry("vcf", "Okta", now.Add(72*time.Hour))
 	m.TokenWarned("vcf", "Okta")

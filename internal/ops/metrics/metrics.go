@@ -337,7 +337,7 @@ func directoryOf(r *dirsync.Run) string {
 	return r.DirectoryID
 }
 
-// Backend is the observer of one tenant's client (vidm.Observer): its requests and tokens are
+// Backend is the observer of one tenant's client (httpcore.Observer): its requests and tokens are
 // labelled with the tenant, so a failing backend is told apart from the others.
 func (m *Metrics) Backend(tenant string) BackendObserver {
 	return BackendObserver{m: m, tenant: tenant}

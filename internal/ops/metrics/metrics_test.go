@@ -1,7 +1,7 @@
 package metrics_test
 
 // Every metric moves when its event happens, driven through the hooks the rest of the worker
-// calls: the coalesce and intake observers with real dirstate values, a vidm.Client against the
+// calls: the coalesce and intake observers with real dirstate values, a httpcore.Client against the
 // simulator over HTTPS, and the scrape-time callbacks reading a real embedded JetStream server.
 
 import (
@@ -24,6 +24,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
@@ -39,7 +40,7 @@ import (
 var (
 	_ coalesce.Observer   = (*metrics.Metrics)(nil)
 	_ intake.Observer     = (*metrics.Metrics)(nil)
-	_ vidm.Observer       = metrics.BackendObserver{}
+	_ httpcore.Observer   = metrics.BackendObserver{}
 	_ tokenwatch.Observer = (*metrics.Metrics)(nil)
 )
 
@@ -378,7 +379,7 @@ func TestHistogramBucketsSpanTheirRanges(t *testing.T) {
 }
 
 // newSim starts the simulator on HTTPS and a client whose observer is m.
-func newSim(t *testing.T, m *metrics.Metrics) (*vidmsim.Server, *vidm.Client) {
+func newSim(t *testing.T, m *metrics.Metrics) (*vidmsim.Server, *httpcore.Client) {
 	t.Helper()
 	sim, err := vidmsim.New(vidmsim.Config{
 		Directories: []vidmsim.Directory{{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com"}}},
@@ -389,10 +390,10 @@ func newSim(t *testing.T, m *metrics.Metrics) (*vidmsim.Server, *vidm.Client) {
 	}
 	srv := httptest.NewTLSServer(sim)
 	t.Cleanup(func() { sim.Resume(); srv.Close() })
-	c, err := vidm.New(vidm.Config{
+	c, err := vidm.New(httpcore.Config{
 		BaseURL: srv.URL, ClientID: "worker", ClientSecret: "metrics-test-secret",
 		Transport: srv.Client().Transport, Observer: m.Backend("corp"),
-		Retry: vidm.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
+		Retry: httpcore.RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
@@ -19,16 +19,16 @@ import (
 // produced on demand with the simulator. A RUNNING sync is reported once, then COMPLETED.
 type fakeVIDM struct {
 	mu     sync.Mutex
-	status vidm.SyncState
+	status httpcore.SyncState
 	posts  int
 }
 
-func (f *fakeVIDM) SyncStatus(context.Context, string) (vidm.SyncState, error) {
+func (f *fakeVIDM) SyncStatus(context.Context, string) (httpcore.SyncState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.status
-	if st.Status == vidm.StatusRunning {
-		f.status.Status = vidm.StatusCompleted
+	if st.Status == httpcore.StatusRunning {
+		f.status.Status = httpcore.StatusCompleted
 		f.status.FinishedAt = f.status.StartedAt.Add(time.Second)
 	}
 	return st, nil
@@ -38,7 +38,7 @@ func (f *fakeVIDM) StartSync(context.Context, string, bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.posts++
-	f.status = vidm.SyncState{Status: vidm.StatusRunning, StartedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	f.status = httpcore.SyncState{Status: httpcore.StatusRunning, StartedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	return nil
 }
 
@@ -89,13 +89,13 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 	previous := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name      string
-		vidmNow   vidm.SyncState
+		vidmNow   httpcore.SyncState
 		wantPosts int
 	}{
-		{"POST reached vIDM: adopt the running sync", vidm.SyncState{Status: vidm.StatusRunning, StartedAt: previous.Add(time.Hour)}, 0},
-		{"POST reached vIDM and it already finished: adopt it", vidm.SyncState{Status: vidm.StatusCompleted, StartedAt: previous.Add(time.Hour), FinishedAt: previous.Add(2 * time.Hour)}, 0},
-		{"POST never arrived: vIDM still shows the previous sync, POST once", vidm.SyncState{Status: vidm.StatusCompleted, StartedAt: previous, FinishedAt: previous.Add(time.Minute)}, 1},
-		{"no sync ever ran: POST once", vidm.SyncState{Status: vidm.StatusUndefined}, 1},
+		{"POST reached vIDM: adopt the running sync", httpcore.SyncState{Status: httpcore.StatusRunning, StartedAt: previous.Add(time.Hour)}, 0},
+		{"POST reached vIDM and it already finished: adopt it", httpcore.SyncState{Status: httpcore.StatusCompleted, StartedAt: previous.Add(time.Hour), FinishedAt: previous.Add(2 * time.Hour)}, 0},
+		{"POST never arrived: vIDM still shows the previous sync, POST once", httpcore.SyncState{Status: httpcore.StatusCompleted, StartedAt: previous, FinishedAt: previous.Add(time.Minute)}, 1},
+		{"no sync ever ran: POST once", httpcore.SyncState{Status: httpcore.StatusUndefined}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +107,7 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := previous
-			if tt.vidmNow.Status == vidm.StatusUndefined {
+			if tt.vidmNow.Status == httpcore.StatusUndefined {
 				before = time.Time{}
 			}
 			run := &dirsync.Run{RunID: "run-crashed", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD",

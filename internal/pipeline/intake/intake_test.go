@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
@@ -128,8 +129,8 @@ func startWith(t *testing.T, su setup) *env {
 	}
 	srv := httptest.NewTLSServer(sim)
 	t.Cleanup(func() { sim.Resume(); srv.Close() })
-	vc, err := vidm.New(vidm.Config{BaseURL: srv.URL, ClientID: "worker", ClientSecret: "intake-test-secret",
-		Transport: srv.Client().Transport, Retry: vidm.RetryPolicy{MaxAttempts: 1}})
+	vc, err := vidm.New(httpcore.Config{BaseURL: srv.URL, ClientID: "worker", ClientSecret: "intake-test-secret",
+		Transport: srv.Client().Transport, Retry: httpcore.RetryPolicy{MaxAttempts: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package vidm_test
+package httpcore_test
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 )
 
 func TestParseSyncState(t *testing.T) {
@@ -15,52 +15,52 @@ func TestParseSyncState(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want vidm.SyncState
+		want httpcore.SyncState
 	}{
 		{
 			name: "simulator shape",
 			body: `{"directoryId":"d1","status":"RUNNING","syncStartDate":1795428000000,"syncEndDate":null,"progressPercentage":40,"message":"","connector":"connector-1"}`,
-			want: vidm.SyncState{Status: vidm.StatusRunning, Raw: "RUNNING", StartedAt: start, Progress: 40, Connector: "connector-1"},
+			want: httpcore.SyncState{Status: httpcore.StatusRunning, Raw: "RUNNING", StartedAt: start, Progress: 40, Connector: "connector-1"},
 		},
 		{
 			name: "vRA identity store nested syncStatus",
 			body: `{"syncStatus":{"status":"FAILED","message":"LDAP bind failed"}}`,
-			want: vidm.SyncState{Status: vidm.StatusFailed, Raw: "FAILED", Message: "LDAP bind failed", Progress: -1},
+			want: httpcore.SyncState{Status: httpcore.StatusFailed, Raw: "FAILED", Message: "LDAP bind failed", Progress: -1},
 		},
 		{
 			name: "lower-case state with RFC 3339 dates",
 			body: `{"state":"completed","startTime":"2026-11-23T10:00:00Z","endTime":"2026-11-23T10:01:00Z"}`,
-			want: vidm.SyncState{Status: vidm.StatusCompleted, Raw: "completed", StartedAt: start, FinishedAt: start.Add(time.Minute), Progress: -1},
+			want: httpcore.SyncState{Status: httpcore.StatusCompleted, Raw: "completed", StartedAt: start, FinishedAt: start.Add(time.Minute), Progress: -1},
 		},
 		{
 			name: "task model progressStatus with error details and seconds",
 			body: `{"progressStatus":"IN_PROGRESS","startDate":1795428000,"progressPercentage":10,"errorDetails":[{"label":"INTERNAL_ERROR","description":"An internal error occurred"}]}`,
-			want: vidm.SyncState{Status: vidm.StatusRunning, Raw: "IN_PROGRESS", StartedAt: start, Progress: 10, Message: "An internal error occurred"},
+			want: httpcore.SyncState{Status: httpcore.StatusRunning, Raw: "IN_PROGRESS", StartedAt: start, Progress: 10, Message: "An internal error occurred"},
 		},
 		{
 			name: "undefined when no sync has run",
 			body: `{"directoryId":"d1","status":"UNDEFINED"}`,
-			want: vidm.SyncState{Status: vidm.StatusUndefined, Raw: "UNDEFINED", Progress: -1},
+			want: httpcore.SyncState{Status: httpcore.StatusUndefined, Raw: "UNDEFINED", Progress: -1},
 		},
 		{
 			name: "unknown status is kept raw",
 			body: `{"Status":"WAITING_FOR_CONNECTOR","extra":{"deep":[1,2,3]}}`,
-			want: vidm.SyncState{Status: vidm.StatusUnknown, Raw: "WAITING_FOR_CONNECTOR", Progress: -1},
+			want: httpcore.SyncState{Status: httpcore.StatusUnknown, Raw: "WAITING_FOR_CONNECTOR", Progress: -1},
 		},
 		{
 			name: "synonyms of success",
 			body: `{"syncState":"Succeeded"}`,
-			want: vidm.SyncState{Status: vidm.StatusCompleted, Raw: "Succeeded", Progress: -1},
+			want: httpcore.SyncState{Status: httpcore.StatusCompleted, Raw: "Succeeded", Progress: -1},
 		},
 		{
 			name: "absurd dates and percentages are ignored",
 			body: `{"status":"RUNNING","syncStartDate":-5,"progressPercentage":250}`,
-			want: vidm.SyncState{Status: vidm.StatusRunning, Raw: "RUNNING", Progress: -1},
+			want: httpcore.SyncState{Status: httpcore.StatusRunning, Raw: "RUNNING", Progress: -1},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := vidm.ParseSyncState([]byte(tt.body))
+			got, err := httpcore.ParseSyncState([]byte(tt.body))
 			if err != nil {
 				t.Fatalf("ParseSyncState: %v", err)
 			}
@@ -82,17 +82,17 @@ func TestParseSyncStateRejects(t *testing.T) {
 		`{"status":42}`,
 		`{"status":"RUNNING"`,
 	} {
-		_, err := vidm.ParseSyncState([]byte(body))
-		if !errors.Is(err, vidm.ErrInvalidResponse) {
+		_, err := httpcore.ParseSyncState([]byte(body))
+		if !errors.Is(err, httpcore.ErrInvalidResponse) {
 			t.Errorf("ParseSyncState(%q) error = %v, want ErrInvalidResponse", body, err)
 		}
 	}
 }
 
 func TestStatusTerminal(t *testing.T) {
-	for s, want := range map[vidm.Status]bool{
-		vidm.StatusRunning: false, vidm.StatusCompleted: true, vidm.StatusFailed: true,
-		vidm.StatusUndefined: false, vidm.StatusUnknown: false,
+	for s, want := range map[httpcore.Status]bool{
+		httpcore.StatusRunning: false, httpcore.StatusCompleted: true, httpcore.StatusFailed: true,
+		httpcore.StatusUndefined: false, httpcore.StatusUnknown: false,
 	} {
 		if s.Terminal() != want {
 			t.Errorf("%s.Terminal() = %v, want %v", s, !want, want)
@@ -118,15 +118,15 @@ func FuzzParseSyncState(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		st, err := vidm.ParseSyncState(body)
+		st, err := httpcore.ParseSyncState(body)
 		if err != nil {
-			if !errors.Is(err, vidm.ErrInvalidResponse) {
+			if !errors.Is(err, httpcore.ErrInvalidResponse) {
 				t.Fatalf("error %v does not wrap ErrInvalidResponse", err)
 			}
 			return
 		}
 		switch st.Status {
-		case vidm.StatusRunning, vidm.StatusCompleted, vidm.StatusFailed, vidm.StatusUndefined, vidm.StatusUnknown:
+		case httpcore.StatusRunning, httpcore.StatusCompleted, httpcore.StatusFailed, httpcore.StatusUndefined, httpcore.StatusUnknown:
 		default:
 			t.Fatalf("status %q is not one of the known values", st.Status)
 		}

@@ -1,4 +1,4 @@
-package vidm
+package httpcore
 
 import (
 	"context"

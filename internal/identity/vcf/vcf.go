@@ -1,4 +1,6 @@
-package vidm
+// Package vcf speaks VCF's identity broker (SDDC Manager's identity providers). It is an
+// httpcore.API; the client machinery is httpcore's.
+package vcf
 
 // VCF's identity broker (SDDC Manager, reference 004) has no directory sync API. Its identity
 // sources are either read live from AD/LDAP (the Embedded IDP's ActiveDirectory and OpenLdap
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 )
 
 const (
@@ -30,24 +33,43 @@ const (
 	maxVCFName = 128
 )
 
-// vcfAPI is VCF's identity broker (SDDC Manager's /v1/identity-providers).
-type vcfAPI struct{}
+// API is VCF's identity broker (SDDC Manager's /v1/identity-providers).
+type API struct{}
 
-func vcfListCall() call {
-	return call{op: "list identity providers", method: http.MethodGet, path: pathVCFProviders,
-		accept: mediaJSON, bearer: true, endpoint: EndpointDirectories}
+// New validates cfg and returns a client of SDDC Manager's identity broker (cfg.Kind becomes
+// backend.KindVCF). It does not contact VCF.
+func New(cfg httpcore.Config) (*httpcore.Client, error) { return httpcore.New(cfg, API{}) }
+
+// Kind is backend.KindVCF.
+func (API) Kind() backend.Kind { return backend.KindVCF }
+
+// DefaultAuthMode is the password login.
+func (API) DefaultAuthMode() httpcore.AuthMode { return httpcore.AuthPassword }
+
+// CheckAuth accepts the password login with a username and a password.
+func (API) CheckAuth(cfg httpcore.Config) error {
+	if cfg.AuthMode == httpcore.AuthPassword {
+		return httpcore.NeedCredentials(cfg, "a username and a password", cfg.Username != "" && cfg.Password != "")
+	}
+	return httpcore.AuthModeMismatch(cfg)
 }
 
-func (vcfAPI) listDirectories() call { return vcfListCall() }
+func vcfListCall() httpcore.Call {
+	return httpcore.Call{Op: "list identity providers", Method: http.MethodGet, Path: pathVCFProviders,
+		Accept: httpcore.MediaJSON, Bearer: true, Endpoint: httpcore.EndpointDirectories}
+}
 
-// parseDirectories returns one directory per identity source, with the id
+// ListDirectories lists the identity providers.
+func (API) ListDirectories() httpcore.Call { return vcfListCall() }
+
+// ParseDirectories returns one directory per identity source, with the id
 // "<provider id>/<source name>".
-func (vcfAPI) parseDirectories(body []byte) ([]Directory, error) {
+func (API) ParseDirectories(body []byte) ([]httpcore.Directory, error) {
 	providers, err := parseVCFProviders(body)
 	if err != nil {
 		return nil, err
 	}
-	out := []Directory{}
+	out := []httpcore.Directory{}
 	for _, p := range providers {
 		for _, s := range p.sources() {
 			out = append(out, s.directory())
@@ -56,52 +78,53 @@ func (vcfAPI) parseDirectories(body []byte) ([]Directory, error) {
 	return out, nil
 }
 
-// startSync refuses: VCF starts no syncs, and a worker that tried would only be retrying forever.
-func (vcfAPI) startSync(directoryID string, _ bool) (call, error) {
-	return call{}, fmt.Errorf("%w: VCF's identity broker has no directory sync; %q is kept current by its identity provider (see its sync status)",
-		backend.ErrNotSupported, clip(directoryID, 256))
+// StartSync refuses: VCF starts no syncs, and a worker that tried would only be retrying forever.
+func (API) StartSync(directoryID string, _ bool) (httpcore.Call, error) {
+	return httpcore.Call{}, fmt.Errorf("%w: VCF's identity broker has no directory sync; %q is kept current by its identity provider (see its sync status)",
+		backend.ErrNotSupported, backend.Clip(directoryID, 256))
 }
 
-// syncStatus reads the directory's provider; parseSyncState picks the source out of it.
-func (vcfAPI) syncStatus(directoryID string) (call, error) {
+// SyncStatus reads the directory's provider; ParseSyncState picks the source out of it.
+func (API) SyncStatus(directoryID string) (httpcore.Call, error) {
 	providerID, _, err := splitVCFDirectoryID(directoryID)
 	if err != nil {
-		return call{}, err
+		return httpcore.Call{}, err
 	}
-	return call{op: "read identity provider", method: http.MethodGet,
-		path:    pathVCFProviders + "/" + providerID,
-		rawPath: pathVCFProviders + "/" + url.PathEscape(providerID),
-		accept:  mediaJSON, bearer: true, endpoint: EndpointSyncStatus}, nil
+	return httpcore.Call{Op: "read identity provider", Method: http.MethodGet,
+		Path:    pathVCFProviders + "/" + providerID,
+		RawPath: pathVCFProviders + "/" + url.PathEscape(providerID),
+		Accept:  httpcore.MediaJSON, Bearer: true, Endpoint: httpcore.EndpointSyncStatus}, nil
 }
 
-// parseSyncState reports the source as DELEGATED. A source its provider no longer has is a
+// ParseSyncState reports the source as DELEGATED. A source its provider no longer has is a
 // *DirectoryError wrapping ErrDirectoryNotFound (permanent); a provider that is gone altogether
-// is already a 404 from syncStatus.
-func (vcfAPI) parseSyncState(directoryID string, body []byte) (SyncState, error) {
+// is already a 404 from SyncStatus.
+func (API) ParseSyncState(directoryID string, body []byte) (httpcore.SyncState, error) {
 	providerID, name, err := splitVCFDirectoryID(directoryID)
 	if err != nil {
-		return SyncState{}, err
+		return httpcore.SyncState{}, err
 	}
 	var p vcfProviderJSON
 	if err := json.Unmarshal(body, &p); err != nil {
-		return SyncState{}, fmt.Errorf("%w: identity provider: %s", ErrInvalidResponse, describeJSONError(err))
+		return httpcore.SyncState{}, fmt.Errorf("%w: identity provider: %s", httpcore.ErrInvalidResponse, httpcore.DescribeJSONError(err))
 	}
 	switch {
 	case p.ID == "":
 		p.ID = providerID
 	case p.ID != providerID:
-		return SyncState{}, fmt.Errorf("%w: asked for identity provider %q, got %q", ErrInvalidResponse,
-			clip(providerID, maxVCFName), clip(p.ID, maxVCFName))
+		return httpcore.SyncState{}, fmt.Errorf("%w: asked for identity provider %q, got %q", httpcore.ErrInvalidResponse,
+			backend.Clip(providerID, maxVCFName), backend.Clip(p.ID, maxVCFName))
 	}
 	for _, s := range p.sources() {
 		if s.name == name {
 			return s.syncState(), nil
 		}
 	}
-	return SyncState{}, &DirectoryError{Query: clip(directoryID, 256), Err: ErrDirectoryNotFound}
+	return httpcore.SyncState{}, &httpcore.DirectoryError{Query: backend.Clip(directoryID, 256), Err: httpcore.ErrDirectoryNotFound}
 }
 
-func (vcfAPI) describe(d *backend.Description) { d.Delegation = true }
+// Describe: VCF's directories are delegated.
+func (API) Describe(d *backend.Description) { d.Delegation = true }
 
 // vcfDirectoryID names a source uniquely and stably: the provider id (a UUID) and the source's
 // name, which is unique within its provider, both escaped, so that the id has no spaces (the
@@ -120,9 +143,9 @@ func splitVCFDirectoryID(id string) (providerID, name string, err error) {
 	}
 	switch {
 	case !ok || err != nil || name == "":
-		return "", "", fmt.Errorf("%w: VCF directory id %q is not <provider id>/<source name>", ErrInvalidArgument, clip(id, 256))
+		return "", "", fmt.Errorf("%w: VCF directory id %q is not <provider id>/<source name>", httpcore.ErrInvalidArgument, backend.Clip(id, 256))
 	case providerID == "" || providerID == "." || providerID == "..":
-		return "", "", fmt.Errorf("%w: VCF provider id %q", ErrInvalidArgument, clip(providerID, 256))
+		return "", "", fmt.Errorf("%w: VCF provider id %q", httpcore.ErrInvalidArgument, backend.Clip(providerID, 256))
 	}
 	return providerID, name, nil
 }
@@ -172,9 +195,9 @@ func parseVCFProviders(body []byte) ([]vcfProviderJSON, error) {
 	if err := json.Unmarshal(body, &resp); err != nil || resp.Elements == nil {
 		why := "no elements array"
 		if err != nil {
-			why = describeJSONError(err)
+			why = httpcore.DescribeJSONError(err)
 		}
-		return nil, &Error{Op: "list identity providers", Err: fmt.Errorf("%w: identity providers: %s", ErrInvalidResponse, why), retryable: true}
+		return nil, httpcore.RetryableError("list identity providers", fmt.Errorf("%w: identity providers: %s", httpcore.ErrInvalidResponse, why))
 	}
 	return *resp.Elements, nil
 }
@@ -251,11 +274,11 @@ func (p vcfProviderJSON) sources() []vcfSource {
 	return out
 }
 
-func (s vcfSource) directory() Directory {
-	return Directory{ID: vcfDirectoryID(s.providerID, s.name), Name: s.name, Type: s.typ, Domains: s.domains}
+func (s vcfSource) directory() httpcore.Directory {
+	return httpcore.Directory{ID: vcfDirectoryID(s.providerID, s.name), Name: s.name, Type: s.typ, Domains: s.domains}
 }
 
-func (s vcfSource) syncState() SyncState {
+func (s vcfSource) syncState() httpcore.SyncState {
 	d := &backend.Delegation{
 		Kind: backend.DelegationLDAP, ProviderID: s.providerID, ProviderName: s.providerName,
 		Source: s.typ, Message: s.message(),
@@ -263,18 +286,18 @@ func (s vcfSource) syncState() SyncState {
 	if s.scim {
 		d.Kind, d.TokenExpiresAt = backend.DelegationSCIM, s.tokenExpires
 	}
-	return SyncState{Status: backend.StatusDelegated, Raw: vcfStatusRaw, Message: d.Message, Progress: -1, Delegation: d}
+	return httpcore.SyncState{Status: backend.StatusDelegated, Raw: vcfStatusRaw, Message: d.Message, Progress: -1, Delegation: d}
 }
 
 // message says, in one sentence for the result event and the status page, why nothing is synced.
 func (s vcfSource) message() string {
 	var b strings.Builder
 	if s.inactive {
-		fmt.Fprintf(&b, "the identity provider %s is inactive in VCF; ", clip(firstNonEmpty(s.providerName, s.providerID), maxVCFName))
+		fmt.Fprintf(&b, "the identity provider %s is inactive in VCF; ", backend.Clip(firstNonEmpty(s.providerName, s.providerID), maxVCFName))
 	}
 	if s.scim {
 		fmt.Fprintf(&b, "users and groups of %s are pushed by its SCIM sync client; VCF has no sync to start",
-			clip(firstNonEmpty(s.providerName, s.name), maxVCFName))
+			backend.Clip(firstNonEmpty(s.providerName, s.name), maxVCFName))
 		if s.tokenExpires.IsZero() {
 			b.WriteString(" (VCF reports no sync-client token)")
 		} else {
@@ -289,10 +312,10 @@ func (s vcfSource) message() string {
 	case strings.EqualFold(s.typ, "OpenLdap"):
 		from = "OpenLDAP"
 	case strings.Contains(strings.ToUpper(s.providerType), "ADFS"):
-		by, from = "the identity provider ("+clip(s.providerType, maxVCFName)+")", "Active Directory"
+		by, from = "the identity provider ("+backend.Clip(s.providerType, maxVCFName)+")", "Active Directory"
 	}
 	fmt.Fprintf(&b, "users and groups of %s are read from %s over LDAP by %s; VCF has no sync to start",
-		clip(s.name, maxVCFName), from, by)
+		backend.Clip(s.name, maxVCFName), from, by)
 	return b.String()
 }
 
@@ -306,7 +329,7 @@ func parseVCFTime(raw json.RawMessage) (time.Time, bool) {
 	}
 	var n float64
 	if json.Unmarshal(raw, &n) == nil {
-		t := epochTime(n)
+		t := httpcore.EpochTime(n)
 		return t, !t.IsZero()
 	}
 	return time.Time{}, false
@@ -330,44 +353,37 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-// vcfLogin obtains an access token from SDDC Manager. The refresh token VCF returns beside it is
+// Login obtains an access token from SDDC Manager. The refresh token VCF returns beside it is
 // not kept: logging in again with the password needs no second secret in memory.
-func (c *Client) vcfLogin(ctx context.Context) (token, error) {
+func (API) Login(ctx context.Context, c *httpcore.Client) (httpcore.Token, error) {
+	cfg := c.Config()
 	reqBody, err := json.Marshal(struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
-	}{c.cfg.Username, c.cfg.Password})
+	}{cfg.Username, cfg.Password})
 	if err != nil {
-		return token{}, &Error{Op: "vcf login", Err: err}
+		return httpcore.Token{}, &httpcore.Error{Op: "vcf login", Err: err}
 	}
-	body, err := c.do(ctx, call{op: "vcf login", method: http.MethodPost, path: pathVCFTokens,
-		accept: mediaJSON, contentType: mediaJSON, body: reqBody, endpoint: EndpointLogin})
+	body, err := c.Do(ctx, httpcore.Call{Op: "vcf login", Method: http.MethodPost, Path: pathVCFTokens,
+		Accept: httpcore.MediaJSON, ContentType: httpcore.MediaJSON, Body: reqBody, Endpoint: httpcore.EndpointLogin})
 	if err != nil {
-		return token{}, err
+		return httpcore.Token{}, err
 	}
 	var resp struct {
 		AccessToken string `json:"accessToken"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil || resp.AccessToken == "" {
-		return token{}, &Error{Op: "vcf login", Err: fmt.Errorf("%w: no accessToken in the token response", ErrInvalidResponse)}
+		return httpcore.Token{}, &httpcore.Error{Op: "vcf login", Err: fmt.Errorf("%w: no accessToken in the token response", httpcore.ErrInvalidResponse)}
 	}
-	exp, ok := jwtExpiry(resp.AccessToken)
-	if !ok {
-		exp = c.cfg.Now().Add(c.cfg.SessionTokenTTL)
-	}
-	return token{value: resp.AccessToken, expires: exp}, nil
+	return c.SessionToken(resp.AccessToken), nil
 }
 
 // SyncClientTokens lists VCF's identity providers (one uncached call) and returns the SCIM
 // sync-client token expiry of each FEDERATED_IDP_BROKER provider that has a token, so that an
 // expiry can be alerted on before the IdP's pushes start failing. The tokens themselves are
-// never read. Other backends have no sync clients: an error wrapping ErrNotSupported.
-func (c *Client) SyncClientTokens(ctx context.Context) ([]backend.SyncClientToken, error) {
-	if c.cfg.Kind != backend.KindVCF {
-		return nil, &Error{Op: "sync client tokens", Err: fmt.Errorf("%w: %s has no SCIM sync clients (VCF's identity broker has)",
-			backend.ErrNotSupported, c.cfg.Kind)}
-	}
-	body, err := c.do(ctx, vcfListCall())
+// never read (httpcore.SyncClientLister).
+func (API) SyncClientTokens(ctx context.Context, c *httpcore.Client) ([]backend.SyncClientToken, error) {
+	body, err := c.Do(ctx, vcfListCall())
 	if err != nil {
 		return nil, err
 	}
@@ -388,8 +404,8 @@ func (c *Client) SyncClientTokens(ctx context.Context) ([]backend.SyncClientToke
 		exp, ok := parseVCFTime(p.FedIdp.SyncClientTokenInfo.ExpireAt)
 		if !ok {
 			// Reported rather than failing the whole list: the other providers' expiries still count.
-			c.log.Warn("VCF reports a sync-client token expiry this client cannot read; provider skipped",
-				"provider_id", clip(p.ID, maxVCFName), "provider", clip(s.providerName, maxVCFName))
+			c.Logger().Warn("VCF reports a sync-client token expiry this client cannot read; provider skipped",
+				"provider_id", backend.Clip(p.ID, maxVCFName), "provider", backend.Clip(s.providerName, maxVCFName))
 			continue
 		}
 		out = append(out, backend.SyncClientToken{ProviderID: p.ID, ProviderName: s.providerName,

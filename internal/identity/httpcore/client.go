@@ -1,10 +1,13 @@
-// Package vidm is a client for the VMware Identity Manager (Workspace ONE Access) APIs that a
-// directory sync needs: token issue, the directory list, starting a sync and polling it.
+// Package httpcore is the HTTP client machinery every identity system's client shares: the one
+// cached token, retries with jittered backoff, 401 handling, the classification of every failure
+// as retryable or permanent (IsRetryable), redaction, TLS, the directory cache and the observer.
+// It knows no identity system: each one (packages vidm, vracloud, vra7 and vcf beside this one)
+// implements API, which says which requests to send and how to read the answers, and package
+// systems picks the API of a Config's Kind.
 //
-// The client is safe for concurrent use. It shares one cached token between all callers, retries
-// what is worth retrying with jittered backoff, and classifies every failure as retryable or
-// permanent (IsRetryable) so that callers decide once, at the boundary, what to do with it.
-package vidm
+// The client is safe for concurrent use, so that callers decide once, at the boundary, what to do
+// with a failure.
+package httpcore
 
 import (
 	"bytes"
@@ -39,26 +42,16 @@ const (
 	AuthRefreshToken AuthMode = "refresh-token"
 )
 
-// Media types vIDM insists on, per endpoint.
+// Media types every identity system uses.
 const (
-	mediaJSON          = "application/json"
-	mediaForm          = "application/x-www-form-urlencoded"
-	mediaDirectoryList = "application/vnd.vmware.horizon.manager.connector.management.directory.list+json"
-	mediaHorizonV1     = "application/vnd.vmware.horizon.v1.0+json"
-	mediaSyncRequest   = "application/vnd.vmware.horizon.manager.connector.management.directory.sync.profile.sync+json"
-)
-
-// Paths, relative to the base URL.
-const (
-	pathOAuthToken  = "/SAAS/auth/oauthtoken"
-	pathSystemLogin = "/SAAS/API/1.0/REST/auth/system/login"
-	pathDirectories = "/SAAS/jersey/manager/api/connectormanagement/directoryconfigs"
+	MediaJSON = "application/json"
+	MediaForm = "application/x-www-form-urlencoded"
 )
 
 // Config configures a Client. Zero durations take the defaults documented on each field.
 type Config struct {
-	// Kind is the identity system behind BaseURL; default backend.KindVIDM. vRA Cloud speaks
-	// vIDM's API with a refresh-token login, vRA 7 and VCF have their own endpoints (api).
+	// Kind is the identity system behind BaseURL. systems.New picks the API by it ("" is vIDM);
+	// New takes "" for its API's kind and refuses any other.
 	Kind backend.Kind
 
 	// BaseURL is the vIDM instance, e.g. https://vidm.corp.example.com (paths start with /SAAS).
@@ -139,7 +132,7 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Client talks to one vIDM instance.
+// Client talks to one instance of an identity system, through that system's API.
 type Client struct {
 	base     *url.URL
 	http     *http.Client
@@ -150,17 +143,21 @@ type Client struct {
 	redactor *strings.Replacer
 	obs      Observer
 	auth     authState
-	api      api // the endpoints of cfg.Kind
+	api      API // the endpoints of cfg.Kind
 }
 
-// New validates cfg and returns a client. It does not contact vIDM.
-func New(cfg Config) (*Client, error) {
-	cfg = withDefaults(cfg)
+// New validates cfg and returns a client that speaks api: one identity system's endpoints (the
+// per-system packages' New functions pass theirs). It does not contact the identity system.
+func New(cfg Config, api API) (*Client, error) {
+	if cfg.Kind != "" && cfg.Kind != api.Kind() {
+		return nil, fmt.Errorf("%w: a %s configuration given to the %s client", ErrInvalidArgument, cfg.Kind, api.Kind())
+	}
+	cfg = withDefaults(cfg, api)
 	base, err := parseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := validateAuth(cfg); err != nil {
+	if err := api.CheckAuth(cfg); err != nil {
 		return nil, err
 	}
 	transport := cfg.Transport
@@ -182,8 +179,8 @@ func New(cfg Config) (*Client, error) {
 		log:      cfg.Logger,
 		redactor: newRedactor(cfg.ClientSecret, cfg.Password, cfg.RefreshToken),
 		obs:      cfg.Observer,
+		api:      api,
 	}
-	c.api = apiFor(cfg)
 	c.tokens = newTokenCache(cfg, c.login)
 	c.dirs = backend.NewDirectoryCache(cfg.DirectoryCacheTTL, cfg.DirectoryMissRefresh, cfg.Now, c.fetchDirectories)
 	return c, nil
@@ -192,7 +189,7 @@ func New(cfg Config) (*Client, error) {
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-func withDefaults(cfg Config) Config {
+func withDefaults(cfg Config, api API) Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -216,11 +213,9 @@ func withDefaults(cfg Config) Config {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Kind == "" {
-		cfg.Kind = backend.KindVIDM
-	}
+	cfg.Kind = api.Kind()
 	if cfg.AuthMode == "" {
-		cfg.AuthMode = defaultAuthMode(cfg.Kind)
+		cfg.AuthMode = api.DefaultAuthMode()
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
@@ -245,24 +240,18 @@ func parseBaseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func validateAuth(cfg Config) error {
-	need := func(what string, ok bool) error {
-		if !ok {
-			return fmt.Errorf("%w: %s auth for %s needs %s", ErrInvalidArgument, cfg.AuthMode, cfg.Kind, what)
-		}
-		return nil
+// NeedCredentials is an API's CheckAuth verdict on credentials its auth mode requires: nil if ok,
+// otherwise an ErrInvalidArgument saying what is missing (what, never a value).
+func NeedCredentials(cfg Config, what string, ok bool) error {
+	if !ok {
+		return fmt.Errorf("%w: %s auth for %s needs %s", ErrInvalidArgument, cfg.AuthMode, cfg.Kind, what)
 	}
-	switch {
-	case cfg.Kind == backend.KindVIDM && cfg.AuthMode == AuthOAuth:
-		return need("a client id and a client secret", cfg.ClientID != "" && cfg.ClientSecret != "")
-	case cfg.Kind == backend.KindVIDM && cfg.AuthMode == AuthSystem,
-		cfg.Kind == backend.KindVCF && cfg.AuthMode == AuthPassword:
-		return need("a username and a password", cfg.Username != "" && cfg.Password != "")
-	case cfg.Kind == backend.KindVRA7 && cfg.AuthMode == AuthPassword:
-		return need("a username, a password and a tenant", cfg.Username != "" && cfg.Password != "" && cfg.Tenant != "")
-	case cfg.Kind == backend.KindVRACloud && cfg.AuthMode == AuthRefreshToken:
-		return need("a refresh token", cfg.RefreshToken != "")
-	}
+	return nil
+}
+
+// AuthModeMismatch is an API's CheckAuth verdict on an auth mode the identity system does not
+// have.
+func AuthModeMismatch(cfg Config) error {
 	return fmt.Errorf("%w: auth mode %q does not fit backend %q (vidm: oauth or system; vra7 and vcf: password; vra-cloud: refresh-token)",
 		ErrInvalidArgument, cfg.AuthMode, cfg.Kind)
 }
@@ -281,28 +270,9 @@ func newRedactor(secrets ...string) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
-// call is one logical API request; do runs it with retries.
-type call struct {
-	op          string // for errors and logs, e.g. "start sync"
-	method      string
-	path        string // unescaped
-	rawPath     string // escaped form of path, when it differs
-	query       url.Values
-	accept      string
-	contentType string
-	body        []byte
-	bearer      bool // attach the cached token (and re-login once on 401)
-	basicUser   string
-	basicPass   string
-	// endpoint names the call for the observer; "" classifies it by path (endpointOf).
-	endpoint string
-	// absURL, when set, is the whole request URL instead of the base URL plus path: a token
-	// service on another host (vRA Cloud's console).
-	absURL *url.URL
-}
-
-// do runs c with retries and returns the body of a 2xx answer.
-func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
+// Do runs cl with retries and returns the body of a 2xx answer: the per-system packages' logins
+// and listings call it.
+func (c *Client) Do(ctx context.Context, cl Call) ([]byte, error) {
 	for attempt := 1; ; attempt++ {
 		body, loginFailed, err := c.attemptWithAuth(ctx, cl)
 		if err == nil {
@@ -313,13 +283,13 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		if !ok || loginFailed {
 			return nil, err
 		}
-		c.log.Warn("vIDM call failed, retrying", "op", cl.op, "attempt", attempt, "wait", wait, "err", err)
+		c.log.Warn("vIDM call failed, retrying", "op", cl.Op, "attempt", attempt, "wait", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			// The cancellation is the cause; the last error is context and must not decide errors.Is.
-			return nil, &Error{Op: cl.op, Err: fmt.Errorf("%w (last error: %v)", ctx.Err(), err)} //nolint:errorlint
+			return nil, &Error{Op: cl.Op, Err: fmt.Errorf("%w (last error: %v)", ctx.Err(), err)} //nolint:errorlint
 		case <-t.C:
 		}
 	}
@@ -327,8 +297,8 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 
 // attemptWithAuth sends one request; on a 401 it replaces the token that failed and tries once more.
 // loginFailed reports that the error came from obtaining a token.
-func (c *Client) attemptWithAuth(ctx context.Context, cl call) (body []byte, loginFailed bool, err error) {
-	if !cl.bearer {
+func (c *Client) attemptWithAuth(ctx context.Context, cl Call) (body []byte, loginFailed bool, err error) {
+	if !cl.Bearer {
 		body, err = c.attempt(ctx, cl, "")
 		return body, false, err
 	}
@@ -341,7 +311,7 @@ func (c *Client) attemptWithAuth(ctx context.Context, cl call) (body []byte, log
 	if err == nil || !errors.As(err, &e) || e.StatusCode != http.StatusUnauthorized {
 		return body, false, err
 	}
-	c.log.Info("vIDM rejected the token, logging in again", "op", cl.op, "code", e.Code)
+	c.log.Info("vIDM rejected the token, logging in again", "op", cl.Op, "code", e.Code)
 	c.tokens.invalidate(tok)
 	if tok, err = c.tokens.get(ctx); err != nil {
 		return nil, true, err
@@ -353,69 +323,69 @@ func (c *Client) attemptWithAuth(ctx context.Context, cl call) (body []byte, log
 }
 
 // attempt sends one HTTP request with its own timeout and classifies the answer.
-func (c *Client) attempt(ctx context.Context, cl call, token string) ([]byte, error) {
+func (c *Client) attempt(ctx context.Context, cl Call, token string) ([]byte, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	req, err := c.newRequest(actx, cl, token)
 	if err != nil {
-		return nil, &Error{Op: cl.op, Err: err}
+		return nil, &Error{Op: cl.Op, Err: err}
 	}
 	start := c.cfg.Now()
 	t0 := time.Now() // the monotonic clock, for the observer: cfg.Now may be a test's fake
 	endpoint := endpointOf(cl)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.log.Debug("vIDM request failed", "op", cl.op, "method", cl.method, "path", cl.path, "err", err)
-		terr := transportError(cl.op, ctx, err)
+		c.log.Debug("vIDM request failed", "op", cl.Op, "method", cl.Method, "path", cl.Path, "err", err)
+		terr := transportError(cl.Op, ctx, err)
 		c.obs.Request(endpoint, 0, terr, time.Since(t0))
 		return nil, terr
 	}
 	defer resp.Body.Close()
 	body, readErr := readLimited(resp.Body, c.cfg.MaxResponseBytes)
-	c.log.Debug("vIDM request", "op", cl.op, "method", cl.method, "path", cl.path,
+	c.log.Debug("vIDM request", "op", cl.Op, "method", cl.Method, "path", cl.Path,
 		"status", resp.StatusCode, "duration", c.cfg.Now().Sub(start))
 	c.obs.Request(endpoint, resp.StatusCode, nil, time.Since(t0))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if readErr == nil && (cl.bearer || endpoint == EndpointToken || endpoint == EndpointLogin) {
+		if readErr == nil && (cl.Bearer || endpoint == EndpointToken || endpoint == EndpointLogin) {
 			c.auth.ok(c.cfg.Now())
 		}
 		if readErr != nil {
-			return nil, &Error{Op: cl.op, StatusCode: resp.StatusCode, Err: readErr,
+			return nil, &Error{Op: cl.Op, StatusCode: resp.StatusCode, Err: readErr,
 				retryable: !errors.Is(readErr, ErrInvalidResponse)}
 		}
 		return body, nil
 	}
-	return nil, c.httpError(cl.op, resp, body)
+	return nil, c.httpError(cl.Op, resp, body)
 }
 
-func (c *Client) newRequest(ctx context.Context, cl call, token string) (*http.Request, error) {
+func (c *Client) newRequest(ctx context.Context, cl Call, token string) (*http.Request, error) {
 	u := *c.base
-	u.Path = c.base.Path + cl.path
-	if cl.rawPath != "" {
-		u.RawPath = c.base.EscapedPath() + cl.rawPath
+	u.Path = c.base.Path + cl.Path
+	if cl.RawPath != "" {
+		u.RawPath = c.base.EscapedPath() + cl.RawPath
 	}
-	if cl.absURL != nil {
-		u = *cl.absURL
+	if cl.AbsURL != nil {
+		u = *cl.AbsURL
 	}
-	u.RawQuery = cl.query.Encode()
+	u.RawQuery = cl.Query.Encode()
 	var body io.Reader
-	if cl.body != nil {
-		body = bytes.NewReader(cl.body)
+	if cl.Body != nil {
+		body = bytes.NewReader(cl.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, cl.Method, u.String(), body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", cl.accept)
+	req.Header.Set("Accept", cl.Accept)
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	if cl.contentType != "" {
-		req.Header.Set("Content-Type", cl.contentType)
+	if cl.ContentType != "" {
+		req.Header.Set("Content-Type", cl.ContentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if cl.basicUser != "" {
-		req.SetBasicAuth(cl.basicUser, cl.basicPass)
+	if cl.BasicUser != "" {
+		req.SetBasicAuth(cl.BasicUser, cl.BasicPass)
 	}
 	backend.SetRequestHeaders(ctx, req.Header)
 	return req, nil

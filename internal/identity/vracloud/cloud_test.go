@@ -1,4 +1,4 @@
-package vidm_test
+package vracloud_test
 
 // vRA Cloud with an on-premises connector: vIDM's API under the cloud base URL, with access
 // tokens from VMware Cloud Services' API-token exchange. The simulator serves both on one
@@ -24,15 +24,15 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/identitytest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vracloud"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
 
 const (
-	cloudAPIToken     = "csp-api-token-Vr51-do-not-log-4c8e1f"
-	cloudPathAuthz    = "/csp/gateway/am/api/auth/api-tokens/authorize"
 	cloudSyncDuration = 10 * time.Second
 	cloudTokenTTL     = 30 * time.Minute // CSP's access tokens live 1799 s
 )
@@ -84,13 +84,13 @@ type cloudEnv struct {
 	clock  *fakeclock.Clock
 	seen   *requestLog
 	logs   *logbuf.Buffer // client and simulator, at Debug
-	cfg    vidm.Config
-	client *vidm.Client
+	cfg    httpcore.Config
+	client *httpcore.Client
 }
 
 // newCloudEnv starts the simulator in FlavorVRACloud on HTTPS with a fake clock, and a vRA Cloud
 // client whose token URL is the simulator's CSP endpoint.
-func newCloudEnv(t *testing.T, mutate ...func(*vidm.Config)) *cloudEnv {
+func newCloudEnv(t *testing.T, mutate ...func(*httpcore.Config)) *cloudEnv {
 	t.Helper()
 	e := &cloudEnv{
 		t:     t,
@@ -101,8 +101,8 @@ func newCloudEnv(t *testing.T, mutate ...func(*vidm.Config)) *cloudEnv {
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sim, err := vidmsim.New(vidmsim.Config{
 		Flavor:        vidmsim.FlavorVRACloud,
-		RefreshTokens: []string{cloudAPIToken},
-		Directories:   testDirectories(),
+		RefreshTokens: []string{identitytest.CloudAPIToken},
+		Directories:   identitytest.Directories(),
 		TokenTTL:      cloudTokenTTL,
 		SyncDuration:  cloudSyncDuration,
 		Now:           e.clock.Now,
@@ -120,13 +120,13 @@ func newCloudEnv(t *testing.T, mutate ...func(*vidm.Config)) *cloudEnv {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.cfg = vidm.Config{
+	e.cfg = httpcore.Config{
 		Kind:         backend.KindVRACloud,
 		BaseURL:      e.srv.URL,
-		RefreshToken: cloudAPIToken,
-		TokenURL:     e.srv.URL + cloudPathAuthz,
+		RefreshToken: identitytest.CloudAPIToken,
+		TokenURL:     e.srv.URL + identitytest.CloudPathAuthz,
 		CAFile:       caFile,
-		Retry:        vidm.RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
+		Retry:        httpcore.RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
 		Logger:       logger,
 		Now:          e.clock.Now,
 	}
@@ -137,9 +137,9 @@ func newCloudEnv(t *testing.T, mutate ...func(*vidm.Config)) *cloudEnv {
 	return e
 }
 
-func (e *cloudEnv) newClient(t *testing.T, cfg vidm.Config) *vidm.Client {
+func (e *cloudEnv) newClient(t *testing.T, cfg httpcore.Config) *httpcore.Client {
 	t.Helper()
-	c, err := vidm.New(cfg)
+	c, err := vracloud.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -150,23 +150,23 @@ func (e *cloudEnv) newClient(t *testing.T, cfg vidm.Config) *vidm.Client {
 func (e *cloudEnv) authorizations() int { return e.sim.Requests(vidmsim.EndpointCSPAuthorize) }
 
 func TestCloudDefaultTokenURL(t *testing.T) {
-	if vidm.DefaultTokenURL != "https://console.cloud.vmware.com/csp/gateway/am/api/auth/api-tokens/authorize" {
-		t.Fatalf("DefaultTokenURL = %q", vidm.DefaultTokenURL)
+	if vracloud.DefaultTokenURL != "https://console.cloud.vmware.com/csp/gateway/am/api/auth/api-tokens/authorize" {
+		t.Fatalf("DefaultTokenURL = %q", vracloud.DefaultTokenURL)
 	}
 	// A client configured without a token URL asks the console: proven with a transport that
 	// answers in place of the internet.
 	var mu sync.Mutex
 	var urls []string
-	stub := cloudStub(func(r *http.Request) (int, string) {
+	stub := identitytest.StubTransport(func(r *http.Request) (int, string) {
 		mu.Lock()
 		urls = append(urls, r.Method+" "+r.URL.String())
 		mu.Unlock()
 		if r.URL.Host == "console.cloud.vmware.com" {
-			return 200, `{"access_token":"at-1","token_type":"bearer","expires_in":1799,"refresh_token":"` + cloudAPIToken + `","scope":"","id_token":"x"}`
+			return 200, `{"access_token":"at-1","token_type":"bearer","expires_in":1799,"refresh_token":"` + identitytest.CloudAPIToken + `","scope":"","id_token":"x"}`
 		}
 		return 200, `{"items":[{"type":"ACTIVE_DIRECTORY_LDAP","name":"Corp AD","directoryId":"d1"}]}`
 	})
-	c, err := vidm.New(vidm.Config{Kind: backend.KindVRACloud, BaseURL: "https://api.mgmt.cloud.vmware.com", RefreshToken: cloudAPIToken, Transport: stub})
+	c, err := vracloud.New(httpcore.Config{Kind: backend.KindVRACloud, BaseURL: "https://api.mgmt.cloud.vmware.com", RefreshToken: identitytest.CloudAPIToken, Transport: stub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,28 +175,12 @@ func TestCloudDefaultTokenURL(t *testing.T) {
 		t.Fatalf("Directories: %v", err)
 	}
 	want := []string{
-		"POST " + vidm.DefaultTokenURL,
+		"POST " + vracloud.DefaultTokenURL,
 		"GET https://api.mgmt.cloud.vmware.com/SAAS/jersey/manager/api/connectormanagement/directoryconfigs",
 	}
 	if strings.Join(urls, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(urls, "\n"), strings.Join(want, "\n"))
 	}
-}
-
-// cloudStub is a transport that answers every request with answer's status and JSON body.
-type cloudStub func(*http.Request) (int, string)
-
-func (f cloudStub) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_ = r.Body.Close()
-	}
-	code, body := f(r)
-	return &http.Response{
-		StatusCode: code, Status: http.StatusText(code), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)), Request: r,
-	}, nil
 }
 
 // The whole path of a worker's run against vRA Cloud: one token exchange, the directory list, a
@@ -205,7 +189,7 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 	e := newCloudEnv(t)
 	ctx := context.Background()
 	dirs, err := e.client.Directories(ctx)
-	if err != nil || len(dirs) != len(testDirectories()) {
+	if err != nil || len(dirs) != len(identitytest.Directories()) {
 		t.Fatalf("Directories = %d, %v", len(dirs), err)
 	}
 	d, err := e.client.ResolveDirectory(ctx, "corp.example.com")
@@ -213,27 +197,27 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 		t.Fatalf("ResolveDirectory = %+v, %v", d, err)
 	}
 	before, err := e.client.SyncStatus(ctx, d.ID)
-	if err != nil || before.Status != vidm.StatusUndefined {
+	if err != nil || before.Status != httpcore.StatusUndefined {
 		t.Fatalf("status before = %+v, %v", before, err)
 	}
 	if err := e.client.StartSync(ctx, d.ID, false); err != nil {
 		t.Fatalf("StartSync: %v", err)
 	}
-	opts := fastWait()
+	opts := identitytest.FastWait()
 	opts.Now = time.Now // the deadline is real time; the fake clock moves only the simulator's syncs
 	opts.Before = &before
-	var seen []vidm.Status
-	opts.Progress = func(st vidm.SyncState) {
+	var seen []httpcore.Status
+	opts.Progress = func(st httpcore.SyncState) {
 		seen = append(seen, st.Status)
-		if st.Status == vidm.StatusRunning {
+		if st.Status == httpcore.StatusRunning {
 			e.clock.Advance(cloudSyncDuration) // the simulator's sync ends on its clock, not ours
 		}
 	}
 	st, err := e.client.WaitForSync(ctx, d.ID, opts)
-	if err != nil || st.Status != vidm.StatusCompleted || st.Connector != "connector-1" {
+	if err != nil || st.Status != httpcore.StatusCompleted || st.Connector != "connector-1" {
 		t.Fatalf("WaitForSync = %+v, %v; want COMPLETED", st, err)
 	}
-	if len(seen) < 2 || seen[0] != vidm.StatusRunning {
+	if len(seen) < 2 || seen[0] != httpcore.StatusRunning {
 		t.Fatalf("progress saw %v, want RUNNING … COMPLETED", seen)
 	}
 	if e.authorizations() != 1 || e.client.Logins() != 1 || e.sim.Logins() != 1 {
@@ -245,20 +229,20 @@ func TestCloudSyncEndToEnd(t *testing.T) {
 	}
 
 	// The exchange as CSP wants it: a form body, JSON answers, no bearer token, nothing in the URL.
-	authz := e.seen.to(cloudPathAuthz)
+	authz := e.seen.to(identitytest.CloudPathAuthz)
 	if len(authz) != 1 {
 		t.Fatalf("%d authorize requests recorded", len(authz))
 	}
 	r := authz[0]
 	form, err := url.ParseQuery(string(r.body))
-	if r.method != http.MethodPost || r.uri != cloudPathAuthz || err != nil || form.Get("refresh_token") != cloudAPIToken || len(form) != 1 {
+	if r.method != http.MethodPost || r.uri != identitytest.CloudPathAuthz || err != nil || form.Get("refresh_token") != identitytest.CloudAPIToken || len(form) != 1 {
 		t.Fatalf("authorize request %s %s body %q", r.method, r.uri, r.body)
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" || r.header.Get("Accept") != "application/json" || r.header.Get("Authorization") != "" {
 		t.Fatalf("authorize headers = %v", r.header)
 	}
 	for _, r := range e.seen.all() {
-		if r.path != cloudPathAuthz && !strings.HasPrefix(r.header.Get("Authorization"), "Bearer ") {
+		if r.path != identitytest.CloudPathAuthz && !strings.HasPrefix(r.header.Get("Authorization"), "Bearer ") {
 			t.Fatalf("%s %s without the bearer token", r.method, r.uri)
 		}
 	}
@@ -282,7 +266,7 @@ func TestCloudAccessTokenRenewal(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.kill(e)
-			runConcurrently(t, 20, func() error {
+			identitytest.RunConcurrently(t, 20, func() error {
 				_, err := e.client.SyncStatus(ctx, "dir-corp")
 				return err
 			})
@@ -292,8 +276,8 @@ func TestCloudAccessTokenRenewal(t *testing.T) {
 			if got := e.sim.RequestsByStatus(vidmsim.EndpointSyncStatus)[http.StatusUnauthorized]; (got == 0) != (tt.want401s == 0) {
 				t.Fatalf("401 answers = %d, want %d or more", got, tt.want401s)
 			}
-			for _, r := range e.seen.to(cloudPathAuthz) {
-				if form, _ := url.ParseQuery(string(r.body)); form.Get("refresh_token") != cloudAPIToken {
+			for _, r := range e.seen.to(identitytest.CloudPathAuthz) {
+				if form, _ := url.ParseQuery(string(r.body)); form.Get("refresh_token") != identitytest.CloudAPIToken {
 					t.Fatalf("renewal sent body %q, want the same API token", r.body)
 				}
 			}
@@ -304,46 +288,46 @@ func TestCloudAccessTokenRenewal(t *testing.T) {
 func TestCloudRefreshTokenRefused(t *testing.T) {
 	tests := []struct {
 		name      string
-		setup     func(*cloudEnv) *vidm.Client // returns the client to call with
-		wantUnaut bool                         // errors.Is ErrUnauthorized
+		setup     func(*cloudEnv) *httpcore.Client // returns the client to call with
+		wantUnaut bool                             // errors.Is ErrUnauthorized
 		wantRetry bool
 		wantErr   bool
 		wantTries int // authorize requests
 	}{
-		{"unknown API token: 400 invalid_grant", func(e *cloudEnv) *vidm.Client {
+		{"unknown API token: 400 invalid_grant", func(e *cloudEnv) *httpcore.Client {
 			cfg := e.cfg
 			cfg.RefreshToken = "csp-api-token-unknown-0000"
 			return e.newClientT(cfg)
 		}, true, false, true, 1},
-		{"revoked while the worker runs", func(e *cloudEnv) *vidm.Client {
+		{"revoked while the worker runs", func(e *cloudEnv) *httpcore.Client {
 			if _, err := e.client.Directories(context.Background()); err != nil {
 				e.t.Fatal(err)
 			}
-			e.sim.RevokeRefreshToken(cloudAPIToken)
+			e.sim.RevokeRefreshToken(identitytest.CloudAPIToken)
 			e.sim.ExpireTokens()
 			return e.client
 		}, true, false, true, 2},
-		{"401 from CSP", func(e *cloudEnv) *vidm.Client {
+		{"401 from CSP", func(e *cloudEnv) *httpcore.Client {
 			e.sim.SetFault(vidmsim.EndpointCSPAuthorize, vidmsim.Fault{Status: 401})
 			return e.client
 		}, true, false, true, 1},
-		{"403 from CSP", func(e *cloudEnv) *vidm.Client {
+		{"403 from CSP", func(e *cloudEnv) *httpcore.Client {
 			e.sim.SetFault(vidmsim.EndpointCSPAuthorize, vidmsim.Fault{Status: 403})
 			return e.client
 		}, true, false, true, 1},
-		{"another 400 is permanent but says nothing of the token", func(e *cloudEnv) *vidm.Client {
+		{"another 400 is permanent but says nothing of the token", func(e *cloudEnv) *httpcore.Client {
 			e.sim.SetFault(vidmsim.EndpointCSPAuthorize, vidmsim.Fault{Status: 400})
 			return e.client
 		}, false, false, true, 1},
-		{"CSP down throughout: retryable", func(e *cloudEnv) *vidm.Client {
+		{"CSP down throughout: retryable", func(e *cloudEnv) *httpcore.Client {
 			e.sim.SetFault(vidmsim.EndpointCSPAuthorize, vidmsim.Fault{Status: 503})
 			return e.client
 		}, false, true, true, 4},
-		{"429 then success", func(e *cloudEnv) *vidm.Client {
+		{"429 then success", func(e *cloudEnv) *httpcore.Client {
 			e.sim.SetFault(vidmsim.EndpointCSPAuthorize, vidmsim.Fault{Status: 429, Times: 1})
 			return e.client
 		}, false, false, false, 2},
-		{"connection reset twice then success", func(e *cloudEnv) *vidm.Client {
+		{"connection reset twice then success", func(e *cloudEnv) *httpcore.Client {
 			e.sim.SetFault(vidmsim.EndpointCSPAuthorize, vidmsim.Fault{Reset: true, Times: 2})
 			return e.client
 		}, false, false, false, 3},
@@ -357,10 +341,10 @@ func TestCloudRefreshTokenRefused(t *testing.T) {
 				t.Fatalf("error = %v, want error: %v", err, tt.wantErr)
 			}
 			if err != nil {
-				var ve *vidm.Error
-				if errors.Is(err, vidm.ErrUnauthorized) != tt.wantUnaut || vidm.IsRetryable(err) != tt.wantRetry || !errors.As(err, &ve) {
+				var ve *httpcore.Error
+				if errors.Is(err, httpcore.ErrUnauthorized) != tt.wantUnaut || httpcore.IsRetryable(err) != tt.wantRetry || !errors.As(err, &ve) {
 					t.Fatalf("error = %v (unauthorized %v, retryable %v); want unauthorized %v, retryable %v",
-						err, errors.Is(err, vidm.ErrUnauthorized), vidm.IsRetryable(err), tt.wantUnaut, tt.wantRetry)
+						err, errors.Is(err, httpcore.ErrUnauthorized), httpcore.IsRetryable(err), tt.wantUnaut, tt.wantRetry)
 				}
 				if _, authErr := c.AuthState(); (authErr != nil) != tt.wantUnaut {
 					t.Fatalf("AuthState error = %v; a refused API token must make the worker unready", authErr)
@@ -374,14 +358,14 @@ func TestCloudRefreshTokenRefused(t *testing.T) {
 }
 
 // newClientT is newClient for table setups, which get the env only.
-func (e *cloudEnv) newClientT(cfg vidm.Config) *vidm.Client { return e.newClient(e.t, cfg) }
+func (e *cloudEnv) newClientT(cfg httpcore.Config) *httpcore.Client { return e.newClient(e.t, cfg) }
 
 func TestCloudTokenURLRejected(t *testing.T) {
 	tests := []struct{ name, url string }{
 		{"not https", "ftp://console.cloud.vmware.com/csp/gateway/am/api/auth/api-tokens/authorize"},
 		{"plain http to a remote host", "http://console.cloud.vmware.com/csp/gateway/am/api/auth/api-tokens/authorize"},
 		{"credentials", "https://user:pw@console.cloud.vmware.com/csp/gateway/am/api/auth/api-tokens/authorize"},
-		{"a query would be dropped", "https://console.cloud.vmware.com/authorize?refresh_token=pasted-" + cloudAPIToken},
+		{"a query would be dropped", "https://console.cloud.vmware.com/authorize?refresh_token=pasted-" + identitytest.CloudAPIToken},
 		{"fragment", "https://console.cloud.vmware.com/authorize#x"},
 		{"no host", "https:///csp/gateway/am/api/auth/api-tokens/authorize"},
 		{"not a URL", "https://console.cloud.vmware.com:port\x7f/"},
@@ -389,12 +373,12 @@ func TestCloudTokenURLRejected(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newCloudEnv(t, func(c *vidm.Config) { c.TokenURL = tt.url })
+			e := newCloudEnv(t, func(c *httpcore.Config) { c.TokenURL = tt.url })
 			_, err := e.client.Directories(context.Background())
-			if !errors.Is(err, vidm.ErrInvalidArgument) || vidm.IsRetryable(err) {
+			if !errors.Is(err, httpcore.ErrInvalidArgument) || httpcore.IsRetryable(err) {
 				t.Fatalf("error = %v, want permanent ErrInvalidArgument", err)
 			}
-			if strings.Contains(err.Error(), cloudAPIToken) || strings.Contains(err.Error(), "pasted") {
+			if strings.Contains(err.Error(), identitytest.CloudAPIToken) || strings.Contains(err.Error(), "pasted") {
 				t.Fatalf("error quotes the URL: %v", err)
 			}
 			if n := len(e.seen.all()); n != 0 {
@@ -406,7 +390,7 @@ func TestCloudTokenURLRejected(t *testing.T) {
 
 // Plain http is fine to a loopback simulator (tests and dev stacks), nowhere else.
 func TestCloudTokenURLLoopbackHTTP(t *testing.T) {
-	sim, err := vidmsim.New(vidmsim.Config{Flavor: vidmsim.FlavorVRACloud, RefreshTokens: []string{cloudAPIToken}, Directories: testDirectories()})
+	sim, err := vidmsim.New(vidmsim.Config{Flavor: vidmsim.FlavorVRACloud, RefreshTokens: []string{identitytest.CloudAPIToken}, Directories: identitytest.Directories()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,8 +400,8 @@ func TestCloudTokenURLLoopbackHTTP(t *testing.T) {
 		t.Skipf("test server is not on 127.0.0.1: %s", srv.URL)
 	}
 	for _, host := range []string{"127.0.0.1", "localhost"} {
-		tokenURL := strings.Replace(srv.URL, "127.0.0.1", host, 1) + cloudPathAuthz
-		c, err := vidm.New(vidm.Config{Kind: backend.KindVRACloud, BaseURL: srv.URL, RefreshToken: cloudAPIToken, TokenURL: tokenURL})
+		tokenURL := strings.Replace(srv.URL, "127.0.0.1", host, 1) + identitytest.CloudPathAuthz
+		c, err := vracloud.New(httpcore.Config{Kind: backend.KindVRACloud, BaseURL: srv.URL, RefreshToken: identitytest.CloudAPIToken, TokenURL: tokenURL})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,18 +435,18 @@ func TestCloudNoSecretLeaks(t *testing.T) {
 	_, err = e.client.SyncStatus(ctx, "dir-corp")
 	keep(err)
 	e.sim.ClearFaults()
-	e.sim.RevokeRefreshToken(cloudAPIToken)
+	e.sim.RevokeRefreshToken(identitytest.CloudAPIToken)
 	_, err = e.client.SyncStatus(ctx, "dir-corp") // no token left: the exchange says invalid_grant
 	keep(err)
 
 	// A token service that echoes the token in its message is redacted, not quoted.
-	echo := cloudStub(func(*http.Request) (int, string) {
-		return 400, `{"statusCode":400,"message":"invalid_grant: Invalid refresh token ` + cloudAPIToken + `","requestId":"r1"}`
+	echo := identitytest.StubTransport(func(*http.Request) (int, string) {
+		return 400, `{"statusCode":400,"message":"invalid_grant: Invalid refresh token ` + identitytest.CloudAPIToken + `","requestId":"r1"}`
 	})
 	cfg := e.cfg
 	cfg.Transport = echo
 	_, err = e.newClient(t, cfg).Directories(ctx)
-	if !errors.Is(err, vidm.ErrUnauthorized) || !strings.Contains(err.Error(), "[redacted]") {
+	if !errors.Is(err, httpcore.ErrUnauthorized) || !strings.Contains(err.Error(), "[redacted]") {
 		t.Fatalf("echoing service: error = %v, want ErrUnauthorized with the token redacted", err)
 	}
 	keep(err)
@@ -477,7 +461,7 @@ func TestCloudNoSecretLeaks(t *testing.T) {
 	if !strings.Contains(out, "retrying") || !strings.Contains(out, "invalid_grant") {
 		t.Fatalf("the debug log and errors lack the retries and the refusal; got:\n%s", out)
 	}
-	secrets := append([]string{cloudAPIToken, url.QueryEscape(cloudAPIToken)}, e.sim.IssuedTokens()...)
+	secrets := append([]string{identitytest.CloudAPIToken, url.QueryEscape(identitytest.CloudAPIToken)}, e.sim.IssuedTokens()...)
 	for _, s := range secrets {
 		if strings.Contains(out, s) {
 			t.Fatalf("secret %.12s… found in logs or errors", s)
@@ -485,16 +469,16 @@ func TestCloudNoSecretLeaks(t *testing.T) {
 	}
 	inBody := 0
 	for _, r := range e.seen.all() {
-		if strings.Contains(r.uri, cloudAPIToken) || strings.Contains(r.uri, url.QueryEscape(cloudAPIToken)) {
+		if strings.Contains(r.uri, identitytest.CloudAPIToken) || strings.Contains(r.uri, url.QueryEscape(identitytest.CloudAPIToken)) {
 			t.Fatalf("the API token is in the request URL %s", r.uri)
 		}
 		for name, vals := range r.header {
-			if strings.Contains(strings.Join(vals, " "), cloudAPIToken) {
+			if strings.Contains(strings.Join(vals, " "), identitytest.CloudAPIToken) {
 				t.Fatalf("the API token is in the %s header", name)
 			}
 		}
-		if strings.Contains(string(r.body), cloudAPIToken) {
-			if r.path != cloudPathAuthz {
+		if strings.Contains(string(r.body), identitytest.CloudAPIToken) {
+			if r.path != identitytest.CloudPathAuthz {
 				t.Fatalf("the API token was sent to %s", r.path)
 			}
 			inBody++

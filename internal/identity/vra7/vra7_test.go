@@ -1,9 +1,8 @@
-package vidm
+package vra7
 
 // The vRA 7 client against the strict simulator over real HTTP (and HTTPS), plus the paging loop
-// against servers that misbehave in ways the simulator does not. An internal test: the loop that
-// reads every page (vra7Directories) is not reachable through the exported API until
-// fetchDirectories calls it.
+// against servers that misbehave in ways the simulator does not. An internal test: the paths, the
+// one-call listing and the login answer are unexported.
 
 import (
 	"context"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
@@ -43,12 +43,12 @@ type vra7Env struct {
 	srv    *httptest.Server
 	clock  *fakeclock.Clock
 	logs   *logbuf.Buffer
-	cfg    Config
-	client *Client
+	cfg    httpcore.Config
+	client *httpcore.Client
 }
 
 // vra7Opt adjusts the simulator's and the client's configuration before either starts.
-type vra7Opt func(*vidmsim.Config, *Config)
+type vra7Opt func(*vidmsim.Config, *httpcore.Config)
 
 func vra7TestDirectories() []vidmsim.Directory {
 	return []vidmsim.Directory{
@@ -75,13 +75,13 @@ func newVRA7Env(t *testing.T, useTLS bool, opts ...vra7Opt) *vra7Env {
 		Now:          clock.Now,
 	}
 	e := &vra7Env{clock: clock, logs: &logbuf.Buffer{}}
-	e.cfg = Config{
+	e.cfg = httpcore.Config{
 		Kind:     backend.KindVRA7,
-		AuthMode: AuthPassword,
+		AuthMode: httpcore.AuthPassword,
 		Username: vra7User,
 		Password: vra7Password,
 		Tenant:   vra7Tenant,
-		Retry:    RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
+		Retry:    httpcore.RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
 		Logger:   slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:      clock.Now,
 	}
@@ -111,7 +111,7 @@ func newVRA7Env(t *testing.T, useTLS bool, opts ...vra7Opt) *vra7Env {
 	return e
 }
 
-func newVRA7Client(t *testing.T, cfg Config) *Client {
+func newVRA7Client(t *testing.T, cfg httpcore.Config) *httpcore.Client {
 	t.Helper()
 	c, err := New(cfg)
 	if err != nil {
@@ -123,11 +123,11 @@ func newVRA7Client(t *testing.T, cfg Config) *Client {
 
 // waitAdvancing polls to a terminal state, moving the fake clock on by step after every poll:
 // the sync's progress is driven by the test, not by wall time.
-func (e *vra7Env) waitAdvancing(ctx context.Context, domain string, before *SyncState, step time.Duration) (SyncState, []Status, error) {
-	var seen []Status
-	st, err := e.client.WaitForSync(ctx, domain, WaitOptions{
+func (e *vra7Env) waitAdvancing(ctx context.Context, domain string, before *httpcore.SyncState, step time.Duration) (httpcore.SyncState, []httpcore.Status, error) {
+	var seen []httpcore.Status
+	st, err := e.client.WaitForSync(ctx, domain, httpcore.WaitOptions{
 		InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Timeout: time.Hour, Before: before,
-		Progress: func(s SyncState) { seen = append(seen, s.Status); e.clock.Advance(step) },
+		Progress: func(s httpcore.SyncState) { seen = append(seen, s.Status); e.clock.Advance(step) },
 	})
 	return st, seen, err
 }
@@ -136,12 +136,12 @@ func TestVRA7SyncToTerminalStatus(t *testing.T) {
 	tests := []struct {
 		name    string
 		dir     vidmsim.Directory
-		want    Status
+		want    httpcore.Status
 		message string
 	}{
-		{"completed", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", Domains: []string{vra7Corp}}, StatusCompleted, ""},
+		{"completed", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", Domains: []string{vra7Corp}}, httpcore.StatusCompleted, ""},
 		{"failed", vidmsim.Directory{ID: "dir-corp", Name: "Corp AD", Domains: []string{vra7Corp}, FailMessage: "LDAP bind failed: invalid credentials"},
-			StatusFailed, "LDAP bind failed: invalid credentials"},
+			httpcore.StatusFailed, "LDAP bind failed: invalid credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,9 +149,9 @@ func TestVRA7SyncToTerminalStatus(t *testing.T) {
 			if err := e.sim.SetDirectory(tt.dir); err != nil {
 				t.Fatal(err)
 			}
-			ctx := WithRequestID(t.Context(), "run-7")
+			ctx := httpcore.WithRequestID(t.Context(), "run-7")
 			before, err := e.client.SyncStatus(ctx, vra7Corp)
-			if err != nil || before.Status != StatusUndefined || before.Message != "" {
+			if err != nil || before.Status != httpcore.StatusUndefined || before.Message != "" {
 				t.Fatalf("status before any sync = %+v, %v; want UNDEFINED", before, err)
 			}
 			start := e.clock.Now()
@@ -169,7 +169,7 @@ func TestVRA7SyncToTerminalStatus(t *testing.T) {
 			if !st.StartedAt.Equal(start) || st.FinishedAt.Sub(st.StartedAt) != 10*time.Second {
 				t.Fatalf("started %v finished %v; want %v and 10s later", st.StartedAt, st.FinishedAt, start)
 			}
-			if len(seen) != 4 || seen[0] != StatusRunning || seen[2] != StatusRunning || seen[3] != tt.want {
+			if len(seen) != 4 || seen[0] != httpcore.StatusRunning || seen[2] != httpcore.StatusRunning || seen[3] != tt.want {
 				t.Fatalf("polls saw %v, want RUNNING ×3 then %s", seen, tt.want)
 			}
 			log := e.sim.SyncLog()
@@ -187,12 +187,12 @@ func TestVRA7RunningElsewhereIsNotStartedTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := e.client.SyncStatus(ctx, vra7Corp)
-	if err != nil || st.Status != StatusRunning || st.StartedAt.IsZero() || !st.FinishedAt.IsZero() {
+	if err != nil || st.Status != httpcore.StatusRunning || st.StartedAt.IsZero() || !st.FinishedAt.IsZero() {
 		t.Fatalf("status = %+v, %v; want RUNNING with a start and no end", st, err)
 	}
 	err = e.client.StartSync(ctx, vra7Corp, false)
-	var ve *Error
-	if !errors.Is(err, ErrSyncInProgress) || IsRetryable(err) || !errors.As(err, &ve) || ve.StatusCode != http.StatusConflict {
+	var ve *httpcore.Error
+	if !errors.Is(err, httpcore.ErrSyncInProgress) || httpcore.IsRetryable(err) || !errors.As(err, &ve) || ve.StatusCode != http.StatusConflict {
 		t.Fatalf("StartSync on a running directory = %v, want a permanent 409 ErrSyncInProgress", err)
 	}
 	if n := len(e.sim.SyncLog()); n != 1 || e.sim.RejectedSyncPostsOnForeign() != 1 || e.sim.MaxConcurrentSyncs("dir-corp") != 1 {
@@ -213,20 +213,20 @@ func TestVRA7StartSyncErrors(t *testing.T) {
 		want     error
 		requests int // sync-start requests that reach the simulator
 	}{
-		{"unknown domain", "nowhere.example.com", ErrDirectoryNotFound, 1},
-		{"directory id is not the domain", "dir-corp", ErrDirectoryNotFound, 1},
+		{"unknown domain", "nowhere.example.com", httpcore.ErrDirectoryNotFound, 1},
+		{"directory id is not the domain", "dir-corp", httpcore.ErrDirectoryNotFound, 1},
 		// Escaped into one segment: the simulator sees .../corp.example.com%2Fsync/sync, an
 		// unknown domain, not a second path to corp.example.com.
-		{"slash stays in the segment", vra7Corp + "/sync", ErrDirectoryNotFound, 1},
-		{"empty", "", ErrInvalidArgument, 0},
-		{"dot", ".", ErrInvalidArgument, 0},
-		{"dot-dot", "..", ErrInvalidArgument, 0},
+		{"slash stays in the segment", vra7Corp + "/sync", httpcore.ErrDirectoryNotFound, 1},
+		{"empty", "", httpcore.ErrInvalidArgument, 0},
+		{"dot", ".", httpcore.ErrInvalidArgument, 0},
+		{"dot-dot", "..", httpcore.ErrInvalidArgument, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newVRA7Env(t, false)
 			err := e.client.StartSync(t.Context(), tt.domain, false)
-			if !errors.Is(err, tt.want) || IsRetryable(err) {
+			if !errors.Is(err, tt.want) || httpcore.IsRetryable(err) {
 				t.Fatalf("StartSync(%q) = %v, want permanent %v", tt.domain, err, tt.want)
 			}
 			if got := e.sim.Requests(vidmsim.EndpointVRA7SyncStart); got != tt.requests {
@@ -298,7 +298,7 @@ func TestVRA7TokenInvalidatedMidRun(t *testing.T) {
 // The token is replaced before the "expires" vRA gave, so no call meets a 401; the default
 // SessionTokenTTL (30m) would have replaced it at 29 minutes instead.
 func TestVRA7TokenRefreshedBeforeExpiry(t *testing.T) {
-	e := newVRA7Env(t, false, func(_ *vidmsim.Config, c *Config) { c.TokenRefreshMargin = time.Minute })
+	e := newVRA7Env(t, false, func(_ *vidmsim.Config, c *httpcore.Config) { c.TokenRefreshMargin = time.Minute })
 	status := func() {
 		t.Helper()
 		if _, err := e.client.SyncStatus(t.Context(), vra7Corp); err != nil {
@@ -324,14 +324,14 @@ func TestVRA7TokenRefreshedBeforeExpiry(t *testing.T) {
 func TestVRA7BadCredentials(t *testing.T) {
 	tests := []struct {
 		name     string
-		mutate   func(*Config)
+		mutate   func(*httpcore.Config)
 		want     error
 		requests int
 	}{
-		{"wrong password", func(c *Config) { c.Password = "wrong-" + vra7Password }, ErrUnauthorized, 1},
-		{"wrong user", func(c *Config) { c.Username = "nobody" }, ErrUnauthorized, 1},
-		{"unknown tenant", func(c *Config) { c.Tenant = "other.local" }, ErrUnauthorized, 1},
-		{"tenant that is not a path segment", func(c *Config) { c.Tenant = ".." }, ErrInvalidArgument, 0},
+		{"wrong password", func(c *httpcore.Config) { c.Password = "wrong-" + vra7Password }, httpcore.ErrUnauthorized, 1},
+		{"wrong user", func(c *httpcore.Config) { c.Username = "nobody" }, httpcore.ErrUnauthorized, 1},
+		{"unknown tenant", func(c *httpcore.Config) { c.Tenant = "other.local" }, httpcore.ErrUnauthorized, 1},
+		{"tenant that is not a path segment", func(c *httpcore.Config) { c.Tenant = ".." }, httpcore.ErrInvalidArgument, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,7 +340,7 @@ func TestVRA7BadCredentials(t *testing.T) {
 			tt.mutate(&cfg)
 			c := newVRA7Client(t, cfg)
 			_, err := c.Directories(t.Context())
-			if !errors.Is(err, tt.want) || IsRetryable(err) {
+			if !errors.Is(err, tt.want) || httpcore.IsRetryable(err) {
 				t.Fatalf("error = %v, want permanent %v", err, tt.want)
 			}
 			if got := e.sim.Requests(vidmsim.EndpointVRA7Login); got != tt.requests {
@@ -349,7 +349,7 @@ func TestVRA7BadCredentials(t *testing.T) {
 			if e.sim.Logins() != 0 || e.sim.Requests(vidmsim.EndpointVRA7Directories) != 0 {
 				t.Fatalf("a token was issued (%d) or the list reached (%d)", e.sim.Logins(), e.sim.Requests(vidmsim.EndpointVRA7Directories))
 			}
-			if _, authErr := c.AuthState(); errors.Is(tt.want, ErrUnauthorized) && !errors.Is(authErr, ErrUnauthorized) {
+			if _, authErr := c.AuthState(); errors.Is(tt.want, httpcore.ErrUnauthorized) && !errors.Is(authErr, httpcore.ErrUnauthorized) {
 				t.Fatalf("AuthState error = %v, want the rejected credentials", authErr)
 			}
 			if strings.Contains(err.Error(), vra7Password) {
@@ -374,7 +374,7 @@ func vra7ManyDirectories(n int) []vidmsim.Directory {
 }
 
 func TestVRA7ResolveDirectory(t *testing.T) {
-	e := newVRA7Env(t, false, func(s *vidmsim.Config, _ *Config) { s.Directories = vra7ManyDirectories(250) })
+	e := newVRA7Env(t, false, func(s *vidmsim.Config, _ *httpcore.Config) { s.Directories = vra7ManyDirectories(250) })
 	tests := []struct {
 		ref    string
 		wantID string
@@ -385,13 +385,13 @@ func TestVRA7ResolveDirectory(t *testing.T) {
 		{"AD 249", "d249.example.com", nil},
 		{"d120.example.com", "d120.example.com", nil},
 		{"D249.EXAMPLE.COM", "d249.example.com", nil},
-		{"System Directory", "", ErrDirectoryNotFound}, // no domain: not a vRA identity store
-		{"d250.example.com", "", ErrDirectoryNotFound},
+		{"System Directory", "", httpcore.ErrDirectoryNotFound}, // no domain: not a vRA identity store
+		{"d250.example.com", "", httpcore.ErrDirectoryNotFound},
 	}
 	for _, tt := range tests {
 		d, err := e.client.ResolveDirectory(t.Context(), tt.ref)
 		if tt.want != nil {
-			if !errors.Is(err, tt.want) || IsRetryable(err) {
+			if !errors.Is(err, tt.want) || httpcore.IsRetryable(err) {
 				t.Errorf("ResolveDirectory(%q) = %+v, %v; want permanent %v", tt.ref, d, err, tt.want)
 			}
 			continue
@@ -441,11 +441,11 @@ func (q *queryRecorder) queries() []string {
 
 func TestVRA7DirectoriesReadsEveryPage(t *testing.T) {
 	rec := &queryRecorder{base: http.DefaultTransport}
-	e := newVRA7Env(t, false, func(s *vidmsim.Config, c *Config) {
+	e := newVRA7Env(t, false, func(s *vidmsim.Config, c *httpcore.Config) {
 		s.Directories = vra7ManyDirectories(250)
 		c.Transport = rec
 	})
-	dirs, err := e.client.vra7Directories(t.Context())
+	dirs, err := API{tenant: e.client.Config().Tenant}.Directories(t.Context(), e.client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +469,7 @@ func TestVRA7DirectoriesReadsEveryPage(t *testing.T) {
 }
 
 // vra7PagedServer logs anyone in and answers the directory list with page(n), n counting from 1.
-func vra7PagedServer(t *testing.T, page func(n int) string) (*Client, *atomic.Int32) {
+func vra7PagedServer(t *testing.T, page func(n int) string) (*httpcore.Client, *atomic.Int32) {
 	t.Helper()
 	var lists atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -486,8 +486,8 @@ func vra7PagedServer(t *testing.T, page func(n int) string) (*Client, *atomic.In
 		}
 	}))
 	t.Cleanup(srv.Close)
-	return newVRA7Client(t, Config{Kind: backend.KindVRA7, BaseURL: srv.URL, Username: vra7User, Password: vra7Password,
-		Tenant: vra7Tenant, Retry: RetryPolicy{MaxAttempts: 1}}), &lists
+	return newVRA7Client(t, httpcore.Config{Kind: backend.KindVRA7, BaseURL: srv.URL, Username: vra7User, Password: vra7Password,
+		Tenant: vra7Tenant, Retry: httpcore.RetryPolicy{MaxAttempts: 1}}), &lists
 }
 
 func vra7PageBody(totalPages int, domains ...string) string {
@@ -521,22 +521,22 @@ func TestVRA7DirectoriesPagingEdges(t *testing.T) {
 		{"an empty page ends the list", func(n int) string {
 			return map[int]string{1: vra7PageBody(5, "a"), 2: vra7PageBody(5)}[n]
 		}, []string{"a"}, nil, false, 2},
-		{"server ignores page", func(int) string { return vra7PageBody(3, "a", "b") }, nil, ErrInvalidResponse, false, 2},
+		{"server ignores page", func(int) string { return vra7PageBody(3, "a", "b") }, nil, httpcore.ErrInvalidResponse, false, 2},
 		{"totalPages never reached", func(n int) string { return vra7PageBody(1<<30, fmt.Sprintf("p%d", n)) },
-			nil, ErrInvalidResponse, false, vra7MaxPages},
-		{"no content", func(int) string { return `{"metadata":{"totalPages":1}}` }, nil, ErrInvalidResponse, true, 1},
-		{"HTML page", func(int) string { return `<html>maintenance</html>` }, nil, ErrInvalidResponse, true, 1},
+			nil, httpcore.ErrInvalidResponse, false, vra7MaxPages},
+		{"no content", func(int) string { return `{"metadata":{"totalPages":1}}` }, nil, httpcore.ErrInvalidResponse, true, 1},
+		{"HTML page", func(int) string { return `<html>maintenance</html>` }, nil, httpcore.ErrInvalidResponse, true, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, lists := vra7PagedServer(t, tt.page)
-			dirs, err := c.vra7Directories(t.Context())
+			dirs, err := API{tenant: c.Config().Tenant}.Directories(t.Context(), c)
 			if got := lists.Load(); got != tt.requests {
 				t.Errorf("list requests = %d, want %d", got, tt.requests)
 			}
 			if tt.err != nil {
-				if !errors.Is(err, tt.err) || IsRetryable(err) != tt.retryable {
-					t.Fatalf("error = %v (retryable %v), want %v (retryable %v)", err, IsRetryable(err), tt.err, tt.retryable)
+				if !errors.Is(err, tt.err) || httpcore.IsRetryable(err) != tt.retryable {
+					t.Fatalf("error = %v (retryable %v), want %v (retryable %v)", err, httpcore.IsRetryable(err), tt.err, tt.retryable)
 				}
 				return
 			}
@@ -557,17 +557,17 @@ func TestVRA7DirectoriesPagingEdges(t *testing.T) {
 // The one-call listing the api interface makes refuses a list with more pages rather than
 // returning the first page as if it were all.
 func TestVRA7OneCallListingRefusesMorePages(t *testing.T) {
-	a := vra7API{tenant: vra7Tenant}
-	cl := a.listDirectories()
-	if cl.method != http.MethodGet || cl.path != pathVRA7Tenants+vra7Tenant+"/directories" ||
-		cl.query.Get("page") != "1" || cl.query.Get("limit") != strconv.Itoa(vra7OneCallLimit) || !cl.bearer || cl.endpoint != EndpointDirectories {
+	a := API{tenant: vra7Tenant}
+	cl := a.ListDirectories()
+	if cl.Method != http.MethodGet || cl.Path != pathVRA7Tenants+vra7Tenant+"/directories" ||
+		cl.Query.Get("page") != "1" || cl.Query.Get("limit") != strconv.Itoa(vra7OneCallLimit) || !cl.Bearer || cl.Endpoint != httpcore.EndpointDirectories {
 		t.Fatalf("listDirectories() = %+v", cl)
 	}
-	dirs, err := a.parseDirectories([]byte(vra7PageBody(1, "a", "b")))
+	dirs, err := a.ParseDirectories([]byte(vra7PageBody(1, "a", "b")))
 	if err != nil || len(dirs) != 2 {
 		t.Fatalf("one page: %v, %v", dirs, err)
 	}
-	if _, err := a.parseDirectories([]byte(vra7PageBody(2, "a", "b"))); !errors.Is(err, ErrInvalidResponse) || IsRetryable(err) {
+	if _, err := a.ParseDirectories([]byte(vra7PageBody(2, "a", "b"))); !errors.Is(err, httpcore.ErrInvalidResponse) || httpcore.IsRetryable(err) {
 		t.Fatalf("two pages: error = %v, want permanent ErrInvalidResponse", err)
 	}
 }
@@ -590,11 +590,11 @@ func TestVRA7Paths(t *testing.T) {
 		{"", vra7Corp, "", "", true},
 	}
 	for _, tt := range tests {
-		a := vra7API{tenant: tt.tenant}
-		start, err := a.startSync(tt.domain, true)
-		status, serr := a.syncStatus(tt.domain)
+		a := API{tenant: tt.tenant}
+		start, err := a.StartSync(tt.domain, true)
+		status, serr := a.SyncStatus(tt.domain)
 		if tt.wantErr {
-			if !errors.Is(err, ErrInvalidArgument) || !errors.Is(serr, ErrInvalidArgument) {
+			if !errors.Is(err, httpcore.ErrInvalidArgument) || !errors.Is(serr, httpcore.ErrInvalidArgument) {
 				t.Errorf("(%q, %q): errors %v / %v, want ErrInvalidArgument", tt.tenant, tt.domain, err, serr)
 			}
 			continue
@@ -602,18 +602,18 @@ func TestVRA7Paths(t *testing.T) {
 		if err != nil || serr != nil {
 			t.Fatalf("(%q, %q): %v / %v", tt.tenant, tt.domain, err, serr)
 		}
-		if start.path != tt.wantPath || start.rawPath != tt.wantRaw || start.method != http.MethodPost ||
-			start.body != nil || start.contentType != "" || start.accept != mediaJSON || !start.bearer || start.endpoint != EndpointSyncStart {
+		if start.Path != tt.wantPath || start.RawPath != tt.wantRaw || start.Method != http.MethodPost ||
+			start.Body != nil || start.ContentType != "" || start.Accept != httpcore.MediaJSON || !start.Bearer || start.Endpoint != httpcore.EndpointSyncStart {
 			t.Errorf("startSync(%q) = %+v", tt.domain, start)
 		}
 		wantStatus := strings.TrimSuffix(tt.wantRaw, "/sync") + "/status"
-		if status.rawPath != wantStatus || status.method != http.MethodGet || status.accept != mediaJSON || status.endpoint != EndpointSyncStatus {
+		if status.RawPath != wantStatus || status.Method != http.MethodGet || status.Accept != httpcore.MediaJSON || status.Endpoint != httpcore.EndpointSyncStatus {
 			t.Errorf("syncStatus(%q) = %+v", tt.domain, status)
 		}
 	}
 }
 
-// vra7Login reads the token and its expiry; a missing or unusable expiry falls back to
+// Login reads the token and its expiry; a missing or unusable expiry falls back to
 // SessionTokenTTL.
 func TestVRA7LoginResponse(t *testing.T) {
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
@@ -636,7 +636,7 @@ func TestVRA7LoginResponse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bodies := make(chan map[string]string, 1)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method != http.MethodPost || r.URL.Path != pathVRA7Tokens || r.Header.Get("Content-Type") != mediaJSON || r.Header.Get("Accept") != mediaJSON {
+				if r.Method != http.MethodPost || r.URL.Path != pathVRA7Tokens || r.Header.Get("Content-Type") != httpcore.MediaJSON || r.Header.Get("Accept") != httpcore.MediaJSON {
 					http.Error(w, "unexpected request", http.StatusBadRequest)
 					return
 				}
@@ -649,9 +649,9 @@ func TestVRA7LoginResponse(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			t.Cleanup(srv.Close)
-			c := newVRA7Client(t, Config{Kind: backend.KindVRA7, BaseURL: srv.URL, Username: vra7User, Password: vra7Password,
-				Tenant: vra7Tenant, SessionTokenTTL: 20 * time.Minute, Now: func() time.Time { return now }, Retry: RetryPolicy{MaxAttempts: 1}})
-			tok, err := c.vra7Login(t.Context())
+			c := newVRA7Client(t, httpcore.Config{Kind: backend.KindVRA7, BaseURL: srv.URL, Username: vra7User, Password: vra7Password,
+				Tenant: vra7Tenant, SessionTokenTTL: 20 * time.Minute, Now: func() time.Time { return now }, Retry: httpcore.RetryPolicy{MaxAttempts: 1}})
+			tok, err := API{}.Login(t.Context(), c)
 			select {
 			case got := <-bodies:
 				if want := map[string]string{"username": vra7User, "password": vra7Password, "tenant": vra7Tenant}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -661,13 +661,13 @@ func TestVRA7LoginResponse(t *testing.T) {
 				t.Fatalf("the login request was refused or not sent: %v", err)
 			}
 			if tt.wantErr {
-				if !errors.Is(err, ErrInvalidResponse) || IsRetryable(err) {
+				if !errors.Is(err, httpcore.ErrInvalidResponse) || httpcore.IsRetryable(err) {
 					t.Fatalf("error = %v, want permanent ErrInvalidResponse", err)
 				}
 				return
 			}
-			if err != nil || tok.value != tt.token || !tok.expires.Equal(tt.expires) {
-				t.Fatalf("token %q expiring %v, %v; want %q expiring %v", tok.value, tok.expires, err, tt.token, tt.expires)
+			if err != nil || tok.Value != tt.token || !tok.Expires.Equal(tt.expires) {
+				t.Fatalf("token %q expiring %v, %v; want %q expiring %v", tok.Value, tok.Expires, err, tt.token, tt.expires)
 			}
 		})
 	}
@@ -703,7 +703,7 @@ func (r *vra7Recorder) TokenIssued() {
 
 func TestVRA7ObserverEndpoints(t *testing.T) {
 	rec := &vra7Recorder{}
-	e := newVRA7Env(t, false, func(_ *vidmsim.Config, c *Config) { c.Observer = rec })
+	e := newVRA7Env(t, false, func(_ *vidmsim.Config, c *httpcore.Config) { c.Observer = rec })
 	ctx := t.Context()
 	if _, err := e.client.Directories(ctx); err != nil {
 		t.Fatal(err)
@@ -729,11 +729,11 @@ func TestVRA7TLS(t *testing.T) {
 	e := newVRA7Env(t, true)
 	tests := []struct {
 		name    string
-		mutate  func(*Config)
+		mutate  func(*httpcore.Config)
 		wantErr bool
 	}{
-		{"trusted CA file", func(*Config) {}, false},
-		{"system roots only", func(c *Config) { c.CAFile = "" }, true},
+		{"trusted CA file", func(*httpcore.Config) {}, false},
+		{"system roots only", func(c *httpcore.Config) { c.CAFile = "" }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -742,7 +742,7 @@ func TestVRA7TLS(t *testing.T) {
 			c := newVRA7Client(t, cfg)
 			_, err := c.ResolveDirectory(t.Context(), "Corp AD")
 			if tt.wantErr {
-				if err == nil || IsRetryable(err) || !strings.Contains(err.Error(), "certificate") {
+				if err == nil || httpcore.IsRetryable(err) || !strings.Contains(err.Error(), "certificate") {
 					t.Fatalf("error = %v, want a permanent certificate error", err)
 				}
 				return
@@ -754,7 +754,7 @@ func TestVRA7TLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.clock.Advance(10 * time.Second)
-			if st, err := c.SyncStatus(t.Context(), vra7Corp); err != nil || st.Status != StatusCompleted {
+			if st, err := c.SyncStatus(t.Context(), vra7Corp); err != nil || st.Status != httpcore.StatusCompleted {
 				t.Fatalf("status over TLS = %+v, %v; want COMPLETED", st, err)
 			}
 		})

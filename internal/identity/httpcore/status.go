@@ -1,10 +1,11 @@
-package vidm
+package httpcore
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,7 +69,7 @@ func ParseSyncState(body []byte) (SyncState, error) {
 	}
 	obj, err := decodeObject(body)
 	if err != nil {
-		return SyncState{}, fmt.Errorf("%w: sync status is not a JSON object: %s", ErrInvalidResponse, describeJSONError(err))
+		return SyncState{}, fmt.Errorf("%w: sync status is not a JSON object: %s", ErrInvalidResponse, DescribeJSONError(err))
 	}
 	raw, nested, ok := findStatus(obj)
 	if !ok {
@@ -293,7 +294,7 @@ func findTime(obj map[string]json.RawMessage, keys []string) time.Time {
 		}
 		var n float64
 		if json.Unmarshal(v, &n) == nil {
-			return epochTime(n)
+			return EpochTime(n)
 		}
 		var s string
 		if json.Unmarshal(v, &s) == nil {
@@ -305,9 +306,9 @@ func findTime(obj map[string]json.RawMessage, keys []string) time.Time {
 	return time.Time{}
 }
 
-// epochTime reads epoch milliseconds (vIDM's usual form) or seconds; values outside any plausible
+// EpochTime reads epoch milliseconds (vIDM's usual form) or seconds; values outside any plausible
 // range are ignored rather than turned into absurd dates.
-func epochTime(n float64) time.Time {
+func EpochTime(n float64) time.Time {
 	switch {
 	case n <= 0 || math.IsNaN(n) || math.IsInf(n, 0):
 		return time.Time{}
@@ -331,6 +332,31 @@ func findPercent(obj map[string]json.RawMessage, keys []string) int {
 
 func clip(s string, n int) string { return backend.Clip(s, n) }
 
-func describeJSONError(err error) string {
+// DescribeJSONError is err, from decoding a body, short enough for a message.
+func DescribeJSONError(err error) string {
 	return clip(err.Error(), 120)
+}
+
+// maxConnectors bounds the connectors kept per directory.
+const maxConnectors = 32
+
+// ParseConnectors reads a connector list, in order: an array of names, or of objects naming the
+// connector under name, host, hostname or connectorId (mixed arrays too). Unreadable items and
+// repeats are skipped; nil when nothing usable is there.
+func ParseConnectors(raw json.RawMessage) []string {
+	var items []json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &items) != nil {
+		return nil
+	}
+	var out []string
+	for _, item := range items {
+		name := clip(connectorName(item), maxConnectorLen)
+		if name == "" || slices.Contains(out, name) {
+			continue
+		}
+		if out = append(out, name); len(out) == maxConnectors {
+			break
+		}
+	}
+	return out
 }

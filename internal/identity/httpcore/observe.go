@@ -1,10 +1,8 @@
-package vidm
+package httpcore
 
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -34,24 +32,10 @@ type nopObserver struct{}
 func (nopObserver) Request(string, int, error, time.Duration) {}
 func (nopObserver) TokenIssued()                              {}
 
-// endpointOf classifies a call by its method and path, so no call site has to name itself.
-func endpointOf(cl call) string {
-	switch {
-	case cl.endpoint != "":
-		return cl.endpoint
-	case cl.path == pathOAuthToken:
-		return EndpointToken
-	case cl.path == pathSystemLogin:
-		return EndpointLogin
-	case cl.path == pathDirectories && cl.method == http.MethodGet:
-		return EndpointDirectories
-	case strings.HasPrefix(cl.path, pathDirectories+"/") && strings.HasSuffix(cl.path, "/syncprofile/sync"):
-		switch cl.method {
-		case http.MethodPost:
-			return EndpointSyncStart
-		case http.MethodGet:
-			return EndpointSyncStatus
-		}
+// endpointOf is the call's observer label: the one it names, else EndpointOther.
+func endpointOf(cl Call) string {
+	if cl.Endpoint != "" {
+		return cl.Endpoint
 	}
 	return EndpointOther
 }

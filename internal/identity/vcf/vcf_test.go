@@ -1,4 +1,4 @@
-package vidm
+package vcf
 
 // The VCF backend: the answers of reference 004 parsed as they are, and the client against the
 // simulator's VCF flavor over real HTTP.
@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
@@ -81,8 +83,8 @@ type vcfEnv struct {
 	clock   *fakeclock.Clock
 	logs    *logbuf.Buffer // the client's, at Debug
 	simLogs *logbuf.Buffer
-	cfg     Config
-	client  *Client
+	cfg     httpcore.Config
+	client  *httpcore.Client
 }
 
 func newVCFEnv(t *testing.T) *vcfEnv {
@@ -107,9 +109,9 @@ func newVCFEnv(t *testing.T) *vcfEnv {
 			t.Errorf("%d requests went to paths the VCF client must not use", n)
 		}
 	})
-	e.cfg = Config{
-		Kind: backend.KindVCF, BaseURL: e.srv.URL, AuthMode: AuthPassword, Username: vcfUser, Password: vcfPassword,
-		Retry:  RetryPolicy{MaxAttempts: 4, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+	e.cfg = httpcore.Config{
+		Kind: backend.KindVCF, BaseURL: e.srv.URL, AuthMode: httpcore.AuthPassword, Username: vcfUser, Password: vcfPassword,
+		Retry:  httpcore.RetryPolicy{MaxAttempts: 4, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    e.clock.Now,
 	}
@@ -117,7 +119,7 @@ func newVCFEnv(t *testing.T) *vcfEnv {
 	return e
 }
 
-func (e *vcfEnv) newClient(t *testing.T, cfg Config) *Client {
+func (e *vcfEnv) newClient(t *testing.T, cfg httpcore.Config) *httpcore.Client {
 	t.Helper()
 	c, err := New(cfg)
 	if err != nil {
@@ -133,7 +135,7 @@ func TestVCFDirectories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Directory{
+	want := []httpcore.Directory{
 		{ID: vcfCorpAD, Name: "Corp AD", Type: "ActiveDirectory", Domains: []string{"corp.example.com", "corp.local"}},
 		{ID: vcfLabLDAP, Name: "Lab LDAP", Type: "OpenLdap", Domains: []string{"lab.example.com"}},
 		{ID: vcfADFSDir, Name: "Partner ADFS", Type: "Microsoft ADFS", Domains: []string{"partners.example.com"}},
@@ -175,7 +177,7 @@ func TestVCFResolveDirectory(t *testing.T) {
 		t.Run(tc.ref, func(t *testing.T) {
 			d, err := e.client.ResolveDirectory(t.Context(), tc.ref)
 			if tc.wantID == "" {
-				if !errors.Is(err, ErrDirectoryNotFound) || IsRetryable(err) {
+				if !errors.Is(err, httpcore.ErrDirectoryNotFound) || httpcore.IsRetryable(err) {
 					t.Fatalf("ResolveDirectory = %+v, %v; want a permanent ErrDirectoryNotFound", d, err)
 				}
 				return
@@ -226,7 +228,7 @@ func TestVCFSyncStatusDelegated(t *testing.T) {
 				t.Fatalf("%d provider reads, want 1", got)
 			}
 			// The poll loop ends at once: DELEGATED is terminal.
-			if st, err := e.client.WaitForSync(t.Context(), tc.id, WaitOptions{Timeout: time.Minute}); err != nil || st.Status != backend.StatusDelegated {
+			if st, err := e.client.WaitForSync(t.Context(), tc.id, httpcore.WaitOptions{Timeout: time.Minute}); err != nil || st.Status != backend.StatusDelegated {
 				t.Fatalf("WaitForSync = %+v, %v", st, err)
 			}
 		})
@@ -236,7 +238,7 @@ func TestVCFSyncStatusDelegated(t *testing.T) {
 func TestVCFStartSyncNotSupported(t *testing.T) {
 	e := newVCFEnv(t)
 	err := e.client.StartSync(t.Context(), vcfOktaDir, false)
-	if !errors.Is(err, backend.ErrNotSupported) || IsRetryable(err) {
+	if !errors.Is(err, backend.ErrNotSupported) || httpcore.IsRetryable(err) {
 		t.Fatalf("StartSync = %v; want a permanent ErrNotSupported", err)
 	}
 	if e.sim.Logins() != 0 || e.sim.Requests(vidmsim.EndpointVCFProviders)+e.sim.Requests(vidmsim.EndpointVCFProvider) != 0 {
@@ -287,13 +289,13 @@ func TestVCFLogin(t *testing.T) {
 	badClient := e.newClient(t, bad)
 	before := e.sim.Requests(vidmsim.EndpointVCFTokens)
 	_, err := badClient.Directories(ctx)
-	if !errors.Is(err, ErrUnauthorized) || IsRetryable(err) {
+	if !errors.Is(err, httpcore.ErrUnauthorized) || httpcore.IsRetryable(err) {
 		t.Fatalf("wrong password: %v; want a permanent ErrUnauthorized", err)
 	}
 	if got := e.sim.Requests(vidmsim.EndpointVCFTokens) - before; got != 1 {
 		t.Fatalf("wrong password tried %d times, want 1", got)
 	}
-	if _, authErr := badClient.AuthState(); !errors.Is(authErr, ErrUnauthorized) {
+	if _, authErr := badClient.AuthState(); !errors.Is(authErr, httpcore.ErrUnauthorized) {
 		t.Fatalf("AuthState error = %v, want ErrUnauthorized", authErr)
 	}
 }
@@ -337,8 +339,13 @@ func TestVCFSyncClientTokens(t *testing.T) {
 	}
 
 	vidmCfg := e.cfg
-	vidmCfg.Kind, vidmCfg.AuthMode = backend.KindVIDM, AuthSystem
-	if _, err := e.newClient(t, vidmCfg).SyncClientTokens(ctx); !errors.Is(err, backend.ErrNotSupported) || IsRetryable(err) {
+	vidmCfg.Kind, vidmCfg.AuthMode = backend.KindVIDM, httpcore.AuthSystem
+	vc, err := vidm.New(vidmCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vc.Close)
+	if _, err := vc.SyncClientTokens(ctx); !errors.Is(err, backend.ErrNotSupported) || httpcore.IsRetryable(err) {
 		t.Fatalf("vIDM SyncClientTokens = %v; want a permanent ErrNotSupported", err)
 	}
 }
@@ -347,15 +354,15 @@ func TestVCFFaultsRetried(t *testing.T) {
 	tests := []struct {
 		name string
 		ep   vidmsim.Endpoint
-		call func(ctx context.Context, c *Client) error
+		call func(ctx context.Context, c *httpcore.Client) error
 	}{
-		{"token", vidmsim.EndpointVCFTokens, func(ctx context.Context, c *Client) error { return c.Probe(ctx) }},
-		{"list", vidmsim.EndpointVCFProviders, func(ctx context.Context, c *Client) error { return c.Probe(ctx) }},
-		{"provider", vidmsim.EndpointVCFProvider, func(ctx context.Context, c *Client) error {
+		{"token", vidmsim.EndpointVCFTokens, func(ctx context.Context, c *httpcore.Client) error { return c.Probe(ctx) }},
+		{"list", vidmsim.EndpointVCFProviders, func(ctx context.Context, c *httpcore.Client) error { return c.Probe(ctx) }},
+		{"provider", vidmsim.EndpointVCFProvider, func(ctx context.Context, c *httpcore.Client) error {
 			_, err := c.SyncStatus(ctx, vcfOktaDir)
 			return err
 		}},
-		{"sync client tokens", vidmsim.EndpointVCFProviders, func(ctx context.Context, c *Client) error {
+		{"sync client tokens", vidmsim.EndpointVCFProviders, func(ctx context.Context, c *httpcore.Client) error {
 			_, err := c.SyncClientTokens(ctx)
 			return err
 		}},
@@ -378,7 +385,7 @@ func TestVCFFaultsRetried(t *testing.T) {
 	t.Run("outage outlasts the retries", func(t *testing.T) {
 		e := newVCFEnv(t)
 		e.sim.SetFault(vidmsim.EndpointVCFProvider, vidmsim.Fault{Status: http.StatusServiceUnavailable})
-		if _, err := e.client.SyncStatus(t.Context(), vcfOktaDir); !IsRetryable(err) {
+		if _, err := e.client.SyncStatus(t.Context(), vcfOktaDir); !httpcore.IsRetryable(err) {
 			t.Fatalf("SyncStatus = %v; want a retryable error", err)
 		}
 	})
@@ -396,7 +403,7 @@ func TestVCFSourceVanished(t *testing.T) {
 	if err := e.sim.SetDirectory(vidmsim.Directory{ID: "s-okta", Name: "OktaDirectory", Domains: []string{"okta.example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.SyncStatus(ctx, vcfOktaDir); !errors.Is(err, ErrDirectoryNotFound) || IsRetryable(err) {
+	if _, err := e.client.SyncStatus(ctx, vcfOktaDir); !errors.Is(err, httpcore.ErrDirectoryNotFound) || httpcore.IsRetryable(err) {
 		t.Fatalf("provider gone: %v; want a permanent ErrDirectoryNotFound", err)
 	}
 	// One embedded source leaves: the provider still answers, without it. (Its permanence is
@@ -405,7 +412,7 @@ func TestVCFSourceVanished(t *testing.T) {
 	if err := e.sim.SetDirectory(vidmsim.Directory{ID: "s-lab", Name: "Lab LDAP", Domains: []string{"lab.example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.SyncStatus(ctx, vcfLabLDAP); !errors.Is(err, ErrDirectoryNotFound) {
+	if _, err := e.client.SyncStatus(ctx, vcfLabLDAP); !errors.Is(err, httpcore.ErrDirectoryNotFound) {
 		t.Fatalf("source gone: %v; want ErrDirectoryNotFound", err)
 	}
 	if _, err := e.client.SyncStatus(ctx, vcfCorpAD); err != nil {
@@ -517,25 +524,25 @@ func vcfElement(t *testing.T, file string, i int) []byte {
 }
 
 func TestVCFParseReferenceDirectories(t *testing.T) {
-	embedded := func(id string) Directory {
-		return Directory{ID: id + "/embedded-ids-name", Name: "embedded-ids-name", Type: "ActiveDirectory", Domains: []string{"embedded-ids.com"}}
+	embedded := func(id string) httpcore.Directory {
+		return httpcore.Directory{ID: id + "/embedded-ids-name", Name: "embedded-ids-name", Type: "ActiveDirectory", Domains: []string{"embedded-ids.com"}}
 	}
 	tests := []struct {
 		file string
-		want []Directory
+		want []httpcore.Directory
 	}{
-		{"vcf-identity-providers-adfs.json", []Directory{
+		{"vcf-identity-providers-adfs.json", []httpcore.Directory{
 			embedded("1a9bd081-40c4-434d-af78-33a162522100"),
 			{ID: "82ce7b07-f878-41af-9ac3-e343bcb347dc/My%20AD%20Identity%20Source", Name: "My AD Identity Source", Type: "Microsoft ADFS", Domains: []string{"external-idp.com"}},
 		}},
-		{"vcf-identity-providers-okta.json", []Directory{
+		{"vcf-identity-providers-okta.json", []httpcore.Directory{
 			embedded("3262279b-09b0-44eb-a3be-f4bded4f0851"),
 			{ID: "159498c4-6e0e-4757-ae4b-dcb6aaa93216/OktaDirectory", Name: "OktaDirectory", Type: "OKTA", Domains: []string{"external-okta-idp.com"}},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			got, err := vcfAPI{}.parseDirectories(vcfReference(t, tc.file))
+			got, err := API{}.ParseDirectories(vcfReference(t, tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -568,18 +575,18 @@ func TestVCFParseSyncState(t *testing.T) {
 		{"inactive embedded", embeddedID + "/embedded-ids-name", inactiveEmbedded, &backend.Delegation{
 			Kind: backend.DelegationLDAP, ProviderID: embeddedID, ProviderName: "Embedded IDP", Source: "ActiveDirectory",
 			Message: "the identity provider Embedded IDP is inactive in VCF; users and groups of embedded-ids-name are read from Active Directory over LDAP by the identity source; VCF has no sync to start"}, nil},
-		{"system domain is not a directory", embeddedID + "/vsphere.local", inactiveEmbedded, nil, ErrDirectoryNotFound},
-		{"vanished source", embeddedID + "/gone", inactiveEmbedded, nil, ErrDirectoryNotFound},
-		{"answer for another provider", "be12eb48-0000-0000-0000-000000000000/My AD Identity Source", adfsOne, nil, ErrInvalidResponse},
-		{"HTML", embeddedID + "/embedded-ids-name", []byte("<html>maintenance</html>"), nil, ErrInvalidResponse},
-		{"bad id", "no-slash", adfsOne, nil, ErrInvalidArgument},
+		{"system domain is not a directory", embeddedID + "/vsphere.local", inactiveEmbedded, nil, httpcore.ErrDirectoryNotFound},
+		{"vanished source", embeddedID + "/gone", inactiveEmbedded, nil, httpcore.ErrDirectoryNotFound},
+		{"answer for another provider", "be12eb48-0000-0000-0000-000000000000/My AD Identity Source", adfsOne, nil, httpcore.ErrInvalidResponse},
+		{"HTML", embeddedID + "/embedded-ids-name", []byte("<html>maintenance</html>"), nil, httpcore.ErrInvalidResponse},
+		{"bad id", "no-slash", adfsOne, nil, httpcore.ErrInvalidArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := vcfAPI{}.parseSyncState(tc.id, tc.body)
+			st, err := API{}.ParseSyncState(tc.id, tc.body)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) || IsRetryable(err) {
-					t.Fatalf("err = %v (retryable %v), want permanent %v", err, IsRetryable(err), tc.wantErr)
+				if !errors.Is(err, tc.wantErr) || httpcore.IsRetryable(err) {
+					t.Fatalf("err = %v (retryable %v), want permanent %v", err, httpcore.IsRetryable(err), tc.wantErr)
 				}
 				return
 			}
@@ -615,9 +622,9 @@ func TestVCFParseDirectoriesErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dirs, err := vcfAPI{}.parseDirectories([]byte(tc.body))
+			dirs, err := API{}.ParseDirectories([]byte(tc.body))
 			if tc.wantErr {
-				if !errors.Is(err, ErrInvalidResponse) || !IsRetryable(err) {
+				if !errors.Is(err, httpcore.ErrInvalidResponse) || !httpcore.IsRetryable(err) {
 					t.Fatalf("err = %v; want a retryable ErrInvalidResponse", err)
 				}
 				return
@@ -648,13 +655,13 @@ func TestVCFDirectoryIDs(t *testing.T) {
 		if err != nil || p != tc.provider || n != tc.name {
 			t.Fatalf("split(%q) = %q, %q, %v", id, p, n, err)
 		}
-		cl, err := vcfAPI{}.syncStatus(id)
-		if err != nil || cl.path != tc.path || cl.rawPath != tc.rawPath || cl.method != http.MethodGet || !cl.bearer || cl.endpoint != EndpointSyncStatus {
+		cl, err := API{}.SyncStatus(id)
+		if err != nil || cl.Path != tc.path || cl.RawPath != tc.rawPath || cl.Method != http.MethodGet || !cl.Bearer || cl.Endpoint != httpcore.EndpointSyncStatus {
 			t.Fatalf("syncStatus(%q) = %+v, %v", id, cl, err)
 		}
 	}
 	for _, bad := range []string{"", "no-slash", "/name", "provider/", "%zz/name", "../name", "./name"} {
-		if _, err := (vcfAPI{}).syncStatus(bad); !errors.Is(err, ErrInvalidArgument) {
+		if _, err := (API{}).SyncStatus(bad); !errors.Is(err, httpcore.ErrInvalidArgument) {
 			t.Errorf("syncStatus(%q) = %v, want ErrInvalidArgument", bad, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package vidm
+package httpcore
 
 import (
 	"context"
@@ -29,7 +29,7 @@ var (
 	ErrInvalidArgument    = backend.ErrInvalidArgument
 )
 
-// Error describes one failed vIDM operation. It never holds a request body, header or token.
+// Error describes one failed operation of an identity system. It never holds a request body, header or token.
 type Error struct {
 	Op         string        // what the client was doing, e.g. "start sync"
 	StatusCode int           // HTTP status, 0 when no response arrived
@@ -65,6 +65,10 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Retryable reports whether the same call may succeed later.
 func (e *Error) Retryable() bool { return e.retryable }
+
+// RetryableError is a retryable failure of op: usually an answer a proxy or a cut connection
+// spoiled (a body that does not decode), worth another try.
+func RetryableError(op string, err error) *Error { return &Error{Op: op, Err: err, retryable: true} }
 
 // DirectoryError is returned by ResolveDirectory when a reference matches no directory or several.
 type DirectoryError = backend.DirectoryError
