@@ -24,6 +24,7 @@ import (
 
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 )
 
@@ -284,13 +285,9 @@ func (c *Client) Do(ctx context.Context, cl Call) ([]byte, error) {
 			return nil, err
 		}
 		c.log.Warn("vIDM call failed, retrying", "op", cl.Op, "attempt", attempt, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if cerr := backoff.Wait(ctx, wait); cerr != nil {
 			// The cancellation is the cause; the last error is context and must not decide errors.Is.
-			return nil, &Error{Op: cl.Op, Err: fmt.Errorf("%w (last error: %v)", ctx.Err(), err)} //nolint:errorlint
-		case <-t.C:
+			return nil, &Error{Op: cl.Op, Err: fmt.Errorf("%w (last error: %v)", cerr, err)} //nolint:errorlint
 		}
 	}
 }

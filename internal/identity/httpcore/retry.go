@@ -1,8 +1,9 @@
 package httpcore
 
 import (
-	"math/rand/v2"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 )
 
 // RetryPolicy governs how retryable failures are retried within one client call. Waits use full
@@ -54,11 +55,5 @@ func (p RetryPolicy) next(attempt int, err error) (time.Duration, bool) {
 // Backoff returns a jittered wait for the given attempt: uniform in [bound/2, bound], where bound
 // doubles from InitialBackoff up to MaxBackoff.
 func (p RetryPolicy) Backoff(attempt int) time.Duration {
-	bound := p.InitialBackoff
-	for i := 1; i < attempt && bound < p.MaxBackoff; i++ {
-		bound *= 2
-	}
-	bound = min(bound, p.MaxBackoff)
-	half := bound / 2
-	return half + rand.N(bound-half+1)
+	return backoff.Policy{Initial: p.InitialBackoff, Max: p.MaxBackoff, Jitter: 0.5}.Delay(attempt)
 }
