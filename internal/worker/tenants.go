@@ -10,6 +10,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/registry"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/systems"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
@@ -43,8 +44,8 @@ func clientConfig(t tenants.Tenant) httpcore.Config {
 }
 
 // clientBuilder builds each tenant's client with the worker's logger and metrics.
-func clientBuilder(log *slog.Logger, m *metrics.Metrics) tenants.BuildFunc {
-	return func(t tenants.Tenant) (tenants.Backend, error) {
+func clientBuilder(log *slog.Logger, m *metrics.Metrics) registry.BuildFunc {
+	return func(t tenants.Tenant) (registry.Backend, error) {
 		c := clientConfig(t)
 		c.Logger = log.With("component", "vidm", "tenant", t.Name, "backend", string(t.Backend))
 		c.Observer = m.Backend(t.Name)
@@ -53,7 +54,7 @@ func clientBuilder(log *slog.Logger, m *metrics.Metrics) tenants.BuildFunc {
 }
 
 // catalog lists every tenant's directories for the status page and the admin API.
-type catalog struct{ reg *tenants.Registry }
+type catalog struct{ reg *registry.Registry }
 
 // lister is what the catalog needs of a tenant's client beyond the backend interface.
 type lister interface {
@@ -91,7 +92,7 @@ func (c catalog) Probe(ctx context.Context) error {
 }
 
 // backendStates is every tenant's client as the readiness check sees it.
-func backendStates(reg *tenants.Registry) func() map[string]health.VIDMState {
+func backendStates(reg *registry.Registry) func() map[string]health.VIDMState {
 	return func() map[string]health.VIDMState {
 		out := map[string]health.VIDMState{}
 		for _, e := range reg.Entries() {
@@ -104,7 +105,7 @@ func backendStates(reg *tenants.Registry) func() map[string]health.VIDMState {
 }
 
 // tokenTargets are the tenants whose backend reports SCIM sync-client tokens (VCF).
-func tokenTargets(reg *tenants.Registry) func() []tokenwatch.Target {
+func tokenTargets(reg *registry.Registry) func() []tokenwatch.Target {
 	return func() []tokenwatch.Target {
 		var out []tokenwatch.Target
 		for _, e := range reg.Entries() {
@@ -124,7 +125,7 @@ func tokenTargets(reg *tenants.Registry) func() []tokenwatch.Target {
 type reloader struct {
 	ctx   context.Context
 	cfg   config.Config
-	reg   *tenants.Registry
+	reg   *registry.Registry
 	sched *schedule.Scheduler
 	watch *tokenwatch.Watcher
 	log   *slog.Logger
@@ -158,7 +159,7 @@ func (r *reloader) apply() error {
 		return err
 	}
 	// The schedules are read before anything is swapped, so a refusal changes nothing.
-	entries, err := tenants.Schedules(f)
+	entries, err := registry.Schedules(f)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/registry"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
@@ -73,7 +73,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		return fmt.Errorf("tenants: %w", err)
 	}
 	warnInsecure(log, tf)
-	tr, err := tenants.NewRegistry(tf, clientBuilder(log, m))
+	tr, err := registry.New(tf, clientBuilder(log, m))
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
 	}
@@ -134,7 +134,7 @@ type pipeline struct {
 }
 
 func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Conn, js jetstream.JetStream,
-	res *streams.Resources, tr *tenants.Registry, m *metrics.Metrics, log *slog.Logger) (*pipeline, error) {
+	res *streams.Resources, tr *registry.Registry, m *metrics.Metrics, log *slog.Logger) (*pipeline, error) {
 	dec, err := trigger.NewDecoder()
 	if err != nil {
 		return nil, err

@@ -26,9 +26,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule/cronspec"
 	"sigs.k8s.io/yaml"
-
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
 )
 
 // Kind is a backend kind.
@@ -118,7 +117,7 @@ type Poll struct{ Initial, Max, Deadline time.Duration }
 // Schedule is a directory's safety-net sync schedule.
 type Schedule struct {
 	Directory        string
-	Cron             string // as written; valid for schedule.ParseSpec
+	Cron             string // as written; valid for cronspec.Parse
 	IgnoreSafeguards bool
 }
 
@@ -894,7 +893,7 @@ func (v *validator) schedules(loc string, t Tenant, rs []rawSchedule) []Schedule
 		}
 		if r.Cron == "" {
 			v.ps.add(child(at, "cron"), "required")
-		} else if _, err := schedule.ParseSpec(r.Cron); err != nil {
+		} else if _, err := cronspec.Parse(r.Cron); err != nil {
 			v.ps.add(child(at, "cron"), "%v", err)
 		}
 		out = append(out, s)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/registry"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
@@ -140,13 +141,13 @@ func startWith(t *testing.T, su setup) *env {
 		t.Fatal(err)
 	}
 	e := &env{js: js, res: res, store: dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History}, dirstate.Options{}), sim: sim, rec: &recorder{}, logs: &logbuf.Buffer{}}
-	reg, err := tenants.NewRegistry(tenants.File{DefaultTenant: "default", Tenants: map[string]tenants.Tenant{
+	reg, err := registry.New(tenants.File{DefaultTenant: "default", Tenants: map[string]tenants.Tenant{
 		"default": {Name: "default", Backend: tenants.KindVIDM},
 		// A second tenant limited to one directory: its allow-list decides what intake accepts.
 		"lab": {Name: "lab", Backend: tenants.KindVIDM, Directories: []string{"Lab AD"}},
 		// A tenant whose publishers may ask vIDM to ignore its safeguards.
 		"trusted": {Name: "trusted", Backend: tenants.KindVIDM, AllowIgnoreSafeguards: true},
-	}}, func(tenants.Tenant) (tenants.Backend, error) { return vc, nil })
+	}}, func(tenants.Tenant) (registry.Backend, error) { return vc, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

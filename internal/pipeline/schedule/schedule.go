@@ -25,6 +25,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule/cronspec"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 )
 
@@ -49,7 +50,7 @@ const (
 // Entry is one directory's schedule.
 type Entry struct {
 	Tenant, Directory string
-	Spec              Spec
+	Spec              cronspec.Spec
 	IgnoreSafeguards  bool
 }
 

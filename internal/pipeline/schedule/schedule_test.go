@@ -18,6 +18,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule/cronspec"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/trigger"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
@@ -72,9 +73,9 @@ func (o *observed) waitN(t *testing.T, n int) []attempt {
 	return o.all()
 }
 
-func spec(t *testing.T, s string) schedule.Spec {
+func spec(t *testing.T, s string) cronspec.Spec {
 	t.Helper()
-	sp, err := schedule.ParseSpec(s)
+	sp, err := cronspec.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,14 @@
-package schedule_test
+package cronspec_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule/cronspec"
 )
 
-func TestParseSpec(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		spec    string
 		wantErr string // "" = valid
@@ -42,10 +42,10 @@ func TestParseSpec(t *testing.T) {
 		{spec: strings.Repeat("1,", 200) + "1 * * * *", wantErr: "longer than 256 characters"},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			s, err := schedule.ParseSpec(tc.spec)
+			s, err := cronspec.Parse(tc.spec)
 			if tc.wantErr == "" {
 				if err != nil {
-					t.Fatalf("ParseSpec(%q): %v", tc.spec, err)
+					t.Fatalf("Parse(%q): %v", tc.spec, err)
 				}
 				if got, want := s.String(), strings.TrimSpace(tc.spec); got != want {
 					t.Errorf("String() = %q, want %q", got, want)
@@ -53,10 +53,10 @@ func TestParseSpec(t *testing.T) {
 				return
 			}
 			if err == nil {
-				t.Fatalf("ParseSpec(%q) = %v, want an error", tc.spec, s)
+				t.Fatalf("Parse(%q) = %v, want an error", tc.spec, s)
 			}
 			if !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ParseSpec(%q) error %q does not contain %q", tc.spec, err, tc.wantErr)
+				t.Errorf("Parse(%q) error %q does not contain %q", tc.spec, err, tc.wantErr)
 			}
 		})
 	}
@@ -87,7 +87,7 @@ func TestSpecNext(t *testing.T) {
 		{"@daily", at, time.Date(2026, 1, 16, 0, 0, 0, 0, time.UTC)},
 	} {
 		t.Run(tc.spec+" after "+tc.after.Format(time.RFC3339), func(t *testing.T) {
-			s, err := schedule.ParseSpec(tc.spec)
+			s, err := cronspec.Parse(tc.spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,23 +97,23 @@ func TestSpecNext(t *testing.T) {
 			}
 		})
 	}
-	if got := (schedule.Spec{}).Next(at); !got.IsZero() {
+	if got := (cronspec.Spec{}).Next(at); !got.IsZero() {
 		t.Errorf("zero Spec: Next = %v, want the zero time", got)
 	}
 }
 
-func FuzzParseSpec(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{"0 * * * *", "@every 1h", "CRON_TZ=UTC 0 2 * * *", "TZ=", "*/5 1-3 * JAN-MAR MON"} {
 		f.Add(s)
 	}
 	at := time.Date(2026, 1, 15, 10, 15, 30, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, s string) {
-		spec, err := schedule.ParseSpec(s)
+		spec, err := cronspec.Parse(s)
 		if err != nil {
 			return
 		}
 		if n := spec.Next(at); !n.IsZero() && !n.After(at) {
-			t.Fatalf("ParseSpec(%q).Next(%v) = %v, not after", s, at, n)
+			t.Fatalf("Parse(%q).Next(%v) = %v, not after", s, at, n)
 		}
 	})
 }

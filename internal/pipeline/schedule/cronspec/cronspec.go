@@ -1,4 +1,7 @@
-package schedule
+// Package cronspec parses the schedules of safety-net syncs: cron expressions, descriptors and
+// @every intervals, with the limits that keep a schedule from flooding vIDM. The tenants file is
+// checked with it; the scheduler fires on it.
+package cronspec
 
 import (
 	"errors"
@@ -9,7 +12,7 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// MinEvery is the shortest @every interval ParseSpec accepts: a scheduled sync more often than
+// MinEvery is the shortest @every interval Parse accepts: a scheduled sync more often than
 // this would flood vIDM, and events already cover the fast path.
 const MinEvery = time.Minute
 
@@ -31,9 +34,9 @@ type Spec struct {
 	every time.Duration // > 0 for @every
 }
 
-// ParseSpec parses s with cron.ParseStandard. It rejects an empty spec, @every shorter than
+// Parse parses s with cron.ParseStandard. It rejects an empty spec, @every shorter than
 // MinEvery and a spec that never fires (such as "0 0 30 2 *"); every error names the spec.
-func ParseSpec(s string) (spec Spec, err error) {
+func Parse(s string) (spec Spec, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Spec{}, errEmptySpec

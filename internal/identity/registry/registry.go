@@ -1,4 +1,7 @@
-package tenants
+// Package registry holds the identity systems the worker serves: one configured client per tenant
+// of the tenants file, replaced whole on a reload, and the engine's, intake's and scheduler's views
+// of them.
+package registry
 
 import (
 	"cmp"
@@ -9,9 +12,11 @@ import (
 	"sync/atomic"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/schedule/cronspec"
 )
 
 // Backend is a tenant's client: a backend.Backend that can release its connections.
@@ -22,7 +27,7 @@ type Backend interface {
 
 // BuildFunc makes the client of one tenant (the worker builds them with systems.New and its
 // metrics).
-type BuildFunc func(Tenant) (Backend, error)
+type BuildFunc func(tenants.Tenant) (Backend, error)
 
 // Registry serves every configured tenant's backend and settings, and swaps them all at once when
 // the file is reloaded. Whoever took a tenant keeps it to the end of what it does, so a reload
@@ -35,19 +40,19 @@ type Registry struct {
 
 // set is one generation of the configuration.
 type set struct {
-	file    File
+	file    tenants.File
 	byName  map[string]*Entry
 	byToken map[string]*Entry // dirstate key token of the tenant → entry
 }
 
 // Entry is one tenant as the worker runs it.
 type Entry struct {
-	Tenant  Tenant
+	Tenant  tenants.Tenant
 	Backend Backend
 }
 
 // NewRegistry builds every tenant's backend; any failure fails the whole.
-func NewRegistry(f File, build BuildFunc) (*Registry, error) {
+func New(f tenants.File, build BuildFunc) (*Registry, error) {
 	r := &Registry{build: build}
 	s, err := r.newSet(f)
 	if err != nil {
@@ -57,7 +62,7 @@ func NewRegistry(f File, build BuildFunc) (*Registry, error) {
 	return r, nil
 }
 
-func (r *Registry) newSet(f File) (*set, error) {
+func (r *Registry) newSet(f tenants.File) (*set, error) {
 	s := &set{file: f, byName: map[string]*Entry{}, byToken: map[string]*Entry{}}
 	for _, name := range f.Names() {
 		t := f.Tenants[name]
@@ -78,7 +83,7 @@ func (r *Registry) newSet(f File) (*set, error) {
 // Replace switches to f once every backend of it is built; on any error the configuration in use
 // stays as it was. The old backends are closed (their idle connections): runs still using them
 // finish, opening new connections if they must.
-func (r *Registry) Replace(f File) error {
+func (r *Registry) Replace(f tenants.File) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, err := r.newSet(f)
@@ -93,7 +98,7 @@ func (r *Registry) Replace(f File) error {
 }
 
 // File is the configuration in use.
-func (r *Registry) File() File { return r.cur.Load().file }
+func (r *Registry) File() tenants.File { return r.cur.Load().file }
 
 // Entries lists the tenants in use, by name.
 func (r *Registry) Entries() []*Entry {
@@ -186,12 +191,12 @@ func (r *Registry) TotalConcurrency() int {
 func (r *Registry) Schedules() ([]schedule.Entry, error) { return Schedules(r.File()) }
 
 // Schedules returns the scheduled safety-net syncs of every tenant of f.
-func Schedules(f File) ([]schedule.Entry, error) {
+func Schedules(f tenants.File) ([]schedule.Entry, error) {
 	var out []schedule.Entry
 	for _, name := range f.Names() {
 		t := f.Tenants[name]
 		for _, sc := range t.Schedules {
-			spec, err := schedule.ParseSpec(sc.Cron)
+			spec, err := cronspec.Parse(sc.Cron)
 			if err != nil {
 				return nil, fmt.Errorf("tenant %q: schedule of %q: %w", name, sc.Directory, err)
 			}
