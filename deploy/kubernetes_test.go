@@ -45,11 +45,14 @@ var downward = map[string]string{
 // configVars are the variables internal/config reads, from the env tags of config.Config.
 func configVars() map[string]bool {
 	vars := map[string]bool{}
-	t := reflect.TypeFor[config.Config]()
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ","); name != "" {
+	// The concerns (NATS, Streams, ...) are embedded structs: their fields are the variables.
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[config.Config]()) {
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
 			vars[name] = true
 		}
+	}
+	if len(vars) < 50 {
+		panic(fmt.Sprintf("found %d variables in config.Config's env tags; the struct walk is broken", len(vars)))
 	}
 	return vars
 }

@@ -28,9 +28,30 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 )
 
-// Config is the worker's whole configuration.
+// Config is the worker's whole configuration, by concern. Each concern validates itself; the
+// checks that span two of them are Config's own (crossChecks). The embedded structs keep every
+// variable's name and promote their fields, so cfg.NATSURL reads as before.
 type Config struct {
-	// NATS
+	NATS
+	Streams
+	Identity
+	Coalescing
+	Intake
+	Admin
+	Ingress
+	Logging
+
+	// Dev is set by the dev command (cmd/vidm-sync-dev), never from the environment. It relaxes NATS_URL and VIDM_URL: an
+	// empty one means the command starts an embedded NATS server or the vIDM simulator (see
+	// EmbeddedNATS and SimulatedVIDM). (No env tag at all: go-envconfig rejects `env:"-"` as an
+	// invalid variable name.)
+	Dev bool
+	// ownSecretFiles are the *_FILE paths the worker's own secrets came from: no tenant may name them.
+	ownSecretFiles []string
+}
+
+// NATS is the connection to the broker.
+type NATS struct {
 	NATSURL       string `env:"NATS_URL"` // required unless Dev; comma-separated for several servers
 	NATSUser      string `env:"NATS_USER"`
 	NATSPassword  string `env:"NATS_PASSWORD"` // secret; or NATS_PASSWORD_FILE
@@ -43,8 +64,11 @@ type Config struct {
 	// NATSInboxPrefix is the prefix of the subjects replies reach the worker on: with one per
 	// NATS user, permissions keep each user from reading another's replies.
 	NATSInboxPrefix string `env:"NATS_INBOX_PREFIX,default=_INBOX"`
+}
 
-	// JetStream names (defaults from DESIGN.md)
+// Streams are the JetStream resources the worker uses, with their limits, and the source of the
+// events it publishes.
+type Streams struct {
 	TriggerStream         string        `env:"TRIGGER_STREAM,default=DIRSYNC_TRIGGERS"`
 	TriggerSubjects       []string      `env:"TRIGGER_SUBJECTS,default=dirsync.trigger.>"` // comma-separated
 	ResultStream          string        `env:"RESULT_STREAM,default=DIRSYNC_RESULTS"`
@@ -66,7 +90,13 @@ type Config struct {
 	ResultStreamMaxBytes  int64 `env:"RESULT_STREAM_MAX_BYTES,default=1073741824"`
 	DeadStreamMaxBytes    int64 `env:"DEAD_STREAM_MAX_BYTES,default=268435456"`
 
-	// vIDM
+	// ResultSource is the CloudEvents source of result events. Default
+	// "urn:vidm-sync-worker:" + the hostname (the pod name in Kubernetes).
+	ResultSource string `env:"RESULT_SOURCE"`
+}
+
+// Identity is the identity systems served: one from the VIDM_* variables, or a tenants file.
+type Identity struct {
 	VIDMURL                string        `env:"VIDM_URL"`                     // required unless Dev
 	VIDMAuthMode           string        `env:"VIDM_AUTH_MODE,default=oauth"` // oauth | system
 	VIDMClientID           string        `env:"VIDM_CLIENT_ID"`
@@ -98,25 +128,28 @@ type Config struct {
 	// Tenant is the tenant that triggers without "tenant" belong to; triggers naming another
 	// tenant are dead-lettered.
 	Tenant string `env:"VIDM_TENANT,default=default"`
+}
 
-	// Behaviour
+// Coalescing is how triggers become runs: the window, the polling of a sync, the leases and how
+// many syncs run at once.
+type Coalescing struct {
 	CoalesceWindow      time.Duration `env:"COALESCE_WINDOW,default=2s"`
 	PollInitialInterval time.Duration `env:"POLL_INITIAL_INTERVAL,default=2s"`
 	PollMaxInterval     time.Duration `env:"POLL_MAX_INTERVAL,default=15s"`
 	SyncDeadline        time.Duration `env:"SYNC_DEADLINE,default=30m"`
 	MaxConcurrentSyncs  int           `env:"MAX_CONCURRENT_SYNCS,default=8"`
 	LeaseTTL            time.Duration `env:"LEASE_TTL,default=30s"`
-	PullBatch           int           `env:"PULL_BATCH,default=64"`
-	MaxInFlight         int           `env:"MAX_IN_FLIGHT,default=512"` // trigger messages being recorded at once (consumer MaxAckPending)
-	AckWait             time.Duration `env:"ACK_WAIT,default=30s"`
-	// ResultSource is the CloudEvents source of result events. Default
-	// "urn:vidm-sync-worker:" + the hostname (the pod name in Kubernetes).
-	ResultSource string `env:"RESULT_SOURCE"`
-	LogFormat    string `env:"LOG_FORMAT,default=text"` // text | json
-	LogLevel     string `env:"LOG_LEVEL,default=info"`  // debug | info | warn | error
+}
 
-	// Operations: the admin port serves /metrics, /healthz, /readyz, the status page and the
-	// admin API.
+// Intake is how many trigger messages are pulled and recorded at once.
+type Intake struct {
+	PullBatch   int           `env:"PULL_BATCH,default=64"`
+	MaxInFlight int           `env:"MAX_IN_FLIGHT,default=512"` // trigger messages being recorded at once (consumer MaxAckPending)
+	AckWait     time.Duration `env:"ACK_WAIT,default=30s"`
+}
+
+// Admin is the admin port: metrics, probes, the status page and the admin API.
+type Admin struct {
 	AdminAddr string `env:"ADMIN_ADDR,default=:9090"`
 	// AdminToken allows every admin API call (bearer token); without it the write endpoints
 	// answer 403. Secret; or ADMIN_TOKEN_FILE.
@@ -135,8 +168,10 @@ type Config struct {
 	// ReadyVIDMInterval: /readyz needs a vIDM answer with accepted credentials within this
 	// interval; when none came by itself, readiness asks vIDM (at most once per interval).
 	ReadyVIDMInterval time.Duration `env:"READY_VIDM_INTERVAL,default=1m"`
+}
 
-	// HTTP ingress (CloudEvents HTTP binding), off by default.
+// Ingress is the CloudEvents HTTP ingress (HTTP binding), off by default.
+type Ingress struct {
 	IngressEnabled bool   `env:"INGRESS_ENABLED,default=false"`
 	IngressAddr    string `env:"INGRESS_ADDR,default=:8080"`
 	// IngressToken is the bearer token publishers present. Required with INGRESS_ENABLED.
@@ -148,14 +183,12 @@ type Config struct {
 	IngressMaxWait time.Duration `env:"INGRESS_MAX_WAIT,default=10m"`
 	// IngressMaxWaiters bounds the ?wait requests waiting at once; beyond it they get 429.
 	IngressMaxWaiters int `env:"INGRESS_MAX_WAITERS,default=256"`
+}
 
-	// Dev is set by the dev command (cmd/vidm-sync-dev), never from the environment. It relaxes NATS_URL and VIDM_URL: an
-	// empty one means the command starts an embedded NATS server or the vIDM simulator (see
-	// EmbeddedNATS and SimulatedVIDM). (No env tag at all: go-envconfig rejects `env:"-"` as an
-	// invalid variable name.)
-	Dev bool
-	// ownSecretFiles are the *_FILE paths the worker's own secrets came from: no tenant may name them.
-	ownSecretFiles []string
+// Logging is the log's format and level.
+type Logging struct {
+	LogFormat string `env:"LOG_FORMAT,default=text"` // text | json
+	LogLevel  string `env:"LOG_LEVEL,default=info"`  // debug | info | warn | error
 }
 
 // MinTokenLength is the shortest admin or ingress token accepted: 32 characters of a random
@@ -249,11 +282,20 @@ func (e emptyIsUnset) Lookup(key string) (string, bool) {
 // parseChecker returns a mutator that checks each value parses as its field's type. A value
 // that does not is recorded and replaced by "" (which go-envconfig leaves as the zero value),
 // so processing continues with the next variable.
+// settings are Config's fields with the concerns' fields in place of the concerns.
+func settings() []reflect.StructField {
+	var out []reflect.StructField
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		if !f.Anonymous {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func parseChecker(problems *problemList) envconfig.MutatorFunc {
 	kinds := map[string]reflect.Type{}
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
+	for _, f := range settings() {
 		if key, _, _ := strings.Cut(f.Tag.Get("env"), ","); key != "" {
 			kinds[key] = f.Type
 		}
@@ -316,15 +358,20 @@ func (c Config) Validate() error {
 
 func (c Config) validate() problemList {
 	var p problemList
+	c.NATS.validate(&p, c.Dev)
+	subjectsOK := c.Streams.validate(&p)
+	c.Identity.validate(&p, c.Dev, c.SimulatedVIDM())
+	c.Coalescing.validate(&p)
+	c.Intake.validate(&p)
+	c.Admin.validate(&p)
+	c.Ingress.validate(&p)
+	c.Logging.validate(&p)
+	c.crossChecks(&p, subjectsOK)
+	return p
+}
 
-	// NATS connection.
-	if c.NATSURL == "" {
-		if !c.Dev {
-			p.add("NATS_URL", "required (or run vidm-sync-dev, make run, for an embedded server)")
-		}
-	} else {
-		checkNATSURL(&p, c.NATSURL)
-	}
+// crossChecks are the checks that span two concerns.
+func (c Config) crossChecks(p *problemList, subjectsOK bool) {
 	if c.EmbeddedNATS() {
 		if !c.ManageStreams {
 			p.add("MANAGE_STREAMS", "false needs NATS_URL: the embedded dev server has no externally managed streams")
@@ -333,244 +380,24 @@ func (c Config) validate() problemList {
 			p.add("STREAM_REPLICAS", "must be 1 with the embedded dev server (a single node)")
 		}
 	}
-	authMethods := 0
-	for _, set := range []bool{c.NATSToken != "", c.NATSUser != "" || c.NATSPassword != "", c.NATSCredsFile != ""} {
-		if set {
-			authMethods++
-		}
-	}
-	if authMethods > 1 {
-		p.add("NATS_TOKEN", "set only one of NATS_TOKEN, NATS_USER with NATS_PASSWORD, and NATS_CREDS_FILE")
-	}
-	// Pairs: the problem names the half that is missing.
-	for _, pair := range [][2]struct{ env, v string }{
-		{{"NATS_USER", c.NATSUser}, {"NATS_PASSWORD", c.NATSPassword}},
-		{{"NATS_CERT_FILE", c.NATSCertFile}, {"NATS_KEY_FILE", c.NATSKeyFile}},
-	} {
-		a, b := pair[0], pair[1]
-		switch {
-		case a.v != "" && b.v == "":
-			p.add(b.env, "required with "+a.env+" (they go together)")
-		case a.v == "" && b.v != "":
-			p.add(a.env, "required with "+b.env+" (they go together)")
-		}
-	}
-	if c.NATSName == "" {
-		p.add("NATS_CLIENT_NAME", "must not be empty")
-	}
-	if msg := checkSubject(c.NATSInboxPrefix, false); msg != "" {
-		p.add("NATS_INBOX_PREFIX", fmt.Sprintf("%q: %s", c.NATSInboxPrefix, msg))
-	}
-
-	// JetStream names.
-	for _, n := range []struct{ env, v string }{
-		{"TRIGGER_STREAM", c.TriggerStream}, {"RESULT_STREAM", c.ResultStream}, {"DEAD_STREAM", c.DeadStream},
-		{"CONSUMER", c.Consumer},
-	} {
-		if msg := checkName(n.v); msg != "" {
-			p.add(n.env, msg)
-		}
-	}
-	for _, n := range []struct{ env, v string }{
-		{"PENDING_BUCKET", c.PendingBucket}, {"RUNS_BUCKET", c.RunsBucket}, {"LEASE_BUCKET", c.LeaseBucket},
-		{"HISTORY_BUCKET", c.HistoryBucket}, {"CONTROL_BUCKET", c.ControlBucket},
-	} {
-		if msg := checkBucket(n.v); msg != "" {
-			p.add(n.env, msg)
-		}
-	}
-	if c.TriggerStream == c.ResultStream || c.TriggerStream == c.DeadStream || c.ResultStream == c.DeadStream {
-		p.add("TRIGGER_STREAM", "TRIGGER_STREAM, RESULT_STREAM and DEAD_STREAM must be three different streams")
-	}
-	if buckets := []string{c.PendingBucket, c.RunsBucket, c.LeaseBucket, c.HistoryBucket, c.ControlBucket}; len(slices.Compact(slices.Sorted(slices.Values(buckets)))) != len(buckets) {
-		p.add("PENDING_BUCKET", "PENDING_BUCKET, RUNS_BUCKET, LEASE_BUCKET, HISTORY_BUCKET and CONTROL_BUCKET must be five different buckets")
-	}
-	subjectsOK := true
-	if len(c.TriggerSubjects) == 0 {
-		p.add("TRIGGER_SUBJECTS", "needs at least one subject")
-		subjectsOK = false
-	}
-	for _, s := range c.TriggerSubjects {
-		if msg := checkSubject(s, true); msg != "" {
-			p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q: %s", s, msg))
-			subjectsOK = false
-		}
-	}
-	if msg := checkSubject(c.ResultSubjectPrefix, false); msg != "" {
-		p.add("RESULT_SUBJECT_PREFIX", msg)
-		subjectsOK = false
-	}
-	if msg := checkSubject(c.DeadSubject, false); msg != "" {
-		p.add("DEAD_SUBJECT", msg)
-		subjectsOK = false
-	}
 	if c.IngressEnabled {
 		if msg := checkSubject(c.IngressSubject, false); msg != "" {
 			p.add("INGRESS_SUBJECT", msg)
 		} else if subjectsOK && !slices.ContainsFunc(c.TriggerSubjects, func(f string) bool { return subjectMatches(f, c.IngressSubject) }) {
 			p.add("INGRESS_SUBJECT", fmt.Sprintf("%q is not one of the trigger subjects %q (TRIGGER_SUBJECTS)", c.IngressSubject, c.TriggerSubjects))
 		}
-		if c.IngressToken == "" {
-			p.add("INGRESS_TOKEN", "required with INGRESS_ENABLED=true (or INGRESS_TOKEN_FILE)")
-		}
-		if c.IngressAddr == "" {
-			p.add("INGRESS_ADDR", "must not be empty with INGRESS_ENABLED=true")
-		}
-		if c.IngressMaxWaiters < 1 || c.IngressMaxWaiters > 100000 {
-			p.add("INGRESS_MAX_WAITERS", fmt.Sprintf("%d is not between 1 and 100000", c.IngressMaxWaiters))
-		}
-	}
-	if c.AdminAddr == "" {
-		p.add("ADMIN_ADDR", "must not be empty (it serves /healthz and /readyz)")
-	}
-	for _, m := range []struct {
-		env string
-		n   int64
-	}{{"TRIGGER_STREAM_MAX_BYTES", c.TriggerStreamMaxBytes}, {"RESULT_STREAM_MAX_BYTES", c.ResultStreamMaxBytes}, {"DEAD_STREAM_MAX_BYTES", c.DeadStreamMaxBytes}} {
-		if m.n != 0 && m.n < 1<<20 {
-			p.add(m.env, fmt.Sprintf("%d bytes is less than 1 MiB (0: unlimited)", m.n))
-		}
-	}
-	if c.AdminToken != "" && c.AdminToken == c.AdminReadToken {
-		p.add("ADMIN_READ_TOKEN", "must differ from ADMIN_TOKEN")
-	}
-	for _, t := range []struct{ env, val string }{{"ADMIN_TOKEN", c.AdminToken}, {"ADMIN_READ_TOKEN", c.AdminReadToken}, {"INGRESS_TOKEN", c.IngressToken}} {
-		if t.val != "" && len(t.val) < MinTokenLength {
-			// The length only: a guessable token is a secret shown too.
-			p.add(t.env, fmt.Sprintf("is %d characters; at least %d are required (for example: openssl rand -base64 32)", len(t.val), MinTokenLength))
-		}
-	}
-	if subjectsOK {
-		// The server refuses streams whose subjects overlap; say which variables clash.
-		results := streams.ResultSubjects(c.ResultSubjectPrefix)[0]
-		for i, s := range c.TriggerSubjects {
-			if subjectsOverlap(s, results) {
-				p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q overlaps the results subjects %q (RESULT_SUBJECT_PREFIX)", s, results))
-			}
-			if subjectsOverlap(s, c.DeadSubject) {
-				p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q overlaps DEAD_SUBJECT %q", s, c.DeadSubject))
-			}
-			for _, other := range c.TriggerSubjects[i+1:] {
-				if subjectsOverlap(s, other) {
-					p.add("TRIGGER_SUBJECTS", fmt.Sprintf("%q and %q overlap", s, other))
-				}
-			}
-		}
-		if subjectsOverlap(results, c.DeadSubject) {
-			p.add("DEAD_SUBJECT", fmt.Sprintf("%q overlaps the results subjects %q (RESULT_SUBJECT_PREFIX)", c.DeadSubject, results))
-		}
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		p.add("STREAM_REPLICAS", fmt.Sprintf("%d is not between 1 and 5", c.StreamReplicas))
-	}
-
-	// vIDM.
-	if c.TenantsFile != "" {
-		for _, v := range []struct{ env, val string }{{"VIDM_URL", c.VIDMURL}, {"VIDM_CLIENT_ID", c.VIDMClientID},
-			{"VIDM_USERNAME", c.VIDMUsername}, {"VIDM_CA_FILE", c.VIDMCAFile}} {
-			if v.val != "" {
-				p.add(v.env, "set together with TENANTS_FILE; define the tenant in the file instead")
-			}
-		}
-		if _, err := c.Tenants(); err != nil {
-			p.add("TENANTS_FILE", err.Error())
-		}
-	} else if c.VIDMURL == "" {
-		if !c.Dev {
-			p.add("VIDM_URL", "required (or run vidm-sync-dev, make run, for the simulator)")
-		}
-	} else {
-		checkVIDMURL(&p, c.VIDMURL, c.AllowInsecureHTTP)
-	}
-	// With the simulator the command supplies the credentials itself.
-	if !c.SimulatedVIDM() && c.TenantsFile == "" {
-		switch httpcore.AuthMode(c.VIDMAuthMode) {
-		case httpcore.AuthOAuth:
-			if c.VIDMClientID == "" {
-				p.add("VIDM_CLIENT_ID", "required with VIDM_AUTH_MODE=oauth")
-			}
-			if c.VIDMClientSecret == "" {
-				p.add("VIDM_CLIENT_SECRET", "required with VIDM_AUTH_MODE=oauth (or VIDM_CLIENT_SECRET_FILE)")
-			}
-		case httpcore.AuthSystem:
-			if c.VIDMUsername == "" {
-				p.add("VIDM_USERNAME", "required with VIDM_AUTH_MODE=system")
-			}
-			if c.VIDMPassword == "" {
-				p.add("VIDM_PASSWORD", "required with VIDM_AUTH_MODE=system (or VIDM_PASSWORD_FILE)")
-			}
-		}
-	}
-	if m := httpcore.AuthMode(c.VIDMAuthMode); m != httpcore.AuthOAuth && m != httpcore.AuthSystem {
-		p.add("VIDM_AUTH_MODE", fmt.Sprintf("%q is not oauth or system", c.VIDMAuthMode))
-	}
-	if msg := checkName(c.Tenant); msg != "" {
-		p.add("VIDM_TENANT", msg)
-	}
-
-	// Durations and counts.
-	for _, d := range []struct {
-		env string
-		v   time.Duration
-	}{
-		{"RESULT_DUPLICATE_WINDOW", c.ResultDuplicateWindow}, {"VIDM_REQUEST_TIMEOUT", c.VIDMRequestTimeout},
-		{"POLL_INITIAL_INTERVAL", c.PollInitialInterval},
-		{"POLL_MAX_INTERVAL", c.PollMaxInterval}, {"SYNC_DEADLINE", c.SyncDeadline},
-		{"LEASE_TTL", c.LeaseTTL}, {"ACK_WAIT", c.AckWait},
-		{"HISTORY_MAX_AGE", c.HistoryMaxAge}, {"STATUS_REFRESH", c.StatusRefresh},
-		{"READY_VIDM_INTERVAL", c.ReadyVIDMInterval}, {"INGRESS_MAX_WAIT", c.IngressMaxWait},
-		{"SYNC_CLIENT_TOKEN_WARNING", c.SyncClientTokenWarning}, {"SYNC_CLIENT_TOKEN_CHECK", c.SyncClientTokenCheck},
-	} {
-		if d.v <= 0 {
-			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
-		}
-	}
-	// 0 syncs at the first trigger; a burst still costs at most the running sync and a follow-up.
-	if c.CoalesceWindow < 0 {
-		p.add("COALESCE_WINDOW", fmt.Sprintf("%s must not be negative", c.CoalesceWindow))
-	}
-	if c.PollInitialInterval > 0 && c.PollMaxInterval > 0 && c.PollMaxInterval < c.PollInitialInterval {
-		p.add("POLL_MAX_INTERVAL", fmt.Sprintf("%s is shorter than POLL_INITIAL_INTERVAL %s", c.PollMaxInterval, c.PollInitialInterval))
-	}
-	// Shorter leases make renewals a large share of the broker traffic and let a GC pause or a
-	// slow broker round trip cost a holder its lease.
-	if c.LeaseTTL > 0 && c.LeaseTTL < 3*time.Second {
-		p.add("LEASE_TTL", fmt.Sprintf("%s is under the minimum 3s", c.LeaseTTL))
 	}
 	// A resumed run re-publishes its result with the same id after the old holder's lease
 	// expired and a worker took over; the duplicate window must still hold the first publish.
 	if c.LeaseTTL > 0 && c.ResultDuplicateWindow > 0 && c.ResultDuplicateWindow < 2*c.LeaseTTL {
 		p.add("RESULT_DUPLICATE_WINDOW", fmt.Sprintf("%s is shorter than twice LEASE_TTL (%s)", c.ResultDuplicateWindow, 2*c.LeaseTTL))
 	}
-	if c.ResultDuplicateWindow > streams.ResultMaxAge {
-		p.add("RESULT_DUPLICATE_WINDOW", fmt.Sprintf("%s is longer than the results stream's retention %s", c.ResultDuplicateWindow, streams.ResultMaxAge))
-	}
-	for _, n := range []struct {
-		env string
-		v   int
-	}{{"MAX_CONCURRENT_SYNCS", c.MaxConcurrentSyncs}, {"PULL_BATCH", c.PullBatch}, {"MAX_IN_FLIGHT", c.MaxInFlight}, {"HISTORY_RUNS", c.HistoryRuns}} {
-		if n.v < 1 {
-			p.add(n.env, fmt.Sprintf("%d must be at least 1", n.v))
+	// The file's defaults come from the other concerns (concurrency, polling).
+	if c.TenantsFile != "" {
+		if _, err := c.Tenants(); err != nil {
+			p.add("TENANTS_FILE", err.Error())
 		}
 	}
-	// The server delivers at most MaxAckPending unacked messages; a larger batch never fills.
-	if c.PullBatch > c.MaxInFlight && c.MaxInFlight >= 1 {
-		p.add("PULL_BATCH", fmt.Sprintf("%d is larger than MAX_IN_FLIGHT %d", c.PullBatch, c.MaxInFlight))
-	}
-
-	// Events and logs.
-	if c.ResultSource == "" {
-		p.add("RESULT_SOURCE", "must not be empty")
-	} else if _, err := url.Parse(c.ResultSource); err != nil || strings.ContainsFunc(c.ResultSource, unicode.IsSpace) {
-		p.add("RESULT_SOURCE", fmt.Sprintf("%q is not a URI reference", c.ResultSource))
-	}
-	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
-		p.add("LOG_FORMAT", fmt.Sprintf("%q is not text or json", c.LogFormat))
-	}
-	if _, ok := parseLevel(c.LogLevel); !ok {
-		p.add("LOG_LEVEL", fmt.Sprintf("%q is not debug, info, warn or error", c.LogLevel))
-	}
-	return p
 }
 
 // checkNATSURL accepts one or more comma-separated server URLs. A URL's text is never shown:

@@ -81,57 +81,73 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		NATSURL:                "nats://nats.corp.example.com:4222",
-		NATSName:               "vidm-sync-worker",
-		NATSInboxPrefix:        "_INBOX",
-		TriggerStream:          "DIRSYNC_TRIGGERS",
-		TriggerSubjects:        []string{"dirsync.trigger.>"},
-		ResultStream:           "DIRSYNC_RESULTS",
-		ResultSubjectPrefix:    "dirsync.result",
-		DeadStream:             "DIRSYNC_DEAD",
-		DeadSubject:            "dirsync.dead",
-		Consumer:               "vidm-sync-worker",
-		PendingBucket:          "DIRSYNC_PENDING",
-		RunsBucket:             "DIRSYNC_RUNS",
-		LeaseBucket:            "DIRSYNC_LEASES",
-		HistoryBucket:          "DIRSYNC_HISTORY",
-		ControlBucket:          "DIRSYNC_CONTROL",
-		ManageStreams:          true,
-		StreamReplicas:         1,
-		ResultDuplicateWindow:  30 * time.Minute,
-		TriggerStreamMaxBytes:  1 << 30,
-		ResultStreamMaxBytes:   1 << 30,
-		DeadStreamMaxBytes:     256 << 20,
-		VIDMURL:                "https://vidm.corp.example.com",
-		VIDMAuthMode:           "oauth",
-		VIDMClientID:           "vidm-sync-worker",
-		VIDMClientSecret:       vidmClientSecret,
-		VIDMInsecureSkipVerify: false,
-		VIDMRequestTimeout:     30 * time.Second,
-		Tenant:                 "default",
-		CoalesceWindow:         2 * time.Second,
-		PollInitialInterval:    2 * time.Second,
-		PollMaxInterval:        15 * time.Second,
-		SyncDeadline:           30 * time.Minute,
-		MaxConcurrentSyncs:     8,
-		LeaseTTL:               30 * time.Second,
-		PullBatch:              64,
-		MaxInFlight:            512,
-		AckWait:                30 * time.Second,
-		ResultSource:           "urn:vidm-sync-worker:worker-7",
-		LogFormat:              "text",
-		LogLevel:               "info",
-		AdminAddr:              ":9090",
-		HistoryMaxAge:          168 * time.Hour,
-		HistoryRuns:            20,
-		StatusRefresh:          5 * time.Second,
-		ReadyVIDMInterval:      time.Minute,
-		IngressAddr:            ":8080",
-		IngressSubject:         "dirsync.trigger.http",
-		IngressMaxWait:         10 * time.Minute,
-		IngressMaxWaiters:      256,
-		SyncClientTokenWarning: 14 * 24 * time.Hour,
-		SyncClientTokenCheck:   time.Hour,
+		NATS: NATS{
+			NATSURL:         "nats://nats.corp.example.com:4222",
+			NATSName:        "vidm-sync-worker",
+			NATSInboxPrefix: "_INBOX",
+		},
+		Streams: Streams{
+			TriggerStream:         "DIRSYNC_TRIGGERS",
+			TriggerSubjects:       []string{"dirsync.trigger.>"},
+			ResultStream:          "DIRSYNC_RESULTS",
+			ResultSubjectPrefix:   "dirsync.result",
+			DeadStream:            "DIRSYNC_DEAD",
+			DeadSubject:           "dirsync.dead",
+			Consumer:              "vidm-sync-worker",
+			PendingBucket:         "DIRSYNC_PENDING",
+			RunsBucket:            "DIRSYNC_RUNS",
+			LeaseBucket:           "DIRSYNC_LEASES",
+			HistoryBucket:         "DIRSYNC_HISTORY",
+			ControlBucket:         "DIRSYNC_CONTROL",
+			ManageStreams:         true,
+			StreamReplicas:        1,
+			ResultDuplicateWindow: 30 * time.Minute,
+			TriggerStreamMaxBytes: 1 << 30,
+			ResultStreamMaxBytes:  1 << 30,
+			DeadStreamMaxBytes:    256 << 20,
+			ResultSource:          "urn:vidm-sync-worker:worker-7",
+		},
+		Identity: Identity{
+			VIDMURL:                "https://vidm.corp.example.com",
+			VIDMAuthMode:           "oauth",
+			VIDMClientID:           "vidm-sync-worker",
+			VIDMClientSecret:       vidmClientSecret,
+			VIDMInsecureSkipVerify: false,
+			VIDMRequestTimeout:     30 * time.Second,
+			Tenant:                 "default",
+			SyncClientTokenWarning: 14 * 24 * time.Hour,
+			SyncClientTokenCheck:   time.Hour,
+		},
+		Coalescing: Coalescing{
+			CoalesceWindow:      2 * time.Second,
+			PollInitialInterval: 2 * time.Second,
+			PollMaxInterval:     15 * time.Second,
+			SyncDeadline:        30 * time.Minute,
+			MaxConcurrentSyncs:  8,
+			LeaseTTL:            30 * time.Second,
+		},
+		Intake: Intake{
+			PullBatch:   64,
+			MaxInFlight: 512,
+			AckWait:     30 * time.Second,
+		},
+		Logging: Logging{
+			LogFormat: "text",
+			LogLevel:  "info",
+		},
+		Admin: Admin{
+			AdminAddr:         ":9090",
+			HistoryMaxAge:     168 * time.Hour,
+			HistoryRuns:       20,
+			StatusRefresh:     5 * time.Second,
+			ReadyVIDMInterval: time.Minute,
+		},
+		Ingress: Ingress{
+			IngressAddr:       ":8080",
+			IngressSubject:    "dirsync.trigger.http",
+			IngressMaxWait:    10 * time.Minute,
+			IngressMaxWaiters: 256,
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -209,22 +225,14 @@ func TestEverySettingIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		NATSURL: "nats://a:4222, tls://b:4222", NATSCredsFile: "/etc/nats/worker.creds", NATSCAFile: "/etc/nats/ca.pem",
-		NATSCertFile: "/etc/nats/cert.pem", NATSKeyFile: "/etc/nats/key.pem", NATSName: "worker-a", NATSInboxPrefix: "_INBOX_worker.a",
-		TriggerStream: "T", TriggerSubjects: []string{"t.ad.>", "t.vidm.*.requested"}, ResultStream: "R",
-		ResultSubjectPrefix: "r.out", DeadStream: "D", DeadSubject: "d.letters", Consumer: "C",
-		PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "HI", ControlBucket: "CT", ManageStreams: false, StreamReplicas: 3,
-		ResultDuplicateWindow: time.Hour, TriggerStreamMaxBytes: 2 << 30, DeadStreamMaxBytes: 1 << 20, VIDMURL: "https://vidm.example.com/", VIDMAuthMode: "system",
-		VIDMUsername: "svc-sync", VIDMPassword: vidmPassword, VIDMCAFile: "/etc/vidm/ca.pem",
-		VIDMInsecureSkipVerify: true, VIDMRequestTimeout: 10 * time.Second, Tenant: "emea",
-		CoalesceWindow: 500 * time.Millisecond, PollInitialInterval: time.Second, PollMaxInterval: time.Second,
-		SyncDeadline: time.Hour, MaxConcurrentSyncs: 2, LeaseTTL: 10 * time.Second, PullBatch: 16,
-		MaxInFlight: 16, AckWait: time.Minute, ResultSource: "https://sync.example.com/worker",
-		LogFormat: "json", LogLevel: "DEBUG",
-		AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1-of-at-least-32-characters", AdminReadToken: "read-token-2-of-at-least-32-characters", AdminReadOpen: true,
-		HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second,
-		IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3-of-at-least-32-characters", IngressSubject: "t.ad.http",
-		IngressMaxWait: 2 * time.Minute, IngressMaxWaiters: 256, SyncClientTokenWarning: 72 * time.Hour, SyncClientTokenCheck: 10 * time.Minute,
+		NATS:       NATS{NATSURL: "nats://a:4222, tls://b:4222", NATSCredsFile: "/etc/nats/worker.creds", NATSCAFile: "/etc/nats/ca.pem", NATSCertFile: "/etc/nats/cert.pem", NATSKeyFile: "/etc/nats/key.pem", NATSName: "worker-a", NATSInboxPrefix: "_INBOX_worker.a"},
+		Streams:    Streams{TriggerStream: "T", TriggerSubjects: []string{"t.ad.>", "t.vidm.*.requested"}, ResultStream: "R", ResultSubjectPrefix: "r.out", DeadStream: "D", DeadSubject: "d.letters", Consumer: "C", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "HI", ControlBucket: "CT", ManageStreams: false, StreamReplicas: 3, ResultDuplicateWindow: time.Hour, TriggerStreamMaxBytes: 2 << 30, DeadStreamMaxBytes: 1 << 20, ResultSource: "https://sync.example.com/worker"},
+		Identity:   Identity{VIDMURL: "https://vidm.example.com/", VIDMAuthMode: "system", VIDMUsername: "svc-sync", VIDMPassword: vidmPassword, VIDMCAFile: "/etc/vidm/ca.pem", VIDMInsecureSkipVerify: true, VIDMRequestTimeout: 10 * time.Second, Tenant: "emea", SyncClientTokenWarning: 72 * time.Hour, SyncClientTokenCheck: 10 * time.Minute},
+		Coalescing: Coalescing{CoalesceWindow: 500 * time.Millisecond, PollInitialInterval: time.Second, PollMaxInterval: time.Second, SyncDeadline: time.Hour, MaxConcurrentSyncs: 2, LeaseTTL: 10 * time.Second},
+		Intake:     Intake{PullBatch: 16, MaxInFlight: 16, AckWait: time.Minute},
+		Logging:    Logging{LogFormat: "json", LogLevel: "DEBUG"},
+		Admin:      Admin{AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1-of-at-least-32-characters", AdminReadToken: "read-token-2-of-at-least-32-characters", AdminReadOpen: true, HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second},
+		Ingress:    Ingress{IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3-of-at-least-32-characters", IngressSubject: "t.ad.http", IngressMaxWait: 2 * time.Minute, IngressMaxWaiters: 256},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", c, want)
@@ -566,7 +574,7 @@ func TestLogValueHidesSecretsAndShowsEveryField(t *testing.T) {
 
 	// One attribute per field, so a new field cannot be forgotten silently.
 	attrs := c.LogValue().Group()
-	if n := reflect.TypeFor[Config]().NumField(); len(attrs) != n {
+	if n := len(settings()); len(attrs) != n {
 		t.Fatalf("LogValue has %d attributes for %d fields", len(attrs), n)
 	}
 	// Unset secrets are "", not "[redacted]" (which would claim one is configured).
@@ -661,7 +669,7 @@ func TestRequestSubjectIsATriggerSubject(t *testing.T) {
 		{[]string{"a.*.b"}, "x", "a.admin.b"},
 		{[]string{"plain"}, "x", "plain"},
 	} {
-		c := Config{TriggerSubjects: tc.filters, IngressSubject: tc.ingress}
+		c := Config{Streams: Streams{TriggerSubjects: tc.filters}, Ingress: Ingress{IngressSubject: tc.ingress}}
 		if got := c.RequestSubject(); got != tc.want {
 			t.Errorf("RequestSubject(%v, %q) = %q, want %q", tc.filters, tc.ingress, got, tc.want)
 		}
