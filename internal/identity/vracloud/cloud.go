@@ -42,16 +42,11 @@ func (API) CheckAuth(cfg httpcore.Config) error {
 	return httpcore.AuthModeMismatch(cfg)
 }
 
-// Login exchanges the API token (refreshTokenLogin).
-func (API) Login(ctx context.Context, c *httpcore.Client) (httpcore.Token, error) {
-	return refreshTokenLogin(ctx, c)
-}
-
-// refreshTokenLogin exchanges vRA Cloud's API token for an access token at the token URL. The
+// Login exchanges vRA Cloud's API token for an access token at the token URL. The
 // API token travels only in the form body: never in the URL, where proxies and access logs keep
 // it. A token CSP refuses (400 invalid_grant, 401, 403) is a permanent ErrUnauthorized; 5xx, 429
 // and network failures are retried by Client.Do like any call.
-func refreshTokenLogin(ctx context.Context, c *httpcore.Client) (httpcore.Token, error) {
+func (API) Login(ctx context.Context, c *httpcore.Client) (httpcore.Token, error) {
 	const op = "refresh token"
 	cfg := c.Config()
 	u, err := parseTokenURL(cfg.TokenURL)
@@ -125,7 +120,7 @@ func refusedRefreshToken(err error) error {
 	if !refused {
 		return err
 	}
-	// The copy is permanent: only httpcore marks an *Error retryable.
+	// The refusal, as a permanent error (a new *httpcore.Error is not retryable).
 	return &httpcore.Error{Op: e.Op, StatusCode: e.StatusCode, Code: e.Code, Message: e.Message,
 		RetryAfter: e.RetryAfter, Err: httpcore.ErrUnauthorized}
 }
