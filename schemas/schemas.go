@@ -35,6 +35,15 @@ const (
 //go:embed *.json
 var FS embed.FS
 
+// TenantsFile is the schema of the tenants file (TENANTS_FILE), in [ConfigFS]: the worker's
+// configuration, not an event payload. Its $id is BaseURL followed by this name.
+const TenantsFile = "config/tenants-file.schema.json"
+
+// ConfigFS holds the schemas of configuration files, under config/. It is read-only.
+//
+//go:embed config/*.json
+var ConfigFS embed.FS
+
 // Names returns the file names of all schemas in [FS], in a new slice on each call.
 func Names() []string {
 	return []string{ADTrigger, SyncRequested, SyncStarted, SyncResult, SyncTokenExpiring}

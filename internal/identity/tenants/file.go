@@ -449,6 +449,11 @@ func parse(data []byte, dir string, readFile func(string) ([]byte, error), d Def
 	}
 	v := validator{dir: dir, readFile: readFile, d: d}
 	f := v.file(raw)
+	if len(v.ps) == 0 {
+		// The published schema (schemas/config) must accept what the checks above accepted; it
+		// can only add a problem where the two have drifted apart, which its test prevents.
+		checkSchema(&v.ps, js)
+	}
 	return f, v.ps
 }
 
