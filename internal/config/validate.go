@@ -78,7 +78,37 @@ func (c Streams) validate(p *problemList) (subjectsOK bool) {
 	if buckets := []string{c.PendingBucket, c.RunsBucket, c.LeaseBucket, c.HistoryBucket, c.ControlBucket}; len(slices.Compact(slices.Sorted(slices.Values(buckets)))) != len(buckets) {
 		p.add("PENDING_BUCKET", "PENDING_BUCKET, RUNS_BUCKET, LEASE_BUCKET, HISTORY_BUCKET and CONTROL_BUCKET must be five different buckets")
 	}
-	subjectsOK = true
+	subjectsOK = c.validateSubjects(p)
+	for _, m := range []struct {
+		env string
+		n   int64
+	}{{"TRIGGER_STREAM_MAX_BYTES", c.TriggerStreamMaxBytes}, {"RESULT_STREAM_MAX_BYTES", c.ResultStreamMaxBytes}, {"DEAD_STREAM_MAX_BYTES", c.DeadStreamMaxBytes}} {
+		if m.n != 0 && m.n < 1<<20 {
+			p.add(m.env, fmt.Sprintf("%d bytes is less than 1 MiB (0: unlimited)", m.n))
+		}
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		p.add("STREAM_REPLICAS", fmt.Sprintf("%d is not between 1 and 5", c.StreamReplicas))
+	}
+
+	checkPositive(p, []setting[time.Duration]{
+		{"RESULT_DUPLICATE_WINDOW", c.ResultDuplicateWindow},
+	})
+	if c.ResultDuplicateWindow > streams.ResultMaxAge {
+		p.add("RESULT_DUPLICATE_WINDOW", fmt.Sprintf("%s is longer than the results stream's retention %s", c.ResultDuplicateWindow, streams.ResultMaxAge))
+	}
+	if c.ResultSource == "" {
+		p.add("RESULT_SOURCE", "must not be empty")
+	} else if _, err := url.Parse(c.ResultSource); err != nil || strings.ContainsFunc(c.ResultSource, unicode.IsSpace) {
+		p.add("RESULT_SOURCE", fmt.Sprintf("%q is not a URI reference", c.ResultSource))
+	}
+	return subjectsOK
+}
+
+// validateSubjects checks the subjects and that the streams' subjects do not overlap; it reports
+// whether they are well formed.
+func (c Streams) validateSubjects(p *problemList) bool {
+	subjectsOK := true
 	if len(c.TriggerSubjects) == 0 {
 		p.add("TRIGGER_SUBJECTS", "needs at least one subject")
 		subjectsOK = false
@@ -96,14 +126,6 @@ func (c Streams) validate(p *problemList) (subjectsOK bool) {
 	if msg := checkSubject(c.DeadSubject, false); msg != "" {
 		p.add("DEAD_SUBJECT", msg)
 		subjectsOK = false
-	}
-	for _, m := range []struct {
-		env string
-		n   int64
-	}{{"TRIGGER_STREAM_MAX_BYTES", c.TriggerStreamMaxBytes}, {"RESULT_STREAM_MAX_BYTES", c.ResultStreamMaxBytes}, {"DEAD_STREAM_MAX_BYTES", c.DeadStreamMaxBytes}} {
-		if m.n != 0 && m.n < 1<<20 {
-			p.add(m.env, fmt.Sprintf("%d bytes is less than 1 MiB (0: unlimited)", m.n))
-		}
 	}
 	if subjectsOK {
 		// The server refuses streams whose subjects overlap; say which variables clash.
@@ -124,28 +146,6 @@ func (c Streams) validate(p *problemList) (subjectsOK bool) {
 		if subjectsOverlap(results, c.DeadSubject) {
 			p.add("DEAD_SUBJECT", fmt.Sprintf("%q overlaps the results subjects %q (RESULT_SUBJECT_PREFIX)", c.DeadSubject, results))
 		}
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		p.add("STREAM_REPLICAS", fmt.Sprintf("%d is not between 1 and 5", c.StreamReplicas))
-	}
-
-	for _, d := range []struct {
-		env string
-		v   time.Duration
-	}{
-		{"RESULT_DUPLICATE_WINDOW", c.ResultDuplicateWindow},
-	} {
-		if d.v <= 0 {
-			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
-		}
-	}
-	if c.ResultDuplicateWindow > streams.ResultMaxAge {
-		p.add("RESULT_DUPLICATE_WINDOW", fmt.Sprintf("%s is longer than the results stream's retention %s", c.ResultDuplicateWindow, streams.ResultMaxAge))
-	}
-	if c.ResultSource == "" {
-		p.add("RESULT_SOURCE", "must not be empty")
-	} else if _, err := url.Parse(c.ResultSource); err != nil || strings.ContainsFunc(c.ResultSource, unicode.IsSpace) {
-		p.add("RESULT_SOURCE", fmt.Sprintf("%q is not a URI reference", c.ResultSource))
 	}
 	return subjectsOK
 }
@@ -192,31 +192,17 @@ func (c Identity) validate(p *problemList, dev, simulated bool) {
 		p.add("VIDM_TENANT", msg)
 	}
 
-	for _, d := range []struct {
-		env string
-		v   time.Duration
-	}{
+	checkPositive(p, []setting[time.Duration]{
 		{"VIDM_REQUEST_TIMEOUT", c.VIDMRequestTimeout},
 		{"SYNC_CLIENT_TOKEN_WARNING", c.SyncClientTokenWarning}, {"SYNC_CLIENT_TOKEN_CHECK", c.SyncClientTokenCheck},
-	} {
-		if d.v <= 0 {
-			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
-		}
-	}
+	})
 }
 
 func (c Coalescing) validate(p *problemList) {
-	for _, d := range []struct {
-		env string
-		v   time.Duration
-	}{
+	checkPositive(p, []setting[time.Duration]{
 		{"POLL_INITIAL_INTERVAL", c.PollInitialInterval}, {"POLL_MAX_INTERVAL", c.PollMaxInterval},
 		{"SYNC_DEADLINE", c.SyncDeadline}, {"LEASE_TTL", c.LeaseTTL},
-	} {
-		if d.v <= 0 {
-			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
-		}
-	}
+	})
 	// 0 syncs at the first trigger; a burst still costs at most the running sync and a follow-up.
 	if c.CoalesceWindow < 0 {
 		p.add("COALESCE_WINDOW", fmt.Sprintf("%s must not be negative", c.CoalesceWindow))
@@ -229,35 +215,14 @@ func (c Coalescing) validate(p *problemList) {
 	if c.LeaseTTL > 0 && c.LeaseTTL < 3*time.Second {
 		p.add("LEASE_TTL", fmt.Sprintf("%s is under the minimum 3s", c.LeaseTTL))
 	}
-	for _, n := range []struct {
-		env string
-		v   int
-	}{{"MAX_CONCURRENT_SYNCS", c.MaxConcurrentSyncs}} {
-		if n.v < 1 {
-			p.add(n.env, fmt.Sprintf("%d must be at least 1", n.v))
-		}
-	}
+	checkAtLeastOne(p, []setting[int]{{"MAX_CONCURRENT_SYNCS", c.MaxConcurrentSyncs}})
 }
 
 func (c Intake) validate(p *problemList) {
-	for _, d := range []struct {
-		env string
-		v   time.Duration
-	}{
+	checkPositive(p, []setting[time.Duration]{
 		{"ACK_WAIT", c.AckWait},
-	} {
-		if d.v <= 0 {
-			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
-		}
-	}
-	for _, n := range []struct {
-		env string
-		v   int
-	}{{"PULL_BATCH", c.PullBatch}, {"MAX_IN_FLIGHT", c.MaxInFlight}} {
-		if n.v < 1 {
-			p.add(n.env, fmt.Sprintf("%d must be at least 1", n.v))
-		}
-	}
+	})
+	checkAtLeastOne(p, []setting[int]{{"PULL_BATCH", c.PullBatch}, {"MAX_IN_FLIGHT", c.MaxInFlight}})
 	// The server delivers at most MaxAckPending unacked messages; a larger batch never fills.
 	if c.PullBatch > c.MaxInFlight && c.MaxInFlight >= 1 {
 		p.add("PULL_BATCH", fmt.Sprintf("%d is larger than MAX_IN_FLIGHT %d", c.PullBatch, c.MaxInFlight))
@@ -273,25 +238,11 @@ func (c Admin) validate(p *problemList) {
 	}
 	checkTokenLength(p, "ADMIN_TOKEN", c.AdminToken)
 	checkTokenLength(p, "ADMIN_READ_TOKEN", c.AdminReadToken)
-	for _, d := range []struct {
-		env string
-		v   time.Duration
-	}{
+	checkPositive(p, []setting[time.Duration]{
 		{"HISTORY_MAX_AGE", c.HistoryMaxAge}, {"STATUS_REFRESH", c.StatusRefresh},
 		{"READY_VIDM_INTERVAL", c.ReadyVIDMInterval},
-	} {
-		if d.v <= 0 {
-			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
-		}
-	}
-	for _, n := range []struct {
-		env string
-		v   int
-	}{{"HISTORY_RUNS", c.HistoryRuns}} {
-		if n.v < 1 {
-			p.add(n.env, fmt.Sprintf("%d must be at least 1", n.v))
-		}
-	}
+	})
+	checkAtLeastOne(p, []setting[int]{{"HISTORY_RUNS", c.HistoryRuns}})
 }
 
 func (c Ingress) validate(p *problemList) {
@@ -307,16 +258,9 @@ func (c Ingress) validate(p *problemList) {
 		}
 	}
 	checkTokenLength(p, "INGRESS_TOKEN", c.IngressToken)
-	for _, d := range []struct {
-		env string
-		v   time.Duration
-	}{
+	checkPositive(p, []setting[time.Duration]{
 		{"INGRESS_MAX_WAIT", c.IngressMaxWait},
-	} {
-		if d.v <= 0 {
-			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
-		}
-	}
+	})
 }
 
 func (c Logging) validate(p *problemList) {
@@ -333,5 +277,27 @@ func (c Logging) validate(p *problemList) {
 func checkTokenLength(p *problemList, env, token string) {
 	if token != "" && len(token) < MinTokenLength {
 		p.add(env, fmt.Sprintf("is %d characters; at least %d are required (for example: openssl rand -base64 32)", len(token), MinTokenLength))
+	}
+}
+
+// setting is a variable's name and value, for the checks many variables share.
+type setting[T any] struct {
+	env string
+	v   T
+}
+
+func checkPositive(p *problemList, ds []setting[time.Duration]) {
+	for _, d := range ds {
+		if d.v <= 0 {
+			p.add(d.env, fmt.Sprintf("%s must be positive", d.v))
+		}
+	}
+}
+
+func checkAtLeastOne(p *problemList, ns []setting[int]) {
+	for _, n := range ns {
+		if n.v < 1 {
+			p.add(n.env, fmt.Sprintf("%d must be at least 1", n.v))
+		}
 	}
 }
