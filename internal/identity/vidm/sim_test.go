@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/identitytest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/identitytest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )

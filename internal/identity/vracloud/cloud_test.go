@@ -25,9 +25,9 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/identitytest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vracloud"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/fakeclock"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/identitytest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
 )
