@@ -1,10 +1,10 @@
 // Package naive is the baseline the benchmark compares the worker with: the per-pipeline script of
 // reference 001 in Go. Every trigger runs the whole script on its own, exactly as each pipeline's
 // copy does: system login, list the directories, POST a sync, then GET the same URL until the sync
-// is COMPLETED or FAILED. It deliberately does not use the worker's identity clients (internal/identity/httpcore): no token cache, no directory
-// cache, no coalescing, no retries. Only the things a careful script would add are here: it polls
-// until the end instead of sleeping, and when vIDM refuses the POST because a sync is already
-// running (409) it waits for that sync to end.
+// is COMPLETED or FAILED. It deliberately does not use the worker's identity clients
+// (internal/identity/httpcore): no token cache, no directory cache, no coalescing, no retries. Only
+// the things a careful script would add are here: it polls until the end instead of sleeping, and
+// when vIDM refuses the POST because a sync is already running (409) it waits for that sync to end.
 package naive
 
 import (
