@@ -82,12 +82,15 @@ func Start(t testing.TB, o Options) *Stack {
 		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
 		"ADMIN_ADDR":            "127.0.0.1:0",
 	}
-	if o.NATSURL != "" {
+	switch {
+	case o.NATSURL != "":
 		env["NATS_URL"] = o.NATSURL
+	case o.TenantsFile != "":
+		env["NATS_URL"] = dev.NATS.URL()
 	}
 	devMode := o.TenantsFile == "" // dev mode: the stack's NATS and simulator are applied below
 	if !devMode {
-		env["NATS_URL"], env["TENANTS_FILE"] = dev.NATS.URL(), o.TenantsFile
+		env["TENANTS_FILE"] = o.TenantsFile
 	}
 	maps.Copy(env, o.Env)
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), devMode)
