@@ -101,7 +101,24 @@ type Config struct {
 	// ones), after the simulator's lock is released, so it may call back into the Server. Benchmarks
 	// use it to timestamp the moment vIDM is asked to sync.
 	OnSyncStart func(SyncRecord) `json:"-"`
+	// StatusBody is the shape of the vidm and vra-cloud flavors' sync-status answer (vIDM's real
+	// body is not documented):
+	// StatusBodyFull (default), StatusBodyNoDates or StatusBodyUnexpected.
+	StatusBody StatusBody `json:"statusBody,omitempty"`
 }
+
+// StatusBody selects the shape of the sync-status answer, so that tests cover what a real
+// system might send.
+type StatusBody string
+
+const (
+	// StatusBodyFull: status, start and end dates, progress, message (the default).
+	StatusBodyFull StatusBody = "full"
+	// StatusBodyNoDates: status and message only, with no dates and no progress.
+	StatusBodyNoDates StatusBody = "no-dates"
+	// StatusBodyUnexpected: a shape no client knows, with the state under unfamiliar names.
+	StatusBodyUnexpected StatusBody = "unexpected"
+)
 
 // duration is a time.Duration written in JSON as a Go duration string ("2s", "1h0m0s").
 type duration time.Duration
@@ -148,6 +165,7 @@ type configJSON struct {
 	TokenTTL      duration        `json:"tokenTTL,omitempty"`
 	SyncDuration  duration        `json:"syncDuration,omitempty"`
 	Seed          int64           `json:"seed,omitempty"`
+	StatusBody    StatusBody      `json:"statusBody,omitempty"`
 }
 
 func (d Directory) toJSON() directoryJSON {
@@ -185,7 +203,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	j := configJSON{
 		Flavor: c.Flavor, Tenant: c.Tenant, RefreshTokens: c.RefreshTokens,
 		Clients: c.Clients, Users: c.Users, TokenTTL: duration(c.TokenTTL),
-		SyncDuration: duration(c.SyncDuration), Seed: c.Seed,
+		SyncDuration: duration(c.SyncDuration), Seed: c.Seed, StatusBody: c.StatusBody,
 		Directories: make([]directoryJSON, 0, len(c.Directories)),
 	}
 	for _, d := range c.Directories {
@@ -202,7 +220,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	c.Flavor, c.Tenant, c.RefreshTokens = j.Flavor, j.Tenant, j.RefreshTokens
-	c.Clients, c.Users, c.Seed = j.Clients, j.Users, j.Seed
+	c.Clients, c.Users, c.Seed, c.StatusBody = j.Clients, j.Users, j.Seed, j.StatusBody
 	c.TokenTTL, c.SyncDuration = time.Duration(j.TokenTTL), time.Duration(j.SyncDuration)
 	c.Directories = make([]Directory, 0, len(j.Directories))
 	for _, d := range j.Directories {
@@ -263,6 +281,11 @@ func validateConfig(cfg Config) error {
 	}
 	if err := validateVCFDirectories(cfg.Directories); err != nil {
 		errs = append(errs, err)
+	}
+	switch cfg.StatusBody {
+	case "", StatusBodyFull, StatusBodyNoDates, StatusBodyUnexpected:
+	default:
+		errs = append(errs, fmt.Errorf("statusBody %q is not full, no-dates or unexpected", cfg.StatusBody))
 	}
 	switch cfg.Flavor {
 	case "", FlavorVIDM, FlavorVRACloud, FlavorVRA7, FlavorVCF:

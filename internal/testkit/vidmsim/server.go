@@ -58,9 +58,11 @@ type Server struct {
 	syncDur  time.Duration
 	onStart  func(SyncRecord) // nil: nobody listens
 	flavor   Flavor
-	tenant   string // FlavorVRA7
-	clients  map[string]string
-	users    map[string]string
+	// statusBody shapes the sync-status answer.
+	statusBody StatusBody
+	tenant     string // FlavorVRA7
+	clients    map[string]string
+	users      map[string]string
 
 	mu              sync.Mutex
 	refresh         []string    // FlavorVRACloud's accepted API tokens; RevokeRefreshToken changes them
@@ -111,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 		syncDur:    cfg.SyncDuration,
 		onStart:    cfg.OnSyncStart,
 		flavor:     cfg.Flavor,
+		statusBody: cfg.StatusBody,
 		tenant:     cfg.Tenant,
 		refresh:    append([]string(nil), cfg.RefreshTokens...),
 		clients:    map[string]string{},

@@ -348,8 +348,36 @@ func (s *Server) handleSyncStatus(w http.ResponseWriter, r *http.Request, dirID 
 	case run == nil:
 		writeJSON(w, http.StatusOK, mediaHorizonV1, undefinedStatus{DirectoryID: dirID, Status: StatusUndefined})
 	default:
-		writeJSON(w, http.StatusOK, mediaHorizonV1, statusOf(run, now))
+		writeJSON(w, http.StatusOK, mediaHorizonV1, s.statusBodyOf(run, now))
 	}
+}
+
+// unexpectedStatus is StatusBodyUnexpected's answer: the state under names no client knows.
+type unexpectedStatus struct {
+	DirectoryID string `json:"directoryId"`
+	SyncState   struct {
+		Phase string `json:"phase"`
+		Begun int64  `json:"begunEpoch"`
+	} `json:"syncState"`
+}
+
+// statusBodyOf shapes the poll answer as the server's configured StatusBody says.
+func (s *Server) statusBodyOf(run *syncRun, now time.Time) any {
+	st := statusOf(run, now)
+	switch s.statusBody {
+	case StatusBodyNoDates:
+		st.SyncStartDate, st.SyncEndDate, st.ProgressPercentage = nil, nil, nil
+		return struct {
+			DirectoryID string  `json:"directoryId"`
+			Status      string  `json:"status"`
+			Message     *string `json:"message,omitempty"`
+		}{st.DirectoryID, st.Status, st.Message}
+	case StatusBodyUnexpected:
+		var u unexpectedStatus
+		u.DirectoryID, u.SyncState.Phase, u.SyncState.Begun = st.DirectoryID, "PHASE_"+st.Status, *st.SyncStartDate/1000
+		return u
+	}
+	return st
 }
 
 func statusOf(run *syncRun, now time.Time) syncStatus {
