@@ -137,8 +137,15 @@ type Coalescing struct {
 	PollInitialInterval time.Duration `env:"POLL_INITIAL_INTERVAL,default=2s"`
 	PollMaxInterval     time.Duration `env:"POLL_MAX_INTERVAL,default=15s"`
 	SyncDeadline        time.Duration `env:"SYNC_DEADLINE,default=30m"`
-	MaxConcurrentSyncs  int           `env:"MAX_CONCURRENT_SYNCS,default=8"`
-	LeaseTTL            time.Duration `env:"LEASE_TTL,default=30s"`
+	// PollConfirmAfter: a terminal status read this long after the POST is accepted even without
+	// a sign that the sync ran (RUNNING seen, or a start time other than the previous sync's).
+	PollConfirmAfter time.Duration `env:"POLL_CONFIRM_AFTER,default=20s"`
+	// ReadinessCheck looks up each covered group or user after a completed sync;
+	// ReadinessRecheckAfter is when, after the sync's end, one not found is looked up again.
+	ReadinessCheck        bool          `env:"READINESS_CHECK,default=true"`
+	ReadinessRecheckAfter time.Duration `env:"READINESS_RECHECK_AFTER,default=5s"`
+	MaxConcurrentSyncs    int           `env:"MAX_CONCURRENT_SYNCS,default=8"`
+	LeaseTTL              time.Duration `env:"LEASE_TTL,default=30s"`
 }
 
 // Intake is how many trigger messages are pulled and recorded at once.
@@ -565,9 +572,11 @@ func (c Config) SimulatedVIDM() bool { return c.Dev && c.VIDMURL == "" && c.Tena
 // TenantDefaults are what a tenants file leaves out, from the environment.
 func (c Config) TenantDefaults() tenants.Defaults {
 	return tenants.Defaults{
-		MaxConcurrentSyncs:     c.MaxConcurrentSyncs,
-		RequestTimeout:         c.VIDMRequestTimeout,
-		Poll:                   tenants.Poll{Initial: c.PollInitialInterval, Max: c.PollMaxInterval, Deadline: c.SyncDeadline},
+		MaxConcurrentSyncs: c.MaxConcurrentSyncs,
+		RequestTimeout:     c.VIDMRequestTimeout,
+		Poll: tenants.Poll{Initial: c.PollInitialInterval, Max: c.PollMaxInterval, Deadline: c.SyncDeadline,
+			ConfirmAfter: c.PollConfirmAfter},
+		Readiness:              tenants.Readiness{Check: c.ReadinessCheck, RecheckAfter: c.ReadinessRecheckAfter},
 		SyncClientTokenWarning: c.SyncClientTokenWarning,
 		SecretsDir:             c.TenantsSecretsDir,
 		Reserved:               append(slices.Clone(c.ownSecretFiles), c.NATSCredsFile, c.NATSKeyFile),
@@ -587,7 +596,7 @@ func (c Config) Tenants() (tenants.File, error) {
 		Auth: tenants.Auth{Mode: c.VIDMAuthMode, ClientID: c.VIDMClientID, ClientSecret: c.VIDMClientSecret,
 			Username: c.VIDMUsername, Password: c.VIDMPassword},
 		TLS:                tenants.TLS{CAFile: c.VIDMCAFile, InsecureSkipVerify: c.VIDMInsecureSkipVerify},
-		MaxConcurrentSyncs: d.MaxConcurrentSyncs, RequestTimeout: d.RequestTimeout, Poll: d.Poll,
+		MaxConcurrentSyncs: d.MaxConcurrentSyncs, RequestTimeout: d.RequestTimeout, Poll: d.Poll, Readiness: d.Readiness,
 
 		AllowIgnoreSafeguards: c.VIDMAllowIgnoreSafeguards,
 	}

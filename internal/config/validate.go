@@ -202,6 +202,7 @@ func (c Coalescing) validate(p *problemList) {
 	checkPositive(p, []setting[time.Duration]{
 		{"POLL_INITIAL_INTERVAL", c.PollInitialInterval}, {"POLL_MAX_INTERVAL", c.PollMaxInterval},
 		{"SYNC_DEADLINE", c.SyncDeadline}, {"LEASE_TTL", c.LeaseTTL},
+		{"POLL_CONFIRM_AFTER", c.PollConfirmAfter}, {"READINESS_RECHECK_AFTER", c.ReadinessRecheckAfter},
 	})
 	// 0 syncs at the first trigger; a burst still costs at most the running sync and a follow-up.
 	if c.CoalesceWindow < 0 {

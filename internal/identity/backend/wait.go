@@ -26,6 +26,14 @@ type WaitOptions struct {
 	// start time as Before is the previous sync still being reported, not the new one, and is
 	// waited past. Comparing the backend's own timestamps avoids trusting clocks on two machines.
 	Before *SyncState
+	// PostedAt, when set, is when the sync waited for was asked for (the POST). A terminal state
+	// is then accepted only once confirmed: the sync was seen RUNNING during this wait, or its
+	// start time is known and is not Before's, or ConfirmAfter has passed since PostedAt. A
+	// backend that reports no dates would otherwise let the previous sync's COMPLETED, still
+	// reported right after the POST, pass for ours.
+	PostedAt time.Time
+	// ConfirmAfter: see PostedAt. Default 20s.
+	ConfirmAfter time.Duration
 	// Progress, if set, is called with every state read.
 	Progress func(SyncState)
 	// Logger hears about polls that failed and are retried. Default: discard.
@@ -53,6 +61,9 @@ func (o WaitOptions) withDefaults() WaitOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ConfirmAfter <= 0 {
+		o.ConfirmAfter = 20 * time.Second
+	}
 	return o
 }
 
@@ -67,6 +78,7 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 	poll := backoff.Policy{Initial: opts.InitialInterval, Max: opts.MaxInterval, Jitter: 0.2}
 	var last SyncState
 	var lastErr error
+	seenRunning := false
 	for n := 1; ; n++ {
 		st, err := r.SyncStatus(ctx, directoryID)
 		switch {
@@ -80,7 +92,8 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 			if opts.Progress != nil {
 				opts.Progress(st)
 			}
-			if st.Status.Terminal() && !isPrevious(st, opts.Before) {
+			seenRunning = seenRunning || st.Status == StatusRunning
+			if st.Status.Terminal() && !isPrevious(st, opts.Before) && opts.confirmed(st, seenRunning) {
 				return st, nil
 			}
 		}
@@ -92,6 +105,18 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 			return last, fmt.Errorf("wait for sync: %w", err)
 		}
 	}
+}
+
+// confirmed reports a terminal state that is the sync asked for at PostedAt (see WaitOptions).
+// DELEGATED needs no confirmation: nothing was started.
+func (o WaitOptions) confirmed(st SyncState, seenRunning bool) bool {
+	switch {
+	case o.PostedAt.IsZero(), seenRunning, st.Status == StatusDelegated:
+		return true
+	case !st.StartedAt.IsZero() && (o.Before == nil || !st.StartedAt.Equal(o.Before.StartedAt)):
+		return true
+	}
+	return !o.Now().Before(o.PostedAt.Add(o.ConfirmAfter))
 }
 
 func isPrevious(st SyncState, before *SyncState) bool {

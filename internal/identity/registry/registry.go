@@ -164,7 +164,8 @@ func (r *Registry) Tenant(name string) (coalesce.Tenant, error) {
 	}
 	t := e.Tenant
 	return coalesce.Tenant{Backend: e.Backend, MaxConcurrent: t.MaxConcurrentSyncs,
-		PollInitial: t.Poll.Initial, PollMax: t.Poll.Max, SyncDeadline: t.Poll.Deadline}, nil
+		PollInitial: t.Poll.Initial, PollMax: t.Poll.Max, SyncDeadline: t.Poll.Deadline, ConfirmAfter: t.Poll.ConfirmAfter,
+		Readiness: t.Readiness.Check, RecheckAfter: t.Readiness.RecheckAfter}, nil
 }
 
 // Group returns the tenant of a directory key and its concurrency limit (coalesce.Tenants).

@@ -83,6 +83,7 @@ type Tenant struct {
 	MaxConcurrentSyncs     int           // 0 in the file → Defaults.MaxConcurrentSyncs
 	RequestTimeout         time.Duration // 0 → Defaults.RequestTimeout
 	Poll                   Poll          // zero fields → Defaults
+	Readiness              Readiness     // unset → Defaults
 	SyncClientTokenWarning time.Duration // vcf only; 0 → Defaults.SyncClientTokenWarning; rejected for other kinds
 	Schedules              []Schedule
 	// AllowIgnoreSafeguards lets the tenant's publishers ask vIDM to ignore its sync safeguards
@@ -111,8 +112,18 @@ type TLS struct {
 	InsecureSkipVerify bool
 }
 
-// Poll is how a sync's status is polled.
-type Poll struct{ Initial, Max, Deadline time.Duration }
+// Poll is how a sync's status is polled. ConfirmAfter is how long after the POST a terminal
+// status is accepted without a sign that the sync ran (RUNNING seen, or a start time other than
+// the previous sync's): until then it may be the previous sync's, still reported.
+type Poll struct{ Initial, Max, Deadline, ConfirmAfter time.Duration }
+
+// Readiness is the check, after a completed sync, that each covered group or user arrived in the
+// identity store. RecheckAfter is how long after the sync's end a principal not found is looked
+// up once more (the store may index asynchronously).
+type Readiness struct {
+	Check        bool
+	RecheckAfter time.Duration
+}
 
 // Schedule is a directory's safety-net sync schedule.
 type Schedule struct {
@@ -127,6 +138,7 @@ type Defaults struct {
 	MaxConcurrentSyncs     int
 	RequestTimeout         time.Duration
 	Poll                   Poll
+	Readiness              Readiness
 	SyncClientTokenWarning time.Duration
 	// SecretsDir confines the secret files a tenant names (clientSecretFile, passwordFile,
 	// refreshTokenFile), and relative ones resolve in it: whoever edits the tenants file must not
@@ -230,7 +242,9 @@ func (t Tenant) LogValue() slog.Value {
 	attrs = append(attrs,
 		slog.Int("maxConcurrentSyncs", t.MaxConcurrentSyncs),
 		slog.Duration("requestTimeout", t.RequestTimeout),
-		slog.Group("poll", slog.Duration("initial", t.Poll.Initial), slog.Duration("max", t.Poll.Max), slog.Duration("deadline", t.Poll.Deadline)),
+		slog.Group("poll", slog.Duration("initial", t.Poll.Initial), slog.Duration("max", t.Poll.Max), slog.Duration("deadline", t.Poll.Deadline),
+			slog.Duration("confirmAfter", t.Poll.ConfirmAfter)),
+		slog.Group("readiness", slog.Bool("check", t.Readiness.Check), slog.Duration("recheckAfter", t.Readiness.RecheckAfter)),
 	)
 	if t.Backend == KindVCF {
 		attrs = append(attrs, slog.Duration("syncClientTokenWarning", t.SyncClientTokenWarning))
@@ -315,6 +329,7 @@ type rawTenant struct {
 	MaxConcurrentSyncs     int           `json:"maxConcurrentSyncs"`
 	RequestTimeout         duration      `json:"requestTimeout"`
 	Poll                   rawPoll       `json:"poll"`
+	Readiness              rawReadiness  `json:"readiness"`
 	SyncClientTokenWarning duration      `json:"syncClientTokenWarning"`
 	Schedules              []rawSchedule `json:"schedules"`
 	AllowIgnoreSafeguards  bool          `json:"allowIgnoreSafeguards"`
@@ -337,9 +352,15 @@ type rawTLS struct {
 }
 
 type rawPoll struct {
-	Initial  duration `json:"initial"`
-	Max      duration `json:"max"`
-	Deadline duration `json:"deadline"`
+	Initial      duration `json:"initial"`
+	Max          duration `json:"max"`
+	Deadline     duration `json:"deadline"`
+	ConfirmAfter duration `json:"confirmAfter"`
+}
+
+type rawReadiness struct {
+	Check        *bool    `json:"check"`
+	RecheckAfter duration `json:"recheckAfter"`
 }
 
 type rawSchedule struct {
@@ -644,6 +665,14 @@ func (v *validator) tenant(loc, name string, r rawTenant) Tenant {
 		Initial:  v.duration(child(pl, "initial"), r.Poll.Initial, v.d.Poll.Initial),
 		Max:      v.duration(child(pl, "max"), r.Poll.Max, v.d.Poll.Max),
 		Deadline: v.duration(child(pl, "deadline"), r.Poll.Deadline, v.d.Poll.Deadline),
+
+		ConfirmAfter: v.duration(child(pl, "confirmAfter"), r.Poll.ConfirmAfter, v.d.Poll.ConfirmAfter),
+	}
+	rd := child(loc, "readiness")
+	t.Readiness = Readiness{Check: v.d.Readiness.Check,
+		RecheckAfter: v.duration(child(rd, "recheckAfter"), r.Readiness.RecheckAfter, v.d.Readiness.RecheckAfter)}
+	if r.Readiness.Check != nil {
+		t.Readiness.Check = *r.Readiness.Check
 	}
 	// Checked when the file sets either: defaults that disagree are the environment's problem.
 	if (r.Poll.Initial.set || r.Poll.Max.set) && t.Poll.Initial > 0 && t.Poll.Max > 0 && t.Poll.Initial > t.Poll.Max {

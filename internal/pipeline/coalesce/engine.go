@@ -32,6 +32,13 @@ type Tenant struct {
 	PollInitial   time.Duration
 	PollMax       time.Duration
 	SyncDeadline  time.Duration
+	// ConfirmAfter: a terminal status this long after the POST is accepted without a sign that
+	// the sync ran (backend.WaitOptions.ConfirmAfter).
+	ConfirmAfter time.Duration
+	// Readiness looks up each covered group or user after a completed sync; one not found is
+	// looked up again once RecheckAfter has passed since the sync's end.
+	Readiness    bool
+	RecheckAfter time.Duration
 }
 
 // Tenants gives each run the tenant it belongs to. The configuration behind it may be reloaded
@@ -87,6 +94,8 @@ type Config struct {
 	PollInitial   time.Duration // default 2s
 	PollMax       time.Duration // default 15s
 	SyncDeadline  time.Duration // default 30m
+	ConfirmAfter  time.Duration // default 20s
+	RecheckAfter  time.Duration // default 5s
 	RetryMin      time.Duration // first wait after a retryable failure; default 2s
 	RetryMax      time.Duration // cap of that wait; default 1m
 	ScanInterval  time.Duration // full rescan of the buckets, a safety net for the watch; default 30s
@@ -106,6 +115,8 @@ func (c Config) withDefaults() Config {
 	def(&c.PollInitial, 2*time.Second)
 	def(&c.PollMax, 15*time.Second)
 	def(&c.SyncDeadline, 30*time.Minute)
+	def(&c.ConfirmAfter, 20*time.Second)
+	def(&c.RecheckAfter, 5*time.Second)
 	def(&c.RetryMin, 2*time.Second)
 	def(&c.RetryMax, time.Minute)
 	def(&c.ScanInterval, 30*time.Second)

@@ -109,6 +109,8 @@ func (e *Engine) tenant(run *dirsync.Run) (Tenant, error) {
 	def(&t.PollInitial, e.cfg.PollInitial)
 	def(&t.PollMax, e.cfg.PollMax)
 	def(&t.SyncDeadline, e.cfg.SyncDeadline)
+	def(&t.ConfirmAfter, e.cfg.ConfirmAfter)
+	def(&t.RecheckAfter, e.cfg.RecheckAfter)
 	return t, nil
 }
 
@@ -234,7 +236,9 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		before = &backend.SyncState{StartedAt: run.BeforeStart}
 	}
 	remaining := max(t.SyncDeadline-e.cfg.Now().Sub(run.StartedAt), time.Second)
-	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, remaining, before))
+	opts := e.waitOptions(t, remaining, before)
+	opts.PostedAt, opts.ConfirmAfter = run.StartedAt, t.ConfirmAfter
+	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, opts)
 	switch {
 	case errors.Is(err, backend.ErrSyncTimeout):
 		return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncTimeout,

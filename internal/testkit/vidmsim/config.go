@@ -105,6 +105,9 @@ type Config struct {
 	// body is not documented):
 	// StatusBodyFull (default), StatusBodyNoDates or StatusBodyUnexpected.
 	StatusBody StatusBody `json:"statusBody,omitempty"`
+	// StartLag is how long after its POST a sync begins; until then the status still reports
+	// the previous sync, as a system that starts syncs asynchronously would. Default 0.
+	StartLag time.Duration `json:"startLag,omitempty"`
 }
 
 // StatusBody selects the shape of the sync-status answer, so that tests cover what a real
@@ -166,6 +169,7 @@ type configJSON struct {
 	SyncDuration  duration        `json:"syncDuration,omitempty"`
 	Seed          int64           `json:"seed,omitempty"`
 	StatusBody    StatusBody      `json:"statusBody,omitempty"`
+	StartLag      duration        `json:"startLag,omitempty"`
 }
 
 func (d Directory) toJSON() directoryJSON {
@@ -204,6 +208,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		Flavor: c.Flavor, Tenant: c.Tenant, RefreshTokens: c.RefreshTokens,
 		Clients: c.Clients, Users: c.Users, TokenTTL: duration(c.TokenTTL),
 		SyncDuration: duration(c.SyncDuration), Seed: c.Seed, StatusBody: c.StatusBody,
+		StartLag:    duration(c.StartLag),
 		Directories: make([]directoryJSON, 0, len(c.Directories)),
 	}
 	for _, d := range c.Directories {
@@ -222,6 +227,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	c.Flavor, c.Tenant, c.RefreshTokens = j.Flavor, j.Tenant, j.RefreshTokens
 	c.Clients, c.Users, c.Seed, c.StatusBody = j.Clients, j.Users, j.Seed, j.StatusBody
 	c.TokenTTL, c.SyncDuration = time.Duration(j.TokenTTL), time.Duration(j.SyncDuration)
+	c.StartLag = time.Duration(j.StartLag)
 	c.Directories = make([]Directory, 0, len(j.Directories))
 	for _, d := range j.Directories {
 		c.Directories = append(c.Directories, d.toDirectory())
@@ -275,6 +281,9 @@ func validateConfig(cfg Config) error {
 	var errs []error
 	if cfg.TokenTTL < 0 {
 		errs = append(errs, errors.New("tokenTTL must not be negative"))
+	}
+	if cfg.StartLag < 0 {
+		errs = append(errs, fmt.Errorf("startLag %s must not be negative", cfg.StartLag))
 	}
 	if cfg.SyncDuration < 0 {
 		errs = append(errs, errors.New("syncDuration must not be negative"))

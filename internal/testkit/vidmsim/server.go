@@ -60,7 +60,8 @@ type Server struct {
 	flavor   Flavor
 	// statusBody shapes the sync-status answer.
 	statusBody StatusBody
-	tenant     string // FlavorVRA7
+	startLag   time.Duration // a POSTed sync begins this long after the POST
+	tenant     string        // FlavorVRA7
 	clients    map[string]string
 	users      map[string]string
 
@@ -114,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		onStart:    cfg.OnSyncStart,
 		flavor:     cfg.Flavor,
 		statusBody: cfg.StatusBody,
+		startLag:   cfg.StartLag,
 		tenant:     cfg.Tenant,
 		refresh:    append([]string(nil), cfg.RefreshTokens...),
 		clients:    map[string]string{},

@@ -62,6 +62,7 @@ type syncRun struct {
 	duration   time.Duration
 	endStatus  string
 	endMessage string
+	prev       *syncRun // the directory's sync before this one, reported until this one begins
 }
 
 func withDirectoryDefaults(d Directory) Directory {
@@ -159,7 +160,7 @@ func (s *Server) startLocked(d Directory, now time.Time, dur time.Duration, rec 
 	rec.RunID, rec.DirectoryID, rec.DirectoryName = newUUID(), d.ID, d.Name
 	rec.StartedAt, rec.Status = now, StatusRunning
 	rec.Connector, rec.Attempts = connectorPlan(d)
-	run := &syncRun{rec: rec, duration: dur}
+	run := &syncRun{rec: rec, duration: dur, prev: s.latest[d.ID]}
 	run.endStatus, run.endMessage = outcome(d, rec.IgnoreSafeguards)
 	if rec.Connector == "" {
 		// Nothing can run the sync: it fails at once, ended by the next read of the state.
@@ -271,7 +272,7 @@ func (s *Server) startFromAPI(dirID string, now time.Time, rec SyncRecord) (star
 		return SyncRecord{}, http.StatusNotFound, ""
 	}
 	s.finalizeLocked(now)
-	run, err := s.startLocked(d, now, 0, rec)
+	run, err := s.startLocked(d, now.Add(s.startLag), 0, rec)
 	if err != nil {
 		s.rejectPosts++
 		if run := s.latest[d.ID]; run != nil && run.rec.Foreign {
@@ -336,7 +337,11 @@ func (s *Server) handleSyncStatus(w http.ResponseWriter, r *http.Request, dirID 
 	s.finalizeLocked(now)
 	var run *syncRun
 	if ok {
-		if l := s.latest[dirID]; l != nil {
+		l := s.latest[dirID]
+		if l != nil && l.rec.StartedAt.After(now) {
+			l = l.prev // not begun yet (StartLag): the previous sync is still the one reported
+		}
+		if l != nil {
 			cp := *l
 			run = &cp
 		}
