@@ -106,6 +106,13 @@ type Trigger struct {
 	Type   string `json:"type"`
 	Group  string `json:"group,omitempty"`
 	User   string `json:"user,omitempty"`
+	// Visible says whether the identity store has the group or user after the sync (the
+	// readiness check). Absent when it was not checked or the lookup failed: Hint says which.
+	Visible *bool `json:"visible,omitempty"`
+	// PrincipalID is the store's id of the group or user (vIDM's SCIM id) when Visible.
+	PrincipalID string `json:"principalId,omitempty"`
+	// Hint explains a principal not visible, or not checked.
+	Hint string `json:"hint,omitempty"`
 }
 
 // Error explains a failed result.

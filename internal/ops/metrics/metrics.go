@@ -86,6 +86,7 @@ type Metrics struct {
 	configReloads      *prometheus.CounterVec
 	lastReloadSuccess  prometheus.Gauge
 	scheduled          *prometheus.CounterVec
+	readiness          *prometheus.CounterVec
 }
 
 // Values of dirsync_config_reloads_total{result} and dirsync_scheduled_triggers_total{result}.
@@ -194,6 +195,10 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "dirsync_scheduled_triggers_total",
 			Help: `Scheduled sync-request publish attempts, by tenant and result ("published", or "failed" for an attempt that is retried or given up).`,
 		}, []string{"tenant", "result"}),
+		readiness: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_readiness_principals_total",
+			Help: `Covered triggers' groups and users looked up after a sync, by tenant and answer: "visible", "not_visible" (probably outside the directory's sync scope), "unknown" (the lookup failed) or "not_checked" (the identity system offers no lookup). Alert on not_visible.`,
+		}, []string{"tenant", "answer"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dirsync_build_info",
@@ -208,7 +213,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	reg.MustRegister(m.received, m.accepted, m.alreadyReported, m.deadLettered, m.syncsStarted, m.syncsCompleted,
 		m.syncsFailed, m.syncDuration, m.triggerToRes, m.vidmRequests, m.vidmDuration,
 		m.tokenRefreshes, m.scrapeErrors, buildInfo, m.syncsDelegated, m.tokenExpiry, m.tokenWarnings,
-		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled)
+		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled, m.readiness)
 	m.types = boundedSet{max: maxTypes, seen: map[string]bool{}}
 	// The error series exist from the start (WithLabelValues creates them), so that rate() and
 	// alerts see a zero before the first failure.
@@ -320,11 +325,15 @@ func (m *Metrics) RunReported(r *dirsync.Run) {
 
 // TriggersReported observes, per trigger of a result page just published, the time from its
 // acceptance to now.
-func (m *Metrics) TriggersReported(_ *dirsync.Run, triggers []dirsync.Trigger) {
+// Each trigger that went through the readiness check counts in dirsync_readiness_principals_total.
+func (m *Metrics) TriggersReported(r *dirsync.Run, triggers []dirsync.Trigger) {
 	now := m.now()
 	for _, t := range triggers {
 		if !t.AcceptedAt.IsZero() {
 			m.triggerToRes.Observe(max(now.Sub(t.AcceptedAt), 0).Seconds())
+		}
+		if t.Ready != nil {
+			m.readiness.WithLabelValues(r.Tenant, string(t.Ready.Answer)).Inc()
 		}
 	}
 }

@@ -155,7 +155,7 @@ func (e *Engine) drive(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		case dirsync.PhasePosted:
 			err = e.await(ctx, t, run)
 		case dirsync.PhaseReported:
-			return e.report(ctx, run)
+			return e.report(ctx, t, run)
 		default:
 			return fmt.Errorf("run %s has unknown phase %q", run.RunID, run.Phase)
 		}
@@ -294,6 +294,7 @@ func (e *Engine) record(ctx context.Context, run *dirsync.Run, o dirsync.Outcome
 		o.FinishedAt = e.cfg.Now()
 	}
 	o.ErrMessage = safetext.Clean(o.ErrMessage, maxErrMessage)
+	o.RecordedAt = e.cfg.Now()
 	run.Phase, run.Outcome = dirsync.PhaseReported, &o
 	return e.store.SaveRun(ctx, run)
 }
@@ -301,15 +302,17 @@ func (e *Engine) record(ctx context.Context, run *dirsync.Run, o dirsync.Outcome
 // report publishes the result, a page at a time, then forgets the covered triggers and the run.
 // A crash in between re-publishes the page it was on under the same event id, which the stream
 // de-duplicates, and goes on from there.
-func (e *Engine) report(ctx context.Context, run *dirsync.Run) error {
+func (e *Engine) report(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	for n := run.Published + 1; n <= run.Pages; n++ {
 		page, err := e.store.Page(ctx, run, n)
 		if err != nil {
 			return err
 		}
+		e.checkReadiness(ctx, t, run, page)
 		if err := e.results.Finished(ctx, run, n, page); err != nil {
 			return err
 		}
+		run.Readiness = tally(run.Readiness, page)
 		e.cfg.Observer.TriggersReported(run, page)
 		if n < run.Pages {
 			// One write per page, so a resumed run does not publish the earlier pages again.
@@ -326,6 +329,20 @@ func (e *Engine) report(ctx context.Context, run *dirsync.Run) error {
 	e.log.Info("sync reported", "run_id", run.RunID, "directory", run.DirectoryName,
 		"status", run.Outcome.Status, "code", run.Outcome.ErrCode, "triggers", run.Count, "pages", run.Pages)
 	return nil
+}
+
+// tally adds a published page's readiness to the run's.
+func tally(r *dirsync.Readiness, page []dirsync.Trigger) *dirsync.Readiness {
+	for _, t := range page {
+		if t.Ready != nil {
+			if r == nil {
+				r = &dirsync.Readiness{}
+			}
+			r.Add(page)
+			return r
+		}
+	}
+	return r
 }
 
 func (e *Engine) waitOptions(t Tenant, timeout time.Duration, before *backend.SyncState) backend.WaitOptions {

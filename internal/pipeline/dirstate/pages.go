@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"golang.org/x/sync/errgroup"
 )
@@ -24,6 +25,13 @@ const (
 	sampleSize  = 10
 	sampleBytes = 8 << 10
 )
+
+// resultReserve is the room each trigger of a page keeps for what its entry in the result event
+// may gain over the stored trigger: the readiness check's visible, principalId (at most
+// backend.MaxPrincipalID once encoded) and hint. The stored trigger's tenant, directory and
+// acceptance time, which the result entry leaves out, are not counted against it, so a result
+// page stays under the page size, itself half the broker's max_payload.
+const resultReserve = len(`,"visible":false,"principalId":"","hint":""`) + backend.MaxPrincipalID + dirsync.MaxHint
 
 // parallelWrites is how many purges or marker writes are in flight at once when a run forgets its
 // triggers: one at a time would cost a broker round trip per trigger.
@@ -103,7 +111,7 @@ func (w *pageWriter) add(p PendingEntry) error {
 	if err != nil {
 		return fmt.Errorf("encode trigger %s: %w", p.Trigger.ID, err)
 	}
-	if w.n > 0 && w.buf.Len()+1+len(b)+1 > w.store.pageBytes {
+	if w.n > 0 && w.buf.Len()+(w.n+1)*resultReserve+1+len(b)+1 > w.store.pageBytes {
 		if err := w.flush(w.ctx); err != nil {
 			return err
 		}

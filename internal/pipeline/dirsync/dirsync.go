@@ -60,12 +60,62 @@ type Trigger struct {
 	Type             string    `json:"type"`
 	Group            string    `json:"group,omitempty"`
 	User             string    `json:"user,omitempty"`
+	Domain           string    `json:"domain,omitempty"` // the AD domain the trigger named, if any
 	Traceparent      string    `json:"traceparent,omitempty"`
 	Tenant           string    `json:"tenant"`
 	DirectoryID      string    `json:"directoryId"`
 	DirectoryName    string    `json:"directoryName"`
 	IgnoreSafeguards bool      `json:"ignoreSafeguards,omitempty"`
 	AcceptedAt       time.Time `json:"acceptedAt"`
+	// Ready is what the readiness check found of the trigger's group or user, set on a page of
+	// a reported run just before it is published; never stored.
+	Ready *Ready `json:"-"`
+}
+
+// MaxHint bounds a Ready's Hint: a page of a result event must stay as small as its stored page
+// plus a fixed reserve per trigger.
+const MaxHint = 160
+
+// Answer is what the readiness check found of one principal (the label values of
+// dirsync_readiness_principals_total).
+type Answer string
+
+const (
+	AnswerVisible    Answer = "visible"
+	AnswerNotVisible Answer = "not_visible" // the store answered, and does not have it
+	AnswerUnknown    Answer = "unknown"     // the lookup failed
+	AnswerNotChecked Answer = "not_checked" // the identity system offers no lookup
+)
+
+// Ready is the readiness check's answer for one trigger's group or user.
+type Ready struct {
+	Answer      Answer
+	PrincipalID string // with AnswerVisible
+	Hint        string // why not visible, or not checked
+}
+
+// Visible is the result event's "visible": set only when the store answered.
+func (r *Ready) Visible() *bool {
+	var v bool
+	switch r.Answer {
+	case AnswerVisible:
+		v = true
+	case AnswerNotVisible:
+	default:
+		return nil
+	}
+	return &v
+}
+
+// Principal is the group or user the trigger names, if any.
+func (t Trigger) Principal() (backend.Principal, bool) {
+	switch {
+	case t.Group != "":
+		return backend.Principal{Kind: backend.PrincipalGroup, Name: t.Group, Domain: t.Domain}, true
+	case t.User != "":
+		return backend.Principal{Kind: backend.PrincipalUser, Name: t.User, Domain: t.Domain}, true
+	}
+	return backend.Principal{}, false
 }
 
 // Key is the trigger's pending key. CloudEvents are unique by (source, id), so a redelivered or
@@ -111,6 +161,49 @@ type Outcome struct {
 	Attempts []contract.Attempt `json:"attempts,omitempty"`
 	// Delegation says who keeps the directory current when the backend has no sync to start.
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
+	// RecordedAt is when this worker fixed the outcome (its own clock, unlike FinishedAt): the
+	// readiness check's re-check counts from it.
+	RecordedAt time.Time `json:"recordedAt,omitzero"`
+}
+
+// Readiness tallies a run's readiness check over the pages published so far.
+type Readiness struct {
+	Visible    int `json:"visible"`
+	NotVisible int `json:"notVisible"`
+	Unknown    int `json:"unknown,omitempty"`
+	NotChecked int `json:"notChecked,omitempty"`
+	// NotVisibleSample names the first few principals not visible, for the operator views.
+	NotVisibleSample []string `json:"notVisibleSample,omitempty"`
+}
+
+// notVisibleSample bounds Readiness.NotVisibleSample, and maxSampleName each name in it, so the
+// run record stays small whatever the run covered.
+const (
+	notVisibleSample = 10
+	maxSampleName    = 256
+)
+
+// Add counts the readiness of a page's triggers.
+func (r *Readiness) Add(page []Trigger) {
+	for _, t := range page {
+		if t.Ready == nil {
+			continue
+		}
+		switch t.Ready.Answer {
+		case AnswerVisible:
+			r.Visible++
+		case AnswerNotChecked:
+			r.NotChecked++
+		case AnswerUnknown:
+			r.Unknown++
+		case AnswerNotVisible:
+			r.NotVisible++
+			if len(r.NotVisibleSample) < notVisibleSample {
+				p, _ := t.Principal()
+				r.NotVisibleSample = append(r.NotVisibleSample, backend.Clip(p.Name, maxSampleName))
+			}
+		}
+	}
 }
 
 // Run is one directory sync and the triggers it covers. Its record stays the same size whatever
@@ -138,6 +231,8 @@ type Run struct {
 	// from the next.
 	Published int      `json:"published,omitempty"`
 	Outcome   *Outcome `json:"outcome,omitempty"`
+	// Readiness tallies the readiness check of the pages published so far.
+	Readiness *Readiness `json:"readiness,omitempty"`
 	// Trouble is set while the run keeps failing, for operator views on every replica.
 	Trouble *Trouble `json:"trouble,omitempty"`
 	// Keys and Triggers are how a worker before paging kept the covered triggers, read so that

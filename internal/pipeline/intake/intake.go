@@ -171,7 +171,7 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	pt := dirsync.Trigger{
-		ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User, Traceparent: t.Traceparent,
+		ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User, Domain: t.Domain, Traceparent: t.Traceparent,
 		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
 		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
 	}

@@ -108,6 +108,9 @@ func PageData(r *dirsync.Run, n int, triggers []dirsync.Trigger) contract.Data {
 	d.Triggers = make([]contract.Trigger, len(triggers))
 	for i, t := range triggers {
 		d.Triggers[i] = contract.Trigger{ID: t.ID, Source: t.Source, Type: t.Type, Group: t.Group, User: t.User}
+		if t.Ready != nil {
+			d.Triggers[i].Visible, d.Triggers[i].PrincipalID, d.Triggers[i].Hint = t.Ready.Visible(), t.Ready.PrincipalID, t.Ready.Hint
+		}
 	}
 	if r.Pages > 1 {
 		d.Page, d.Pages, d.TriggerCount = n, r.Pages, r.Count
