@@ -26,6 +26,9 @@ const (
 	exitFailure = 1 // any error
 	exitUsage   = 2 // bad arguments or an invalid trigger; nothing was published
 	exitFailed  = 3 // --wait: the sync failed, or the worker rejected the trigger
+	// exitNotVisible: --wait: the sync completed, but the group or user the trigger named is not
+	// in the identity store (probably outside the directory's sync scope).
+	exitNotVisible = 4
 )
 
 func main() {

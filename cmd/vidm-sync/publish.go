@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,9 +36,12 @@ vidm.directory.sync.requested neither; every type needs a domain or a directory.
 checked exactly as the worker checks it before anything is sent: an invalid one exits 2.
 
 With --wait, the command follows the result stream (subscribed before publishing) and prints the
-result event that lists the trigger as indented JSON; it exits 0 when the sync COMPLETED, 3 when it
-FAILED or the worker dead-lettered the trigger, 1 when --timeout passes first. The event id and
-progress go to stderr.
+result event that lists the trigger as indented JSON (with --print-id, only the id the identity
+store gave the group or user). It exits 0 when the sync COMPLETED and the group or user is
+visible (or was not checked), 4 when the sync COMPLETED but the group or user is not visible
+(probably outside the directory's sync scope), 3 when the sync FAILED or the worker dead-lettered
+the trigger, 1 when --timeout passes first. The event id, progress and what the readiness check
+found go to stderr.
 `
 
 type publishOptions struct {
@@ -46,7 +50,7 @@ type publishOptions struct {
 	id, source, traceparent                             string
 	ignoreSafeguards                                    bool
 	file                                                string
-	structured, jsonOut, wait                           bool
+	structured, jsonOut, wait, printID                  bool
 	timeout                                             time.Duration
 	deadStream                                          string
 }
@@ -70,6 +74,7 @@ func publishFlags() (*flag.FlagSet, *publishOptions) {
 	fs.BoolVar(&o.structured, "structured", false, "publish in structured mode (application/cloudevents+json)")
 	fs.BoolVar(&o.jsonOut, "json", false, `print {"id","subject","stream","seq"} instead of the id (without --wait)`)
 	fs.BoolVar(&o.wait, "wait", false, "wait for the result of the sync that covers the trigger")
+	fs.BoolVar(&o.printID, "print-id", false, "with --wait, print only the group's or user's id in the identity store instead of the result event")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "with --wait: how long to wait for the result")
 	fs.StringVar(&o.deadStream, "dead-stream", defaultDeadStream, "with --wait: the worker's dead-letter `stream`, to report a rejected trigger at once (env DEAD_STREAM)")
 	return fs, o
@@ -164,7 +169,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	fmt.Fprintf(stderr, "published %s to %s (stream %s, seq %d); waiting up to %s for its result\n", id, msg.Subject, ack.Stream, ack.Sequence, o.timeout)
-	w := waiter{id: id, directory: t.Directory, stdout: stdout, stderr: stderr}
+	w := waiter{id: id, directory: t.Directory, printID: o.printID, stdout: stdout, stderr: stderr}
 	if ack.Duplicate {
 		// The original may have been reported before this command registered.
 		if out, found, err := watcher.Earlier(ctx, id, ack); err != nil {
@@ -325,6 +330,7 @@ func (o *publishOptions) encode(t trigger.Trigger) (*nats.Msg, string, error) {
 type waiter struct {
 	id             string
 	directory      string // the trigger's directory name, "" when it names a domain
+	printID        bool   // print the principal id instead of the event
 	stdout, stderr io.Writer
 }
 
@@ -361,16 +367,48 @@ func (w waiter) started(st await.Started) {
 	}
 }
 
-// outcome prints a result event and turns the outcome into the command's exit.
-func (w waiter) outcome(out await.Outcome) error {
-	if out.Kind == await.DeadLettered {
-		return &exitError{code: exitFailed, err: fmt.Errorf("the worker rejected trigger %s (%s): %s", w.id, out.DeadCode, out.DeadReason)}
+// print writes the result event, or with --print-id the principal's id (nothing when the
+// readiness check found none: the exit code and stderr say why).
+func (w waiter) print(out await.Outcome) error {
+	if w.printID {
+		if out.Trigger.PrincipalID == "" {
+			return nil
+		}
+		_, err := fmt.Fprintln(w.stdout, out.Trigger.PrincipalID)
+		return err
 	}
 	b, err := json.MarshalIndent(out.Event, "", "  ")
 	if err != nil {
 		return fmt.Errorf("printing the result: %w", err)
 	}
-	if _, err := fmt.Fprintf(w.stdout, "%s\n", b); err != nil {
+	_, err = fmt.Fprintf(w.stdout, "%s\n", b)
+	return err
+}
+
+// readiness says what the readiness check found of a completed sync's group or user, and turns
+// "not visible" into its exit code.
+func (w waiter) readiness(out await.Outcome) error {
+	tr := out.Trigger
+	name := cmp.Or(tr.Group, tr.User)
+	switch {
+	case tr.Visible == nil && tr.Hint != "":
+		fmt.Fprintf(w.stderr, "%s: %s\n", name, tr.Hint)
+	case tr.Visible == nil:
+	case *tr.Visible:
+		fmt.Fprintf(w.stderr, "%s is visible in %s: principal id %s\n", name, out.Data.DirectoryName, tr.PrincipalID)
+	default:
+		return &exitError{code: exitNotVisible, err: fmt.Errorf("the sync of directory %q completed, but %s is not visible: %s",
+			out.Data.DirectoryName, name, tr.Hint)}
+	}
+	return nil
+}
+
+// outcome prints a result event and turns the outcome into the command's exit.
+func (w waiter) outcome(out await.Outcome) error {
+	if out.Kind == await.DeadLettered {
+		return &exitError{code: exitFailed, err: fmt.Errorf("the worker rejected trigger %s (%s): %s", w.id, out.DeadCode, out.DeadReason)}
+	}
+	if err := w.print(out); err != nil {
 		return err
 	}
 	data := out.Data
@@ -379,7 +417,7 @@ func (w waiter) outcome(out await.Outcome) error {
 		fmt.Fprintf(w.stderr, "reported in page %d of %d of run %s (%d triggers in the run)\n", data.Page, data.Pages, data.RunID, data.TriggerCount)
 	}
 	if out.Kind == await.Completed {
-		return nil
+		return w.readiness(out)
 	}
 	msg := fmt.Sprintf("sync of directory %q (run %s) ended %s", data.DirectoryName, data.RunID, data.Status)
 	if data.Error != nil {

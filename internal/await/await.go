@@ -61,6 +61,9 @@ type Outcome struct {
 	Data contract.Data
 	// DeadCode and DeadReason are the dead letter's Dirsync-Dead-Code and Dirsync-Dead-Reason.
 	DeadCode, DeadReason string
+	// Trigger is the result's entry for the trigger waited for, with what the readiness check
+	// found of its group or user (Visible, PrincipalID, Hint); zero for a dead letter.
+	Trigger contract.Trigger
 }
 
 // Started is a sync that started while a Wait registered WithStarted was waiting. A started event
@@ -318,6 +321,7 @@ func (w *Watcher) onResult(m jetstream.Msg) {
 		}
 	default:
 		for _, t := range o.Data.Triggers {
+			o.Trigger = t
 			w.dispatch(t.ID, o)
 		}
 	}
@@ -520,6 +524,7 @@ func (w *Watcher) Earlier(ctx context.Context, eventID string, ack *jetstream.Pu
 			}
 			for _, t := range o.Data.Triggers {
 				if t.ID == eventID {
+					o.Trigger = t
 					return o, true
 				}
 			}

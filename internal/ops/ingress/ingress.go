@@ -55,6 +55,11 @@ const (
 	Path = "/events"
 	// HeaderResultStatus says COMPLETED or FAILED on a 200 answer to ?wait.
 	HeaderResultStatus = "Dirsync-Result-Status"
+	// HeaderPrincipalVisible and HeaderPrincipalID carry, on a 200 answer to ?wait, what the
+	// readiness check found of the trigger's group or user: "true" with its id, or "false".
+	// Absent when it was not checked (the result's trigger entry then has a hint).
+	HeaderPrincipalVisible = "Dirsync-Principal-Visible"
+	HeaderPrincipalID      = "Dirsync-Principal-Id"
 	// Realm is the bearer realm of the WWW-Authenticate challenge.
 	Realm = "vidm-sync-worker"
 )
@@ -395,6 +400,12 @@ func (h *handler) outcome(rw http.ResponseWriter, r *http.Request, o await.Outco
 		return
 	}
 	rw.Header().Set(HeaderResultStatus, o.Kind.String())
+	if v := o.Trigger.Visible; v != nil {
+		rw.Header().Set(HeaderPrincipalVisible, fmt.Sprint(*v))
+		if *v {
+			rw.Header().Set(HeaderPrincipalID, o.Trigger.PrincipalID)
+		}
+	}
 	e := o.Event
 	err := cehttp.WriteResponseWriter(binding.WithForceStructured(r.Context()), (*binding.EventMessage)(&e), http.StatusOK, rw)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
@@ -152,8 +154,10 @@ func readyOf(a lookupAnswer) *dirsync.Ready {
 	return &dirsync.Ready{Answer: dirsync.AnswerUnknown, Hint: HintUnknown}
 }
 
-// acceptableID bounds an id as the result event encodes it, so a page stays within its reserve.
+// acceptableID bounds an id as the result event encodes it, so a page stays within its reserve,
+// and keeps it printable: pipelines put it in commands and HTTP headers.
 func acceptableID(id string) bool {
 	b, err := json.Marshal(id)
-	return err == nil && id != "" && len(b) <= backend.MaxPrincipalID+2
+	return err == nil && id != "" && len(b) <= backend.MaxPrincipalID+2 &&
+		!strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError })
 }
