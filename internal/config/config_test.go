@@ -119,12 +119,15 @@ func TestDefaults(t *testing.T) {
 			SyncClientTokenCheck:   time.Hour,
 		},
 		Coalescing: Coalescing{
-			CoalesceWindow:      2 * time.Second,
-			PollInitialInterval: 2 * time.Second,
-			PollMaxInterval:     15 * time.Second,
-			SyncDeadline:        30 * time.Minute,
-			MaxConcurrentSyncs:  8,
-			LeaseTTL:            30 * time.Second,
+			CoalesceWindow:        2 * time.Second,
+			PollInitialInterval:   2 * time.Second,
+			PollMaxInterval:       15 * time.Second,
+			SyncDeadline:          30 * time.Minute,
+			PollConfirmAfter:      20 * time.Second,
+			ReadinessCheck:        true,
+			ReadinessRecheckAfter: 5 * time.Second,
+			MaxConcurrentSyncs:    8,
+			LeaseTTL:              30 * time.Second,
 		},
 		Intake: Intake{
 			PullBatch:   64,
@@ -196,6 +199,9 @@ func TestEverySettingIsRead(t *testing.T) {
 		"POLL_INITIAL_INTERVAL":     "1s",
 		"POLL_MAX_INTERVAL":         "1s",
 		"SYNC_DEADLINE":             "1h",
+		"POLL_CONFIRM_AFTER":        "7s",
+		"READINESS_CHECK":           "false",
+		"READINESS_RECHECK_AFTER":   "3s",
 		"MAX_CONCURRENT_SYNCS":      "2",
 		"LEASE_TTL":                 "10s",
 		"PULL_BATCH":                "16",
@@ -225,14 +231,15 @@ func TestEverySettingIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		NATS:       NATS{NATSURL: "nats://a:4222, tls://b:4222", NATSCredsFile: "/etc/nats/worker.creds", NATSCAFile: "/etc/nats/ca.pem", NATSCertFile: "/etc/nats/cert.pem", NATSKeyFile: "/etc/nats/key.pem", NATSName: "worker-a", NATSInboxPrefix: "_INBOX_worker.a"},
-		Streams:    Streams{TriggerStream: "T", TriggerSubjects: []string{"t.ad.>", "t.vidm.*.requested"}, ResultStream: "R", ResultSubjectPrefix: "r.out", DeadStream: "D", DeadSubject: "d.letters", Consumer: "C", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "HI", ControlBucket: "CT", ManageStreams: false, StreamReplicas: 3, ResultDuplicateWindow: time.Hour, TriggerStreamMaxBytes: 2 << 30, DeadStreamMaxBytes: 1 << 20, ResultSource: "https://sync.example.com/worker"},
-		Identity:   Identity{VIDMURL: "https://vidm.example.com/", VIDMAuthMode: "system", VIDMUsername: "svc-sync", VIDMPassword: vidmPassword, VIDMCAFile: "/etc/vidm/ca.pem", VIDMInsecureSkipVerify: true, VIDMRequestTimeout: 10 * time.Second, Tenant: "emea", SyncClientTokenWarning: 72 * time.Hour, SyncClientTokenCheck: 10 * time.Minute},
-		Coalescing: Coalescing{CoalesceWindow: 500 * time.Millisecond, PollInitialInterval: time.Second, PollMaxInterval: time.Second, SyncDeadline: time.Hour, MaxConcurrentSyncs: 2, LeaseTTL: 10 * time.Second},
-		Intake:     Intake{PullBatch: 16, MaxInFlight: 16, AckWait: time.Minute},
-		Logging:    Logging{LogFormat: "json", LogLevel: "DEBUG"},
-		Admin:      Admin{AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1-of-at-least-32-characters", AdminReadToken: "read-token-2-of-at-least-32-characters", AdminReadOpen: true, HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second},
-		Ingress:    Ingress{IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3-of-at-least-32-characters", IngressSubject: "t.ad.http", IngressMaxWait: 2 * time.Minute, IngressMaxWaiters: 256},
+		NATS:     NATS{NATSURL: "nats://a:4222, tls://b:4222", NATSCredsFile: "/etc/nats/worker.creds", NATSCAFile: "/etc/nats/ca.pem", NATSCertFile: "/etc/nats/cert.pem", NATSKeyFile: "/etc/nats/key.pem", NATSName: "worker-a", NATSInboxPrefix: "_INBOX_worker.a"},
+		Streams:  Streams{TriggerStream: "T", TriggerSubjects: []string{"t.ad.>", "t.vidm.*.requested"}, ResultStream: "R", ResultSubjectPrefix: "r.out", DeadStream: "D", DeadSubject: "d.letters", Consumer: "C", PendingBucket: "P", RunsBucket: "RU", LeaseBucket: "L", HistoryBucket: "HI", ControlBucket: "CT", ManageStreams: false, StreamReplicas: 3, ResultDuplicateWindow: time.Hour, TriggerStreamMaxBytes: 2 << 30, DeadStreamMaxBytes: 1 << 20, ResultSource: "https://sync.example.com/worker"},
+		Identity: Identity{VIDMURL: "https://vidm.example.com/", VIDMAuthMode: "system", VIDMUsername: "svc-sync", VIDMPassword: vidmPassword, VIDMCAFile: "/etc/vidm/ca.pem", VIDMInsecureSkipVerify: true, VIDMRequestTimeout: 10 * time.Second, Tenant: "emea", SyncClientTokenWarning: 72 * time.Hour, SyncClientTokenCheck: 10 * time.Minute},
+		Coalescing: Coalescing{CoalesceWindow: 500 * time.Millisecond, PollInitialInterval: time.Second, PollMaxInterval: time.Second, SyncDeadline: time.Hour,
+			PollConfirmAfter: 7 * time.Second, ReadinessRecheckAfter: 3 * time.Second, MaxConcurrentSyncs: 2, LeaseTTL: 10 * time.Second},
+		Intake:  Intake{PullBatch: 16, MaxInFlight: 16, AckWait: time.Minute},
+		Logging: Logging{LogFormat: "json", LogLevel: "DEBUG"},
+		Admin:   Admin{AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1-of-at-least-32-characters", AdminReadToken: "read-token-2-of-at-least-32-characters", AdminReadOpen: true, HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second},
+		Ingress: Ingress{IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3-of-at-least-32-characters", IngressSubject: "t.ad.http", IngressMaxWait: 2 * time.Minute, IngressMaxWaiters: 256},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", c, want)

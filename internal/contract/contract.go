@@ -32,6 +32,7 @@ const (
 	CodeUnauthorized      = "VIDM_UNAUTHORIZED"        // vIDM rejected the worker's credentials
 	CodeVIDMError         = "VIDM_ERROR"               // any other permanent vIDM answer
 	CodeUnknownTenant     = "UNKNOWN_TENANT"           // the tenant was removed from the configuration
+	CodeSyncDisabled      = "VIDM_SYNC_DISABLED"       // the directory's sync was turned off after the trigger was accepted
 )
 
 // Result statuses.
@@ -66,6 +67,9 @@ const (
 	CodeUnknownDirectory    = "UNKNOWN_DIRECTORY"
 	CodeAmbiguousDirectory  = "AMBIGUOUS_DIRECTORY"
 	CodeDirectoryNotAllowed = "DIRECTORY_NOT_ALLOWED"
+	// CodeDirectorySyncDisabled: the directory's sync is turned off in the identity system
+	// (syncConfigurationEnabled: false); a sync would bring nothing.
+	CodeDirectorySyncDisabled = "DIRECTORY_SYNC_DISABLED"
 	// CodeSafeguardsNotAllowed: the trigger asks to ignore vIDM's safeguards on a tenant that does
 	// not let publishers ask (allowIgnoreSafeguards), without the admin API's grant.
 	CodeSafeguardsNotAllowed = "SAFEGUARDS_NOT_ALLOWED"

@@ -50,11 +50,13 @@ type Description struct {
 
 // Directory is one directory (identity source) of a backend.
 type Directory struct {
-	ID          string   `json:"id"`
-	Name        string   `json:"name"`
-	Type        string   `json:"type,omitempty"`
-	Domains     []string `json:"domains,omitempty"`
-	SyncEnabled bool     `json:"syncEnabled,omitempty"`
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Type    string   `json:"type,omitempty"`
+	Domains []string `json:"domains,omitempty"`
+	// SyncDisabled: the backend says explicitly that the directory's sync is turned off (vIDM's
+	// syncConfigurationEnabled: false). A directory that does not say is not disabled.
+	SyncDisabled bool `json:"syncDisabled,omitempty"`
 	// Connectors are the directory's sync connectors in failover order, when the backend says.
 	Connectors []string `json:"connectors,omitempty"`
 }

@@ -35,7 +35,8 @@ type directoryItem struct {
 	Name        string   `json:"name"`
 	Type        string   `json:"type"`
 	Domains     []string `json:"domains,omitempty"`
-	SyncEnabled bool     `json:"syncConfigurationEnabled,omitempty"`
+	// Kept raw: a boolean in public usage, but a string "false" must not cost the whole list.
+	SyncEnabled json.RawMessage `json:"syncConfigurationEnabled,omitempty"`
 	// The sync connectors in failover order (vIDM 19.03+). Their shape is not publicly
 	// documented, so both are kept raw and read tolerantly: a shape this client does not know
 	// loses the connectors, never the directory.
@@ -44,7 +45,8 @@ type directoryItem struct {
 }
 
 func (d directoryItem) directory() httpcore.Directory {
-	dir := httpcore.Directory{ID: d.ID, Name: d.Name, Type: d.Type, Domains: d.Domains, SyncEnabled: d.SyncEnabled}
+	dir := httpcore.Directory{ID: d.ID, Name: d.Name, Type: d.Type, Domains: d.Domains,
+		SyncDisabled: string(d.SyncEnabled) == "false" || string(d.SyncEnabled) == `"false"`}
 	for _, raw := range []json.RawMessage{d.SyncConnectors, d.Connectors} {
 		if dir.Connectors = httpcore.ParseConnectors(raw); dir.Connectors != nil {
 			break

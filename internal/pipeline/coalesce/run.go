@@ -196,6 +196,12 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		}
 		return nil // look again: start ours now that theirs is over
 	}
+	if run.Phase == dirsync.PhaseSnapshot && e.directory(ctx, t, run).SyncDisabled {
+		// Turned off after the triggers were accepted (intake dead-letters them otherwise).
+		return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncDisabled,
+			ErrMessage: fmt.Sprintf("directory %q has its sync turned off in the identity system (syncConfigurationEnabled: false); turn it on, then trigger again", run.DirectoryName),
+			Retryable: true})
+	}
 	run.Phase, run.BeforeStart = dirsync.PhasePosting, st.StartedAt
 	if err := e.store.SaveRun(ctx, run); err != nil {
 		return err

@@ -162,6 +162,13 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		in.retryLater(m, err, in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
 		return
 	}
+	if dir.SyncDisabled {
+		// Dead-lettered rather than synced: vIDM would sync nothing, and the publisher waiting for
+		// its group would wait in vain. Re-drive it once the directory's sync is turned on.
+		in.deadLetter(ctx, m, contract.CodeDirectorySyncDisabled, fmt.Sprintf("directory %q has its sync turned off in the identity system (syncConfigurationEnabled: false): turn it on in the directory's sync settings, then re-drive this trigger", backend.Clip(dir.Name, 256)),
+			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+		return
+	}
 	if t.IgnoreSafeguards && !in.resolver.AllowsIgnoreSafeguards(tenant) &&
 		!in.cfg.Grants.Valid(m.Headers().Get(trigger.HeaderSafeguardsGrant), t.ID, t.Tenant, t.DirectoryRef()) {
 		// Dead-lettered rather than synced without the flag: the publisher asked for something

@@ -40,6 +40,8 @@ type Directory struct {
 	// SafeguardViolation makes syncs started with ignoreSafeguards=false end FAILED, as vIDM does
 	// when a sync would delete more users/groups than its safeguard thresholds allow.
 	SafeguardViolation bool `json:"safeguardViolation,omitempty"`
+	// SyncDisabled lists the directory with syncConfigurationEnabled: false.
+	SyncDisabled bool `json:"syncDisabled,omitempty"`
 
 	// Connectors are the directory's sync connectors in failover order (vIDM 19.03+); a sync runs
 	// on the first one that is not down. Empty: one unnamed connector, as before 19.03.
@@ -153,6 +155,7 @@ type directoryJSON struct {
 	SyncDuration       duration   `json:"syncDuration,omitempty"`
 	FailMessage        string     `json:"failMessage,omitempty"`
 	SafeguardViolation bool       `json:"safeguardViolation,omitempty"`
+	SyncDisabled       bool       `json:"syncDisabled,omitempty"`
 	Connectors         []string   `json:"connectors,omitempty"`
 	DownConnectors     []string   `json:"downConnectors,omitempty"`
 	VCF                *VCFSource `json:"vcf,omitempty"`
@@ -177,6 +180,7 @@ func (d Directory) toJSON() directoryJSON {
 		ID: d.ID, Name: d.Name, Type: d.Type, Domains: d.Domains,
 		SyncDuration: duration(d.SyncDuration), FailMessage: d.FailMessage,
 		SafeguardViolation: d.SafeguardViolation, Connectors: d.Connectors, DownConnectors: d.DownConnectors, VCF: d.VCF,
+		SyncDisabled: d.SyncDisabled,
 	}
 }
 
@@ -185,6 +189,7 @@ func (j directoryJSON) toDirectory() Directory {
 		ID: j.ID, Name: j.Name, Type: j.Type, Domains: j.Domains,
 		SyncDuration: time.Duration(j.SyncDuration), FailMessage: j.FailMessage,
 		SafeguardViolation: j.SafeguardViolation, Connectors: j.Connectors, DownConnectors: j.DownConnectors, VCF: j.VCF,
+		SyncDisabled: j.SyncDisabled,
 	}
 }
 

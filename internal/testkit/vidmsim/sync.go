@@ -220,7 +220,7 @@ func (s *Server) handleDirectories(w http.ResponseWriter, r *http.Request) {
 	for _, d := range s.dirs {
 		item := directoryItem{
 			Type: d.Type, Name: d.Name, DirectoryID: d.ID, Domains: d.Domains,
-			SyncConfigurationEnabled: true, Links: map[string]any{},
+			SyncConfigurationEnabled: !d.SyncDisabled, Links: map[string]any{},
 		}
 		for _, c := range d.Connectors {
 			item.SyncConnectors = append(item.SyncConnectors, connectorRef{Name: c})
