@@ -20,6 +20,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 //go:embed templates/*.html
@@ -80,6 +81,7 @@ type runView struct {
 	ID, Status, StatusClass, Phase, Holder, Connector string
 	Attempts                                          []contract.Attempt
 	Delegation                                        *backend.Delegation
+	Readiness                                         *dirsync.Readiness
 	Created, Started, Finished                        timeView
 	Duration                                          string
 	TriggerCount                                      int
@@ -378,7 +380,7 @@ func (s *server) troubleView(tr control.Trouble, now time.Time) *troubleView {
 func (s *server) runView(r control.Run, now time.Time) runView {
 	v := runView{
 		ID: r.RunID, Status: r.Status, StatusClass: strings.ToLower(r.Status), Phase: r.Phase,
-		Holder: r.Holder, Connector: r.Connector, Attempts: r.Attempts, Delegation: r.Delegation, Created: s.timeView(r.CreatedAt, now),
+		Holder: r.Holder, Connector: r.Connector, Attempts: r.Attempts, Delegation: r.Delegation, Readiness: r.Readiness, Created: s.timeView(r.CreatedAt, now),
 		TriggerCount: r.TriggerCount, TriggerCountText: thousands(r.TriggerCount), Error: r.Error,
 		InFlight: r.FinishedAt == nil,
 	}

@@ -236,7 +236,8 @@ func TestHumanDuration(t *testing.T) {
 
 // TestStatusPageShowsBackendsConnectorsAndDelegations: which backend a directory is on, its
 // sync connectors in failover order, a sync that failed over to the next connector, and a
-// directory the identity provider keeps current (VCF) read as such.
+// directory the identity provider keeps current (VCF) read as such, and the groups a completed
+// sync did not bring.
 func TestStatusPageShowsBackendsConnectorsAndDelegations(t *testing.T) {
 	hs := newHarness(t, fullConfig(), richState(false))
 	code, html := getPage(t, hs, "/?open=default/"+idCorp)
@@ -249,6 +250,9 @@ func TestStatusPageShowsBackendsConnectorsAndDelegations(t *testing.T) {
 		if !strings.Contains(corp, want) {
 			t.Errorf("Corp AD row lacks %q:\n%s", want, corp)
 		}
+	}
+	if !strings.Contains(corp, "1 visible · 1 not visible (outside the sync scope?): proj-beta-admins") {
+		t.Errorf("Corp AD row does not show the group the readiness check did not find:\n%s", corp)
 	}
 	retail := row(t, html, "Retail AD")
 	if !strings.Contains(retail, `data-status="DELEGATED"`) || !strings.Contains(retail, `data-kind="SCIM"`) ||

@@ -313,6 +313,7 @@ func (s *Service) runView(r *dirsync.Run, count int, inFlight bool) Run {
 		at := r.Outcome.FinishedAt
 		v.FinishedAt = &at
 		v.Connector, v.Attempts, v.Delegation = r.Outcome.Connector, r.Outcome.Attempts, r.Outcome.Delegation
+		v.Readiness = r.Readiness
 		if r.Outcome.ErrCode != "" {
 			v.Error = &RunError{Code: r.Outcome.ErrCode, Message: r.Outcome.ErrMessage, Retryable: r.Outcome.Retryable}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // State is what a directory is doing.
@@ -81,6 +82,9 @@ type Run struct {
 	Attempts []contract.Attempt `json:"attempts,omitempty"`
 	// Delegation: for a DELEGATED run, who keeps the directory current.
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
+	// Readiness: what the readiness check found of the covered groups and users, with the first
+	// few not visible by name.
+	Readiness *dirsync.Readiness `json:"readiness,omitempty"`
 	// Pages is how many result events the run is reported in (more than one for a run whose
 	// triggers do not fit in one message).
 	Pages int `json:"pages,omitempty"`

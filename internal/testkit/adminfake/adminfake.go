@@ -14,6 +14,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
 // Source is an in-memory admin.Source: directories, their runs and dead letters, with the
@@ -309,6 +310,7 @@ func RichState(hostile bool) *Source {
 			{Connector: "connector-01.corp.example.com", Status: "FAILED", Message: "connector connector-01.corp.example.com unavailable"},
 			{Connector: "connector-02.corp.example.com", Status: "COMPLETED"},
 		},
+		Readiness: &dirsync.Readiness{Visible: 1, NotVisible: 1, NotVisibleSample: []string{"proj-beta-admins"}},
 		Triggers: []control.Trigger{
 			trig("1a2b3c4d-0000-4000-8000-000000000001", "ad.group.created", "proj-beta-readers", "", 63*time.Minute),
 			trig("1a2b3c4d-0000-4000-8000-000000000002", "ad.group.member.added", "proj-beta-admins", "", 63*time.Minute),
