@@ -31,10 +31,10 @@ func parseDirectories(body []byte) ([]httpcore.Directory, error) {
 
 // directoryItem is one entry of vIDM's directory list as it is sent.
 type directoryItem struct {
-	ID          string   `json:"directoryId"`
-	Name        string   `json:"name"`
-	Type        string   `json:"type"`
-	Domains     []string `json:"domains,omitempty"`
+	ID      string   `json:"directoryId"`
+	Name    string   `json:"name"`
+	Type    string   `json:"type"`
+	Domains []string `json:"domains,omitempty"`
 	// Kept raw: a boolean in public usage, but a string "false" must not cost the whole list.
 	SyncEnabled json.RawMessage `json:"syncConfigurationEnabled,omitempty"`
 	// The sync connectors in failover order (vIDM 19.03+). Their shape is not publicly

@@ -200,7 +200,7 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		// Turned off after the triggers were accepted (intake dead-letters them otherwise).
 		return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeSyncDisabled,
 			ErrMessage: fmt.Sprintf("directory %q has its sync turned off in the identity system (syncConfigurationEnabled: false); turn it on, then trigger again", run.DirectoryName),
-			Retryable: true})
+			Retryable:  true})
 	}
 	run.Phase, run.BeforeStart = dirsync.PhasePosting, st.StartedAt
 	if err := e.store.SaveRun(ctx, run); err != nil {
