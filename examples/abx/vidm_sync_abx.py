@@ -2,8 +2,10 @@
 for a vIDM directory sync and wait until the group is known to vIDM.
 
 It POSTs an ``ad.group.created`` CloudEvent (HTTP binary mode) to the worker's ingress with
-``?wait=``, and returns the result when the sync COMPLETED, or raises when it FAILED, the worker
-rejected the trigger, or no result came in time. Python standard library only: no packages to
+``?wait=``, and returns the result when the sync COMPLETED and the group is in vIDM, with the
+group's id there (``principalId``, for the project mapping that follows). It raises when the sync
+FAILED, the worker rejected the trigger, the group is not in vIDM after the sync (most often: it
+lies outside the directory's sync scope), or no result came in time. Python standard library only: no packages to
 bundle with the action.
 
 Action inputs:
@@ -16,8 +18,9 @@ Action inputs:
   caFile         optional, PEM file of the CA that signed the ingress certificate
   eventSource    optional CloudEvent source (default urn:vra:abx:vidm-sync)
 
-Returns {"status": "COMPLETED", "eventId", "runId", "directory", "result"}, "result" being the
-whole result event.
+Returns {"status": "COMPLETED", "eventId", "runId", "directory", "principalId", "result"},
+"result" being the whole result event; "principalId" is null when the worker could not check
+(its readiness check is off, or the lookup failed: the result's trigger entry has a "hint").
 """
 
 import datetime
@@ -38,6 +41,10 @@ RETRY_DELAY_SECONDS = 5
 
 class SyncFailed(Exception):
     """The sync ran and failed, or the worker rejected the trigger. Not worth retrying as is."""
+
+
+class GroupNotVisible(Exception):
+    """The sync completed, but vIDM does not have the group: fix the directory's sync scope."""
 
 
 class SyncTimeout(Exception):
@@ -78,10 +85,18 @@ def handler(context, inputs):
             err = run.get("error") or {}
             raise SyncFailed("vIDM sync of directory %s (run %s) failed: %s: %s"
                              % (run.get("directoryName"), run.get("runId"), err.get("code"), err.get("message")))
-        print("group %s is synced into vIDM directory %s (run %s)"
-              % (inputs["groupName"], run.get("directoryName"), run.get("runId")))
+        # The readiness check's answer, also in the result's entry for this event ("visible",
+        # "principalId", "hint"), comes as two headers for convenience.
+        visible = reply_headers.get("Dirsync-Principal-Visible")
+        principal_id = reply_headers.get("Dirsync-Principal-Id")
+        if visible == "false":
+            entry = next((t for t in run.get("triggers", []) if t.get("id") == event_id), {})
+            raise GroupNotVisible("the sync of directory %s (run %s) completed, but group %s is not in vIDM: %s"
+                                  % (run.get("directoryName"), run.get("runId"), inputs["groupName"], entry.get("hint")))
+        print("group %s is synced into vIDM directory %s (run %s), id %s"
+              % (inputs["groupName"], run.get("directoryName"), run.get("runId"), principal_id or "not checked"))
         return {"status": "COMPLETED", "eventId": event_id, "runId": run.get("runId"),
-                "directory": run.get("directoryName"), "result": result}
+                "directory": run.get("directoryName"), "principalId": principal_id, "result": result}
 
     problem = _problem(reply)
     if status == 422:

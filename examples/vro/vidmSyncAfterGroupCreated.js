@@ -4,8 +4,13 @@
  *
  * It POSTs an ad.group.created CloudEvent (HTTP binary mode: the attributes as ce-* headers, the
  * data as the body) to the worker's ingress with ?wait=, and returns the result event when the
- * sync COMPLETED; it throws when the sync FAILED, the worker rejected the trigger, or no result
- * came in time.
+ * sync COMPLETED and the group is in vIDM; it throws when the sync FAILED, the worker rejected the
+ * trigger, the group is not in vIDM after the sync (most often: outside the directory's sync
+ * scope), or no result came in time. The group's id in vIDM, for the mapping that follows, is the
+ * principalId of the result's entry for this trigger:
+ *   var result = JSON.parse(returned);
+ *   var mine = result.data.triggers.filter(function (t) { return t.id === eventId; })[0];
+ *   var groupId = mine.principalId;   // absent when the worker could not check (mine.hint says why)
  *
  * Inputs:
  *   ingressUrl    string        base URL of the ingress, e.g. https://vidm-sync.corp.example.com
@@ -72,8 +77,20 @@ if (status === 200) {
         throw "vIDM sync of directory " + run.directoryName + " (run " + run.runId + ") failed: " +
             err.code + ": " + err.message;
     }
+    // The readiness check: this trigger's entry says whether vIDM has the group, and its id.
+    var mine = {};
+    var triggers = run.triggers || [];
+    for (var i = 0; i < triggers.length; i++) {
+        if (triggers[i].id === eventId) {
+            mine = triggers[i];
+        }
+    }
+    if (mine.visible === false) {
+        throw "the sync of directory " + run.directoryName + " (run " + run.runId + ") completed, but group " +
+            groupName + " is not in vIDM: " + mine.hint;
+    }
     System.log("group " + groupName + " is synced into vIDM directory " + run.directoryName +
-        " (run " + run.runId + ", event " + eventId + ")");
+        " (run " + run.runId + ", event " + eventId + "), id " + (mine.principalId || "not checked"));
     return content;
 }
 if (status === 422) {
