@@ -50,6 +50,13 @@ type Directory struct {
 
 	// VCF flavor: the identity provider this directory (an identity source) belongs to.
 	VCF *VCFSource `json:"vcf,omitempty"`
+
+	// OutOfScope are glob patterns (path.Match, case-insensitive) of group and user names that
+	// exist in AD but lie outside the directory's sync scope: the store never shows them.
+	OutOfScope []string `json:"outOfScope,omitempty"`
+	// Principals exist in the directory's AD from the server's start. Any other name asked for
+	// exists too, in the first domain (see AddPrincipal); these add other domains and scope.
+	Principals []ADPrincipal `json:"principals,omitempty"`
 }
 
 // Flavor selects which identity system's API the simulator speaks.
@@ -105,6 +112,8 @@ type Config struct {
 	// body is not documented):
 	// StatusBodyFull (default), StatusBodyNoDates or StatusBodyUnexpected.
 	StatusBody StatusBody `json:"statusBody,omitempty"`
+	// SCIMMaxCount caps the resources of one SCIM page (count); default 100.
+	SCIMMaxCount int `json:"scimMaxCount,omitempty"`
 }
 
 // StatusBody selects the shape of the sync-status answer, so that tests cover what a real
@@ -152,7 +161,9 @@ type directoryJSON struct {
 	SafeguardViolation bool       `json:"safeguardViolation,omitempty"`
 	Connectors         []string   `json:"connectors,omitempty"`
 	DownConnectors     []string   `json:"downConnectors,omitempty"`
-	VCF                *VCFSource `json:"vcf,omitempty"`
+	VCF                *VCFSource    `json:"vcf,omitempty"`
+	OutOfScope         []string      `json:"outOfScope,omitempty"`
+	Principals         []ADPrincipal `json:"principals,omitempty"`
 }
 
 type configJSON struct {
@@ -166,6 +177,7 @@ type configJSON struct {
 	SyncDuration  duration        `json:"syncDuration,omitempty"`
 	Seed          int64           `json:"seed,omitempty"`
 	StatusBody    StatusBody      `json:"statusBody,omitempty"`
+	SCIMMaxCount  int             `json:"scimMaxCount,omitempty"`
 }
 
 func (d Directory) toJSON() directoryJSON {
@@ -173,6 +185,7 @@ func (d Directory) toJSON() directoryJSON {
 		ID: d.ID, Name: d.Name, Type: d.Type, Domains: d.Domains,
 		SyncDuration: duration(d.SyncDuration), FailMessage: d.FailMessage,
 		SafeguardViolation: d.SafeguardViolation, Connectors: d.Connectors, DownConnectors: d.DownConnectors, VCF: d.VCF,
+		OutOfScope: d.OutOfScope, Principals: d.Principals,
 	}
 }
 
@@ -181,6 +194,7 @@ func (j directoryJSON) toDirectory() Directory {
 		ID: j.ID, Name: j.Name, Type: j.Type, Domains: j.Domains,
 		SyncDuration: time.Duration(j.SyncDuration), FailMessage: j.FailMessage,
 		SafeguardViolation: j.SafeguardViolation, Connectors: j.Connectors, DownConnectors: j.DownConnectors, VCF: j.VCF,
+		OutOfScope: j.OutOfScope, Principals: j.Principals,
 	}
 }
 
@@ -203,7 +217,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	j := configJSON{
 		Flavor: c.Flavor, Tenant: c.Tenant, RefreshTokens: c.RefreshTokens,
 		Clients: c.Clients, Users: c.Users, TokenTTL: duration(c.TokenTTL),
-		SyncDuration: duration(c.SyncDuration), Seed: c.Seed, StatusBody: c.StatusBody,
+		SyncDuration: duration(c.SyncDuration), Seed: c.Seed, StatusBody: c.StatusBody, SCIMMaxCount: c.SCIMMaxCount,
 		Directories: make([]directoryJSON, 0, len(c.Directories)),
 	}
 	for _, d := range c.Directories {
@@ -221,6 +235,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	}
 	c.Flavor, c.Tenant, c.RefreshTokens = j.Flavor, j.Tenant, j.RefreshTokens
 	c.Clients, c.Users, c.Seed, c.StatusBody = j.Clients, j.Users, j.Seed, j.StatusBody
+	c.SCIMMaxCount = j.SCIMMaxCount
 	c.TokenTTL, c.SyncDuration = time.Duration(j.TokenTTL), time.Duration(j.SyncDuration)
 	c.Directories = make([]Directory, 0, len(j.Directories))
 	for _, d := range j.Directories {
@@ -278,6 +293,9 @@ func validateConfig(cfg Config) error {
 	}
 	if cfg.SyncDuration < 0 {
 		errs = append(errs, errors.New("syncDuration must not be negative"))
+	}
+	if cfg.SCIMMaxCount < 0 {
+		errs = append(errs, errors.New("scimMaxCount must not be negative"))
 	}
 	if err := validateVCFDirectories(cfg.Directories); err != nil {
 		errs = append(errs, err)
@@ -342,5 +360,5 @@ func validateDirectory(d Directory) error {
 	case d.SyncDuration < 0:
 		return errors.New("syncDuration must not be negative")
 	}
-	return nil
+	return validatePrincipals(d)
 }
