@@ -59,6 +59,12 @@ type adPrincipal struct {
 	dirIdx  int // the directory's position, for a stable answer order
 }
 
+// PrincipalID is the id the simulator's store gives the principal of a directory (domain as the
+// directory lists it), for tests that check a lookup's answer.
+func PrincipalID(directoryID string, kind PrincipalKind, domain, name string) string {
+	return principalID(keyOf(directoryID, kind, domain, name))
+}
+
 // principalID is the store's id of a principal: a UUID derived from what identifies it, so that
 // it is the same in every run and differs across directories and domains.
 func principalID(k principalKey) string {
@@ -185,7 +191,7 @@ func (s *Server) explicitLocked(dirID string, kind PrincipalKind) []*adPrincipal
 
 // implicitLocked is the default principal value names in directory idx: it exists since the
 // server's start in the directory's first domain (or the domain value names, when it is one of
-// the directory's), unless a principal of that name was created explicitly. Directories without
+// the directory's; a name@domain of another directory's domain is only there), unless a principal of that name was created explicitly. Directories without
 // domains (local ones) have no AD and so no default principals.
 func (s *Server) implicitLocked(idx int, kind PrincipalKind, value string) *adPrincipal {
 	d := s.dirs[idx]
@@ -194,14 +200,26 @@ func (s *Server) implicitLocked(idx int, kind PrincipalKind, value string) *adPr
 	}
 	name, domain := value, d.Domains[0]
 	if local, suffix, ok := cutDomain(value); ok {
-		if have, ok := domainOf(d, suffix); ok {
+		have, ok := domainOf(d, suffix)
+		switch {
+		case ok:
 			name, domain = local, have
+		case s.anyDomainLocked(suffix):
+			return nil // name@domain of another directory: that one holds it
 		}
 	}
 	if s.named[nameKey{d.ID, string(kind), strings.ToLower(name)}] {
 		return nil
 	}
 	return &adPrincipal{kind: kind, name: name, domain: domain, created: s.started, inScope: !outOfScope(d, name), dirIdx: idx}
+}
+
+// anyDomainLocked reports whether some directory has the domain.
+func (s *Server) anyDomainLocked(domain string) bool {
+	return slices.ContainsFunc(s.dirs, func(d Directory) bool {
+		_, ok := domainOf(d, domain)
+		return ok && domain != ""
+	})
 }
 
 // cutDomain splits name@domain at its last @.
