@@ -190,8 +190,8 @@ func (s *Server) explicitLocked(dirID string, kind PrincipalKind) []*adPrincipal
 }
 
 // implicitLocked is the default principal value names in directory idx: it exists since the
-// server's start in the directory's first domain (or the domain value names, when it is one of
-// the directory's; a name@domain of another directory's domain is only there), unless a principal of that name was created explicitly. Directories without
+// server's start in the directory's first domain only (value may be name@ that domain; name@
+// any other known domain has no default here), unless a principal of that name was created explicitly. Directories without
 // domains (local ones) have no AD and so no default principals.
 func (s *Server) implicitLocked(idx int, kind PrincipalKind, value string) *adPrincipal {
 	d := s.dirs[idx]
@@ -200,12 +200,11 @@ func (s *Server) implicitLocked(idx int, kind PrincipalKind, value string) *adPr
 	}
 	name, domain := value, d.Domains[0]
 	if local, suffix, ok := cutDomain(value); ok {
-		have, ok := domainOf(d, suffix)
 		switch {
-		case ok:
-			name, domain = local, have
+		case strings.EqualFold(suffix, domain):
+			name = local
 		case s.anyDomainLocked(suffix):
-			return nil // name@domain of another directory: that one holds it
+			return nil // name@ another domain: the default lives in the first domain only
 		}
 	}
 	if s.named[nameKey{d.ID, string(kind), strings.ToLower(name)}] {
