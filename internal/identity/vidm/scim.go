@@ -28,8 +28,6 @@ const (
 	scimCount = 100
 	// scimMaxPages stops a server whose totalResults never ends.
 	scimMaxPages = 50
-	// workspaceSchema is VMware's SCIM extension, which carries the domain.
-	workspaceSchema = "urn:scim:schemas:extension:workspace:1.0"
 )
 
 // LookupPrincipals looks the principals up over SCIM, groups and users separately; a batch that
@@ -194,7 +192,8 @@ type scimResource struct {
 }
 
 // parseSCIMList reads a SCIM list answer: totalResults is required, Resources may be missing
-// when empty. The domain is the workspace extension's, else the suffix of a name@domain.
+// when empty. The domain is that of VMware's workspace extension
+// (urn:scim:schemas:extension:workspace:1.0), else the suffix of a name@domain.
 func parseSCIMList(kind backend.PrincipalKind, body []byte) ([]scimResource, int, error) {
 	var v struct {
 		TotalResults *int `json:"totalResults"`

@@ -152,15 +152,15 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 // The JSON forms carry the durations as strings; the Go types keep plain time.Duration so that
 // tests and callers write natural Go.
 type directoryJSON struct {
-	ID                 string     `json:"id"`
-	Name               string     `json:"name"`
-	Type               string     `json:"type,omitempty"`
-	Domains            []string   `json:"domains,omitempty"`
-	SyncDuration       duration   `json:"syncDuration,omitempty"`
-	FailMessage        string     `json:"failMessage,omitempty"`
-	SafeguardViolation bool       `json:"safeguardViolation,omitempty"`
-	Connectors         []string   `json:"connectors,omitempty"`
-	DownConnectors     []string   `json:"downConnectors,omitempty"`
+	ID                 string        `json:"id"`
+	Name               string        `json:"name"`
+	Type               string        `json:"type,omitempty"`
+	Domains            []string      `json:"domains,omitempty"`
+	SyncDuration       duration      `json:"syncDuration,omitempty"`
+	FailMessage        string        `json:"failMessage,omitempty"`
+	SafeguardViolation bool          `json:"safeguardViolation,omitempty"`
+	Connectors         []string      `json:"connectors,omitempty"`
+	DownConnectors     []string      `json:"downConnectors,omitempty"`
 	VCF                *VCFSource    `json:"vcf,omitempty"`
 	OutOfScope         []string      `json:"outOfScope,omitempty"`
 	Principals         []ADPrincipal `json:"principals,omitempty"`

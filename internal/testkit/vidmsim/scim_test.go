@@ -240,4 +240,3 @@ func TestAddPrincipalRefusals(t *testing.T) {
 		t.Error("a bad glob pattern was accepted")
 	}
 }
-
