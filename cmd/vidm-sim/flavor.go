@@ -67,15 +67,15 @@ func flavorEndpoints(f vidmsim.Flavor) []vidmsim.Endpoint {
 	switch f {
 	case vidmsim.FlavorVRACloud:
 		return []vidmsim.Endpoint{vidmsim.EndpointCSPAuthorize, vidmsim.EndpointDirectories,
-			vidmsim.EndpointSyncStart, vidmsim.EndpointSyncStatus}
+			vidmsim.EndpointSyncStart, vidmsim.EndpointSyncStatus, vidmsim.EndpointSCIMGroups, vidmsim.EndpointSCIMUsers}
 	case vidmsim.FlavorVRA7:
 		return []vidmsim.Endpoint{vidmsim.EndpointVRA7Login, vidmsim.EndpointVRA7Directories,
-			vidmsim.EndpointVRA7SyncStart, vidmsim.EndpointVRA7SyncStatus}
+			vidmsim.EndpointVRA7SyncStart, vidmsim.EndpointVRA7SyncStatus, vidmsim.EndpointVRA7Group, vidmsim.EndpointVRA7Principal}
 	case vidmsim.FlavorVCF:
 		return []vidmsim.Endpoint{vidmsim.EndpointVCFTokens, vidmsim.EndpointVCFProviders, vidmsim.EndpointVCFProvider}
 	}
 	return []vidmsim.Endpoint{vidmsim.EndpointOAuthToken, vidmsim.EndpointSystemLogin, vidmsim.EndpointDirectories,
-		vidmsim.EndpointSyncStart, vidmsim.EndpointSyncStatus}
+		vidmsim.EndpointSyncStart, vidmsim.EndpointSyncStatus, vidmsim.EndpointSCIMGroups, vidmsim.EndpointSCIMUsers}
 }
 
 // The paths announced at start; they are the simulator's, repeated here because vidmsim keeps

@@ -260,9 +260,9 @@ func TestStatsPerFlavor(t *testing.T) {
 		flavor vidmsim.Flavor
 		want   []string
 	}{
-		{vidmsim.FlavorVIDM, []string{"oauth-token", "system-login", "directories", "sync-start", "sync-status"}},
-		{vidmsim.FlavorVRACloud, []string{"csp-authorize", "directories", "sync-start", "sync-status"}},
-		{vidmsim.FlavorVRA7, []string{"vra7-login", "vra7-directories", "vra7-sync-start", "vra7-sync-status"}},
+		{vidmsim.FlavorVIDM, []string{"oauth-token", "system-login", "directories", "sync-start", "sync-status", "scim-groups", "scim-users"}},
+		{vidmsim.FlavorVRACloud, []string{"csp-authorize", "directories", "sync-start", "sync-status", "scim-groups", "scim-users"}},
+		{vidmsim.FlavorVRA7, []string{"vra7-login", "vra7-directories", "vra7-sync-start", "vra7-sync-status", "vra7-group", "vra7-principal"}},
 		{vidmsim.FlavorVCF, []string{"vcf-tokens", "vcf-identity-providers", "vcf-identity-provider"}},
 	}
 	for _, tc := range tests {

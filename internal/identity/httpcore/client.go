@@ -415,8 +415,8 @@ func (c *Client) httpError(op string, resp *http.Response, body []byte) *Error {
 	}
 }
 
-// parseErrorBody understands vIDM's {"errors":[{"code","message"}]} and OAuth's
-// {"error","error_description"}; anything else (HTML error pages) yields nothing.
+// parseErrorBody understands vIDM's {"errors":[{"code","message"}]}, OAuth's
+// {"error","error_description"} and SCIM's {"scimType","detail"}; anything else (HTML error pages) yields nothing.
 func parseErrorBody(body []byte) (code, msg string) {
 	var v struct {
 		Errors []struct {
@@ -427,15 +427,20 @@ func parseErrorBody(body []byte) (code, msg string) {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 		Message          string `json:"message"`
+		// SCIM 2's error: {"scimType", "detail", "status"}.
+		ScimType string `json:"scimType"`
+		Detail   string `json:"detail"`
 	}
 	if json.Unmarshal(body, &v) != nil {
 		return "", ""
 	}
-	if len(v.Errors) > 0 {
+	switch {
+	case len(v.Errors) > 0:
 		return strings.Trim(string(v.Errors[0].Code), `"`), v.Errors[0].Message
-	}
-	if v.Error != "" {
+	case v.Error != "":
 		return v.Error, v.ErrorDescription
+	case v.Detail != "":
+		return v.ScimType, v.Detail
 	}
 	return "", v.Message
 }

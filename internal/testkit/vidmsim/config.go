@@ -52,6 +52,13 @@ type Directory struct {
 
 	// VCF flavor: the identity provider this directory (an identity source) belongs to.
 	VCF *VCFSource `json:"vcf,omitempty"`
+
+	// OutOfScope are glob patterns (path.Match, case-insensitive) of group and user names that
+	// exist in AD but lie outside the directory's sync scope: the store never shows them.
+	OutOfScope []string `json:"outOfScope,omitempty"`
+	// Principals exist in the directory's AD from the server's start. Any other name asked for
+	// exists too, in the first domain (see AddPrincipal); these add other domains and scope.
+	Principals []ADPrincipal `json:"principals,omitempty"`
 }
 
 // Flavor selects which identity system's API the simulator speaks.
@@ -110,6 +117,8 @@ type Config struct {
 	// StartLag is how long after its POST a sync begins; until then the status still reports
 	// the previous sync, as a system that starts syncs asynchronously would. Default 0.
 	StartLag time.Duration `json:"startLag,omitempty"`
+	// SCIMMaxCount caps the resources of one SCIM page (count); default 100.
+	SCIMMaxCount int `json:"scimMaxCount,omitempty"`
 }
 
 // StatusBody selects the shape of the sync-status answer, so that tests cover what a real
@@ -148,17 +157,19 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 // The JSON forms carry the durations as strings; the Go types keep plain time.Duration so that
 // tests and callers write natural Go.
 type directoryJSON struct {
-	ID                 string     `json:"id"`
-	Name               string     `json:"name"`
-	Type               string     `json:"type,omitempty"`
-	Domains            []string   `json:"domains,omitempty"`
-	SyncDuration       duration   `json:"syncDuration,omitempty"`
-	FailMessage        string     `json:"failMessage,omitempty"`
-	SafeguardViolation bool       `json:"safeguardViolation,omitempty"`
-	SyncDisabled       bool       `json:"syncDisabled,omitempty"`
-	Connectors         []string   `json:"connectors,omitempty"`
-	DownConnectors     []string   `json:"downConnectors,omitempty"`
-	VCF                *VCFSource `json:"vcf,omitempty"`
+	ID                 string        `json:"id"`
+	Name               string        `json:"name"`
+	Type               string        `json:"type,omitempty"`
+	Domains            []string      `json:"domains,omitempty"`
+	SyncDuration       duration      `json:"syncDuration,omitempty"`
+	FailMessage        string        `json:"failMessage,omitempty"`
+	SafeguardViolation bool          `json:"safeguardViolation,omitempty"`
+	SyncDisabled       bool          `json:"syncDisabled,omitempty"`
+	Connectors         []string      `json:"connectors,omitempty"`
+	DownConnectors     []string      `json:"downConnectors,omitempty"`
+	VCF                *VCFSource    `json:"vcf,omitempty"`
+	OutOfScope         []string      `json:"outOfScope,omitempty"`
+	Principals         []ADPrincipal `json:"principals,omitempty"`
 }
 
 type configJSON struct {
@@ -173,6 +184,7 @@ type configJSON struct {
 	Seed          int64           `json:"seed,omitempty"`
 	StatusBody    StatusBody      `json:"statusBody,omitempty"`
 	StartLag      duration        `json:"startLag,omitempty"`
+	SCIMMaxCount  int             `json:"scimMaxCount,omitempty"`
 }
 
 func (d Directory) toJSON() directoryJSON {
@@ -181,6 +193,7 @@ func (d Directory) toJSON() directoryJSON {
 		SyncDuration: duration(d.SyncDuration), FailMessage: d.FailMessage,
 		SafeguardViolation: d.SafeguardViolation, Connectors: d.Connectors, DownConnectors: d.DownConnectors, VCF: d.VCF,
 		SyncDisabled: d.SyncDisabled,
+		OutOfScope:   d.OutOfScope, Principals: d.Principals,
 	}
 }
 
@@ -190,6 +203,7 @@ func (j directoryJSON) toDirectory() Directory {
 		SyncDuration: time.Duration(j.SyncDuration), FailMessage: j.FailMessage,
 		SafeguardViolation: j.SafeguardViolation, Connectors: j.Connectors, DownConnectors: j.DownConnectors, VCF: j.VCF,
 		SyncDisabled: j.SyncDisabled,
+		OutOfScope:   j.OutOfScope, Principals: j.Principals,
 	}
 }
 
@@ -212,7 +226,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	j := configJSON{
 		Flavor: c.Flavor, Tenant: c.Tenant, RefreshTokens: c.RefreshTokens,
 		Clients: c.Clients, Users: c.Users, TokenTTL: duration(c.TokenTTL),
-		SyncDuration: duration(c.SyncDuration), Seed: c.Seed, StatusBody: c.StatusBody,
+		SyncDuration: duration(c.SyncDuration), Seed: c.Seed, StatusBody: c.StatusBody, SCIMMaxCount: c.SCIMMaxCount,
 		StartLag:    duration(c.StartLag),
 		Directories: make([]directoryJSON, 0, len(c.Directories)),
 	}
@@ -231,6 +245,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	}
 	c.Flavor, c.Tenant, c.RefreshTokens = j.Flavor, j.Tenant, j.RefreshTokens
 	c.Clients, c.Users, c.Seed, c.StatusBody = j.Clients, j.Users, j.Seed, j.StatusBody
+	c.SCIMMaxCount = j.SCIMMaxCount
 	c.TokenTTL, c.SyncDuration = time.Duration(j.TokenTTL), time.Duration(j.SyncDuration)
 	c.StartLag = time.Duration(j.StartLag)
 	c.Directories = make([]Directory, 0, len(j.Directories))
@@ -292,6 +307,9 @@ func validateConfig(cfg Config) error {
 	}
 	if cfg.SyncDuration < 0 {
 		errs = append(errs, errors.New("syncDuration must not be negative"))
+	}
+	if cfg.SCIMMaxCount < 0 {
+		errs = append(errs, errors.New("scimMaxCount must not be negative"))
 	}
 	if err := validateVCFDirectories(cfg.Directories); err != nil {
 		errs = append(errs, err)
@@ -356,5 +374,5 @@ func validateDirectory(d Directory) error {
 	case d.SyncDuration < 0:
 		return errors.New("syncDuration must not be negative")
 	}
-	return nil
+	return validatePrincipals(d)
 }

@@ -64,6 +64,8 @@ type Server struct {
 	tenant     string        // FlavorVRA7
 	clients    map[string]string
 	users      map[string]string
+	started    time.Time // the AD's default principals exist since then
+	scimMax    int
 
 	mu              sync.Mutex
 	refresh         []string    // FlavorVRACloud's accepted API tokens; RevokeRefreshToken changes them
@@ -81,6 +83,8 @@ type Server struct {
 	logins          int
 	rejectPosts     int
 	rejectOnForeign int
+	principals      map[principalKey]*adPrincipal // configured and added; see principals.go
+	named           map[nameKey]bool
 }
 
 // New validates cfg, applies defaults and returns a ready Server.
@@ -106,6 +110,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SCIMMaxCount == 0 {
+		cfg.SCIMMaxCount = defaultSCIMMaxCount
+	}
 	s := &Server{
 		now:        cfg.Now,
 		log:        cfg.Logger,
@@ -128,10 +135,17 @@ func New(cfg Config) (*Server, error) {
 		resume:     make(chan struct{}),
 		requests:   map[Endpoint]int{},
 		byStatus:   map[Endpoint]map[int]int{},
+		started:    cfg.Now(),
+		scimMax:    cfg.SCIMMaxCount,
+		principals: map[principalKey]*adPrincipal{},
+		named:      map[nameKey]bool{},
 	}
 	_, _ = rand.Read(s.signKey) // crypto/rand.Read never fails since Go 1.24
-	for _, d := range cfg.Directories {
+	for i, d := range cfg.Directories {
 		s.dirs = append(s.dirs, withDirectoryDefaults(d))
+		for _, p := range d.Principals {
+			s.addPrincipalLocked(i, p.Kind, p.Name, p.Domain, !p.OutOfScope && !outOfScope(d, p.Name), s.started)
+		}
 	}
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = c.Secret
@@ -177,6 +191,9 @@ func classify(r *http.Request) route {
 		return route{endpoint: EndpointSystemLogin, allow: http.MethodPost, methodOK: r.Method == http.MethodPost}
 	case pathDirectories:
 		return route{endpoint: EndpointDirectories, allow: http.MethodGet, methodOK: r.Method == http.MethodGet}
+	}
+	if rt, ok := scimRoute(r, p); ok {
+		return rt
 	}
 	rest, ok := strings.CutPrefix(p, pathDirectories+"/")
 	if !ok {
@@ -262,6 +279,8 @@ func (s *Server) serve(w *statusRecorder, r *http.Request, rt route) (abort bool
 		s.handleSyncStart(w, r, rt.directoryID)
 	case EndpointSyncStatus:
 		s.handleSyncStatus(w, r, rt.directoryID)
+	case EndpointSCIMGroups, EndpointSCIMUsers:
+		s.handleSCIM(w, r, rt.endpoint)
 	default:
 		rt.handle(w, r)
 	}

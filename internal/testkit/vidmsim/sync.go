@@ -73,6 +73,8 @@ func withDirectoryDefaults(d Directory) Directory {
 	d.Domains = append([]string(nil), d.Domains...)
 	d.Connectors = slices.Clone(d.Connectors)
 	d.DownConnectors = slices.Clone(d.DownConnectors)
+	d.OutOfScope = slices.Clone(d.OutOfScope)
+	d.Principals = slices.Clone(d.Principals)
 	return d
 }
 
@@ -435,6 +437,7 @@ func (s *Server) SetDirectory(d Directory) error {
 		return fmt.Errorf("vidmsim: set directory: %w", err)
 	}
 	d = withDirectoryDefaults(d)
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idx := -1
@@ -448,9 +451,13 @@ func (s *Server) SetDirectory(d Directory) error {
 		}
 	}
 	if idx < 0 {
+		idx = len(s.dirs)
 		s.dirs = append(s.dirs, d)
 	} else {
 		s.dirs[idx] = d
+	}
+	for _, p := range d.Principals { // created now: they are new to the AD the simulator shows
+		s.addPrincipalLocked(idx, p.Kind, p.Name, p.Domain, !p.OutOfScope && !outOfScope(d, p.Name), now)
 	}
 	return nil
 }

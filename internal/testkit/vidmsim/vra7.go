@@ -82,6 +82,9 @@ func (s *Server) classifyVRA7(r *http.Request) route {
 		}
 		segs[i] = v
 	}
+	if rt, ok := s.vra7PrincipalRoute(r, segs); ok {
+		return rt
+	}
 	switch {
 	case len(segs) == 2 && segs[1] == "directories":
 		tenant := segs[0]
