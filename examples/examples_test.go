@@ -117,8 +117,8 @@ func TestABXAction(t *testing.T) {
 		t.Fatalf("action failed: exit %d\n%s%s", o.exit, o.stdout, o.stderr)
 	}
 	var got struct {
-		Status, EventID, RunID, Directory string
-		Result                            struct {
+		Status, EventID, RunID, Directory, PrincipalID string
+		Result                                         struct {
 			Type string        `json:"type"`
 			Data contract.Data `json:"data"`
 		}
@@ -126,7 +126,8 @@ func TestABXAction(t *testing.T) {
 	if err := json.Unmarshal([]byte(o.stdout), &got); err != nil {
 		t.Fatalf("action returned %q: %v", o.stdout, err)
 	}
-	if got.Status != "COMPLETED" || got.Directory != "Corp AD" || got.RunID == "" || got.Result.Type != contract.TypeCompleted ||
+	wantID := vidmsim.PrincipalID("dir-corp-ad", vidmsim.KindGroup, "corp.example.com", "proj-alpha-admins")
+	if got.Status != "COMPLETED" || got.Directory != "Corp AD" || got.RunID == "" || got.PrincipalID != wantID || got.Result.Type != contract.TypeCompleted ||
 		!slices.ContainsFunc(got.Result.Data.Triggers, func(tr contract.Trigger) bool { return tr.ID == got.EventID }) {
 		t.Fatalf("action returned %+v; want COMPLETED for Corp AD listing its event", got)
 	}
@@ -192,6 +193,7 @@ func TestVROAction(t *testing.T) {
 	}
 	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	dir := t.TempDir()
+	var shimEnv []string // the shim's environment
 	run := func(inputs map[string]any, responses ...cannedResponse) vroRun {
 		t.Helper()
 		write := func(name string, v any) string {
@@ -205,7 +207,7 @@ func TestVROAction(t *testing.T) {
 			}
 			return p
 		}
-		o := command(t, nil, node, filepath.Join("testdata", "vro_shim.js"), vroAction,
+		o := command(t, shimEnv, node, filepath.Join("testdata", "vro_shim.js"), vroAction,
 			write("inputs.json", inputs), write("responses.json", append([]cannedResponse{}, responses...)))
 		var r vroRun
 		if o.exit != 0 || json.Unmarshal([]byte(o.stdout), &r) != nil {
@@ -278,14 +280,20 @@ func TestVROAction(t *testing.T) {
 		t.Fatalf("replay result does not list %s: %v %s", id, err, body)
 	}
 
-	// 3. The action given the ingress's real answers.
+	// 3. The action given the ingress's real answers, for the event it sent (the shim's
+	// System.nextUUID answers the replayed id from now on).
+	shimEnv = []string{"VRO_SHIM_UUID=" + id}
 	ok := run(inputs, cannedResponse{200, string(body)})
 	if ok.Thrown != "" || ok.Returned == nil || *ok.Returned != string(body) {
 		t.Fatalf("with the COMPLETED answer: %+v", ok)
 	}
-	if !slices.ContainsFunc(ok.Logs, func(l string) bool { return strings.Contains(l, "synced into vIDM directory Corp AD") }) {
-		t.Errorf("logs %q", ok.Logs)
+	groupID := vidmsim.PrincipalID("dir-corp-ad", vidmsim.KindGroup, "corp.example.com", "proj-alpha-admins")
+	if !slices.ContainsFunc(ok.Logs, func(l string) bool {
+		return strings.Contains(l, "synced into vIDM directory Corp AD") && strings.Contains(l, "id "+groupID)
+	}) {
+		t.Errorf("logs %q, want the group's id %s", ok.Logs, groupID)
 	}
+	notVisible := strings.Replace(string(body), `"visible":true`, `"visible":false,"hint":"outside the directory's sync scope"`, 1)
 	failed := strings.Replace(string(body), contract.TypeCompleted, contract.TypeFailed, 1)
 	failed = strings.Replace(failed, `"status":"COMPLETED"`, `"status":"FAILED","error":{"code":"VIDM_SYNC_FAILED","message":"LDAP bind failed","retryable":false}`, 1)
 	for _, tc := range []struct {
@@ -295,6 +303,7 @@ func TestVROAction(t *testing.T) {
 		requests  int
 	}{
 		{"failed", []cannedResponse{{200, failed}}, "failed: VIDM_SYNC_FAILED: LDAP bind failed", 1},
+		{"not visible", []cannedResponse{{200, notVisible}}, "is not in vIDM: outside the directory's sync scope", 1},
 		{"dead-lettered", []cannedResponse{{422, `{"error":"the worker rejected the trigger: no directory","code":"UNKNOWN_DIRECTORY","id":"x"}`}}, "rejected the trigger (UNKNOWN_DIRECTORY)", 1},
 		{"timeout", []cannedResponse{{504, `{"error":"no result within 45s; the trigger is still published and will be synced","id":"x"}`}}, "no sync result within 45s", 1},
 		{"unauthorized", []cannedResponse{{401, `{"error":"missing or wrong bearer token"}`}}, "answered 401", 1},

@@ -177,6 +177,32 @@ func TestPublishWaitFailedExits3(t *testing.T) {
 	}
 }
 
+// --wait says what the readiness check found: the group's id (alone on stdout with --print-id),
+// or exit 4 when the sync completed without bringing the group.
+func TestPublishWaitGivesThePrincipalIDOrExits4(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	corp := vidmsim.ExampleConfig().Directories[0]
+	corp.OutOfScope = []string{"ext-*"}
+	if err := s.Dev.Sim.SetDirectory(corp); err != nil {
+		t.Fatal(err)
+	}
+	o := s.run(testContext(t), "", "publish", "--domain", "corp.example.com", "--group", "proj-beta", "--wait", "--print-id")
+	exitCode(t, o, 0)
+	id := vidmsim.PrincipalID(corp.ID, vidmsim.KindGroup, "corp.example.com", "proj-beta")
+	if o.stdout != id+"\n" || !strings.Contains(o.stderr, "proj-beta is visible in Corp AD: principal id "+id) {
+		t.Errorf("stdout %q, stderr:\n%s\nwant the id %s", o.stdout, o.stderr, id)
+	}
+	o = s.run(testContext(t), "", "publish", "--domain", "corp.example.com", "--group", "ext-partner", "--wait")
+	exitCode(t, o, exitNotVisible)
+	if msg := o.err.Error(); !strings.Contains(msg, "ext-partner is not visible") || !strings.Contains(msg, "sync scope") {
+		t.Errorf("error %q does not say the group is not visible and why", msg)
+	}
+	if r := parseResult(t, o.stdout); r.Data.Status != contract.StatusCompleted {
+		t.Errorf("result %+v, want the COMPLETED result printed", r)
+	}
+}
+
 func TestPublishWaitDeadLetteredExits3(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)

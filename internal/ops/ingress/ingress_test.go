@@ -377,6 +377,11 @@ func TestWaitAnswersTheCompletedResult(t *testing.T) {
 	if got := r.header.Get(ingress.HeaderResultStatus); got != "COMPLETED" {
 		t.Errorf("%s = %q", ingress.HeaderResultStatus, got)
 	}
+	// The readiness check's answer for the group, as the result's entry says it.
+	wantID := vidmsim.PrincipalID("dir-corp-ad", vidmsim.KindGroup, "corp.example.com", "proj-alpha-admins")
+	if v, pid := r.header.Get(ingress.HeaderPrincipalVisible), r.header.Get(ingress.HeaderPrincipalID); v != "true" || pid != wantID {
+		t.Errorf("%s = %q, %s = %q; want true and %s", ingress.HeaderPrincipalVisible, v, ingress.HeaderPrincipalID, pid, wantID)
+	}
 
 	// The same trigger POSTed again after its result: the earlier result, at once.
 	start := time.Now()

@@ -74,13 +74,14 @@ func Start(t testing.TB, o Options) *Stack {
 	}
 	t.Cleanup(dev.Close)
 	env := map[string]string{
-		"COALESCE_WINDOW":       "50ms",
-		"POLL_INITIAL_INTERVAL": "20ms",
-		"POLL_MAX_INTERVAL":     "50ms",
-		"LEASE_TTL":             "3s",
-		"SYNC_DEADLINE":         "20s",
-		"RESULT_SOURCE":         "urn:vidm-sync-worker:test",
-		"ADMIN_ADDR":            "127.0.0.1:0",
+		"COALESCE_WINDOW":         "50ms",
+		"POLL_INITIAL_INTERVAL":   "20ms",
+		"POLL_MAX_INTERVAL":       "50ms",
+		"LEASE_TTL":               "3s",
+		"SYNC_DEADLINE":           "20s",
+		"READINESS_RECHECK_AFTER": "200ms",
+		"RESULT_SOURCE":           "urn:vidm-sync-worker:test",
+		"ADMIN_ADDR":              "127.0.0.1:0",
 	}
 	switch {
 	case o.NATSURL != "":
