@@ -144,8 +144,10 @@ type Coalescing struct {
 	// ReadinessRecheckAfter is when, after the sync's end, one not found is looked up again.
 	ReadinessCheck        bool          `env:"READINESS_CHECK,default=true"`
 	ReadinessRecheckAfter time.Duration `env:"READINESS_RECHECK_AFTER,default=5s"`
-	MaxConcurrentSyncs    int           `env:"MAX_CONCURRENT_SYNCS,default=8"`
-	LeaseTTL              time.Duration `env:"LEASE_TTL,default=30s"`
+	// ReadinessMaxPerRun bounds the covered triggers of one run that are looked up.
+	ReadinessMaxPerRun int           `env:"READINESS_MAX_PER_RUN,default=2000"`
+	MaxConcurrentSyncs int           `env:"MAX_CONCURRENT_SYNCS,default=8"`
+	LeaseTTL           time.Duration `env:"LEASE_TTL,default=30s"`
 }
 
 // Intake is how many trigger messages are pulled and recorded at once.
@@ -715,6 +717,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("poll_confirm_after", c.PollConfirmAfter),
 		slog.Bool("readiness_check", c.ReadinessCheck),
 		slog.Duration("readiness_recheck_after", c.ReadinessRecheckAfter),
+		slog.Int("readiness_max_per_run", c.ReadinessMaxPerRun),
 		slog.Int("max_concurrent_syncs", c.MaxConcurrentSyncs),
 		slog.Duration("lease_ttl", c.LeaseTTL),
 		slog.Int("pull_batch", c.PullBatch),

@@ -157,6 +157,7 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 		PollInitial:   cfg.PollInitialInterval,
 		PollMax:       cfg.PollMaxInterval,
 		SyncDeadline:  cfg.SyncDeadline,
+		ReadinessMax:  cfg.ReadinessMaxPerRun,
 		RetryMin:      o.retryMin,
 		RetryMax:      o.retryMax,
 		Logger:        log.With("component", "coalesce"),

@@ -96,13 +96,17 @@ type Config struct {
 	SyncDeadline  time.Duration // default 30m
 	ConfirmAfter  time.Duration // default 20s
 	RecheckAfter  time.Duration // default 5s
-	RetryMin      time.Duration // first wait after a retryable failure; default 2s
-	RetryMax      time.Duration // cap of that wait; default 1m
-	ScanInterval  time.Duration // full rescan of the buckets, a safety net for the watch; default 30s
-	Logger        *slog.Logger
-	Now           func() time.Time
-	Observer      Observer // optional
-	Gate          Gate     // optional: nothing is paused
+	// ReadinessMax bounds the covered triggers of one run whose principals are looked up; the
+	// rest are reported not checked, so that a burst of many distinct groups neither floods the
+	// identity store nor holds its result back for long. Default 2000 (100 SCIM requests).
+	ReadinessMax int
+	RetryMin     time.Duration // first wait after a retryable failure; default 2s
+	RetryMax     time.Duration // cap of that wait; default 1m
+	ScanInterval time.Duration // full rescan of the buckets, a safety net for the watch; default 30s
+	Logger       *slog.Logger
+	Now          func() time.Time
+	Observer     Observer // optional
+	Gate         Gate     // optional: nothing is paused
 }
 
 func (c Config) withDefaults() Config {
@@ -117,6 +121,9 @@ func (c Config) withDefaults() Config {
 	def(&c.SyncDeadline, 30*time.Minute)
 	def(&c.ConfirmAfter, 20*time.Second)
 	def(&c.RecheckAfter, 5*time.Second)
+	if c.ReadinessMax <= 0 {
+		c.ReadinessMax = 2000
+	}
 	def(&c.RetryMin, 2*time.Second)
 	def(&c.RetryMax, time.Minute)
 	def(&c.ScanInterval, 30*time.Second)

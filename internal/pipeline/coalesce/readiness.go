@@ -20,6 +20,7 @@ const (
 	HintUnknown     = "the lookup failed after retries; the worker's log says why"
 	HintUnsupported = "not checked: this identity system offers no lookup the worker can use"
 	HintBadID       = "the identity store answered an id this worker does not accept"
+	HintOverBudget  = "not checked: the run covers more triggers than READINESS_MAX_PER_RUN"
 )
 
 // checkReadiness looks up the group or user of each trigger of a page of a completed (or
@@ -32,6 +33,7 @@ func (e *Engine) checkReadiness(ctx context.Context, t Tenant, run *dirsync.Run,
 		(run.Outcome.Status != contract.StatusCompleted && run.Outcome.Status != contract.StatusDelegated) {
 		return
 	}
+	page = e.withinBudget(run, page)
 	ps, at := principals(page)
 	if len(ps) == 0 {
 		return
@@ -51,6 +53,25 @@ func (e *Engine) checkReadiness(ctx context.Context, t Tenant, run *dirsync.Run,
 			page[i].Ready = readyOf(found[j])
 		}
 	}
+}
+
+// withinBudget marks the triggers of page beyond the run's ReadinessMax not checked, and returns
+// the part that is to be checked. The earlier pages' count is the run's tally.
+func (e *Engine) withinBudget(run *dirsync.Run, page []dirsync.Trigger) []dirsync.Trigger {
+	done := 0
+	if r := run.Readiness; r != nil {
+		done = r.Visible + r.NotVisible + r.Unknown + r.NotChecked
+	}
+	left := max(e.cfg.ReadinessMax-done, 0)
+	if left >= len(page) {
+		return page
+	}
+	for i := left; i < len(page); i++ {
+		if _, ok := page[i].Principal(); ok {
+			page[i].Ready = &dirsync.Ready{Answer: dirsync.AnswerNotChecked, Hint: HintOverBudget}
+		}
+	}
+	return page[:left]
 }
 
 // lookup asks the tenant's backend about ps; principals it could not answer are Unknown.

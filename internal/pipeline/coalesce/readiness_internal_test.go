@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -116,8 +117,32 @@ func TestReadinessCheck(t *testing.T) {
 	}
 }
 
+// A run covering more triggers than ReadinessMax looks up only the first ones, over its pages.
+func TestReadinessCheckKeepsToItsBudget(t *testing.T) {
+	s := &store{ids: map[string]string{"g1": "1", "g2": "2", "g3": "3"}}
+	e := &Engine{cfg: Config{ReadinessMax: 3}.withDefaults(), log: slog.New(slog.DiscardHandler)}
+	run := &dirsync.Run{RunID: "r1", DirectoryID: "d1", Outcome: &dirsync.Outcome{Status: contract.StatusCompleted, RecordedAt: time.Now()}}
+	tn := Tenant{Backend: s, Readiness: true, RecheckAfter: time.Millisecond}
+	var answers []dirsync.Answer
+	for _, names := range [][]string{{"g1", "g2"}, {"g3", "g1"}, {"g2"}} {
+		var page []dirsync.Trigger
+		for _, n := range names {
+			page = append(page, dirsync.Trigger{ID: n, Group: n})
+		}
+		e.checkReadiness(t.Context(), tn, run, page)
+		run.Readiness = tally(run.Readiness, page)
+		for _, tr := range page {
+			answers = append(answers, tr.Ready.Answer)
+		}
+	}
+	want := []dirsync.Answer{dirsync.AnswerVisible, dirsync.AnswerVisible, dirsync.AnswerVisible, dirsync.AnswerNotChecked, dirsync.AnswerNotChecked}
+	if !slices.Equal(answers, want) || len(s.calls) != 2 {
+		t.Errorf("answers %v after %d lookups, want %v after 2", answers, len(s.calls), want)
+	}
+}
+
 func TestHintsFitTheirReserve(t *testing.T) {
-	for _, h := range []string{HintNotVisible, HintUnknown, HintUnsupported, HintBadID} {
+	for _, h := range []string{HintNotVisible, HintUnknown, HintUnsupported, HintBadID, HintOverBudget} {
 		if len(h) > dirsync.MaxHint {
 			t.Errorf("hint of %d bytes, more than %d: %q", len(h), dirsync.MaxHint, h)
 		}
