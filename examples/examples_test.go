@@ -342,6 +342,11 @@ func TestShellStep(t *testing.T) {
 	bin := goBuild(t, "../cmd/vidm-sync", "vidm-sync")
 	s := workertest.StartIngress(t, workertest.IngressOptions{})
 	failingEMEA(t, s)
+	// Lab IWA's sync scope leaves the project groups out.
+	if err := s.Dev.Sim.SetDirectory(vidmsim.Directory{ID: "dir-lab-iwa", Name: "Lab IWA", Type: vidmsim.TypeActiveDirectoryIWA,
+		Domains: []string{"lab.example.com"}, OutOfScope: []string{"proj-*"}}); err != nil {
+		t.Fatal(err)
+	}
 	resultFile := filepath.Join(t.TempDir(), "result.json")
 	env := func(domain string) []string {
 		return []string{
@@ -375,6 +380,7 @@ func TestShellStep(t *testing.T) {
 		{"emea.example.com", 3, "failed or was rejected"},
 		{"nowhere.example.com", 3, "UNKNOWN_DIRECTORY"},
 		{"not a domain", 2, "nothing was published"},
+		{"lab.example.com", 4, "is not in it: check the directory's sync scope"},
 	} {
 		o := command(t, env(tc.domain), bash, script)
 		if o.exit != tc.exit || !strings.Contains(o.stderr, tc.want) {

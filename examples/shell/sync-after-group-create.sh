@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Pipeline step: after the pipeline created an AD group, have vIDM sync the group's directory and
-# wait until the sync has finished, so that the next step can map the group to a vRA project.
+# wait until the sync has finished and the group is in vIDM, so that the next step can map the
+# group to a vRA project. The group's id in vIDM is in the result (its trigger entry's
+# principalId); `vidm-sync publish --wait --print-id` prints only that id.
 #
 # Needs the vidm-sync CLI on PATH and the NATS connection in the environment, as the worker reads
 # it: NATS_URL, plus NATS_CREDS_FILE or NATS_USER/NATS_PASSWORD(_FILE) or NATS_TOKEN(_FILE), and
@@ -30,6 +32,11 @@ case $rc in
   0)
     run=$(printf '%s' "$result" | grep -o '"runId": *"[^"]*"' | head -n1 | cut -d'"' -f4)
     echo "group $GROUP_NAME is synced into vIDM (run $run)"
+    ;;
+  4)
+    # The sync completed, but vIDM does not have the group: it lies outside the directory's sync
+    # scope (its group DNs). Another sync will not help; the directory's settings will.
+    echo "vIDM synced the directory, but group $GROUP_NAME is not in it: check the directory's sync scope" >&2
     ;;
   1)
     # Timeout, NATS unreachable, ...: if the trigger was published, the sync still happens.

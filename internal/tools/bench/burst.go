@@ -43,6 +43,7 @@ func (r *runner) burstSize() burstSize {
 // vidmCost is what one side of scenario 3 cost vIDM.
 type vidmCost struct {
 	logins, dirLists, posts, polls, total int
+	lookups                               int // the readiness check's SCIM requests
 	maxSyncs, maxConcurrent               int
 	conflicts                             int
 }
@@ -53,9 +54,10 @@ func simCost(sim *vidmsim.Server, dirs int) vidmCost {
 		dirLists:  sim.Requests(vidmsim.EndpointDirectories),
 		posts:     sim.Requests(vidmsim.EndpointSyncStart),
 		polls:     sim.Requests(vidmsim.EndpointSyncStatus),
+		lookups:   sim.Requests(vidmsim.EndpointSCIMGroups) + sim.Requests(vidmsim.EndpointSCIMUsers),
 		conflicts: sim.RejectedSyncPosts(),
 	}
-	c.total = c.logins + c.dirLists + c.posts + c.polls
+	c.total = c.logins + c.dirLists + c.posts + c.polls + c.lookups
 	perDir := map[string]int{}
 	for _, s := range sim.SyncLog() {
 		perDir[s.DirectoryID]++
@@ -316,6 +318,7 @@ func runBurst(ctx context.Context, r *runner) (Scenario, error) {
 		costRow("sync POSTs", res.cost.posts, nc.posts),
 		costRow("sync POSTs refused (409)", res.cost.conflicts, nc.conflicts),
 		costRow("status polls", res.cost.polls, nc.polls),
+		{Metric: "readiness lookups (SCIM; the script checks nothing)", Value: float64(res.cost.lookups), Baseline: ptr(float64(nc.lookups))},
 		costRow("vIDM requests, total", res.cost.total, nc.total).
 			goal("≥ 100× fewer than the script", float64(nc.total) >= 100*float64(res.cost.total),
 				fmt.Sprintf("%.0f× fewer", float64(nc.total)/float64(max(res.cost.total, 1)))),
@@ -325,6 +328,9 @@ func runBurst(ctx context.Context, r *runner) (Scenario, error) {
 	}
 	sc.check("every trigger reported", res.reported == bs.n, "%d of %d", res.reported, bs.n)
 	sc.check("one sync per directory at a time", res.cost.maxConcurrent == 1, "max concurrent syncs of a directory: %d", res.cost.maxConcurrent)
+	// Every trigger names its own group: at most one lookup per 20, plus one partial batch per run.
+	sc.check("readiness: at most one SCIM request per 20 groups", res.cost.lookups > 0 && res.cost.lookups <= (bs.n+19)/20+res.cost.posts,
+		"%d SCIM requests for %d groups in %d runs", res.cost.lookups, bs.n, res.cost.posts)
 	sc.check("script baseline: every script saw its sync end", ns.Failed == 0, "%d scripts failed", ns.Failed)
 	// Why the sync count can exceed 2: the worker never POSTs into a running sync, so a burst that
 	// outlasts a sync needs one more sync for every sync duration it lasts beyond the first.
