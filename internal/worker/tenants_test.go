@@ -426,6 +426,12 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	if n := b.sim.Requests(vidmsim.EndpointSyncStart); n != 0 {
 		t.Fatalf("%d sync requests sent to VCF, which has no sync", n)
 	}
+	// VCF's broker offers no lookup: the readiness check says so rather than pretend.
+	for _, r := range []resultEvent{o, a} {
+		if tr := r.Data.Triggers[0]; tr.Visible != nil || tr.PrincipalID != "" || !strings.Contains(tr.Hint, "not checked") {
+			t.Errorf("delegated trigger entry %+v, want not checked, said so in its hint", tr)
+		}
+	}
 
 	var ws []contract.TokenWarningData
 	poll.Until(t, 10*time.Second, "the sync-client token warning", func() bool { ws = h.warnings(); return len(ws) > 0 })
