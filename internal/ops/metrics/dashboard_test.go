@@ -56,6 +56,7 @@ var metricTypes = map[string]dto.MetricType{
 	"dirsync_config_reloads_total":                         dto.MetricType_COUNTER,
 	"dirsync_config_last_reload_success_timestamp_seconds": dto.MetricType_GAUGE,
 	"dirsync_scheduled_triggers_total":                     dto.MetricType_COUNTER,
+	"dirsync_readiness_principals_total":                   dto.MetricType_COUNTER,
 }
 
 // exercised returns our families, gathered after every hook and callback ran once, so that every
@@ -78,7 +79,8 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 		DeadLetters: func(context.Context) (uint64, error) { return 4, nil },
 	})
 	now := time.Now()
-	tr := dirsync.Trigger{ID: "t1", Type: "ad.group.created", AcceptedAt: now.Add(-time.Minute)}
+	tr := dirsync.Trigger{ID: "t1", Type: "ad.group.created", AcceptedAt: now.Add(-time.Minute),
+		Ready: &dirsync.Ready{Answer: dirsync.AnswerNotVisible}}
 	m.Received()
 	m.Accepted(tr)
 	m.AlreadyReported()
@@ -268,15 +270,16 @@ func TestDashboardLayout(t *testing.T) {
 		!strings.Contains(d, "}, directory)") {
 		t.Errorf("directory variable %q, want the directories of the chosen tenants", vars["directory"])
 	}
-	if want := []string{"Intake", "Syncs", "vIDM", "State", "Sync-client tokens", "Configuration"}; !slices.Equal(rows, want) {
+	if want := []string{"Intake", "Syncs", "vIDM", "State", "Sync-client tokens", "Configuration", "Readiness"}; !slices.Equal(rows, want) {
 		t.Errorf("rows %v, want %v", rows, want)
 	}
 	wantInRow := map[string][]string{
 		"Intake": {"dirsync_triggers_received_total", "dirsync_triggers_accepted_total", "dirsync_triggers_dead_lettered_total", "dirsync_consumer_pending_messages"},
 		"Syncs": {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total",
 			"dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds"},
-		"vIDM":  {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
-		"State": {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters", "dirsync_run_failures", "dirsync_directory_stuck"},
+		"vIDM":      {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
+		"Readiness": {"dirsync_readiness_principals_total"},
+		"State":     {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters", "dirsync_run_failures", "dirsync_directory_stuck"},
 		"Sync-client tokens": {"dirsync_sync_client_token_expiry_timestamp_seconds", "dirsync_sync_client_token_warnings_total",
 			"dirsync_sync_client_token_check_failures_total"},
 		"Configuration": {"dirsync_config_reloads_total", "dirsync_config_last_reload_success_timestamp_seconds", "dirsync_scheduled_triggers_total"},
