@@ -24,7 +24,11 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "vidm-sync-worker:", err)
 		}
-		os.Exit(1)
+		code := 1
+		if ee := (*exitError)(nil); errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
 	}
 }
 
@@ -32,13 +36,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "check" {
+		return check(ctx, args[1:], getenv, stdout, stderr)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	fs := flag.NewFlagSet("vidm-sync-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vidm-sync-worker\n       vidm-sync-worker healthcheck [-url URL] [-timeout D]\n\nConfiguration is read from the environment; see README.md. For a laptop (embedded JetStream\nand the vIDM simulator) run vidm-sync-dev: make run.")
+		fmt.Fprintln(stderr, "usage: vidm-sync-worker\n       vidm-sync-worker check [-json] [-group NAME] ...\n       vidm-sync-worker healthcheck [-url URL] [-timeout D]\n\nConfiguration is read from the environment; see README.md. For a laptop (embedded JetStream\nand the vIDM simulator) run vidm-sync-dev: make run.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -2,10 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -43,5 +51,38 @@ func TestProductBinaryLinksNoDevPackages(t *testing.T) {
 				t.Errorf("the worker binary links %s", p)
 			}
 		}
+	}
+}
+
+// `check` exits 0 when everything the worker relies on works, 1 when a check fails, 2 on usage.
+func TestCheckExitCodes(t *testing.T) {
+	b := workertest.StartSim(t, vidmsim.Config{Directories: []vidmsim.Directory{{ID: "dir-corp", Name: "Corp AD", Domains: []string{"corp.example.com"}}}})
+	file := workertest.WriteTenantsFile(t, "tenants:\n"+workertest.TenantEntry("t1", "vidm", b, ""))
+	vars := map[string]string{"NATS_URL": natstest.Server(t, natsdev.Options{StoreDir: t.TempDir()}).URL(), "TENANTS_FILE": file}
+	code := func(args ...string) (int, string) {
+		var out strings.Builder
+		err := run(context.Background(), append([]string{"check"}, args...), env(vars), &out, &out)
+		if ee := (*exitError)(nil); errors.As(err, &ee) {
+			return ee.code, out.String()
+		}
+		if err != nil {
+			t.Fatalf("check: %v", err)
+		}
+		return 0, out.String()
+	}
+	if c, out := code("-json"); c != 0 || !strings.Contains(out, `"ok": true`) {
+		t.Errorf("working setup: exit %d\n%s", c, out)
+	}
+	if c, out := code("-group", "g", "-user", "u"); c != exitCheckUsage {
+		t.Errorf("-group and -user: exit %d, want %d\n%s", c, exitCheckUsage, out)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(file), "secrets", "client-secret"), []byte("wrong-secret-3Tx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, out := code(); c != exitCheckFailed || !strings.Contains(out, "FAIL") || strings.Contains(out, "wrong-secret-3Tx") {
+		t.Errorf("wrong secret: exit %d, want %d, the failure named and no secret\n%s", c, exitCheckFailed, out)
+	}
+	if n := b.Sim.Requests(vidmsim.EndpointSyncStart); n != 0 {
+		t.Errorf("check sent %d sync requests", n)
 	}
 }

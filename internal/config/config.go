@@ -621,6 +621,15 @@ func (c Config) VIDM() httpcore.Config {
 	}
 }
 
+// NATSConn is the NATS connection's settings for natsconn.Connect.
+func (c Config) NATSConn() natsconn.Options {
+	return natsconn.Options{
+		URL: c.NATSURL, Name: c.NATSName, CredsFile: c.NATSCredsFile, Token: c.NATSToken,
+		User: c.NATSUser, Password: c.NATSPassword, CAFile: c.NATSCAFile, CertFile: c.NATSCertFile, KeyFile: c.NATSKeyFile,
+		InboxPrefix: c.NATSInboxPrefix,
+	}
+}
+
 // StreamNames are the JetStream resource names for internal/natsio/streams.
 func (c Config) StreamNames() streams.Names {
 	return streams.Names{

@@ -9,7 +9,6 @@ import (
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
-	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/registry"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/systems"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
@@ -24,29 +23,10 @@ import (
 // SIGHUP). A file that does not load keeps the configuration in use.
 func WithReload(reload <-chan struct{}) Option { return func(o *options) { o.reload = reload } }
 
-// clientConfig maps a tenant to the identity client's configuration.
-func clientConfig(t tenants.Tenant) httpcore.Config {
-	return httpcore.Config{
-		Kind:               backend.Kind(t.Backend),
-		BaseURL:            t.URL,
-		AuthMode:           httpcore.AuthMode(t.Auth.Mode),
-		ClientID:           t.Auth.ClientID,
-		ClientSecret:       t.Auth.ClientSecret,
-		Username:           t.Auth.Username,
-		Password:           t.Auth.Password,
-		RefreshToken:       t.Auth.RefreshToken,
-		TokenURL:           t.Auth.TokenURL,
-		Tenant:             t.Auth.VRATenant,
-		CAFile:             t.TLS.CAFile,
-		InsecureSkipVerify: t.TLS.InsecureSkipVerify,
-		RequestTimeout:     t.RequestTimeout,
-	}
-}
-
 // clientBuilder builds each tenant's client with the worker's logger and metrics.
 func clientBuilder(log *slog.Logger, m *metrics.Metrics) registry.BuildFunc {
 	return func(t tenants.Tenant) (registry.Backend, error) {
-		c := clientConfig(t)
+		c := systems.Config(t)
 		c.Logger = log.With("component", "vidm", "tenant", t.Name, "backend", string(t.Backend))
 		c.Observer = m.Backend(t.Name)
 		return systems.New(c)

@@ -3,12 +3,9 @@ package worker_test
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,50 +25,19 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/worker"
 )
 
-// Credentials every simulated backend of these tests accepts; the worker reads them from files.
+// The simulated identity systems of a tenants file: the worker test kit's.
 const (
-	simClientSecret = "tenant-client-secret-4Rz"
-	simPassword     = "tenant-password-8Kq"
-	simRefreshToken = "tenant-refresh-token-2Wm"
+	simClientSecret = workertest.SimClientSecret
+	simPassword     = workertest.SimPassword
+	simRefreshToken = workertest.SimRefreshToken
 )
 
-// simBackend is one simulated identity system over TLS, with its CA in a file.
-type simBackend struct {
-	sim    *vidmsim.Server
-	url    string
-	caFile string
-}
+type simBackend = workertest.SimBackend
 
-func startSim(t *testing.T, cfg vidmsim.Config) *simBackend {
-	t.Helper()
-	cfg.Clients = []vidmsim.Client{{ID: "vidm-sync-worker", Secret: simClientSecret}}
-	cfg.Users = []vidmsim.User{{Username: "svc-dirsync", Password: simPassword}}
-	cfg.RefreshTokens = []string{simRefreshToken}
-	if cfg.TokenTTL == 0 {
-		cfg.TokenTTL = time.Hour
-	}
-	sim, err := vidmsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewTLSServer(sim)
-	t.Cleanup(func() { sim.Resume(); srv.Close() })
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &simBackend{sim: sim, url: srv.URL, caFile: ca}
-}
+func startSim(t *testing.T, cfg vidmsim.Config) *simBackend { return workertest.StartSim(t, cfg) }
 
-// tenantEntry is the YAML of one tenant served by b.
 func tenantEntry(name, kind string, b *simBackend, extra string) string {
-	auth := map[string]string{
-		"vidm":      "mode: oauth\n      clientId: vidm-sync-worker\n      clientSecretFile: secrets/client-secret",
-		"vra-cloud": fmt.Sprintf("mode: refresh-token\n      refreshTokenFile: secrets/refresh-token\n      tokenURL: %s/csp/gateway/am/api/auth/api-tokens/authorize", b.url),
-		"vra7":      "mode: password\n      username: svc-dirsync\n      passwordFile: secrets/password\n      tenant: vsphere.local",
-		"vcf":       "mode: password\n      username: svc-dirsync\n      passwordFile: secrets/password",
-	}[kind]
-	return fmt.Sprintf("  %s:\n    backend: %s\n    url: %s\n    auth:\n      %s\n    tls:\n      caFile: %s\n%s", name, kind, b.url, auth, b.caFile, extra)
+	return workertest.TenantEntry(name, kind, b, extra)
 }
 
 // fileHarness runs workers against an embedded NATS server with their tenants from a file.
@@ -82,19 +48,7 @@ type fileHarness struct {
 
 func newFileHarness(t *testing.T, tenantsYAML string, env map[string]string) *fileHarness {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for name, v := range map[string]string{"client-secret": simClientSecret, "password": simPassword, "refresh-token": simRefreshToken} {
-		if err := os.WriteFile(filepath.Join(dir, "secrets", name), []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	file := filepath.Join(dir, "tenants.yaml")
-	if err := os.WriteFile(file, []byte(tenantsYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := workertest.WriteTenantsFile(t, tenantsYAML)
 	kit := workertest.Start(t, workertest.Options{TenantsFile: file, Env: env})
 	return &fileHarness{harness: &harness{Stack: kit, t: t}, file: file}
 }
@@ -136,18 +90,18 @@ func TestEveryBackendSyncs(t *testing.T) {
 			if r.Data.Status != "COMPLETED" || r.Data.Tenant != kind || r.Data.DirectoryName != "Corp AD" {
 				t.Fatalf("first result %+v, want COMPLETED for Corp AD of tenant %s", r.Data, kind)
 			}
-			if n := len(ownSyncs(b.sim, "Corp AD")); n != 1 {
+			if n := len(ownSyncs(b.Sim, "Corp AD")); n != 1 {
 				t.Fatalf("%d syncs started for one trigger, want 1", n)
 			}
 
 			// RUNNING elsewhere: waited for, then ours starts after it ended.
-			corpID := ownSyncs(b.sim, "Corp AD")[0].DirectoryID
-			if err := b.sim.StartForeignSync(corpID, 500*time.Millisecond); err != nil {
+			corpID := ownSyncs(b.Sim, "Corp AD")[0].DirectoryID
+			if err := b.Sim.StartForeignSync(corpID, 500*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
 			during := h.publish(tenantGroup(kind, "Corp AD", "proj-during-foreign"))
 			h.waitReported(20*time.Second, during)
-			log := b.sim.SyncLog()
+			log := b.Sim.SyncLog()
 			var foreign, ours vidmsim.SyncRecord
 			for _, rec := range log {
 				if rec.Foreign {
@@ -156,11 +110,11 @@ func TestEveryBackendSyncs(t *testing.T) {
 					ours = rec
 				}
 			}
-			if len(ownSyncs(b.sim, "Corp AD")) != 2 || ours.StartedAt.Before(foreign.FinishedAt) {
+			if len(ownSyncs(b.Sim, "Corp AD")) != 2 || ours.StartedAt.Before(foreign.FinishedAt) {
 				t.Fatalf("sync log %+v: want our second sync to start after the foreign one finished", log)
 			}
-			if b.sim.MaxConcurrentSyncs(corpID) != 1 {
-				t.Fatalf("%d syncs ran at once, want 1", b.sim.MaxConcurrentSyncs(corpID))
+			if b.Sim.MaxConcurrentSyncs(corpID) != 1 {
+				t.Fatalf("%d syncs ran at once, want 1", b.Sim.MaxConcurrentSyncs(corpID))
 			}
 
 			// FAILED, with the backend's message.
@@ -172,13 +126,13 @@ func TestEveryBackendSyncs(t *testing.T) {
 			}
 
 			// Tokens expire: one new login, nothing lost.
-			tokensBefore := len(b.sim.IssuedTokens())
-			b.sim.ExpireTokens()
+			tokensBefore := len(b.Sim.IssuedTokens())
+			b.Sim.ExpireTokens()
 			after := h.publish(tenantGroup(kind, "Corp AD", "proj-after-expiry"))
 			r = reported(h.waitReported(20*time.Second, after))[after][0]
-			if r.Data.Status != "COMPLETED" || len(b.sim.IssuedTokens()) <= tokensBefore {
+			if r.Data.Status != "COMPLETED" || len(b.Sim.IssuedTokens()) <= tokensBefore {
 				t.Fatalf("after expiry: %+v with %d tokens issued (before %d), want COMPLETED with a new token",
-					r.Data, len(b.sim.IssuedTokens()), tokensBefore)
+					r.Data, len(b.Sim.IssuedTokens()), tokensBefore)
 			}
 			for _, secret := range []string{simClientSecret, simPassword, simRefreshToken} {
 				if strings.Contains(h.Logs.String(), secret) {
@@ -210,9 +164,9 @@ func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
 	warm := []string{h.publish(tenantGroup("slow", "One AD", "warm-slow")), h.publish(tenantGroup("fast", "One AD", "warm-fast"))}
 	h.waitReported(20*time.Second, warm...)
 
-	base := slow.sim.Requests(vidmsim.EndpointSyncStatus)
+	base := slow.Sim.Requests(vidmsim.EndpointSyncStatus)
 	for _, ep := range []vidmsim.Endpoint{vidmsim.EndpointSyncStatus, vidmsim.EndpointSyncStart, vidmsim.EndpointDirectories, vidmsim.EndpointOAuthToken} {
-		slow.sim.SetFault(ep, vidmsim.Fault{Hang: true})
+		slow.Sim.SetFault(ep, vidmsim.Fault{Hang: true})
 	}
 	var hung []string
 	for _, d := range []string{"One AD", "Two AD", "Three AD"} {
@@ -220,7 +174,7 @@ func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
 	}
 	// Give the hung tenant's runs time to take every slot they can before the other tenant's work.
 	poll.Until(t, 10*time.Second, "the hung tenant's runs to be stuck in vIDM", func() bool {
-		return slow.sim.Requests(vidmsim.EndpointSyncStatus) >= base+2 // two runs stuck on a status read
+		return slow.Sim.Requests(vidmsim.EndpointSyncStatus) >= base+2 // two runs stuck on a status read
 	})
 	var fastIDs []string
 	for i := range 6 {
@@ -240,13 +194,13 @@ func TestOneHungBackendDoesNotStopTheOthers(t *testing.T) {
 		}
 	}
 	// Three directories wait on the hung tenant, but only its two slots were taken.
-	if n := slow.sim.Requests(vidmsim.EndpointSyncStatus) - base; n != 2 {
+	if n := slow.Sim.Requests(vidmsim.EndpointSyncStatus) - base; n != 2 {
 		t.Fatalf("the hung tenant has %d runs stuck in vIDM, want its limit of 2", n)
 	}
 
 	// The hung backend recovers: its triggers are reported, none lost.
-	slow.sim.ClearFaults()
-	slow.sim.Resume()
+	slow.Sim.ClearFaults()
+	slow.Sim.Resume()
 	rs = h.waitReported(60*time.Second, hung...)
 	for _, id := range hung {
 		if r := reported(rs)[id]; len(r) != 1 || r[0].Data.Status != "COMPLETED" {
@@ -279,7 +233,7 @@ func TestTenantsFileReloadsOnSIGHUP(t *testing.T) {
 
 	// A sync in flight while the file changes.
 	inFlight := h.publish(tenantGroup("corp", "Corp AD", "proj-in-flight"))
-	poll.Until(t, 10*time.Second, "corp's sync to start", func() bool { return len(ownSyncs(corp.sim, "Corp AD")) == 1 })
+	poll.Until(t, 10*time.Second, "corp's sync to start", func() bool { return len(ownSyncs(corp.Sim, "Corp AD")) == 1 })
 	after := "defaultTenant: corp\ntenants:\n" + tenantEntry("corp", "vidm", corp, "") + tenantEntry("lab", "vra7", lab, "")
 	if err := os.WriteFile(h.file, []byte(after), 0o600); err != nil {
 		t.Fatal(err)
@@ -354,7 +308,7 @@ func TestScheduledSyncCoalescesWithABurst(t *testing.T) {
 	// Every replica derives the same id for the 10:00 slot.
 	scheduled := schedule.EventID("corp", "Corp AD", time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
 	rs := h.waitReported(30*time.Second, append(burst, scheduled)...)
-	if n := len(ownSyncs(b.sim, "Corp AD")); n > 2 {
+	if n := len(ownSyncs(b.Sim, "Corp AD")); n > 2 {
 		t.Fatalf("%d syncs for a burst of 100 plus a scheduled sync, want at most 2", n)
 	}
 	if r := reported(rs)[scheduled]; len(r) != 1 || r[0].Data.Status != "COMPLETED" {
@@ -423,7 +377,7 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 	if a.Data.Status != "DELEGATED" || a.Data.Delegation == nil || a.Data.Delegation.Kind != "LDAP" || a.Data.Error != nil {
 		t.Fatalf("embedded AD trigger reported %+v, want DELEGATED to LDAP", a.Data)
 	}
-	if n := b.sim.Requests(vidmsim.EndpointSyncStart); n != 0 {
+	if n := b.Sim.Requests(vidmsim.EndpointSyncStart); n != 0 {
 		t.Fatalf("%d sync requests sent to VCF, which has no sync", n)
 	}
 	// VCF's broker offers no lookup: the readiness check says so rather than pretend.
@@ -447,15 +401,15 @@ func TestVCFDirectoriesAreDelegated(t *testing.T) {
 		t.Fatalf("delegated counter: %v", m[`dirsync_syncs_delegated_total{directory=OktaDirectory,tenant=vcf}`])
 	}
 	// VCF's access token expires: one new login, and the next trigger is reported all the same.
-	tokensBefore := len(b.sim.IssuedTokens())
-	b.sim.ExpireTokens()
+	tokensBefore := len(b.Sim.IssuedTokens())
+	b.Sim.ExpireTokens()
 	again := h.publish(tenantGroup("vcf", "OktaDirectory", "okta-after-expiry"))
-	if r := reported(h.waitReported(20*time.Second, again))[again][0]; r.Data.Status != "DELEGATED" || len(b.sim.IssuedTokens()) <= tokensBefore {
-		t.Fatalf("after the token expired: %+v with %d tokens issued (before %d)", r.Data, len(b.sim.IssuedTokens()), tokensBefore)
+	if r := reported(h.waitReported(20*time.Second, again))[again][0]; r.Data.Status != "DELEGATED" || len(b.Sim.IssuedTokens()) <= tokensBefore {
+		t.Fatalf("after the token expired: %+v with %d tokens issued (before %d)", r.Data, len(b.Sim.IssuedTokens()), tokensBefore)
 	}
 
 	all := h.Logs.String() + fmt.Sprint(h.streamMsgs(h.Cfg.ResultStream))
-	for _, tok := range b.sim.IssuedTokens() {
+	for _, tok := range b.Sim.IssuedTokens() {
 		if strings.Contains(all, tok) {
 			t.Fatal("a VCF access token reached the logs or the events")
 		}
@@ -576,7 +530,7 @@ func TestRemovedTenantsTriggersAreReported(t *testing.T) {
 		!r[0].Data.Error.Retryable || r[0].Data.Tenant != "lab" {
 		t.Fatalf("the removed tenant's trigger reported %+v, want one failed UNKNOWN_TENANT, retryable", r)
 	}
-	if n := len(ownSyncs(lab.sim, "Lab AD")); n != 0 {
+	if n := len(ownSyncs(lab.Sim, "Lab AD")); n != 0 {
 		t.Fatalf("%d syncs started in the removed tenant's vIDM", n)
 	}
 }

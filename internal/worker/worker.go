@@ -307,11 +307,7 @@ func resources(ctx context.Context, js jetstream.JetStream, cfg config.Config) (
 // Connect opens the NATS connection with the configured credentials and TLS, reconnecting forever:
 // a NATS restart pauses the worker, it does not stop it.
 func Connect(cfg config.Config, log *slog.Logger) (*nats.Conn, error) {
-	return natsconn.Connect(natsconn.Options{
-		URL: cfg.NATSURL, Name: cfg.NATSName, CredsFile: cfg.NATSCredsFile, Token: cfg.NATSToken,
-		User: cfg.NATSUser, Password: cfg.NATSPassword, CAFile: cfg.NATSCAFile, CertFile: cfg.NATSCertFile, KeyFile: cfg.NATSKeyFile,
-		InboxPrefix: cfg.NATSInboxPrefix,
-	},
+	return natsconn.Connect(cfg.NATSConn(),
 		nats.ReconnectWait(time.Second),
 		// A broker that is not up yet is waited for, like one that went away.
 		nats.RetryOnFailedConnect(true),

@@ -5,6 +5,7 @@ package systems
 import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vcf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vra7"
@@ -36,3 +37,23 @@ type unknown struct {
 
 func (u unknown) Kind() backend.Kind                { return u.kind }
 func (unknown) CheckAuth(cfg httpcore.Config) error { return httpcore.AuthModeMismatch(cfg) }
+
+// Config maps a tenant of the tenants file to its client's configuration (the caller adds the
+// logger and the observer).
+func Config(t tenants.Tenant) httpcore.Config {
+	return httpcore.Config{
+		Kind:               backend.Kind(t.Backend),
+		BaseURL:            t.URL,
+		AuthMode:           httpcore.AuthMode(t.Auth.Mode),
+		ClientID:           t.Auth.ClientID,
+		ClientSecret:       t.Auth.ClientSecret,
+		Username:           t.Auth.Username,
+		Password:           t.Auth.Password,
+		RefreshToken:       t.Auth.RefreshToken,
+		TokenURL:           t.Auth.TokenURL,
+		Tenant:             t.Auth.VRATenant,
+		CAFile:             t.TLS.CAFile,
+		InsecureSkipVerify: t.TLS.InsecureSkipVerify,
+		RequestTimeout:     t.RequestTimeout,
+	}
+}
