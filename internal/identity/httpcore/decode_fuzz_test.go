@@ -64,3 +64,27 @@ func FuzzJWTExpiry(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDiagnoseSyncState: what the check prints of a status body it did not understand stays
+// bounded, valid text whatever the body.
+func FuzzDiagnoseSyncState(f *testing.F) {
+	for _, seed := range []string{
+		`{"directoryId":"d","status":"COMPLETED","syncStartDate":1732363200000,"syncEndDate":1732363260000}`,
+		`{"directoryId":"d","syncState":{"phase":"PHASE_COMPLETED","begunEpoch":1732363200}}`,
+		`{"status":"WEIRD","a":1,"b":2,"c\u0000":3}`,
+		`[]`, `not json`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		notes := DiagnoseSyncState(body)
+		if len(notes) > 5 {
+			t.Fatalf("%d notes", len(notes))
+		}
+		for _, n := range notes {
+			if !utf8.ValidString(n) || len(n) > 2048 {
+				t.Fatalf("note of %d bytes, valid UTF-8 %t: %.200q", len(n), utf8.ValidString(n), n)
+			}
+		}
+	})
+}

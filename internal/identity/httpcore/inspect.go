@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -140,8 +141,17 @@ func DiagnoseSyncState(body []byte) []string {
 		}
 	}
 	if len(unknown) > 0 {
+		// The keys are the server's text: clipped, and only the first few named.
 		slices.Sort(unknown)
-		notes = append(notes, fmt.Sprintf("fields not read: %v", unknown))
+		const named = 10
+		more := ""
+		if len(unknown) > named {
+			more, unknown = fmt.Sprintf(" and %d more", len(unknown)-named), unknown[:named]
+		}
+		for i, k := range unknown {
+			unknown[i] = clip(strings.ToValidUTF8(k, "?"), 64)
+		}
+		notes = append(notes, fmt.Sprintf("fields not read: %q%s", unknown, more))
 	}
 	return notes
 }

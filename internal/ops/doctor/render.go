@@ -5,7 +5,12 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
+
+// maxDetail bounds one check's detail on a line.
+const maxDetail = 4 << 10
 
 // WriteText writes the report for people: one line per check, the problems' details in full.
 func (r Report) WriteText(w io.Writer) error {
@@ -26,7 +31,9 @@ func (r Report) WriteText(w io.Writer) error {
 		b.WriteString("\n")
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		for _, c := range s.Checks {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", strings.ToUpper(string(c.Status)), c.Name, c.Detail)
+			// Names and details carry the servers' text (directory names, certificate subjects):
+			// cleaned, so that none can move a terminal's cursor or forge a line.
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", strings.ToUpper(string(c.Status)), safetext.Clean(c.Name, 256), safetext.Clean(c.Detail, maxDetail))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
