@@ -20,7 +20,8 @@ import (
 var defaults = tenants.Defaults{
 	MaxConcurrentSyncs:     2,
 	RequestTimeout:         30 * time.Second,
-	Poll:                   tenants.Poll{Initial: time.Second, Max: 15 * time.Second, Deadline: time.Hour},
+	Poll:                   tenants.Poll{Initial: time.Second, Max: 15 * time.Second, Deadline: time.Hour, ConfirmAfter: 20 * time.Second},
+	Readiness:              tenants.Readiness{Check: true, RecheckAfter: 5 * time.Second},
 	SyncClientTokenWarning: 168 * time.Hour,
 	Reserved:               []string{"/cfg/nats-password"},
 }
@@ -45,7 +46,8 @@ func TestLoadExample(t *testing.T) {
 				Directories:        []string{"Corp AD", "emea.corp.example.com"},
 				MaxConcurrentSyncs: 4,
 				RequestTimeout:     30 * time.Second,
-				Poll:               tenants.Poll{Initial: 2 * time.Second, Max: 15 * time.Second, Deadline: 30 * time.Minute},
+				Poll:               tenants.Poll{Initial: 2 * time.Second, Max: 15 * time.Second, Deadline: 30 * time.Minute, ConfirmAfter: 20 * time.Second},
+				Readiness:          defaults.Readiness,
 				Schedules:          []tenants.Schedule{{Directory: "Corp AD", Cron: "0 * * * *"}},
 			},
 			"lab": {
@@ -55,6 +57,7 @@ func TestLoadExample(t *testing.T) {
 				MaxConcurrentSyncs: 2,
 				RequestTimeout:     30 * time.Second,
 				Poll:               defaults.Poll,
+				Readiness:          defaults.Readiness,
 			},
 			"cloud": {
 				Name: "cloud", Backend: tenants.KindVRACloud, URL: "https://api.mgmt.cloud.vmware.com",
@@ -63,6 +66,7 @@ func TestLoadExample(t *testing.T) {
 				MaxConcurrentSyncs: 2,
 				RequestTimeout:     30 * time.Second,
 				Poll:               defaults.Poll,
+				Readiness:          defaults.Readiness,
 			},
 			"vcf": {
 				Name: "vcf", Backend: tenants.KindVCF, URL: "https://sddc-manager.example.com",
@@ -71,6 +75,7 @@ func TestLoadExample(t *testing.T) {
 				MaxConcurrentSyncs:     2,
 				RequestTimeout:         30 * time.Second,
 				Poll:                   defaults.Poll,
+				Readiness:              defaults.Readiness,
 				SyncClientTokenWarning: 336 * time.Hour,
 			},
 		},
@@ -199,7 +204,14 @@ func TestDefaults(t *testing.T) {
 			return t.MaxConcurrentSyncs == 64 && t.RequestTimeout == 5*time.Second && t.SyncClientTokenWarning == 24*time.Hour
 		}},
 		{"poll fields one by one", ", poll: {max: 1m}", func(t tenants.Tenant) bool {
-			return t.Poll == tenants.Poll{Initial: time.Second, Max: time.Minute, Deadline: time.Hour}
+			return t.Poll == tenants.Poll{Initial: time.Second, Max: time.Minute, Deadline: time.Hour, ConfirmAfter: 20 * time.Second}
+		}},
+		{"readiness defaults", "", func(t tenants.Tenant) bool { return t.Readiness == defaults.Readiness }},
+		{"readiness turned off for the tenant", ", readiness: {check: false}", func(t tenants.Tenant) bool {
+			return t.Readiness == tenants.Readiness{Check: false, RecheckAfter: 5 * time.Second}
+		}},
+		{"readiness and confirmation timings", ", readiness: {recheckAfter: 2s}, poll: {confirmAfter: 1m}", func(t tenants.Tenant) bool {
+			return t.Readiness == tenants.Readiness{Check: true, RecheckAfter: 2 * time.Second} && t.Poll.ConfirmAfter == time.Minute
 		}},
 		{"empty mappings", ", poll: {}, tls: {}, schedules: []", func(t tenants.Tenant) bool {
 			return t.Poll == defaults.Poll && t.TLS == (tenants.TLS{}) && len(t.Schedules) == 0
