@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
@@ -138,5 +140,36 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 				t.Fatalf("pending after report = %d, %v", len(pend), err)
 			}
 		})
+	}
+}
+
+// turnedOff is a backend whose directory list says the directory's sync is turned off.
+type turnedOff struct{ fakeVIDM }
+
+func (*turnedOff) ResolveDirectory(context.Context, string) (backend.Directory, error) {
+	return backend.Directory{ID: "dir-corp", Name: "Corp AD", SyncDisabled: true}, nil
+}
+
+// A directory whose sync was turned off after its triggers were accepted: they are reported
+// failed with their own code, and nothing is asked of vIDM.
+func TestRunOfADirectoryTurnedOffFails(t *testing.T) {
+	store := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr := dirsync.Trigger{ID: "t1", Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD"}
+	if err := store.AddPending(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	v := &turnedOff{fakeVIDM{status: httpcore.SyncState{Status: httpcore.StatusUndefined}}}
+	res := &fakeResults{}
+	eng := coalesce.New(coalesce.Config{Holder: "h", Window: time.Millisecond, LeaseTTL: 5 * time.Second}, store, coalesce.OneTenant(v), res)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	poll.Until(t, 10*time.Second, "the run reported", func() bool { return len(res.runs()) > 0 && eng.LeasesHeld() == 0 })
+	cancel()
+	<-done
+	got := res.runs()
+	if len(got) != 1 || got[0].Outcome.Status != contract.StatusFailed || got[0].Outcome.ErrCode != contract.CodeSyncDisabled || v.postCount() != 0 {
+		t.Fatalf("reported %+v after %d POSTs, want one FAILED %s and no POST", got[0].Outcome, v.postCount(), contract.CodeSyncDisabled)
 	}
 }
