@@ -138,6 +138,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\n%d triggers published, %d reported, %d missing; vIDM ran %d syncs and received %d sync POSTs (a per-trigger script would have run %d)\n",
 		len(sent), len(sent)-missing, missing, len(stack.Sim.SyncLog()), stack.Sim.Requests(vidmsim.EndpointSyncStart), len(sent))
+	visible, notVisible := readiness(events)
+	fmt.Fprintf(stdout, "readiness: %d groups visible in vIDM with their ids, %d not visible; %d SCIM lookups\n",
+		visible, notVisible, stack.Sim.Requests(vidmsim.EndpointSCIMGroups))
 	if err != nil {
 		return err
 	}
@@ -229,6 +232,23 @@ func awaitReported(ctx context.Context, js jetstream.JetStream, stream string, s
 		}
 	}
 	return events, nil
+}
+
+// readiness counts the covered groups the worker found in vIDM after their sync, and those it
+// did not.
+func readiness(events []resultEvent) (visible, notVisible int) {
+	for _, e := range events {
+		for _, t := range e.data.Triggers {
+			switch {
+			case t.Visible == nil:
+			case *t.Visible:
+				visible++
+			default:
+				notVisible++
+			}
+		}
+	}
+	return visible, notVisible
 }
 
 func coveredIDs(events []resultEvent) map[string]bool {

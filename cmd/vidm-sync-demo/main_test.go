@@ -25,6 +25,9 @@ func TestDemoReportsEveryTrigger(t *testing.T) {
 	if syncs, _ := strconv.Atoi(m[3]); syncs < 2 || syncs > 4 {
 		t.Fatalf("vIDM ran %s syncs for 2 directories in 2 waves, want 2 to 4", m[3])
 	}
+	if !strings.Contains(out.String(), "readiness: 60 groups visible in vIDM with their ids, 0 not visible") {
+		t.Fatalf("readiness line missing or wrong:\n%s", out.String())
+	}
 	if strings.Contains(errs.String(), "ERR") {
 		t.Fatalf("errors logged:\n%s", errs.String())
 	}
