@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/doctor"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natsdev"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
@@ -114,6 +115,18 @@ func TestLeastPrivilegeTLSDeployment(t *testing.T) {
 		return true
 	})
 	h.waitReported(20*time.Second, id)
+
+	// vidm-sync-worker check, as the worker's user, finds every permission the worker needs, and
+	// as the pipeline's (which may not even ask for its own) says it could not check them.
+	rep := doctor.Run(context.Background(), kit.Cfg, doctor.Options{Timeout: 5 * time.Second})
+	if c := natsCheck(t, rep, "permissions"); c.Status != doctor.OK || !rep.OK {
+		t.Errorf("check as the worker's user: %+v (report OK %t)", c, rep.OK)
+	}
+	asPipeline := kit.Cfg
+	asPipeline.NATSUser, asPipeline.NATSPassword, asPipeline.NATSInboxPrefix = "pipeline", pipelinePass, "_INBOX_pipeline"
+	if c := natsCheck(t, doctor.Run(context.Background(), asPipeline, doctor.Options{Timeout: 2 * time.Second}), "permissions"); c.Status != doctor.Skip {
+		t.Errorf("check as the pipeline's user: %+v, want not checked", c)
+	}
 
 	// The admin API and the ingress work with the worker user's permissions alone.
 	base := w.AdminURL + "/api/v1"
@@ -260,4 +273,15 @@ func attackTheDeployment(t *testing.T, url, caFile, workerPass string, pjs, rjs 
 	if ai.Limits.MaxStore != 10e9 || ai.Limits.MaxMemory != 64e6 || ai.Limits.MaxStreams != 16 || ai.Limits.MaxConsumers != 512 {
 		t.Fatalf("account limits %+v", ai.Limits)
 	}
+}
+
+func natsCheck(t *testing.T, rep doctor.Report, name string) doctor.Check {
+	t.Helper()
+	for _, c := range rep.NATS.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no NATS check %q in %+v", name, rep.NATS.Checks)
+	return doctor.Check{}
 }

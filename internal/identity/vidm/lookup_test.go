@@ -139,6 +139,34 @@ func TestLookupFewRequests(t *testing.T) {
 	}
 }
 
+// A name common to every directory of a large shop is narrowed to the directory's domains in the
+// request itself, so the answer does not page through every domain; a server that refuses the
+// domain condition (400) is asked again by name only.
+func TestLookupNarrowsToTheDirectorysDomains(t *testing.T) {
+	e := newSimEnv(t, withSim(func(c *vidmsim.Config) {
+		for i := range 300 {
+			c.Directories = append(c.Directories, vidmsim.Directory{ID: fmt.Sprintf("dir-%03d", i), Name: fmt.Sprintf("Dir %03d", i),
+				Domains: []string{fmt.Sprintf("d%03d.example.com", i)}})
+		}
+	}))
+	for i := range 300 {
+		identitytest.CompleteSync(t, e.client, fmt.Sprintf("dir-%03d", i))
+	}
+	dir := corpDir(t, e)
+	identitytest.CompleteSync(t, e.client, dir.ID)
+	ctx := context.Background()
+	want := visible(vidmsim.PrincipalID("dir-corp", vidmsim.KindGroup, "corp.example.com", "Domain Admins"))
+	got, err := e.client.LookupPrincipals(ctx, dir, []backend.Principal{group("Domain Admins", "")})
+	if err != nil || got[0] != want || e.sim.Requests(vidmsim.EndpointSCIMGroups) != 1 {
+		t.Fatalf("%+v, %v after %d requests; want %+v in one request", got, err, e.sim.Requests(vidmsim.EndpointSCIMGroups), want)
+	}
+	e.sim.SetFault(vidmsim.EndpointSCIMGroups, vidmsim.Fault{Status: http.StatusBadRequest, Times: 1})
+	got, err = e.client.LookupPrincipals(ctx, dir, []backend.Principal{group("Domain Admins", "")})
+	if err != nil || got[0] != want {
+		t.Fatalf("after a refused domain condition: %+v, %v; want %+v by name only", got, err, want)
+	}
+}
+
 func TestLookupFailures(t *testing.T) {
 	e := newSimEnv(t)
 	dir := corpDir(t, e)

@@ -53,9 +53,15 @@ func TestResolveRefusesBadIDs(t *testing.T) {
 
 // Each filter value is a JSON string: a quote or backslash cannot end it or add a term.
 func TestSCIMFilterEscapes(t *testing.T) {
-	got, err := scimFilter("displayName", []*lookup{{wants: []want{{value: `a" or displayName eq "b\`}}}, {wants: []want{{value: "<x>"}}}})
-	want := `displayName eq "a\" or displayName eq \"b\\" or displayName eq "<x>"`
-	if err != nil || got != want {
-		t.Fatalf("filter = %s, %v; want %s", got, err, want)
+	got, err := scimFilter("displayName", []*lookup{{wants: []want{{value: `a" or displayName eq "b\`}}}, {wants: []want{{value: "<x>"}}}}, true)
+	wantF := `displayName eq "a\" or displayName eq \"b\\" or displayName eq "<x>"`
+	if err != nil || got != wantF {
+		t.Fatalf("filter = %s, %v; want %s", got, err, wantF)
+	}
+	// Narrowed to the lookups' domains, each a JSON string too.
+	got, err = scimFilter("displayName", []*lookup{{wants: []want{{value: "g"}}, allowed: []string{"corp.example.com", `x") or (a eq "`}}}, true)
+	wantF = `(displayName eq "g") and (urn:scim:schemas:extension:workspace:1.0:domain eq "corp.example.com" or urn:scim:schemas:extension:workspace:1.0:domain eq "x\") or (a eq \"")`
+	if err != nil || got != wantF {
+		t.Fatalf("filter = %s, %v; want %s", got, err, wantF)
 	}
 }

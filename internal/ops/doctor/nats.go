@@ -48,8 +48,7 @@ func checkNATS(ctx context.Context, cfg config.Config, o Options) Section {
 	for _, b := range []string{n.PendingBucket, n.RunsBucket, n.LeaseBucket, n.HistoryBucket, n.ControlBucket} {
 		s.Checks = append(s.Checks, bucketCheck(ctx, js, o, b, missing))
 	}
-	s.Checks = append(s.Checks, Check{Name: "publish permissions", Status: Skip,
-		Detail: "not checked: a test publish would add an event downstream services see; the worker's start-up and its first result show them"})
+	s.Checks = append(s.Checks, checkPermissions(ctx, nc, cfg, o.Timeout))
 	return s
 }
 

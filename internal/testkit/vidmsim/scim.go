@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ type scimMeta struct {
 
 // scimQuery is a parsed SCIM list request.
 type scimQuery struct {
-	values            []string
+	values, domains   []string
 	startIndex, count int
 }
 
@@ -120,7 +121,7 @@ func (s *Server) handleSCIM(w http.ResponseWriter, r *http.Request, ep Endpoint)
 	}
 	now := s.now()
 	s.mu.Lock()
-	found := s.lookupLocked(kind, q.values, now)
+	found := inDomains(s.lookupLocked(kind, q.values, now), q.domains)
 	s.mu.Unlock()
 	count := min(q.count, s.scimMax)
 	from := min(q.startIndex-1, len(found))
@@ -132,6 +133,16 @@ func (s *Server) handleSCIM(w http.ResponseWriter, r *http.Request, ep Endpoint)
 	}
 	list.ItemsPerPage = len(list.Resources)
 	writeJSON(w, http.StatusOK, mediaJSON, list)
+}
+
+// inDomains keeps the principals in one of domains (all when there are none).
+func inDomains(found []foundPrincipal, domains []string) []foundPrincipal {
+	if len(domains) == 0 {
+		return found
+	}
+	return slices.DeleteFunc(found, func(f foundPrincipal) bool {
+		return !slices.ContainsFunc(domains, func(d string) bool { return strings.EqualFold(d, f.domain) })
+	})
 }
 
 func scimResourceOf(kind PrincipalKind, base string, f foundPrincipal) scimResource {
@@ -162,7 +173,7 @@ func parseSCIMQuery(raw, attr string) (scimQuery, error) {
 		}
 		switch k {
 		case "filter":
-			q.values, err = parseSCIMFilter(vs[0], attr)
+			q.values, q.domains, err = parseSCIMFilter(vs[0], attr)
 		case "startIndex":
 			q.startIndex, err = parseSCIMInt(k, vs[0], 1)
 		case "count":
@@ -188,30 +199,60 @@ func parseSCIMInt(name, v string, least int) (int, error) {
 	return n, nil
 }
 
-// parseSCIMFilter reads `attr eq "value"` terms joined by ` or ` and returns the values. The
-// attribute name and the operators are case-insensitive, as SCIM has them; the value is a JSON
-// string, so `\"` and `\\` are its only way to hold a quote or a backslash.
-func parseSCIMFilter(f, attr string) ([]string, error) {
-	var values []string
-	rest := f
+// SCIMDomainAttr is the filter attribute of VMware's workspace extension that holds a user's or
+// group's domain (an assumption of docs/vidm-api.md: SCIM 1.1's URN-qualified attribute form).
+const SCIMDomainAttr = SchemaWorkspace + ":domain"
+
+// parseSCIMFilter reads `attr eq "value"` terms joined by ` or `, optionally narrowed to domains:
+// `(attr eq "a" or …) and (urn:…:workspace:1.0:domain eq "d" or …)`. It returns the values and
+// the domains (nil: any). The attribute names and operators are case-insensitive, as SCIM has
+// them; a value is a JSON string, so `\"` and `\\` are its only way to hold a quote or a backslash.
+func parseSCIMFilter(f, attr string) (values, domains []string, err error) {
+	inner, grouped := strings.CutPrefix(f, "(")
+	if !grouped {
+		values, rest, err := parseSCIMTerms(f, attr)
+		if err == nil && rest != "" {
+			err = fmt.Errorf("expected ` or ` after a term, found %q", clipText(rest))
+		}
+		return values, nil, err
+	}
+	values, rest, err := parseSCIMTerms(inner, attr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rest == ")" {
+		return values, nil, nil
+	}
+	after, ok := cutFold(rest, ") and (")
+	if !ok {
+		return nil, nil, fmt.Errorf("expected `) and (` after the names, found %q", clipText(rest))
+	}
+	domains, rest, err = parseSCIMTerms(after, SCIMDomainAttr)
+	if err == nil && rest != ")" {
+		err = fmt.Errorf("expected `)` after the domains, found %q", clipText(rest))
+	}
+	return values, domains, err
+}
+
+// parseSCIMTerms reads `attr eq "v"` terms joined by ` or ` at the start of f, and returns what
+// follows them.
+func parseSCIMTerms(f, attr string) (values []string, rest string, err error) {
+	rest = f
 	for {
 		v, after, err := parseSCIMTerm(rest, attr)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		values = append(values, v)
-		if after == "" {
-			break
-		}
-		var ok bool
-		if rest, ok = cutFold(after, " or "); !ok {
-			return nil, fmt.Errorf("expected ` or ` after a term, found %q", clipText(after))
+		next, ok := cutFold(after, " or ")
+		if !ok {
+			return values, after, nil
 		}
 		if len(values) == scimMaxTerms {
-			return nil, fmt.Errorf("a filter may join at most %d terms", scimMaxTerms)
+			return nil, "", fmt.Errorf("a filter may join at most %d terms", scimMaxTerms)
 		}
+		rest = next
 	}
-	return values, nil
 }
 
 // parseSCIMTerm reads one `attr eq "value"` at the start of f.
