@@ -45,9 +45,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("vidm-sync-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vidm-sync-worker\n       vidm-sync-worker check [-json] [-group NAME] ...\n       vidm-sync-worker healthcheck [-url URL] [-timeout D]\n\nConfiguration is read from the environment; see README.md. For a laptop (embedded JetStream\nand the vIDM simulator) run vidm-sync-dev: make run.")
+		fmt.Fprintln(stderr, "usage: vidm-sync-worker [-print-config]\n       vidm-sync-worker check [-json] [-group NAME] ...\n       vidm-sync-worker healthcheck [-url URL] [-timeout D]\n\nConfiguration is read from the environment; see README.md. For a laptop (embedded JetStream\nand the vIDM simulator) run vidm-sync-dev: make run.")
 		fs.PrintDefaults()
 	}
+	printConfig := fs.Bool("print-config", false, "print the configuration, one setting per line with secrets masked, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,6 +64,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log.Info("starting vidm-sync-worker", "config", cfg)
+	if *printConfig {
+		return cfg.WriteSettings(stdout)
+	}
+	if cfg.LogFormat == "json" {
+		log.Info("starting vidm-sync-worker", "config", cfg)
+	} else {
+		// A terminal gets a line it can read; the whole configuration is -print-config's (and
+		// debug's).
+		log.Info("starting vidm-sync-worker (every setting: vidm-sync-worker -print-config)", "config", cfg.Summary())
+		log.Debug("configuration", "config", cfg)
+	}
 	return worker.Run(ctx, cfg, log, worker.WithReload(worker.ReloadSignals(ctx)))
 }

@@ -86,3 +86,23 @@ func TestCheckExitCodes(t *testing.T) {
 		t.Errorf("check sent %d sync requests", n)
 	}
 }
+
+// -print-config shows every setting on its own line, durations as written, secrets masked.
+func TestPrintConfig(t *testing.T) {
+	var out, errs strings.Builder
+	err := run(context.Background(), []string{"-print-config"}, env(map[string]string{"NATS_URL": "nats://nats:4222", "VIDM_URL": "https://vidm.example.com",
+		"VIDM_CLIENT_ID": "worker", "VIDM_CLIENT_SECRET": "never-print-me-77", "SYNC_DEADLINE": "45m"}), &out, &errs)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var deadline, secret bool
+	for _, l := range lines {
+		f := strings.Fields(l)
+		deadline = deadline || len(f) == 2 && f[0] == "sync_deadline" && f[1] == "45m0s"
+		secret = secret || len(f) == 2 && f[0] == "vidm_client_secret" && f[1] == "[redacted]"
+	}
+	if len(lines) < 50 || !deadline || !secret || strings.Contains(out.String()+errs.String(), "never-print-me-77") {
+		t.Fatalf("%d lines, sync_deadline 45m0s %t, secret masked %t:\n%s", len(lines), deadline, secret, out.String())
+	}
+}

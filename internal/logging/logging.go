@@ -22,9 +22,19 @@ func New(format, level string, w io.Writer) (*slog.Logger, error) {
 	case "text":
 		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, NoColor: !isTerminal(w)})), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationText})), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+// durationText writes durations as Go duration strings ("1.35s", "30m0s") rather than the JSON
+// handler's integer nanoseconds, which nobody reads: the same form the configuration takes them
+// in, and the text logs show.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 func isTerminal(w io.Writer) bool {

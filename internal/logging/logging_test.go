@@ -2,8 +2,10 @@ package logging_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
 )
@@ -32,5 +34,25 @@ func TestNew(t *testing.T) {
 		if _, err := logging.New(bad[0], bad[1], &b); err == nil {
 			t.Errorf("New(%q, %q) accepted", bad[0], bad[1])
 		}
+	}
+}
+
+// Durations read as people write them, at the top level and inside groups (the start-up
+// configuration), never as integer nanoseconds.
+func TestJSONDurationsAreText(t *testing.T) {
+	var b strings.Builder
+	log, err := logging.New("json", "info", &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("retrying", "retry_in", 1353465261*time.Nanosecond, slog.Group("config", slog.Duration("sync_deadline", 30*time.Minute)))
+	var line struct {
+		RetryIn string `json:"retry_in"`
+		Config  struct {
+			SyncDeadline string `json:"sync_deadline"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(b.String()), &line); err != nil || line.RetryIn != "1.353465261s" || line.Config.SyncDeadline != "30m0s" {
+		t.Fatalf("json output %q (%v): want durations as strings", b.String(), err)
 	}
 }

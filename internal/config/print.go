@@ -1,0 +1,43 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
+)
+
+// Summary is the few settings an operator looks for first in the start-up line of a terminal
+// log; WriteSettings (vidm-sync-worker -print-config) shows every one.
+func (c Config) Summary() slog.Value {
+	identity := slog.String("vidm_url", natsconn.RedactURLs(c.VIDMURL))
+	if c.TenantsFile != "" {
+		identity = slog.String("tenants_file", c.TenantsFile)
+	}
+	return slog.GroupValue(
+		slog.String("nats_url", natsconn.RedactURLs(c.NATSURL)),
+		identity,
+		slog.String("admin_addr", c.AdminAddr),
+		slog.Bool("ingress", c.IngressEnabled),
+		slog.Duration("coalesce_window", c.CoalesceWindow),
+		slog.Bool("readiness_check", c.ReadinessCheck),
+	)
+}
+
+// WriteSettings writes every setting one per line, secrets masked as in LogValue: what
+// -print-config shows, for a person to read.
+func (c Config) WriteSettings(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, a := range c.LogValue().Group() {
+		v := a.Value.Resolve()
+		text := v.String()
+		if v.Kind() == slog.KindAny {
+			text = fmt.Sprint(v.Any())
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", a.Key, strings.TrimSpace(text))
+	}
+	return tw.Flush()
+}
