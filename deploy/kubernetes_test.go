@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -887,5 +888,40 @@ func TestTenantsExampleLoads(t *testing.T) {
 	}
 	if got := f.Names(); !slices.Equal(got, []string{"corp", "lab", "vcf"}) || f.DefaultTenant != "corp" {
 		t.Fatalf("tenants %v (default %q)", got, f.DefaultTenant)
+	}
+}
+
+// TestAlertRulesReadOurMetrics: every alert has a summary and a severity, and reads only metrics
+// the worker exposes (the dashboard's, which a test in internal/ops/metrics holds to exactly the
+// worker's).
+func TestAlertRulesReadOurMetrics(t *testing.T) {
+	m := loadManifests(t)
+	dash, err := os.ReadFile(filepath.Join("grafana", "vidm-sync-worker.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`dirsync_[a-z_]+`)
+	alerts := 0
+	for _, o := range m.all {
+		r, ok := o.obj.(*prometheusRule)
+		if !ok {
+			continue
+		}
+		for _, g := range r.Spec.Groups {
+			for _, rule := range g.Rules {
+				alerts++
+				if rule.Alert == "" || rule.Annotations["summary"] == "" || rule.Labels["severity"] == "" {
+					t.Errorf("%s: rule %+v needs an alert name, a summary and a severity", o.file, rule)
+				}
+				for _, n := range names.FindAllString(rule.Expr, -1) {
+					if !strings.Contains(string(dash), n) {
+						t.Errorf("%s: alert %s reads %s, which the worker does not expose", o.file, rule.Alert, n)
+					}
+				}
+			}
+		}
+	}
+	if alerts < 4 {
+		t.Errorf("%d alert rules, want the tenant, stuck directory, token and readiness alerts", alerts)
 	}
 }

@@ -44,6 +44,24 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// prometheusRule is the part of the Prometheus Operator's PrometheusRule the manifests use.
+type prometheusRule struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Alert       string            `json:"alert"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for,omitempty"`
+				Labels      map[string]string `json:"labels,omitempty"`
+				Annotations map[string]string `json:"annotations,omitempty"`
+			} `json:"rules"`
+		} `json:"groups"`
+	} `json:"spec"`
+}
+
 // kustomization is the part of kustomize.config.k8s.io/v1beta1 Kustomization the base uses.
 type kustomization struct {
 	APIVersion string   `json:"apiVersion"`
@@ -69,6 +87,7 @@ var kinds = map[string]func() any{
 	"policy/v1 PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
 	"networking.k8s.io/v1 NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
 	"monitoring.coreos.com/v1 ServiceMonitor": func() any { return &serviceMonitor{} },
+	"monitoring.coreos.com/v1 PrometheusRule": func() any { return &prometheusRule{} },
 }
 
 // manifests holds every document under kubernetes/, decoded strictly.
@@ -160,6 +179,8 @@ func hasContent(doc []byte) bool {
 func objectMeta(obj any) metav1.ObjectMeta {
 	switch o := obj.(type) {
 	case *serviceMonitor:
+		return o.Metadata
+	case *prometheusRule:
 		return o.Metadata
 	case metav1.Object:
 		return metav1.ObjectMeta{Name: o.GetName(), Namespace: o.GetNamespace(), Labels: o.GetLabels()}

@@ -83,7 +83,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	probes := health.New(health.Options{Checks: []health.Check{
 		health.NATSConnected(nc),
 		health.JetStreamStarting(),
-		health.Backends(backendStates(tr), cfg.ReadyVIDMInterval, time.Now),
+		health.Backends(backendStates(tr), cfg.ReadyVIDMInterval, time.Now, m.TenantsUp),
 	}})
 	adminPort, err := startAdmin(ctx, cfg, o, metrics.Handler(reg), probes, log)
 	if err != nil {

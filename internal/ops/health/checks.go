@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -154,10 +155,11 @@ func unreachable(err error) error { return fmt.Errorf("vIDM unreachable: %w", er
 // Backends is VIDM over every configured tenant, named "vidm" as well. It passes while any
 // tenant's backend passes: the replica still serves the others, and taking it out of service
 // would not bring the failing one back. When all fail, the error names each tenant's cause.
-// tenants is read on every check, so a reloaded configuration is followed.
-func Backends(tenants func() map[string]VIDMState, interval time.Duration, now func() time.Time) Check {
-	b := &backends{tenants: tenants, interval: interval, now: now, probers: map[string]*tenantProber{}}
-	return Check{Name: NameVIDM, Run: b.check}
+// tenants is read on every check, so a reloaded configuration is followed. observe, when set,
+// hears every tenant's result of each run (dirsync_tenant_up); the check's Parts give the last.
+func Backends(tenants func() map[string]VIDMState, interval time.Duration, now func() time.Time, observe func(map[string]error)) Check {
+	b := &backends{tenants: tenants, interval: interval, now: now, probers: map[string]*tenantProber{}, observe: observe}
+	return Check{Name: NameVIDM, Run: b.check, Parts: b.lastResults}
 }
 
 type backends struct {
@@ -165,8 +167,31 @@ type backends struct {
 	interval time.Duration
 	now      func() time.Time
 
+	observe func(map[string]error)
+
 	mu      sync.Mutex
 	probers map[string]*tenantProber
+	last    map[string]error // each tenant's result in the last run
+}
+
+func (b *backends) lastResults() map[string]error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.last)
+}
+
+// record keeps each tenant's result of a run and tells the observer.
+func (b *backends) record(names []string, errs []error) {
+	res := make(map[string]error, len(names))
+	for i, n := range names {
+		res[n] = errs[i]
+	}
+	b.mu.Lock()
+	b.last = res
+	b.mu.Unlock()
+	if b.observe != nil {
+		b.observe(maps.Clone(res))
+	}
 }
 
 type tenantProber struct {
@@ -202,6 +227,7 @@ func (b *backends) check(ctx context.Context) error {
 		wg.Go(func() { errs[i] = run(ctx) })
 	}
 	wg.Wait()
+	b.record(names, errs)
 	var failed []error
 	for i, err := range errs {
 		if err == nil {

@@ -23,6 +23,9 @@ const DefaultTimeout = 2 * time.Second
 type Check struct {
 	Name string // the key of its result in the readiness answer
 	Run  func(ctx context.Context) error
+	// Parts, when set, gives the result of each part (tenant) in the check's last run, for the
+	// verbose readiness answer.
+	Parts func() map[string]error
 }
 
 // Options configures Health.
@@ -78,6 +81,9 @@ type CheckResult struct {
 type Report struct {
 	Status string                 `json:"status"` // "ready" or "not ready"
 	Checks map[string]CheckResult `json:"checks"`
+	// Tenants is each tenant's own result (/readyz?verbose): the vidm check passes while any
+	// tenant's identity system answers.
+	Tenants map[string]CheckResult `json:"tenants,omitempty"`
 }
 
 // Healthz answers 200 {"status":"ok"} for as long as the process serves requests.
@@ -91,12 +97,36 @@ func (h *Health) Healthz() http.Handler {
 func (h *Health) Readyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rep := h.Run(r.Context())
+		if r.URL.Query().Has("verbose") {
+			rep.Tenants = h.parts()
+		}
 		code := http.StatusOK
 		if rep.Status != "ready" {
 			code = http.StatusServiceUnavailable
 		}
 		writeJSON(w, r, code, rep)
 	})
+}
+
+// parts is the per-tenant results of the checks that have them, from their last run.
+func (h *Health) parts() map[string]CheckResult {
+	h.mu.Lock()
+	checks := slices.Clone(h.checks)
+	h.mu.Unlock()
+	out := map[string]CheckResult{}
+	for _, c := range checks {
+		if c.Parts == nil {
+			continue
+		}
+		for name, err := range c.Parts() {
+			if err != nil {
+				out[name] = CheckResult{Error: err.Error()}
+			} else {
+				out[name] = CheckResult{OK: true}
+			}
+		}
+	}
+	return out
 }
 
 // Run runs all checks concurrently, each with the timeout, and reports their results.

@@ -368,3 +368,34 @@ func TestVIDMCheckUsesRecentTraffic(t *testing.T) {
 		t.Fatalf("check after the worker's credentials were rejected: %v, want credentials rejected", err)
 	}
 }
+
+// With several tenants /readyz stays ready while one answers; ?verbose and the observer (the
+// dirsync_tenant_up gauge) say which one is down and why.
+func TestReadinessPerTenant(t *testing.T) {
+	good, bad := newVIDM(t), newVIDM(t)
+	bad.sim.SetFault(vidmsim.EndpointDirectories, vidmsim.Fault{Status: http.StatusServiceUnavailable})
+	var mu sync.Mutex
+	var observed map[string]error
+	h := health.New(health.Options{Timeout: 2 * time.Second, Checks: []health.Check{
+		health.Backends(func() map[string]health.VIDMState {
+			return map[string]health.VIDMState{"good": good.client, "bad": bad.client}
+		}, time.Minute, good.clock.Now, func(m map[string]error) { mu.Lock(); observed = m; mu.Unlock() }),
+	}})
+	rec := httptest.NewRecorder()
+	h.Readyz().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz?verbose", nil))
+	var rep health.Report
+	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 200 || !rep.Tenants["good"].OK || rep.Tenants["bad"].OK || !strings.Contains(rep.Tenants["bad"].Error, "vIDM unreachable") {
+		t.Fatalf("verbose readiness %d %+v: want ready, tenant bad down with its cause", rec.Code, rep)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(observed) != 2 || observed["good"] != nil || observed["bad"] == nil {
+		t.Fatalf("observed %v, want good up and bad down", observed)
+	}
+	if _, plain := get(t, h.Readyz()); plain.Tenants != nil {
+		t.Errorf("plain /readyz lists tenants %+v; only ?verbose does", plain.Tenants)
+	}
+}

@@ -6,6 +6,7 @@ package metrics_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"regexp"
 	"slices"
@@ -57,6 +58,7 @@ var metricTypes = map[string]dto.MetricType{
 	"dirsync_config_last_reload_success_timestamp_seconds": dto.MetricType_GAUGE,
 	"dirsync_scheduled_triggers_total":                     dto.MetricType_COUNTER,
 	"dirsync_readiness_principals_total":                   dto.MetricType_COUNTER,
+	"dirsync_tenant_up":                                    dto.MetricType_GAUGE,
 }
 
 // exercised returns our families, gathered after every hook and callback ran once, so that every
@@ -98,6 +100,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	m.TokenCheckFailed("vcf")
 	m.ConfigReloaded(true)
 	m.ScheduleFired("default", nil)
+	m.TenantsUp(map[string]error{"default": nil, "vcf": errors.New("down")})
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -278,7 +281,7 @@ func TestDashboardLayout(t *testing.T) {
 		"Syncs": {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total",
 			"dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds"},
 		"vIDM":      {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
-		"Readiness": {"dirsync_readiness_principals_total"},
+		"Readiness": {"dirsync_readiness_principals_total", "dirsync_tenant_up"},
 		"State":     {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters", "dirsync_run_failures", "dirsync_directory_stuck"},
 		"Sync-client tokens": {"dirsync_sync_client_token_expiry_timestamp_seconds", "dirsync_sync_client_token_warnings_total",
 			"dirsync_sync_client_token_check_failures_total"},

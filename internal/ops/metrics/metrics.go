@@ -87,6 +87,7 @@ type Metrics struct {
 	lastReloadSuccess  prometheus.Gauge
 	scheduled          *prometheus.CounterVec
 	readiness          *prometheus.CounterVec
+	tenantUp           *prometheus.GaugeVec
 }
 
 // Values of dirsync_config_reloads_total{result} and dirsync_scheduled_triggers_total{result}.
@@ -199,6 +200,10 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "dirsync_readiness_principals_total",
 			Help: `Covered triggers' groups and users looked up after a sync, by tenant and answer: "visible", "not_visible" (probably outside the directory's sync scope), "unknown" (the lookup failed) or "not_checked" (the identity system offers no lookup). Alert on not_visible.`,
 		}, []string{"tenant", "answer"}),
+		tenantUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dirsync_tenant_up",
+			Help: "1 when the tenant's identity system answered the last readiness check with accepted credentials, 0 when it did not (/readyz?verbose says why). /readyz stays ready while any tenant is up.",
+		}, []string{"tenant"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dirsync_build_info",
@@ -213,7 +218,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	reg.MustRegister(m.received, m.accepted, m.alreadyReported, m.deadLettered, m.syncsStarted, m.syncsCompleted,
 		m.syncsFailed, m.syncDuration, m.triggerToRes, m.vidmRequests, m.vidmDuration,
 		m.tokenRefreshes, m.scrapeErrors, buildInfo, m.syncsDelegated, m.tokenExpiry, m.tokenWarnings,
-		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled, m.readiness)
+		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled, m.readiness, m.tenantUp)
 	m.types = boundedSet{max: maxTypes, seen: map[string]bool{}}
 	// The error series exist from the start (WithLabelValues creates them), so that rate() and
 	// alerts see a zero before the first failure.
@@ -335,6 +340,19 @@ func (m *Metrics) TriggersReported(r *dirsync.Run, triggers []dirsync.Trigger) {
 		if t.Ready != nil {
 			m.readiness.WithLabelValues(r.Tenant, string(t.Ready.Answer)).Inc()
 		}
+	}
+}
+
+// TenantsUp sets dirsync_tenant_up from a readiness check's per-tenant results; tenants no
+// longer configured leave the metric.
+func (m *Metrics) TenantsUp(results map[string]error) {
+	m.tenantUp.Reset()
+	for tenant, err := range results {
+		up := 0.0
+		if err == nil {
+			up = 1
+		}
+		m.tenantUp.WithLabelValues(tenant).Set(up)
 	}
 }
 

@@ -679,3 +679,16 @@ func TestHandlerServesOpenMetrics(t *testing.T) {
 		t.Errorf("body lacks build info or the OpenMetrics EOF:\n%s", body)
 	}
 }
+
+func TestTenantsUp(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, metrics.Options{})
+	m.TenantsUp(map[string]error{"default": nil, "emea": errors.New("vIDM unreachable")})
+	if up, down := mustValue(t, reg, "dirsync_tenant_up", l("tenant", "default")), mustValue(t, reg, "dirsync_tenant_up", l("tenant", "emea")); up != 1 || down != 0 {
+		t.Fatalf("default %v, emea %v; want 1 and 0", up, down)
+	}
+	m.TenantsUp(map[string]error{"default": nil})
+	if _, ok := value(t, reg, "dirsync_tenant_up", l("tenant", "emea")); ok {
+		t.Fatal("a tenant no longer configured still has a series")
+	}
+}
