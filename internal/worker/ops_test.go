@@ -448,3 +448,30 @@ func TestHTTPIngressOfALiveWorker(t *testing.T) {
 	}
 	h.waitReported(10*time.Second, "vro-43")
 }
+
+// A running sync's progress, as the identity system reports it, shows in the runs API, and a
+// finished run keeps none.
+func TestRunningSyncShowsItsProgress(t *testing.T) {
+	h := newHarness(t, 3*time.Second, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+	corp := base + "/api/v1/directories/default/" + corpID
+	id := h.publish(group("corp.example.com", "proj-progress"))
+	var seen int
+	poll.Until(t, 10*time.Second, "the running run's progress", func() bool {
+		var runs struct{ Runs []control.Run }
+		callJSON(t, "GET", corp+"/runs", readToken, nil, http.StatusOK, &runs)
+		for _, r := range runs.Runs {
+			if r.Status == control.RunRunning && r.Progress != nil && *r.Progress > 0 && *r.Progress < 100 {
+				seen = *r.Progress
+				return true
+			}
+		}
+		return false
+	})
+	h.waitReported(15*time.Second, id)
+	var runs struct{ Runs []control.Run }
+	callJSON(t, "GET", corp+"/runs", readToken, nil, http.StatusOK, &runs)
+	if len(runs.Runs) != 1 || runs.Runs[0].Status != control.RunCompleted || runs.Runs[0].Progress != nil {
+		t.Fatalf("after the sync (progress %d%% seen while running): %+v, want one completed run without progress", seen, runs.Runs)
+	}
+}

@@ -82,6 +82,7 @@ type runView struct {
 	Attempts                                          []contract.Attempt
 	Delegation                                        *backend.Delegation
 	Readiness                                         *dirsync.Readiness
+	Progress                                          *int
 	Created, Started, Finished                        timeView
 	Duration                                          string
 	TriggerCount                                      int
@@ -380,7 +381,7 @@ func (s *server) troubleView(tr control.Trouble, now time.Time) *troubleView {
 func (s *server) runView(r control.Run, now time.Time) runView {
 	v := runView{
 		ID: r.RunID, Status: r.Status, StatusClass: strings.ToLower(r.Status), Phase: r.Phase,
-		Holder: r.Holder, Connector: r.Connector, Attempts: r.Attempts, Delegation: r.Delegation, Readiness: r.Readiness, Created: s.timeView(r.CreatedAt, now),
+		Holder: r.Holder, Connector: r.Connector, Attempts: r.Attempts, Delegation: r.Delegation, Readiness: r.Readiness, Progress: r.Progress, Created: s.timeView(r.CreatedAt, now),
 		TriggerCount: r.TriggerCount, TriggerCountText: thousands(r.TriggerCount), Error: r.Error,
 		InFlight: r.FinishedAt == nil,
 	}

@@ -323,6 +323,7 @@ func (s *Service) runView(r *dirsync.Run, count int, inFlight bool) Run {
 	case r.Phase == dirsync.PhasePosted:
 		v.Status = RunRunning
 		v.DurationMs = s.cfg.Now().Sub(r.StartedAt).Milliseconds()
+		v.Progress = r.Progress
 	default:
 		v.Status = RunQueued
 	}

@@ -82,6 +82,8 @@ type Run struct {
 	Attempts []contract.Attempt `json:"attempts,omitempty"`
 	// Delegation: for a DELEGATED run, who keeps the directory current.
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
+	// Progress: the running sync's progress in percent, as the identity system last reported it.
+	Progress *int `json:"progress,omitempty"`
 	// Readiness: what the readiness check found of the covered groups and users, with the first
 	// few not visible by name.
 	Readiness *dirsync.Readiness `json:"readiness,omitempty"`

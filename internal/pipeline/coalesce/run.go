@@ -244,6 +244,7 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	remaining := max(t.SyncDeadline-e.cfg.Now().Sub(run.StartedAt), time.Second)
 	opts := e.waitOptions(t, remaining, before)
 	opts.PostedAt, opts.ConfirmAfter = run.StartedAt, t.ConfirmAfter
+	opts.Progress = func(st backend.SyncState) { e.noteProgress(ctx, run, st) }
 	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, opts)
 	switch {
 	case errors.Is(err, backend.ErrSyncTimeout):
@@ -263,6 +264,19 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		}
 	}
 	return e.record(ctx, run, o)
+}
+
+// noteProgress records the progress a poll of the running sync reported, when it changed, so
+// that every replica's operator views show it. A failed write only loses the figure.
+func (e *Engine) noteProgress(ctx context.Context, run *dirsync.Run, st backend.SyncState) {
+	if st.Status != backend.StatusRunning || st.Progress < 0 || run.Progress != nil && *run.Progress == st.Progress {
+		return
+	}
+	p := st.Progress
+	run.Progress = &p
+	if err := e.store.SaveRun(ctx, run); err != nil {
+		e.log.Debug("recording the sync's progress failed", "run_id", run.RunID, "err", err)
+	}
 }
 
 func finishedAt(st backend.SyncState, now time.Time) time.Time {
@@ -301,7 +315,7 @@ func (e *Engine) record(ctx context.Context, run *dirsync.Run, o dirsync.Outcome
 	}
 	o.ErrMessage = safetext.Clean(o.ErrMessage, maxErrMessage)
 	o.RecordedAt = e.cfg.Now()
-	run.Phase, run.Outcome = dirsync.PhaseReported, &o
+	run.Phase, run.Outcome, run.Progress = dirsync.PhaseReported, &o, nil
 	return e.store.SaveRun(ctx, run)
 }
 

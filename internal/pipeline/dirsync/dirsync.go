@@ -235,6 +235,9 @@ type Run struct {
 	Readiness *Readiness `json:"readiness,omitempty"`
 	// Trouble is set while the run keeps failing, for operator views on every replica.
 	Trouble *Trouble `json:"trouble,omitempty"`
+	// Progress is the sync's progress in percent as the identity system last reported it
+	// while it ran, for operator views; -1 or absent when it reports none.
+	Progress *int `json:"progress,omitempty"`
 	// Keys and Triggers are how a worker before paging kept the covered triggers, read so that
 	// a run such a worker left is finished after an upgrade; never written by this version.
 	Keys     []string  `json:"keys,omitempty"`
