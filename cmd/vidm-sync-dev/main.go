@@ -71,7 +71,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	}
 	log.Info("dev mode", "nats_url", cfg.NATSURL, "vidm_url", cfg.VIDMURL, "vidm_ca_file", cfg.VIDMCAFile,
 		"status_page", "http://"+worker.LocalAdminAddr(cfg.AdminAddr)+"/")
-	log.Info("starting vidm-sync-worker", "config", cfg.Summary())
-	log.Debug("configuration", "config", cfg)
+	cfg.LogStart(log)
 	return worker.Run(ctx, cfg, log, worker.WithReload(worker.ReloadSignals(ctx)))
 }

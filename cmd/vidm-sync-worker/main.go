@@ -67,13 +67,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *printConfig {
 		return cfg.WriteSettings(stdout)
 	}
-	if cfg.LogFormat == "json" {
-		log.Info("starting vidm-sync-worker", "config", cfg)
-	} else {
-		// A terminal gets a line it can read; the whole configuration is -print-config's (and
-		// debug's).
-		log.Info("starting vidm-sync-worker (every setting: vidm-sync-worker -print-config)", "config", cfg.Summary())
-		log.Debug("configuration", "config", cfg)
-	}
+	cfg.LogStart(log)
 	return worker.Run(ctx, cfg, log, worker.WithReload(worker.ReloadSignals(ctx)))
 }

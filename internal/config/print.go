@@ -27,6 +27,17 @@ func (c Config) Summary() slog.Value {
 	)
 }
 
+// LogStart logs the start-up line: in JSON the whole configuration, for log pipelines; in text a
+// line a terminal can read, the whole configuration at debug and in -print-config.
+func (c Config) LogStart(log *slog.Logger) {
+	if c.LogFormat == "json" {
+		log.Info("starting vidm-sync-worker", "config", c)
+		return
+	}
+	log.Info("starting vidm-sync-worker (every setting: vidm-sync-worker -print-config)", "config", c.Summary())
+	log.Debug("configuration", "config", c)
+}
+
 // WriteSettings writes every setting one per line, secrets masked as in LogValue: what
 // -print-config shows, for a person to read.
 func (c Config) WriteSettings(w io.Writer) error {
