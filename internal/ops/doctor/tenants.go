@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func checkTenant(ctx context.Context, t tenants.Tenant, o Options, sample bool) 
 	s := Section{Name: t.Name, Kind: string(t.Backend), URL: natsconn.RedactURLs(t.URL)}
 	hc := systems.Config(t)
 	hc.Logger = o.Logger
-	hc.RequestTimeout = min(cmpDur(hc.RequestTimeout, o.Timeout), o.Timeout)
+	hc.RequestTimeout = min(cmp.Or(hc.RequestTimeout, o.Timeout), o.Timeout)
 	c, err := systems.New(hc)
 	if err != nil {
 		s.Checks = append(s.Checks, Check{Name: "configuration", Status: Fail, Detail: err.Error()})
@@ -96,13 +97,6 @@ func listDirectories(dirs []backend.Directory) string {
 		parts = append(parts, p+")")
 	}
 	return strings.Join(parts, "; ")
-}
-
-func cmpDur(a, b time.Duration) time.Duration {
-	if a > 0 {
-		return a
-	}
-	return b
 }
 
 func tlsCheck(ctx context.Context, c *httpcore.Client, o Options) Check {
@@ -204,19 +198,12 @@ func describeState(st backend.SyncState, err error) string {
 		parts = append(parts, "connector "+st.Connector)
 	}
 	if d := st.Delegation; d != nil {
-		parts = append(parts, fmt.Sprintf("kept current by %s (%s)", cmpStr(d.ProviderName, d.Source), d.Kind))
+		parts = append(parts, fmt.Sprintf("kept current by %s (%s)", cmp.Or(d.ProviderName, d.Source), d.Kind))
 		if !d.TokenExpiresAt.IsZero() {
 			parts = append(parts, "sync-client token expires "+d.TokenExpiresAt.UTC().Format(time.DateOnly))
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-func cmpStr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // signals lists what this status tells the worker about whether a sync is the one it asked for.
