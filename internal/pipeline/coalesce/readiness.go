@@ -38,13 +38,14 @@ func (e *Engine) checkReadiness(ctx context.Context, t Tenant, run *dirsync.Run,
 	if len(ps) == 0 {
 		return
 	}
-	found := e.lookup(ctx, t, run, ps)
+	dir := e.directory(ctx, t, run) // once for the page and its re-check
+	found := e.lookup(ctx, t, run, dir, ps)
 	if due := run.Outcome.RecordedAt.Add(t.RecheckAfter); anyNotFound(found) && e.cfg.Now().Before(due) {
 		if err := backoff.Wait(ctx, due.Sub(e.cfg.Now())); err != nil {
 			return // stopping: the page is checked again by whoever resumes the run
 		}
 		again, idx := notFound(ps, found)
-		for i, f := range e.lookup(ctx, t, run, again) {
+		for i, f := range e.lookup(ctx, t, run, dir, again) {
 			found[idx[i]] = f
 		}
 	}
@@ -75,7 +76,7 @@ func (e *Engine) withinBudget(run *dirsync.Run, page []dirsync.Trigger) []dirsyn
 }
 
 // lookup asks the tenant's backend about ps; principals it could not answer are Unknown.
-func (e *Engine) lookup(ctx context.Context, t Tenant, run *dirsync.Run, ps []backend.Principal) []lookupAnswer {
+func (e *Engine) lookup(ctx context.Context, t Tenant, run *dirsync.Run, dir backend.Directory, ps []backend.Principal) []lookupAnswer {
 	out := make([]lookupAnswer, len(ps))
 	l, ok := t.Backend.(backend.PrincipalLookup)
 	if !ok {
@@ -84,7 +85,7 @@ func (e *Engine) lookup(ctx context.Context, t Tenant, run *dirsync.Run, ps []ba
 		}
 		return out
 	}
-	found, err := l.LookupPrincipals(ctx, e.directory(ctx, t, run), ps)
+	found, err := l.LookupPrincipals(ctx, dir, ps)
 	unsupported := errors.Is(err, backend.ErrLookupUnsupported)
 	if err != nil && !unsupported {
 		e.log.Warn("looking up the sync's groups and users failed; they are reported unknown", "run_id", run.RunID,
