@@ -71,6 +71,25 @@ func (r *fakeResults) runs() []*dirsync.Run {
 	return append([]*dirsync.Run(nil), r.finished...)
 }
 
+// runUntilReported runs an engine on store with one backend until a run is reported and every
+// lease released (the result comes before the pending set is cleared), then stops it and returns
+// the reported runs.
+func runUntilReported(t *testing.T, store *dirstate.Store, b coalesce.Backend, holder string) []*dirsync.Run {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := &fakeResults{}
+	eng := coalesce.New(coalesce.Config{Holder: holder, Window: time.Millisecond, LeaseTTL: 5 * time.Second, PollInitial: 10 * time.Millisecond},
+		store, coalesce.OneTenant(b), res)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	poll.Until(t, 10*time.Second, "a run to be reported and forgotten", func() bool {
+		return len(res.runs()) > 0 && eng.LeasesHeld() == 0
+	})
+	cancel()
+	<-done
+	return res.runs()
+}
+
 func newStore(t *testing.T) *dirstate.Store {
 	t.Helper()
 	js := natstest.JetStream(t)
@@ -118,18 +137,7 @@ func TestResumeAfterCrashAroundThePOST(t *testing.T) {
 				t.Fatal(err)
 			}
 			v := &fakeVIDM{status: tt.vidmNow}
-			res := &fakeResults{}
-			eng := coalesce.New(coalesce.Config{Holder: "next", Window: time.Millisecond, LeaseTTL: 5 * time.Second, PollInitial: 10 * time.Millisecond},
-				store, coalesce.OneTenant(v), res)
-			done := make(chan struct{})
-			go func() { defer close(done); _ = eng.Run(ctx) }()
-			// Reported, then forgotten: the result comes before the pending set is cleared.
-			poll.Until(t, 10*time.Second, "the resumed run to be reported and forgotten", func() bool {
-				return len(res.runs()) > 0 && eng.LeasesHeld() == 0
-			})
-			cancel()
-			<-done
-			got := res.runs()
+			got := runUntilReported(t, store, v, "next")
 			if len(got) != 1 || got[0].RunID != "run-crashed" || got[0].Outcome.Status != "COMPLETED" {
 				t.Fatalf("reported %+v, want the crashed run completed once", got)
 			}
@@ -161,14 +169,7 @@ func TestRunOfADirectoryTurnedOffFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := &turnedOff{fakeVIDM{status: httpcore.SyncState{Status: httpcore.StatusUndefined}}}
-	res := &fakeResults{}
-	eng := coalesce.New(coalesce.Config{Holder: "h", Window: time.Millisecond, LeaseTTL: 5 * time.Second}, store, coalesce.OneTenant(v), res)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = eng.Run(ctx) }()
-	poll.Until(t, 10*time.Second, "the run reported", func() bool { return len(res.runs()) > 0 && eng.LeasesHeld() == 0 })
-	cancel()
-	<-done
-	got := res.runs()
+	got := runUntilReported(t, store, v, "h")
 	if len(got) != 1 || got[0].Outcome.Status != contract.StatusFailed || got[0].Outcome.ErrCode != contract.CodeSyncDisabled || v.postCount() != 0 {
 		t.Fatalf("reported %+v after %d POSTs, want one FAILED %s and no POST", got[0].Outcome, v.postCount(), contract.CodeSyncDisabled)
 	}
