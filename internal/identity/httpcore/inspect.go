@@ -1,6 +1,7 @@
 package httpcore
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -40,7 +41,7 @@ func (c *Client) InspectTLS(ctx context.Context) (*Chain, error) {
 		return nil, nil
 	}
 	host := c.base.Hostname()
-	addr := net.JoinHostPort(host, cmpPort(c.base.Port()))
+	addr := net.JoinHostPort(host, cmp.Or(c.base.Port(), "443"))
 	d := tls.Dialer{Config: &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //nolint:gosec // inspected, then verified below
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -58,13 +59,6 @@ func (c *Client) InspectTLS(ctx context.Context) (*Chain, error) {
 		ch.Verified = true
 	}
 	return ch, nil
-}
-
-func cmpPort(p string) string {
-	if p == "" {
-		return "443"
-	}
-	return p
 }
 
 // verify checks certs for host against the system roots plus the client's CA file.
