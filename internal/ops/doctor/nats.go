@@ -63,58 +63,62 @@ func (h missingHint) check(name string, err error) Check {
 	return Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%v: with MANAGE_STREAMS=false the worker does not create it; apply deploy/nats/streams", err)}
 }
 
-func streamCheck(ctx context.Context, js jetstream.JetStream, o Options, name string, hint missingHint) Check {
-	cn := "stream " + name
-	info, err := bounded(ctx, o, func(c context.Context) (*jetstream.StreamInfo, error) {
-		st, err := js.Stream(c, name)
-		if err != nil {
-			return nil, err
-		}
-		return st.Info(c)
-	})
+// resourceCheck reads one stream, consumer or bucket the worker uses: missing is the hint's
+// warning or failure, another error a failure (with failHint, when there is one), else OK with
+// describe's account of it.
+func resourceCheck[T any](ctx context.Context, o Options, hint missingHint, name, failHint string,
+	read func(context.Context) (T, error), describe func(T) string) Check {
+	v, err := bounded(ctx, o, read)
 	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return hint.check(cn, err)
+	case errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrBucketNotFound):
+		return hint.check(name, err)
+	case err != nil && failHint != "":
+		return Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%v (%s)", err, failHint)}
 	case err != nil:
-		return Check{Name: cn, Status: Fail, Detail: fmt.Sprintf("%v (is the user allowed $JS.API.STREAM.INFO.%s?)", err, name)}
+		return Check{Name: name, Status: Fail, Detail: err.Error()}
 	}
-	return Check{Name: cn, Status: OK, Detail: fmt.Sprintf("subjects %v, %d messages, %s storage, %d replicas",
-		info.Config.Subjects, info.State.Msgs, info.Config.Storage, info.Config.Replicas)}
+	return Check{Name: name, Status: OK, Detail: describe(v)}
+}
+
+func streamCheck(ctx context.Context, js jetstream.JetStream, o Options, name string, hint missingHint) Check {
+	return resourceCheck(ctx, o, hint, "stream "+name, fmt.Sprintf("is the user allowed $JS.API.STREAM.INFO.%s?", name),
+		func(c context.Context) (*jetstream.StreamInfo, error) {
+			st, err := js.Stream(c, name)
+			if err != nil {
+				return nil, err
+			}
+			return st.Info(c)
+		},
+		func(info *jetstream.StreamInfo) string {
+			return fmt.Sprintf("subjects %v, %d messages, %s storage, %d replicas",
+				info.Config.Subjects, info.State.Msgs, info.Config.Storage, info.Config.Replicas)
+		})
 }
 
 func consumerCheck(ctx context.Context, js jetstream.JetStream, o Options, stream, name string, hint missingHint) Check {
-	cn := "consumer " + name
-	info, err := bounded(ctx, o, func(c context.Context) (*jetstream.ConsumerInfo, error) {
-		cons, err := js.Consumer(c, stream, name)
-		if err != nil {
-			return nil, err
-		}
-		return cons.Info(c)
-	})
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
-		return hint.check(cn, err)
-	case err != nil:
-		return Check{Name: cn, Status: Fail, Detail: err.Error()}
-	}
-	return Check{Name: cn, Status: OK, Detail: fmt.Sprintf("%d pending, %d awaiting ack, ack wait %s",
-		info.NumPending, info.NumAckPending, info.Config.AckWait.Round(time.Second))}
+	return resourceCheck(ctx, o, hint, "consumer "+name, "",
+		func(c context.Context) (*jetstream.ConsumerInfo, error) {
+			cons, err := js.Consumer(c, stream, name)
+			if err != nil {
+				return nil, err
+			}
+			return cons.Info(c)
+		},
+		func(info *jetstream.ConsumerInfo) string {
+			return fmt.Sprintf("%d pending, %d awaiting ack, ack wait %s", info.NumPending, info.NumAckPending, info.Config.AckWait.Round(time.Second))
+		})
 }
 
 func bucketCheck(ctx context.Context, js jetstream.JetStream, o Options, bucket string, hint missingHint) Check {
-	cn := "bucket " + bucket
-	st, err := bounded(ctx, o, func(c context.Context) (jetstream.KeyValueStatus, error) {
-		kv, err := js.KeyValue(c, bucket)
-		if err != nil {
-			return nil, err
-		}
-		return kv.Status(c)
-	})
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-		return hint.check(cn, err)
-	case err != nil:
-		return Check{Name: cn, Status: Fail, Detail: err.Error()}
-	}
-	return Check{Name: cn, Status: OK, Detail: fmt.Sprintf("%d values, history %d, TTL %s", st.Values(), st.History(), st.TTL())}
+	return resourceCheck(ctx, o, hint, "bucket "+bucket, "",
+		func(c context.Context) (jetstream.KeyValueStatus, error) {
+			kv, err := js.KeyValue(c, bucket)
+			if err != nil {
+				return nil, err
+			}
+			return kv.Status(c)
+		},
+		func(st jetstream.KeyValueStatus) string {
+			return fmt.Sprintf("%d values, history %d, TTL %s", st.Values(), st.History(), st.TTL())
+		})
 }
