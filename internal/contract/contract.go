@@ -33,6 +33,7 @@ const (
 	CodeVIDMError         = "VIDM_ERROR"               // any other permanent vIDM answer
 	CodeUnknownTenant     = "UNKNOWN_TENANT"           // the tenant was removed from the configuration
 	CodeSyncDisabled      = "VIDM_SYNC_DISABLED"       // the directory's sync was turned off after the trigger was accepted
+	CodeCancelled         = "CANCELLED"                // an operator cancelled the trigger before a run took it; no sync ran
 )
 
 // Result statuses.

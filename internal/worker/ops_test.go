@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/vidmsim"
@@ -473,5 +474,116 @@ func TestRunningSyncShowsItsProgress(t *testing.T) {
 	callJSON(t, "GET", corp+"/runs", readToken, nil, http.StatusOK, &runs)
 	if len(runs.Runs) != 1 || runs.Runs[0].Status != control.RunCompleted || runs.Runs[0].Progress != nil {
 		t.Fatalf("after the sync (progress %d%% seen while running): %+v, want one completed run without progress", seen, runs.Runs)
+	}
+}
+
+// TestCancelReportsPendingTriggersWithoutASync: an operator cancels a paused directory's pending
+// triggers; each is reported failed CANCELLED, naming who and why, and vIDM is never asked. A
+// trigger sent after the order is synced as usual.
+func TestCancelReportsPendingTriggersWithoutASync(t *testing.T) {
+	h := newHarness(t, 100*time.Millisecond, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+	corp := base + "/api/v1/directories/default/" + corpID
+	cancelBody := map[string]string{"by": "alice", "reason": "groups created in the wrong OU"}
+
+	var conflict struct{ Reason string }
+	callJSON(t, "POST", corp+"/cancel", adminToken, cancelBody, http.StatusConflict, &conflict)
+	if conflict.Reason != "nothing_pending" {
+		t.Fatalf("cancel with nothing pending: reason %q", conflict.Reason)
+	}
+	callJSON(t, "POST", corp+"/pause", adminToken, map[string]string{"reason": "AD migration"}, http.StatusOK, nil)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.publish(group("corp.example.com", fmt.Sprintf("proj-%d-admins", i))))
+	}
+	poll.Until(t, 10*time.Second, "3 pending triggers", func() bool { return directory(t, base, corpID).PendingTriggers == 3 })
+
+	var c control.Cancellation
+	callJSON(t, "POST", corp+"/cancel", adminToken, cancelBody, http.StatusAccepted, &c)
+	if c.Triggers != 3 || c.By != "alice (admin API)" {
+		t.Fatalf("cancellation: %+v", c)
+	}
+	rs := terminal(h.waitReported(10*time.Second, ids...))
+	for _, r := range rs {
+		e := r.Data.Error
+		if r.Type != contract.TypeFailed || e == nil || e.Code != contract.CodeCancelled || e.Retryable ||
+			!strings.Contains(e.Message, "alice (admin API)") || !strings.Contains(e.Message, "groups created in the wrong OU") {
+			t.Fatalf("result %s: type %s, error %+v", r.ID, r.Type, e)
+		}
+	}
+	if n := len(h.syncsOf(corpID)); n != 0 {
+		t.Fatalf("%d syncs of a cancelled directory", n)
+	}
+	m := scrape(t, base)
+	if v := m[`dirsync_triggers_cancelled_total{directory=Corp AD,tenant=default}`]; v != 3 {
+		t.Errorf("dirsync_triggers_cancelled_total = %v, want 3", v)
+	}
+	if v := m[`dirsync_syncs_failed_total{code=CANCELLED,directory=Corp AD,tenant=default}`]; v != 1 {
+		t.Errorf("dirsync_syncs_failed_total{code=CANCELLED} = %v, want 1", v)
+	}
+	var runs struct{ Runs []control.Run }
+	callJSON(t, "GET", corp+"/runs", readToken, nil, http.StatusOK, &runs)
+	if len(runs.Runs) != 1 || runs.Runs[0].Status != control.RunFailed || runs.Runs[0].Error == nil ||
+		runs.Runs[0].Error.Code != contract.CodeCancelled || runs.Runs[0].StartedAt != nil || runs.Runs[0].TriggerCount != 3 {
+		t.Fatalf("runs after the cancellation: %+v", runs.Runs)
+	}
+
+	// Sent after the order, still paused: kept, then synced on resume.
+	late := h.publish(group("corp.example.com", "proj-late-admins"))
+	poll.Until(t, 10*time.Second, "the late trigger pending", func() bool { return directory(t, base, corpID).PendingTriggers == 1 })
+	callJSON(t, "POST", corp+"/resume", adminToken, nil, http.StatusOK, nil)
+	for _, r := range terminal(h.waitReported(10*time.Second, late)) {
+		if reported([]resultEvent{r})[late] != nil && r.Type != contract.TypeCompleted {
+			t.Fatalf("the trigger sent after the cancellation: %s %+v", r.Type, r.Data.Error)
+		}
+	}
+	if n := len(h.syncsOf(corpID)); n != 1 {
+		t.Fatalf("%d syncs after resume, want 1", n)
+	}
+}
+
+// TestCancelLeavesAStartedSyncAlone: a run whose sync vIDM started keeps its triggers (409 when
+// nothing else is pending); a trigger that arrives meanwhile can still be cancelled, and is.
+func TestCancelLeavesAStartedSyncAlone(t *testing.T) {
+	h := newHarness(t, 2*time.Second, opsEnv(nil))
+	base := h.startOpsWorker("w1")
+	corp := base + "/api/v1/directories/default/" + corpID
+	cancelBody := map[string]string{"by": "bob", "reason": "duplicate request"}
+
+	first := h.publish(group("corp.example.com", "proj-a-admins"))
+	poll.Until(t, 10*time.Second, "the sync to start", func() bool {
+		d := directory(t, base, corpID)
+		return d.CurrentRun != nil && d.CurrentRun.StartedAt != nil
+	})
+	var conflict struct {
+		Reason     string
+		Error      string
+		CurrentRun *control.Run
+	}
+	callJSON(t, "POST", corp+"/cancel", adminToken, cancelBody, http.StatusConflict, &conflict)
+	if conflict.Reason != "started" || conflict.CurrentRun == nil || !strings.Contains(conflict.Error, "cannot be cancelled") {
+		t.Fatalf("cancel of a started sync: %+v", conflict)
+	}
+
+	// Paused, so that no follow-up run can take the second trigger before the order does.
+	callJSON(t, "POST", corp+"/pause", adminToken, map[string]string{"reason": "hold"}, http.StatusOK, nil)
+	second := h.publish(group("corp.example.com", "proj-b-admins"))
+	poll.Until(t, 10*time.Second, "the second trigger pending beside the run", func() bool {
+		return directory(t, base, corpID).PendingTriggers == 1
+	})
+	var c control.Cancellation
+	callJSON(t, "POST", corp+"/cancel", adminToken, cancelBody, http.StatusAccepted, &c)
+	if c.Triggers != 1 || c.CurrentRun == nil {
+		t.Fatalf("cancellation beside a started sync: %+v", c)
+	}
+	rep := reported(h.waitReported(15*time.Second, first, second))
+	if r := rep[first]; len(r) != 1 || r[0].Type != contract.TypeCompleted {
+		t.Fatalf("the started sync's trigger: %+v", r)
+	}
+	if r := rep[second]; len(r) != 1 || r[0].Data.Error == nil || r[0].Data.Error.Code != contract.CodeCancelled {
+		t.Fatalf("the cancelled trigger: %+v", r)
+	}
+	if n := len(h.syncsOf(corpID)); n != 1 {
+		t.Fatalf("%d syncs, want the one started before the cancellation", n)
 	}
 }

@@ -146,6 +146,7 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 	pub := results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource)
 	history := dirstate.NewHistory(res.History, cfg.HistoryRuns)
 	pauses := dirstate.NewPauses(res.Control, nil)
+	cancels := dirstate.NewCancels(res.Control)
 	eng := coalesce.New(coalesce.Config{
 		Holder:   holderName(),
 		Window:   cfg.CoalesceWindow,
@@ -163,6 +164,7 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 		Logger:        log.With("component", "coalesce"),
 		Observer:      runObservers{metrics: m, history: history, log: log},
 		Gate:          pauses,
+		Cancels:       cancels,
 	}, store, tr, pub)
 	grants := trigger.NewGrants(cfg.AdminToken, nil)
 	in := intake.New(intake.Config{
@@ -193,7 +195,7 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 		DeadStream:     cfg.DeadStream,
 		HistoryRuns:    cfg.HistoryRuns,
 		Logger:         log.With("component", "control"),
-	}, control.Stores{Store: store, History: history, Pauses: pauses}, catalog{tr}, js, eng.Notify)
+	}, control.Stores{Store: store, History: history, Pauses: pauses, Cancels: cancels}, catalog{tr}, js, eng.Wake)
 	return &pipeline{decoder: dec, intake: in, engine: eng, sched: sched, watch: watch, reloader: r, control: c}, nil
 }
 

@@ -47,6 +47,9 @@ type Source interface {
 	RequestSync(ctx context.Context, tenant, directoryID string, o control.SyncOptions) (control.SyncRequest, error)
 	Pause(ctx context.Context, tenant, directoryID, reason string) (control.Directory, error)
 	Resume(ctx context.Context, tenant, directoryID string) (control.Directory, error)
+	// Cancel orders the directory's pending triggers no run has taken reported as cancelled;
+	// a *control.ConflictError when there are none; control.ErrNotFound.
+	Cancel(ctx context.Context, tenant, directoryID, by, reason string) (control.Cancellation, error)
 	// DeadLetters returns at most limit dead letters older than sequence before (0: the newest).
 	DeadLetters(ctx context.Context, limit int, before uint64) (control.DeadLetters, error)
 	// Redrive re-drives the dead letters with these sequences; none means all of them.
@@ -111,6 +114,11 @@ func routes() []route {
 		{http.MethodPost, dirPath + "/sync", accessWrite, (*server).requestSync},
 		{http.MethodPost, dirPath + "/pause", accessWrite, (*server).pause},
 		{http.MethodPost, dirPath + "/resume", accessWrite, (*server).resume},
+		{http.MethodPost, dirPath + "/cancel", accessWrite, (*server).cancel},
+		// The status page's cancel form: its POST checks the session, the origin and the
+		// form's token itself (cancelSubmit).
+		{http.MethodGet, "/directories/{tenant}/{directoryId}/cancel", accessRead, (*server).cancelForm},
+		{http.MethodPost, "/directories/{tenant}/{directoryId}/cancel", accessOpen, (*server).cancelSubmit},
 		{http.MethodGet, "/api/v1/dead-letters", accessRead, (*server).listDeadLetters},
 		{http.MethodPost, "/api/v1/dead-letters/redrive", accessWrite, (*server).redrive},
 		{http.MethodGet, "/api/v1/tenants", accessRead, (*server).listTenants},
@@ -129,6 +137,8 @@ type server struct {
 	reader   secret // ReadToken
 	sessions *sessions
 	signIns  *signIns
+	origins  *http.CrossOriginProtection // the page's forms: same-origin browsers only
+	formKey  []byte                      // keys the forms' anti-forgery tokens
 }
 
 // New returns the admin port's handler.
@@ -156,6 +166,7 @@ func New(cfg Config, src Source) http.Handler {
 		reader: newSecret(cfg.ReadToken),
 	}
 	s.sessions, s.signIns = newSessions(cfg.Now), newSignIns(cfg.Now)
+	s.origins, s.formKey = http.NewCrossOriginProtection(), randomBytes(32)
 	for _, rt := range routes() {
 		s.mux.Handle(rt.pattern(), s.guard(rt))
 	}

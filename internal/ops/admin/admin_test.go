@@ -236,6 +236,18 @@ func TestRoutes(t *testing.T) {
 				t.Errorf("reload: %+v", v)
 			}
 		}, []string{"ReloadTenants"}},
+		{"cancel", req{method: "POST", target: labPath + "/cancel", token: adminToken, body: `{"by":"alice","reason":"wrong group names"}`}, 202, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if v := decode[control.Cancellation](t, w); v.Triggers != 3 || v.By != "alice (admin API)" || v.Reason != "wrong group names" {
+				t.Errorf("cancellation: %+v", v)
+			}
+		}, []string{"Cancel default/" + idLab + ` by="alice (admin API)" reason="wrong group names"`}},
+		{"cancel form", req{method: "GET", target: "/directories/default/" + idLab + "/cancel"}, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			// A bearer token is no session: the page says how to cancel, without a form.
+			if b := w.Body.String(); !strings.Contains(b, `id="cancel-sign-in"`) || strings.Contains(b, `id="cancel-form"`) {
+				t.Errorf("cancel page: %.600s", b)
+			}
+		}, []string{"Directory default/" + idLab}},
+		{"cancel form sent without a session", req{method: "POST", target: "/directories/default/" + idLab + "/cancel", body: "by=x&reason=y", header: form}, 403, nil, []string{}},
 		{"redrive, empty list is all", req{method: "POST", target: "/api/v1/dead-letters/redrive", token: adminToken, body: `{"sequences":[]}`}, 200, nil,
 			[]string{"Redrive []"}},
 	}

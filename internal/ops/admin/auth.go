@@ -122,18 +122,25 @@ func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, msg 
 type sessions struct {
 	mu  sync.Mutex
 	now func() time.Time
-	ids map[string]time.Time // id → expiry
+	ids map[string]session
+}
+
+// session is one signed-in browser: until when, and whether it signed in with ADMIN_TOKEN (only
+// such a session may send the page's forms).
+type session struct {
+	expires time.Time
+	write   bool
 }
 
 // maxSessions bounds the browsers signed in at once (a few hundred bytes each).
 const maxSessions = 1024
 
 func newSessions(now func() time.Time) *sessions {
-	return &sessions{now: now, ids: map[string]time.Time{}}
+	return &sessions{now: now, ids: map[string]session{}}
 }
 
 // issue starts a session and returns its cookie value: 256 random bits.
-func (s *sessions) issue() (id string, expires time.Time) {
+func (s *sessions) issue(write bool) (id string, expires time.Time) {
 	id = base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	now := s.now()
 	expires = now.Add(sessionTTL)
@@ -142,17 +149,17 @@ func (s *sessions) issue() (id string, expires time.Time) {
 	if len(s.ids) >= maxSessions {
 		s.evict(now)
 	}
-	s.ids[id] = expires
+	s.ids[id] = session{expires: expires, write: write}
 	return id, expires
 }
 
 // evict drops the expired sessions, or else the one closest to expiry.
 func (s *sessions) evict(now time.Time) {
 	var oldest string
-	for id, exp := range s.ids {
-		if !now.Before(exp) {
+	for id, se := range s.ids {
+		if !now.Before(se.expires) {
 			delete(s.ids, id)
-		} else if oldest == "" || exp.Before(s.ids[oldest]) {
+		} else if oldest == "" || se.expires.Before(s.ids[oldest].expires) {
 			oldest = id
 		}
 	}
@@ -161,11 +168,12 @@ func (s *sessions) evict(now time.Time) {
 	}
 }
 
-func (s *sessions) valid(id string) bool {
+// get returns the live session with this id.
+func (s *sessions) get(id string) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.ids[id]
-	return ok && s.now().Before(exp)
+	se, ok := s.ids[id]
+	return se, ok && s.now().Before(se.expires)
 }
 
 func (s *sessions) end(id string) {
@@ -181,8 +189,18 @@ func randomBytes(n int) []byte {
 }
 
 func (s *server) signedIn(r *http.Request) bool {
+	_, _, ok := s.session(r)
+	return ok
+}
+
+// session returns the request's live session and its id.
+func (s *server) session(r *http.Request) (id string, se session, ok bool) {
 	c, err := r.Cookie(sessionCookie)
-	return err == nil && s.sessions.valid(c.Value)
+	if err != nil {
+		return "", session{}, false
+	}
+	se, ok = s.sessions.get(c.Value)
+	return c.Value, se, ok
 }
 
 // signIns slows down guessing at /login: after freeSignIns failures from one client address,
@@ -304,7 +322,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.signIns.succeeded(client)
-	value, expires := s.sessions.issue()
+	value, expires := s.sessions.issue(s.admin.matches(tok))
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: value, Path: "/", Expires: expires, MaxAge: int(sessionTTL.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),

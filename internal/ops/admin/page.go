@@ -57,6 +57,7 @@ type summaryView struct {
 
 type dirView struct {
 	Key, Anchor, OpenURL         string
+	CancelURL                    string // the cancel form, while triggers are pending
 	Name, Tenant, ID, Type       string
 	Backend                      string
 	Domains, Connectors          []string
@@ -295,6 +296,9 @@ func (s *server) dirView(d control.Directory, now time.Time, opened []string, re
 		open = append(slices.Clip(opened), key)
 	}
 	v.OpenURL = pageURL(open, refresh, v.Anchor)
+	if d.PendingTriggers > 0 {
+		v.CancelURL = "/directories/" + url.PathEscape(d.Tenant) + "/" + url.PathEscape(d.DirectoryID) + "/cancel"
+	}
 	if run := d.CurrentRun; run != nil && run.Trouble != nil {
 		v.Trouble = s.troubleView(*run.Trouble, now)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
@@ -52,6 +53,7 @@ type Stores struct {
 	Store   *dirstate.Store
 	History *dirstate.History
 	Pauses  *dirstate.Pauses
+	Cancels *dirstate.Cancels
 }
 
 // Service implements the operator's view and requests.
@@ -64,7 +66,8 @@ type Service struct {
 	log    *slog.Logger
 }
 
-// New returns a Service; notify tells the local engine a resumed directory may have work.
+// New returns a Service; notify tells the local engine a resumed or cancelled directory has work
+// now.
 func New(cfg Config, st Stores, dirs Catalog, js jetstream.JetStream, notify func(dirsync.DirKey)) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -458,6 +461,62 @@ func (s *Service) Resume(ctx context.Context, tenant, directoryID string) (Direc
 	}
 	s.log.Info("directory resumed", "directory", d.Name, "pending_triggers", d.PendingTriggers)
 	return s.Directory(ctx, tenant, directoryID)
+}
+
+// Cancel orders the directory's pending triggers that no run has taken yet reported failed with
+// code CANCELLED, naming by and reason; the engine carries the order out under the directory's
+// lease, before any new run and even while the directory is paused. Triggers recorded after the
+// order are synced as usual. A run in flight keeps its triggers: a sync already started in vIDM
+// cannot be stopped there, and one about to start has taken them.
+func (s *Service) Cancel(ctx context.Context, tenant, directoryID, by, reason string) (Cancellation, error) {
+	d, err := s.Directory(ctx, tenant, directoryID)
+	if err != nil {
+		return Cancellation{}, err
+	}
+	k := dirsync.NewDirKey(d.Tenant, d.DirectoryID)
+	var taken uint64
+	run, err := s.st.Store.LoadRun(ctx, k)
+	if err != nil {
+		return Cancellation{}, err
+	}
+	if run != nil {
+		taken = run.Collected
+	}
+	n, upTo, ok := s.st.Store.PendingAfter(k, taken)
+	if !ok {
+		return Cancellation{}, ErrNotReady
+	}
+	if run != nil && run.Phase == dirsync.PhaseCollecting {
+		n = 0 // the run is taking every pending trigger right now
+	}
+	if n == 0 {
+		return Cancellation{}, s.nothingToCancel(d)
+	}
+	o := dirsync.Cancel{ID: uuid.NewString(), By: by, Reason: reason, At: s.cfg.Now().UTC(), UpTo: upTo}
+	if err := s.st.Cancels.Order(ctx, k, o); err != nil {
+		return Cancellation{}, err
+	}
+	if s.notify != nil {
+		s.notify(k)
+	}
+	s.log.Info("pending triggers cancelled through the admin API", "directory", d.Name, "triggers", n, "by", by, "reason", reason, "cancel_id", o.ID)
+	return Cancellation{ID: o.ID, By: by, Reason: reason, At: o.At, Triggers: n, CurrentRun: d.CurrentRun}, nil
+}
+
+// nothingToCancel explains why a cancellation has nothing to act on.
+func (s *Service) nothingToCancel(d Directory) error {
+	r := d.CurrentRun
+	switch {
+	case r == nil:
+		return &ConflictError{Reason: "nothing_pending", Message: fmt.Sprintf("directory %q has no pending triggers to cancel", d.Name)}
+	case r.StartedAt != nil:
+		return &ConflictError{Reason: "started", CurrentRun: r, Message: fmt.Sprintf(
+			"run %s of %q started its sync in the identity system at %s; a started sync cannot be cancelled there, and its %d triggers are reported when it ends",
+			r.RunID, d.Name, r.StartedAt.UTC().Format(time.RFC3339), r.TriggerCount)}
+	default:
+		return &ConflictError{Reason: "running", CurrentRun: r, Message: fmt.Sprintf(
+			"run %s of %q has taken every pending trigger and is starting its sync; nothing is left to cancel", r.RunID, d.Name)}
+	}
 }
 
 // ErrNoOriginalSubject: a dead letter that does not say where it came from cannot be re-driven.

@@ -104,7 +104,7 @@ func newWorld(t *testing.T) *world {
 	// A small max_payload, so that a run of a few hundred triggers is kept in several pages.
 	w.store = dirstate.New(dirstate.Buckets{Pending: w.pending, Runs: w.runs, Leases: res.Leases, Reported: w.history},
 		dirstate.Options{MaxPayload: 16 << 10})
-	w.stores = control.Stores{Store: w.store, History: dirstate.NewHistory(w.history, 20), Pauses: dirstate.NewPauses(res.Control, nil)}
+	w.stores = control.Stores{Store: w.store, History: dirstate.NewHistory(w.history, 20), Pauses: dirstate.NewPauses(res.Control, nil), Cancels: dirstate.NewCancels(res.Control)}
 	return w
 }
 
@@ -188,7 +188,7 @@ func TestViewsOfALargeStateListNoKeys(t *testing.T) {
 
 	// A run of "stuck" covering its 300 triggers in pages, failing StuckAfter+1 times; more
 	// triggers arrive after it; "quiet" has a finished run in its history.
-	r, err := w.store.NewRun(ctx, stuck, "run-stuck")
+	r, err := w.store.NewRun(ctx, stuck, "run-stuck", nil)
 	if err != nil || r == nil {
 		t.Fatalf("new run: %v %v", r, err)
 	}

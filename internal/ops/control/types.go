@@ -174,6 +174,19 @@ type SyncRequest struct {
 	Queued bool `json:"queued"`
 }
 
+// Cancellation is the answer to a cancel request: the order the worker carries out next.
+type Cancellation struct {
+	ID     string    `json:"id"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// Triggers is how many pending triggers no run had taken when the order was given; each
+	// is reported failed with code CANCELLED. A run that takes some of them first syncs them.
+	Triggers int `json:"triggers"`
+	// CurrentRun is the run in flight, which the cancellation does not touch.
+	CurrentRun *Run `json:"currentRun,omitempty"`
+}
+
 // RedriveResult lists what a re-drive did.
 type RedriveResult struct {
 	Redriven []uint64         `json:"redriven"`
@@ -195,7 +208,7 @@ var (
 // ConflictError is a sync request refused because a run is in flight or the directory is
 // paused; ?queue=true queues it instead.
 type ConflictError struct {
-	Reason     string // "running" or "paused"
+	Reason     string // "running", "paused", "started" or "nothing_pending"
 	CurrentRun *Run
 	Message    string
 }

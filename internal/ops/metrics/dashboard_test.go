@@ -34,6 +34,7 @@ var metricTypes = map[string]dto.MetricType{
 	"dirsync_syncs_started_total":             dto.MetricType_COUNTER,
 	"dirsync_syncs_completed_total":           dto.MetricType_COUNTER,
 	"dirsync_syncs_failed_total":              dto.MetricType_COUNTER,
+	"dirsync_triggers_cancelled_total":        dto.MetricType_COUNTER,
 	"dirsync_sync_duration_seconds":           dto.MetricType_HISTOGRAM,
 	"dirsync_trigger_to_result_seconds":       dto.MetricType_HISTOGRAM,
 	"dirsync_pending_triggers":                dto.MetricType_GAUGE,
@@ -87,7 +88,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	m.Accepted(tr)
 	m.AlreadyReported()
 	m.DeadLettered("SCHEMA_VIOLATION")
-	for _, o := range []dirsync.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}} {
+	for _, o := range []dirsync.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}, {Status: "FAILED", ErrCode: "CANCELLED", FinishedAt: now}} {
 		run := &dirsync.Run{DirectoryName: "Corp AD", StartedAt: now.Add(-30 * time.Second), Triggers: []dirsync.Trigger{tr}, Outcome: &o}
 		m.RunStarted(run)
 		m.TriggersReported(run, run.Triggers)
@@ -278,7 +279,7 @@ func TestDashboardLayout(t *testing.T) {
 	}
 	wantInRow := map[string][]string{
 		"Intake": {"dirsync_triggers_received_total", "dirsync_triggers_accepted_total", "dirsync_triggers_dead_lettered_total", "dirsync_consumer_pending_messages"},
-		"Syncs": {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total",
+		"Syncs": {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total", "dirsync_triggers_cancelled_total",
 			"dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds"},
 		"vIDM":      {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
 		"Readiness": {"dirsync_readiness_principals_total", "dirsync_tenant_up"},

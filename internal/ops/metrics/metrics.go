@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
@@ -72,6 +73,7 @@ type Metrics struct {
 	syncsStarted    *prometheus.CounterVec
 	syncsCompleted  *prometheus.CounterVec
 	syncsFailed     *prometheus.CounterVec
+	cancelled       *prometheus.CounterVec
 	syncDuration    *prometheus.HistogramVec
 	triggerToRes    prometheus.Histogram
 	vidmRequests    *prometheus.CounterVec
@@ -141,6 +143,10 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "dirsync_syncs_failed_total",
 			Help: "Runs reported FAILED, by directory and error code.",
 		}, []string{"tenant", "directory", "code"}),
+		cancelled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dirsync_triggers_cancelled_total",
+			Help: "Triggers an operator cancelled before a run took them, reported failed with code CANCELLED, by directory.",
+		}, []string{"tenant", "directory"}),
 		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dirsync_sync_duration_seconds",
 			Help:    "From the start of a vIDM sync to its end, by final status; runs never started in vIDM are not observed.",
@@ -215,7 +221,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	}
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
-	reg.MustRegister(m.received, m.accepted, m.alreadyReported, m.deadLettered, m.syncsStarted, m.syncsCompleted,
+	reg.MustRegister(m.received, m.accepted, m.alreadyReported, m.deadLettered, m.syncsStarted, m.syncsCompleted, m.cancelled,
 		m.syncsFailed, m.syncDuration, m.triggerToRes, m.vidmRequests, m.vidmDuration,
 		m.tokenRefreshes, m.scrapeErrors, buildInfo, m.syncsDelegated, m.tokenExpiry, m.tokenWarnings,
 		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled, m.readiness, m.tenantUp)
@@ -333,6 +339,9 @@ func (m *Metrics) RunReported(r *dirsync.Run) {
 // Each trigger that went through the readiness check counts in dirsync_readiness_principals_total.
 func (m *Metrics) TriggersReported(r *dirsync.Run, triggers []dirsync.Trigger) {
 	now := m.now()
+	if r.Outcome != nil && r.Outcome.ErrCode == contract.CodeCancelled {
+		m.cancelled.WithLabelValues(r.Tenant, directoryOf(r)).Add(float64(len(triggers)))
+	}
 	for _, t := range triggers {
 		if !t.AcceptedAt.IsZero() {
 			m.triggerToRes.Observe(max(now.Sub(t.AcceptedAt), 0).Seconds())

@@ -85,6 +85,13 @@ type Gate interface {
 	Paused(ctx context.Context, d dirsync.DirKey) (bool, error)
 }
 
+// Cancels holds operators' orders to cancel a directory's pending triggers.
+type Cancels interface {
+	Get(ctx context.Context, d dirsync.DirKey) (*dirsync.Cancel, error)
+	// Done forgets the order with this id once it was carried out.
+	Done(ctx context.Context, d dirsync.DirKey, id string) error
+}
+
 // Config tunes the engine. Zero values take the defaults noted.
 type Config struct {
 	Holder        string        // this replica's name in leases
@@ -107,6 +114,7 @@ type Config struct {
 	Now          func() time.Time
 	Observer     Observer // optional
 	Gate         Gate     // optional: nothing is paused
+	Cancels      Cancels  // optional: nothing is cancelled
 }
 
 func (c Config) withDefaults() Config {
@@ -187,6 +195,9 @@ func New(cfg Config, store *dirstate.Store, tenants Tenants, results Results) *E
 // Notify tells the engine a directory has a new pending trigger. The window counts from the first
 // trigger, not the last, so a steady trickle cannot postpone a sync forever.
 func (e *Engine) Notify(d dirsync.DirKey) { e.schedule(d, e.cfg.Now().Add(e.cfg.Window), false) }
+
+// Wake makes d due now, without the window: an operator asked for it (a resume, a cancellation).
+func (e *Engine) Wake(d dirsync.DirKey) { e.schedule(d, e.cfg.Now(), false) }
 
 // schedule makes d due at "at"; an earlier due time wins unless force.
 func (e *Engine) schedule(d dirsync.DirKey, at time.Time, force bool) {

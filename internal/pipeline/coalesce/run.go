@@ -39,19 +39,30 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 		return err
 	}
 	if run == nil {
-		if paused, err := e.paused(rctx, d); paused || err != nil {
+		// An operator's cancellation comes first, paused or not: the triggers it covers must
+		// not reach vIDM.
+		order, err := e.cancelOrder(rctx, d)
+		if err != nil {
 			return err
+		}
+		if order == nil {
+			if paused, err := e.paused(rctx, d); paused || err != nil {
+				return err
+			}
 		}
 		// The snapshot: everything pending now is covered. It was all accepted before the POST
 		// that follows, so the sync covers it by causality, not by comparing clocks.
-		if run, err = e.store.NewRun(rctx, d, uuid.NewString()); run == nil || err != nil {
+		if run, err = e.store.NewRun(rctx, d, uuid.NewString(), order); err != nil {
 			return err
+		}
+		if run == nil {
+			return e.cancelDone(rctx, d, order)
 		}
 	} else {
 		e.log.Info("resuming run", "run_id", run.RunID, "directory", run.DirectoryName, "phase", run.Phase)
 	}
 	t, err := e.tenant(run)
-	if err != nil && run.Phase != dirsync.PhaseReported {
+	if err != nil && run.Phase != dirsync.PhaseReported && run.Cancel == nil {
 		// The tenant left the configuration: its triggers still get a terminal result. A run
 		// already reported keeps its outcome; only its publishing and clean-up remain. A run
 		// still collecting first fixes the triggers it reports.
@@ -66,6 +77,11 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 		}
 	}
 	err = e.drive(rctx, t, run)
+	if err == nil && run.Cancel != nil {
+		// Forgotten only now, so a replica that stops before the report leaves the order for
+		// the next holder, whose run then finds nothing left to cancel.
+		err = e.cancelDone(rctx, d, run.Cancel)
+	}
 	if cause := context.Cause(rctx); err != nil && errors.Is(cause, dirstate.ErrLeaseLost) {
 		return fmt.Errorf("run %s stopped: %w", run.RunID, cause)
 	}
@@ -130,6 +146,38 @@ func (e *Engine) paused(ctx context.Context, d dirsync.DirKey) (bool, error) {
 	return p, nil
 }
 
+// cancelOrder returns d's cancellation order, if any.
+func (e *Engine) cancelOrder(ctx context.Context, d dirsync.DirKey) (*dirsync.Cancel, error) {
+	if e.cfg.Cancels == nil {
+		return nil, nil
+	}
+	o, err := e.cfg.Cancels.Get(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("reading whether %s has a cancellation: %w", d, err)
+	}
+	return o, nil
+}
+
+func (e *Engine) cancelDone(ctx context.Context, d dirsync.DirKey, o *dirsync.Cancel) error {
+	if o == nil || e.cfg.Cancels == nil {
+		return nil
+	}
+	if err := e.cfg.Cancels.Done(ctx, d, o.ID); err != nil {
+		return err
+	}
+	// Triggers recorded after the order wait for their own run.
+	e.Notify(d)
+	return nil
+}
+
+// cancelled records an operator's cancellation as the run's outcome: no sync, not retryable.
+func (e *Engine) cancelled(ctx context.Context, run *dirsync.Run) error {
+	e.log.Info("pending triggers cancelled by an operator", "run_id", run.RunID, "directory", run.DirectoryName,
+		"triggers", run.Count, "by", run.Cancel.By, "reason", run.Cancel.Reason)
+	return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusFailed, ErrCode: contract.CodeCancelled,
+		ErrMessage: run.Cancel.Message()})
+}
+
 // collect writes the pages of a collecting run's covered triggers.
 func (e *Engine) collect(ctx context.Context, run *dirsync.Run) error {
 	if err := e.store.Collect(ctx, run); err != nil {
@@ -151,6 +199,10 @@ func (e *Engine) drive(ctx context.Context, t Tenant, run *dirsync.Run) error {
 				return nil
 			}
 		case dirsync.PhaseSnapshot, dirsync.PhasePosting:
+			if run.Cancel != nil {
+				err = e.cancelled(ctx, run)
+				break
+			}
 			err = e.start(ctx, t, run)
 		case dirsync.PhasePosted:
 			err = e.await(ctx, t, run)

@@ -266,8 +266,9 @@ func (s *Store) createAsync(ctx context.Context, key string, value []byte) error
 
 // PendingEntry is one pending trigger with its key.
 type PendingEntry struct {
-	Key     string
-	Trigger dirsync.Trigger
+	Key      string
+	Revision uint64 // the bucket's revision of the entry: the order triggers were recorded in
+	Trigger  dirsync.Trigger
 }
 
 // Pending lists the directory's pending triggers in the order they were recorded. It holds them
@@ -317,7 +318,7 @@ func (s *Store) eachPending(ctx context.Context, dir dirsync.DirKey, f func(Pend
 				if err := json.Unmarshal(e.Value(), &t); err != nil {
 					return fmt.Errorf("pending %s: %w", k, err)
 				}
-				got[i] = PendingEntry{Key: k, Trigger: t}
+				got[i] = PendingEntry{Key: k, Revision: e.Revision(), Trigger: t}
 				return nil
 			})
 		}
@@ -369,6 +370,21 @@ func (s *Store) PendingCount(dir dirsync.DirKey) (int, bool) {
 	s.index.mu.Lock()
 	defer s.index.mu.Unlock()
 	return len(s.index.keys[dir]), s.index.ready
+}
+
+// PendingAfter counts d's indexed pending triggers recorded after revision rev, and returns the
+// newest revision among them (rev when there is none); ok is false before the index is complete.
+func (s *Store) PendingAfter(d dirsync.DirKey, rev uint64) (n int, newest uint64, ok bool) {
+	s.index.mu.Lock()
+	defer s.index.mu.Unlock()
+	newest = rev
+	for _, r := range s.index.keys[d] {
+		if r > rev {
+			n++
+			newest = max(newest, r)
+		}
+	}
+	return n, newest, s.index.ready
 }
 
 // DeletePending forgets reported triggers, several at once. A key already gone is not an error.

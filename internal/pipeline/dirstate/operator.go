@@ -191,7 +191,8 @@ func (p *Pauses) Paused(ctx context.Context, d dirsync.DirKey) (bool, error) {
 // All returns every paused directory.
 func (p *Pauses) All(ctx context.Context) (map[dirsync.DirKey]PauseInfo, error) {
 	out := map[dirsync.DirKey]PauseInfo{}
-	err := readAll(ctx, p.kv, ">", func(key string, v []byte) error {
+	// A pause's key is the directory key, two tokens; cancellation orders have three.
+	err := readAll(ctx, p.kv, "*.*", func(key string, v []byte) error {
 		var info PauseInfo
 		if err := json.Unmarshal(v, &info); err != nil {
 			return fmt.Errorf("pause of %s: %w", key, err)
@@ -200,6 +201,65 @@ func (p *Pauses) All(ctx context.Context) (map[dirsync.DirKey]PauseInfo, error) 
 		return nil
 	})
 	return out, err
+}
+
+// Cancels keeps operators' orders to cancel a directory's pending triggers, in the control
+// bucket beside the pauses, until the engine has reported them: a replica that dies in between
+// leaves the order for the next holder of the directory.
+type Cancels struct{ kv jetstream.KeyValue }
+
+// NewCancels returns Cancels over the control bucket.
+func NewCancels(kv jetstream.KeyValue) *Cancels { return &Cancels{kv: kv} }
+
+func cancelKey(d dirsync.DirKey) string { return "cancel." + string(d) }
+
+// Order records c for d; a newer order replaces an older one that was not carried out yet, and
+// covers what it covered.
+func (c *Cancels) Order(ctx context.Context, d dirsync.DirKey, o dirsync.Cancel) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	if _, err := c.kv.Put(ctx, cancelKey(d), b); err != nil {
+		return fmt.Errorf("cancel order for %s: %w", d, err)
+	}
+	return nil
+}
+
+// Get returns d's order, or nil.
+func (c *Cancels) Get(ctx context.Context, d dirsync.DirKey) (*dirsync.Cancel, error) {
+	e, err := c.kv.Get(ctx, cancelKey(d))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cancel order of %s: %w", d, err)
+	}
+	var o dirsync.Cancel
+	if err := json.Unmarshal(e.Value(), &o); err != nil {
+		return nil, fmt.Errorf("cancel order of %s: %w", d, err)
+	}
+	return &o, nil
+}
+
+// Done forgets d's order once it was carried out, unless a newer one replaced it meanwhile.
+func (c *Cancels) Done(ctx context.Context, d dirsync.DirKey, id string) error {
+	e, err := c.kv.Get(ctx, cancelKey(d))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read cancel order of %s: %w", d, err)
+	}
+	var o dirsync.Cancel
+	if json.Unmarshal(e.Value(), &o) == nil && o.ID != id {
+		return nil // a newer order: the next run carries it out
+	}
+	err = c.kv.Delete(ctx, cancelKey(d), jetstream.LastRevision(e.Revision()))
+	if err != nil && !isWrongSequence(err) {
+		return fmt.Errorf("forget cancel order of %s: %w", d, err)
+	}
+	return nil
 }
 
 // Runs returns every unfinished run.

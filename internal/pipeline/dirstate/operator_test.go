@@ -103,7 +103,12 @@ func TestConcurrentHistoryWritesKeepEveryRun(t *testing.T) {
 func TestPauseAndResume(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	p := dirstate.NewPauses(newResources(t, 5*time.Second).Control, func() time.Time { return now })
+	control := newResources(t, 5*time.Second).Control
+	p := dirstate.NewPauses(control, func() time.Time { return now })
+	// A cancellation order shares the bucket; it is no pause.
+	if err := dirstate.NewCancels(control).Order(ctx, dirsync.NewDirKey("default", "dir-lab"), dirsync.Cancel{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
 	d := dirsync.NewDirKey("default", "dir-corp")
 	if paused, err := p.Paused(ctx, d); err != nil || paused {
 		t.Fatalf("fresh directory paused=%v err=%v", paused, err)
@@ -131,5 +136,33 @@ func TestPauseAndResume(t *testing.T) {
 	}
 	if paused, err := p.Paused(ctx, d); err != nil || paused {
 		t.Fatalf("after resume paused=%v err=%v", paused, err)
+	}
+}
+
+// An order is forgotten once carried out, unless a newer one replaced it meanwhile.
+func TestCancelOrderIsForgottenOnlyOnceCarriedOut(t *testing.T) {
+	ctx := context.Background()
+	c := dirstate.NewCancels(newResources(t, 5*time.Second).Control)
+	d := dirsync.NewDirKey("default", "dir-corp")
+	if o, err := c.Get(ctx, d); err != nil || o != nil {
+		t.Fatalf("no order yet: %+v, %v", o, err)
+	}
+	if err := c.Order(ctx, d, dirsync.Cancel{ID: "first", By: "alice", UpTo: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Order(ctx, d, dirsync.Cancel{ID: "second", By: "bob", UpTo: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Done(ctx, d, "first"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := c.Get(ctx, d); err != nil || o == nil || o.ID != "second" || o.UpTo != 9 {
+		t.Fatalf("the newer order after the older was done: %+v, %v", o, err)
+	}
+	if err := c.Done(ctx, d, "second"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := c.Get(ctx, d); err != nil || o != nil {
+		t.Fatalf("after it was done: %+v, %v", o, err)
 	}
 }

@@ -48,7 +48,7 @@ func PageKey(r *dirsync.Run, n int) string {
 // NewRun creates the record of a new run of dir in the collecting phase, or returns nil when the
 // directory has nothing pending. The record is written before its pages, so pages are never left
 // behind by a run nobody knows of: a holder that resumes a collecting run writes them again.
-func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string) (*dirsync.Run, error) {
+func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string, cancel *dirsync.Cancel) (*dirsync.Run, error) {
 	if n, ok := s.PendingCount(dir); ok && n == 0 {
 		return nil, nil
 	}
@@ -64,7 +64,7 @@ func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string) (*
 		return nil, nil
 	}
 	r := &dirsync.Run{RunID: runID, Tenant: first.Tenant, DirectoryID: first.DirectoryID, DirectoryName: first.DirectoryName,
-		Phase: dirsync.PhaseCollecting, CreatedAt: s.now()}
+		Phase: dirsync.PhaseCollecting, CreatedAt: s.now(), Cancel: cancel}
 	if r.Dir() != dir {
 		return nil, fmt.Errorf("pending trigger %s of %s names directory %s", first.ID, dir, r.Dir())
 	}
@@ -74,16 +74,25 @@ func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string) (*
 	return r, nil
 }
 
-// Collect fixes the triggers a collecting run covers: every trigger of its directory pending now,
-// written in pages. It then moves the run to PhaseSnapshot, or forgets it when nothing was
+// Collect fixes the triggers a collecting run covers: every trigger of its directory pending now
+// (for a cancellation, those recorded up to its order), written in pages. It then moves the run to PhaseSnapshot, or forgets it when nothing was
 // pending after all (r.Count is 0).
 func (s *Store) Collect(ctx context.Context, r *dirsync.Run) error {
 	if err := s.purgePages(ctx, r); err != nil {
 		return err
 	}
-	r.Count, r.Pages, r.Sample, r.Traceparent, r.IgnoreSafeguards = 0, 0, nil, "", false
+	r.Count, r.Pages, r.Sample, r.Traceparent, r.IgnoreSafeguards, r.Collected = 0, 0, nil, "", false, 0
 	w := pageWriter{store: s, run: r, ctx: ctx}
-	if err := s.eachPending(ctx, r.Dir(), w.add); err != nil {
+	add := w.add
+	if c := r.Cancel; c != nil {
+		add = func(p PendingEntry) error {
+			if p.Revision > c.UpTo {
+				return nil // recorded after the order: synced by the next run
+			}
+			return w.add(p)
+		}
+	}
+	if err := s.eachPending(ctx, r.Dir(), add); err != nil {
 		return err
 	}
 	if err := w.flush(ctx); err != nil {
@@ -125,6 +134,7 @@ func (w *pageWriter) add(p PendingEntry) error {
 	w.n++
 	r := w.run
 	r.Count++
+	r.Collected = max(r.Collected, p.Revision)
 	r.IgnoreSafeguards = r.IgnoreSafeguards || p.Trigger.IgnoreSafeguards
 	if r.Traceparent == "" {
 		r.Traceparent = p.Trigger.Traceparent

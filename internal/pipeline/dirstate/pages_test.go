@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 		want = append(want, tr.ID)
 	}
 	dir := dirsync.NewDirKey("default", "dir-corp")
-	r, err := s.NewRun(ctx, dir, "run-big")
+	r, err := s.NewRun(ctx, dir, "run-big", nil)
 	if err != nil || r == nil {
 		t.Fatalf("new run: %v, %v", r, err)
 	}
@@ -114,7 +115,7 @@ func TestCollectingRunIsCollectedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := dirsync.NewDirKey("default", "dir-corp")
-	r, err := s.NewRun(ctx, dir, "run-1")
+	r, err := s.NewRun(ctx, dir, "run-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,5 +214,63 @@ func TestAddPendingKeepsTheFirstEntry(t *testing.T) {
 	e3, err := res.Pending.Get(ctx, first.Key())
 	if err != nil || !strings.Contains(string(e3.Value()), `"redelivered"`) {
 		t.Fatalf("entry after purge and recording: %v, %v", e3, err)
+	}
+}
+
+// A cancellation covers the triggers recorded up to its order, those left in the pending set by a
+// run that took others before, and never one recorded after the order: its pipeline published
+// after the operator cancelled, and is synced.
+func TestCancelRunCoversOnlyTriggersRecordedBeforeTheOrder(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := newResources(t, 5*time.Second)
+	s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases}, dirstate.Options{})
+	go func() { _ = s.WatchDirectories(ctx, func(dirsync.DirKey) {}) }()
+	dir := dirsync.NewDirKey("default", "dir-corp")
+	add := func(id string) {
+		t.Helper()
+		if err := s.AddPending(ctx, dirsync.Trigger{ID: id, Source: "urn:test", Type: "ad.group.created", Tenant: "default", DirectoryID: "dir-corp"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("taken")
+	poll.Until(t, 5*time.Second, "the index to see the first trigger", func() bool {
+		n, _, ok := s.PendingAfter(dir, 0)
+		return ok && n == 1
+	})
+	run, err := s.NewRun(ctx, dir, "run-sync", nil)
+	if err != nil || s.Collect(ctx, run) != nil || run.Count != 1 || run.Collected == 0 {
+		t.Fatalf("the run in flight: %+v, %v", run, err)
+	}
+	add("before-1")
+	add("before-2")
+	var n int
+	var upTo uint64
+	poll.Until(t, 5*time.Second, "the index to see the triggers", func() bool {
+		var ok bool
+		n, upTo, ok = s.PendingAfter(dir, run.Collected)
+		return ok && n == 2
+	})
+	add("after")
+	if err := s.Forget(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.NewRun(ctx, dir, "run-cancel", &dirsync.Cancel{ID: "c1", By: "alice", Reason: "r", UpTo: upTo})
+	if err != nil || c == nil {
+		t.Fatalf("cancel run: %+v, %v", c, err)
+	}
+	if err := s.Collect(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.Page(ctx, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tr := range page {
+		got = append(got, tr.ID)
+	}
+	if c.Count != 2 || !slices.Equal(got, []string{"before-1", "before-2"}) {
+		t.Fatalf("the cancellation covers %q (count %d), want the two triggers recorded before the order", got, c.Count)
 	}
 }

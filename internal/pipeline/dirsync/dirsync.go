@@ -7,6 +7,7 @@ package dirsync
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
@@ -222,6 +223,9 @@ type Run struct {
 	// Count is the number of covered triggers, kept in Pages pages.
 	Count int `json:"count"`
 	Pages int `json:"pages"`
+	// Collected is the newest pending-bucket revision among the covered triggers: those
+	// recorded after it are left for the next run (or an operator's cancellation).
+	Collected uint64 `json:"collected,omitempty"`
 	// Sample is the first few covered triggers, for operator views.
 	Sample []Trigger `json:"sample,omitempty"`
 	// Traceparent is the first covered trigger's that has one: the run's vIDM requests and
@@ -238,6 +242,9 @@ type Run struct {
 	// Progress is the sync's progress in percent as the identity system last reported it
 	// while it ran, for operator views; -1 or absent when it reports none.
 	Progress *int `json:"progress,omitempty"`
+	// Cancel is set on a run that reports an operator's cancellation instead of syncing: it
+	// covers only the triggers recorded up to the order's revision, and never reaches vIDM.
+	Cancel *Cancel `json:"cancel,omitempty"`
 	// Keys and Triggers are how a worker before paging kept the covered triggers, read so that
 	// a run such a worker left is finished after an upgrade; never written by this version.
 	Keys     []string  `json:"keys,omitempty"`
@@ -246,6 +253,22 @@ type Run struct {
 	// store's writes are compare-and-set on it, so a holder that lost the directory cannot
 	// overwrite its successor's run. Never serialised.
 	Version uint64 `json:"-"`
+}
+
+// Cancel is an operator's order to report a directory's pending triggers as cancelled.
+type Cancel struct {
+	ID     string    `json:"id"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// UpTo is the pending bucket's last revision when the order was given: triggers recorded
+	// after it are not covered, so a pipeline that publishes after the cancel is synced.
+	UpTo uint64 `json:"upTo"`
+}
+
+// Message is the failed result's message: who cancelled, when and why.
+func (c *Cancel) Message() string {
+	return fmt.Sprintf("cancelled by %s at %s before a sync took it: %s", c.By, c.At.UTC().Format(time.RFC3339), c.Reason)
 }
 
 // Trouble is why a run has not moved on: consecutive failures of its holders.

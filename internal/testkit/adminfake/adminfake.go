@@ -148,6 +148,29 @@ func (f *Source) Pause(_ context.Context, tenant, id, reason string) (control.Di
 	return f.Dirs[i], nil
 }
 
+// Cancel records the call and answers like the control service: the directory's pending
+// triggers are counted as cancelled, or a conflict when there are none.
+func (f *Source) Cancel(_ context.Context, tenant, id, by, reason string) (control.Cancellation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Cancel %s by=%q reason=%q", Key(tenant, id), by, reason)
+	if err := f.failure("Cancel"); err != nil {
+		return control.Cancellation{}, err
+	}
+	i, err := f.find(tenant, id)
+	if err != nil {
+		return control.Cancellation{}, err
+	}
+	d := &f.Dirs[i]
+	if d.PendingTriggers == 0 {
+		return control.Cancellation{}, &control.ConflictError{Reason: "nothing_pending", CurrentRun: d.CurrentRun,
+			Message: fmt.Sprintf("directory %q has no pending triggers to cancel", d.Name)}
+	}
+	c := control.Cancellation{ID: "cancel-1", By: by, Reason: reason, At: f.Now, Triggers: d.PendingTriggers, CurrentRun: d.CurrentRun}
+	d.PendingTriggers = 0
+	return c, nil
+}
+
 func (f *Source) Resume(_ context.Context, tenant, id string) (control.Directory, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
