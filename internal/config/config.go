@@ -136,7 +136,13 @@ type Coalescing struct {
 	CoalesceWindow      time.Duration `env:"COALESCE_WINDOW,default=2s"`
 	PollInitialInterval time.Duration `env:"POLL_INITIAL_INTERVAL,default=2s"`
 	PollMaxInterval     time.Duration `env:"POLL_MAX_INTERVAL,default=15s"`
-	SyncDeadline        time.Duration `env:"SYNC_DEADLINE,default=30m"`
+	// PollFromHistory plans each sync's polls from when the directory's recent syncs ended,
+	// spending no more polls than the doubling schedule (POLL_INITIAL_INTERVAL to
+	// POLL_MAX_INTERVAL) would, but where the end is expected; PollFloor is the least wait
+	// between two of them.
+	PollFromHistory bool          `env:"POLL_FROM_HISTORY,default=true"`
+	PollFloor       time.Duration `env:"POLL_FLOOR,default=500ms"`
+	SyncDeadline    time.Duration `env:"SYNC_DEADLINE,default=30m"`
 	// PollConfirmAfter: a terminal status read this long after the POST is accepted even without
 	// a sign that the sync ran (RUNNING seen, or a start time other than the previous sync's).
 	PollConfirmAfter time.Duration `env:"POLL_CONFIRM_AFTER,default=20s"`
@@ -722,6 +728,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("coalesce_window", c.CoalesceWindow),
 		slog.Duration("poll_initial_interval", c.PollInitialInterval),
 		slog.Duration("poll_max_interval", c.PollMaxInterval),
+		slog.Bool("poll_from_history", c.PollFromHistory),
+		slog.Duration("poll_floor", c.PollFloor),
 		slog.Duration("sync_deadline", c.SyncDeadline),
 		slog.Duration("poll_confirm_after", c.PollConfirmAfter),
 		slog.Bool("readiness_check", c.ReadinessCheck),

@@ -203,7 +203,12 @@ func (c Coalescing) validate(p *problemList) {
 		{"POLL_INITIAL_INTERVAL", c.PollInitialInterval}, {"POLL_MAX_INTERVAL", c.PollMaxInterval},
 		{"SYNC_DEADLINE", c.SyncDeadline}, {"LEASE_TTL", c.LeaseTTL},
 		{"POLL_CONFIRM_AFTER", c.PollConfirmAfter}, {"READINESS_RECHECK_AFTER", c.ReadinessRecheckAfter},
+		{"POLL_FLOOR", c.PollFloor},
 	})
+	// Below it a directory with a steady history would be polled many times a second.
+	if c.PollFloor > 0 && c.PollFloor < 100*time.Millisecond {
+		p.add("POLL_FLOOR", fmt.Sprintf("%s is under the minimum 100ms", c.PollFloor))
+	}
 	// 0 syncs at the first trigger; a burst still costs at most the running sync and a follow-up.
 	if c.CoalesceWindow < 0 {
 		p.add("COALESCE_WINDOW", fmt.Sprintf("%s must not be negative", c.CoalesceWindow))

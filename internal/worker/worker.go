@@ -157,6 +157,8 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 		MaxConcurrent: max(tr.TotalConcurrency(), cfg.MaxConcurrentSyncs) * 4,
 		PollInitial:   cfg.PollInitialInterval,
 		PollMax:       cfg.PollMaxInterval,
+		PollFloor:     cfg.PollFloor,
+		History:       pollHistory(cfg, history),
 		SyncDeadline:  cfg.SyncDeadline,
 		ReadinessMax:  cfg.ReadinessMaxPerRun,
 		RetryMin:      o.retryMin,
@@ -197,6 +199,15 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 		Logger:         log.With("component", "control"),
 	}, control.Stores{Store: store, History: history, Pauses: pauses, Cancels: cancels}, catalog{tr}, js, eng.Wake)
 	return &pipeline{decoder: dec, intake: in, engine: eng, sched: sched, watch: watch, reloader: r, control: c}, nil
+}
+
+// pollHistory is where the engine reads when a directory's syncs ended, to plan its polls; nil
+// keeps the doubling schedule (POLL_FROM_HISTORY=false).
+func pollHistory(cfg config.Config, h *dirstate.History) coalesce.History {
+	if !cfg.PollFromHistory {
+		return nil
+	}
+	return h
 }
 
 // metricSources are the series read from the pipeline's state at scrape time.

@@ -34,6 +34,11 @@ type WaitOptions struct {
 	PostedAt time.Time
 	// ConfirmAfter: see PostedAt. Default 20s.
 	ConfirmAfter time.Duration
+	// Expected, when known (and PostedAt is set), is when the directory's recent syncs ended
+	// after their POST: the polls are planned from it (PollPlan).
+	Expected Expected
+	// PollFloor is the least wait between polls of a planned schedule. Default 500ms.
+	PollFloor time.Duration
 	// Progress, if set, is called with every state read.
 	Progress func(SyncState)
 	// Logger hears about polls that failed and are retried. Default: discard.
@@ -74,8 +79,13 @@ func (o WaitOptions) withDefaults() WaitOptions {
 func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOptions) (SyncState, error) {
 	opts = opts.withDefaults()
 	deadline := opts.Now().Add(opts.Timeout)
-	// Polls slow down as a sync runs on; a little jitter keeps replicas' polls apart.
-	poll := backoff.Policy{Initial: opts.InitialInterval, Max: opts.MaxInterval, Jitter: 0.2}
+	plan := opts.plan()
+	sincePost := func() time.Duration { return opts.Now().Sub(opts.PostedAt) }
+	if first := plan.First(sincePost()); first > 0 {
+		if err := backoff.Wait(ctx, min(first, max(deadline.Sub(opts.Now()), 0))); err != nil {
+			return SyncState{}, fmt.Errorf("wait for sync: %w", err)
+		}
+	}
 	var last SyncState
 	var lastErr error
 	seenRunning := false
@@ -97,7 +107,7 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 				return st, nil
 			}
 		}
-		wait := min(poll.Delay(n), deadline.Sub(opts.Now()))
+		wait := min(plan.Next(n, sincePost()), deadline.Sub(opts.Now()))
 		if wait <= 0 {
 			return last, waitTimeout(last, lastErr, opts.Timeout)
 		}
@@ -105,6 +115,15 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 			return last, fmt.Errorf("wait for sync: %w", err)
 		}
 	}
+}
+
+// plan is the poll schedule: planned from the history only for a sync this wait POSTed.
+func (o WaitOptions) plan() PollPlan {
+	p := PollPlan{Initial: o.InitialInterval, Max: o.MaxInterval, Floor: o.PollFloor}
+	if !o.PostedAt.IsZero() {
+		p.Expected = o.Expected
+	}
+	return p
 }
 
 // confirmed reports a terminal state that is the sync asked for at PostedAt (see WaitOptions).

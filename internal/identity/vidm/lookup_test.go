@@ -113,10 +113,10 @@ func TestLookupBatchesAndPages(t *testing.T) {
 			t.Fatalf("principal %d: %+v", i, f)
 		}
 	}
-	// 10 batches of 20; each matches 20 groups in Corp AD plus 20 in EMEA AD (unsynced: hidden),
-	// so 20 results in pages of 7: 3 pages each.
-	if n := e.sim.Requests(vidmsim.EndpointSCIMGroups); n != 30 {
-		t.Fatalf("SCIM requests = %d, want 30 (10 batches × 3 pages)", n)
+	// 4 batches of 50 names; each matches 50 groups in Corp AD plus 50 in EMEA AD (unsynced:
+	// hidden), so 50 results in pages of 7: 8 pages each.
+	if n := e.sim.Requests(vidmsim.EndpointSCIMGroups); n != 32 {
+		t.Fatalf("SCIM requests = %d, want 32 (4 batches × 8 pages)", n)
 	}
 }
 
@@ -131,8 +131,8 @@ func TestLookupFewRequests(t *testing.T) {
 	if _, err := e.client.LookupPrincipals(context.Background(), dir, ps); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.sim.Requests(vidmsim.EndpointSCIMGroups); n > 10 {
-		t.Fatalf("SCIM requests = %d, want at most 10", n)
+	if n := e.sim.Requests(vidmsim.EndpointSCIMGroups); n > 4 {
+		t.Fatalf("SCIM requests = %d, want at most 4 (50 names a request)", n)
 	}
 	if n := e.sim.Requests(vidmsim.EndpointSCIMUsers); n != 0 {
 		t.Fatalf("users asked without users: %d", n)

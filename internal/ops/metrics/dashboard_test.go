@@ -35,6 +35,7 @@ var metricTypes = map[string]dto.MetricType{
 	"dirsync_syncs_completed_total":           dto.MetricType_COUNTER,
 	"dirsync_syncs_failed_total":              dto.MetricType_COUNTER,
 	"dirsync_triggers_cancelled_total":        dto.MetricType_COUNTER,
+	"dirsync_result_lag_seconds":              dto.MetricType_HISTOGRAM,
 	"dirsync_sync_duration_seconds":           dto.MetricType_HISTOGRAM,
 	"dirsync_trigger_to_result_seconds":       dto.MetricType_HISTOGRAM,
 	"dirsync_pending_triggers":                dto.MetricType_GAUGE,
@@ -89,6 +90,7 @@ func exercised(t *testing.T) map[string]*dto.MetricFamily {
 	m.AlreadyReported()
 	m.DeadLettered("SCHEMA_VIOLATION")
 	for _, o := range []dirsync.Outcome{{Status: "COMPLETED", FinishedAt: now}, {Status: "FAILED", ErrCode: "VIDM_SYNC_FAILED", FinishedAt: now}, {Status: "DELEGATED", FinishedAt: now}, {Status: "FAILED", ErrCode: "CANCELLED", FinishedAt: now}} {
+		o.SyncDuration = 30 * time.Second
 		run := &dirsync.Run{DirectoryName: "Corp AD", StartedAt: now.Add(-30 * time.Second), Triggers: []dirsync.Trigger{tr}, Outcome: &o}
 		m.RunStarted(run)
 		m.TriggersReported(run, run.Triggers)
@@ -280,7 +282,7 @@ func TestDashboardLayout(t *testing.T) {
 	wantInRow := map[string][]string{
 		"Intake": {"dirsync_triggers_received_total", "dirsync_triggers_accepted_total", "dirsync_triggers_dead_lettered_total", "dirsync_consumer_pending_messages"},
 		"Syncs": {"dirsync_syncs_started_total", "dirsync_syncs_completed_total", "dirsync_syncs_failed_total", "dirsync_syncs_delegated_total", "dirsync_triggers_cancelled_total",
-			"dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds"},
+			"dirsync_sync_duration_seconds", "dirsync_trigger_to_result_seconds", "dirsync_result_lag_seconds"},
 		"vIDM":      {"dirsync_vidm_requests_total", "dirsync_vidm_token_refreshes_total", "dirsync_vidm_request_duration_seconds"},
 		"Readiness": {"dirsync_readiness_principals_total", "dirsync_tenant_up"},
 		"State":     {"dirsync_pending_triggers", "dirsync_leases_held", "dirsync_dead_letters", "dirsync_run_failures", "dirsync_directory_stuck"},

@@ -74,6 +74,7 @@ type Metrics struct {
 	syncsCompleted  *prometheus.CounterVec
 	syncsFailed     *prometheus.CounterVec
 	cancelled       *prometheus.CounterVec
+	resultLag       prometheus.Histogram
 	syncDuration    *prometheus.HistogramVec
 	triggerToRes    prometheus.Histogram
 	vidmRequests    *prometheus.CounterVec
@@ -147,6 +148,11 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Name: "dirsync_triggers_cancelled_total",
 			Help: "Triggers an operator cancelled before a run took them, reported failed with code CANCELLED, by directory.",
 		}, []string{"tenant", "directory"}),
+		resultLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dirsync_result_lag_seconds",
+			Help:    "From the end of a sync, as the identity system reports it (else the poll that saw it), to the first result event of its run published: how late the pipelines hear.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60},
+		}),
 		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dirsync_sync_duration_seconds",
 			Help:    "From the start of a vIDM sync to its end, by final status; runs never started in vIDM are not observed.",
@@ -221,7 +227,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	}
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
-	reg.MustRegister(m.received, m.accepted, m.alreadyReported, m.deadLettered, m.syncsStarted, m.syncsCompleted, m.cancelled,
+	reg.MustRegister(m.received, m.accepted, m.alreadyReported, m.deadLettered, m.syncsStarted, m.syncsCompleted, m.cancelled, m.resultLag,
 		m.syncsFailed, m.syncDuration, m.triggerToRes, m.vidmRequests, m.vidmDuration,
 		m.tokenRefreshes, m.scrapeErrors, buildInfo, m.syncsDelegated, m.tokenExpiry, m.tokenWarnings,
 		m.tokenCheckFailures, m.configReloads, m.lastReloadSuccess, m.scheduled, m.readiness, m.tenantUp)
@@ -339,8 +345,14 @@ func (m *Metrics) RunReported(r *dirsync.Run) {
 // Each trigger that went through the readiness check counts in dirsync_readiness_principals_total.
 func (m *Metrics) TriggersReported(r *dirsync.Run, triggers []dirsync.Trigger) {
 	now := m.now()
-	if r.Outcome != nil && r.Outcome.ErrCode == contract.CodeCancelled {
-		m.cancelled.WithLabelValues(r.Tenant, directoryOf(r)).Add(float64(len(triggers)))
+	if o := r.Outcome; o != nil {
+		if o.ErrCode == contract.CodeCancelled {
+			m.cancelled.WithLabelValues(r.Tenant, directoryOf(r)).Add(float64(len(triggers)))
+		}
+		if o.SyncDuration > 0 && r.Published == 0 && !o.FinishedAt.IsZero() {
+			// The run's first result event: a sync ran, and this is when its pipelines hear.
+			m.resultLag.Observe(max(now.Sub(o.FinishedAt), 0).Seconds())
+		}
 	}
 	for _, t := range triggers {
 		if !t.AcceptedAt.IsZero() {

@@ -92,6 +92,11 @@ type Cancels interface {
 	Done(ctx context.Context, d dirsync.DirKey, id string) error
 }
 
+// History tells when a directory's recent syncs ended, to plan the polls of its next.
+type History interface {
+	Expected(ctx context.Context, d dirsync.DirKey) (backend.Expected, error)
+}
+
 // Config tunes the engine. Zero values take the defaults noted.
 type Config struct {
 	Holder        string        // this replica's name in leases
@@ -100,9 +105,13 @@ type Config struct {
 	MaxConcurrent int           // directories synced at once by this replica, all tenants; default 8
 	PollInitial   time.Duration // default 2s
 	PollMax       time.Duration // default 15s
-	SyncDeadline  time.Duration // default 30m
-	ConfirmAfter  time.Duration // default 20s
-	RecheckAfter  time.Duration // default 5s
+	// PollFloor is the least wait between polls planned from a directory's history (default
+	// 500ms); History, when set, makes the engine plan them (backend.PollPlan).
+	PollFloor    time.Duration
+	History      History
+	SyncDeadline time.Duration // default 30m
+	ConfirmAfter time.Duration // default 20s
+	RecheckAfter time.Duration // default 5s
 	// ReadinessMax bounds the covered triggers of one run whose principals are looked up; the
 	// rest are reported not checked, so that a burst of many distinct groups neither floods the
 	// identity store nor holds its result back for long. Default 2000 (100 SCIM requests).

@@ -296,6 +296,7 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	remaining := max(t.SyncDeadline-e.cfg.Now().Sub(run.StartedAt), time.Second)
 	opts := e.waitOptions(t, remaining, before)
 	opts.PostedAt, opts.ConfirmAfter = run.StartedAt, t.ConfirmAfter
+	opts.Expected, opts.PollFloor = e.expected(ctx, run), e.cfg.PollFloor
 	opts.Progress = func(st backend.SyncState) { e.noteProgress(ctx, run, st) }
 	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, opts)
 	switch {
@@ -308,7 +309,7 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		return e.record(ctx, run, dirsync.Outcome{Status: contract.StatusDelegated, Delegation: st.Delegation})
 	}
 	o := dirsync.Outcome{Status: contract.StatusCompleted, FinishedAt: finishedAt(st, e.cfg.Now()),
-		Connector: st.Connector, Attempts: st.Attempts}
+		Connector: st.Connector, Attempts: st.Attempts, SyncDuration: e.syncDuration(run, st)}
 	if st.Status != backend.StatusCompleted {
 		o.Status, o.ErrCode, o.ErrMessage = contract.StatusFailed, contract.CodeSyncFailed, st.Message
 		if o.ErrMessage == "" {
@@ -316,6 +317,28 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		}
 	}
 	return e.record(ctx, run, o)
+}
+
+// expected is when the directory's recent syncs ended, to plan this one's polls; none (today's
+// doubling schedule) without a history or when it cannot be read.
+func (e *Engine) expected(ctx context.Context, run *dirsync.Run) backend.Expected {
+	if e.cfg.History == nil {
+		return backend.Expected{}
+	}
+	x, err := e.cfg.History.Expected(ctx, run.Dir())
+	if err != nil {
+		e.log.Debug("reading the directory's sync durations failed; polling without them", "run_id", run.RunID, "err", err)
+	}
+	return x
+}
+
+// syncDuration is how long the sync ran: by the identity system's own clock when it says, else
+// from our POST to now (an over-estimate by the last poll's lag).
+func (e *Engine) syncDuration(run *dirsync.Run, st backend.SyncState) time.Duration {
+	if !st.StartedAt.IsZero() && st.FinishedAt.After(st.StartedAt) {
+		return st.FinishedAt.Sub(st.StartedAt)
+	}
+	return max(e.cfg.Now().Sub(run.StartedAt), 0)
 }
 
 // noteProgress records the progress a poll of the running sync reported, when it changed, so

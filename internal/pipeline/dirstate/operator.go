@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 )
 
@@ -82,6 +84,34 @@ func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// expectedFrom is how many of a directory's latest syncs plan the polls of its next.
+const expectedFrom = 5
+
+// Expected is when the directory's latest syncs ended after they started, from the history:
+// the zero value when none is recorded.
+func (h *History) Expected(ctx context.Context, d dirsync.DirKey) (backend.Expected, error) {
+	runs, err := h.Runs(ctx, d)
+	if err != nil {
+		return backend.Expected{}, err
+	}
+	var e backend.Expected
+	n := 0
+	for _, r := range runs {
+		if r.Outcome == nil || r.Outcome.SyncDuration <= 0 || r.StartedAt.IsZero() {
+			continue // never started in the identity system: cancelled, delegated, refused
+		}
+		d := r.Outcome.SyncDuration
+		if n == 0 || d < e.Low {
+			e.Low = d
+		}
+		e.High = max(e.High, d)
+		if n++; n == expectedFrom {
+			break
+		}
+	}
+	return e, nil
 }
 
 // Runs returns the directory's recorded runs, newest first.

@@ -162,6 +162,10 @@ type Outcome struct {
 	Attempts []contract.Attempt `json:"attempts,omitempty"`
 	// Delegation says who keeps the directory current when the backend has no sync to start.
 	Delegation *backend.Delegation `json:"delegation,omitempty"`
+	// SyncDuration is how long the sync ran: the identity system's own start to end when it
+	// reports both, else from our POST to the poll that saw the end. The next runs of the
+	// directory plan their polls from it (backend.PollPlan).
+	SyncDuration time.Duration `json:"syncDuration,omitempty"`
 	// RecordedAt is when this worker fixed the outcome (its own clock, unlike FinishedAt): the
 	// readiness check's re-check counts from it.
 	RecordedAt time.Time `json:"recordedAt,omitzero"`

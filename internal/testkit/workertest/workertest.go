@@ -77,6 +77,7 @@ func Start(t testing.TB, o Options) *Stack {
 		"COALESCE_WINDOW":         "50ms",
 		"POLL_INITIAL_INTERVAL":   "20ms",
 		"POLL_MAX_INTERVAL":       "50ms",
+		"POLL_FLOOR":              "100ms",
 		"LEASE_TTL":               "3s",
 		"SYNC_DEADLINE":           "20s",
 		"READINESS_RECHECK_AFTER": "200ms",

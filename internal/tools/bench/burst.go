@@ -328,8 +328,9 @@ func runBurst(ctx context.Context, r *runner) (Scenario, error) {
 	}
 	sc.check("every trigger reported", res.reported == bs.n, "%d of %d", res.reported, bs.n)
 	sc.check("one sync per directory at a time", res.cost.maxConcurrent == 1, "max concurrent syncs of a directory: %d", res.cost.maxConcurrent)
-	// Every trigger names its own group: at most one lookup per 20, plus one partial batch per run.
-	sc.check("readiness: at most one SCIM request per 20 groups", res.cost.lookups > 0 && res.cost.lookups <= (bs.n+19)/20+res.cost.posts,
+	// Every trigger names its own group: at most one lookup per 50 (a filter holds about 3 kB of
+	// names), plus one partial batch per run.
+	sc.check("readiness: at most one SCIM request per 50 groups", res.cost.lookups > 0 && res.cost.lookups <= (bs.n+49)/50+res.cost.posts,
 		"%d SCIM requests for %d groups in %d runs", res.cost.lookups, bs.n, res.cost.posts)
 	sc.check("script baseline: every script saw its sync end", ns.Failed == 0, "%d scripts failed", ns.Failed)
 	// Why the sync count can exceed 2: the worker never POSTs into a running sync, so a burst that

@@ -1,0 +1,122 @@
+package backend
+
+import (
+	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
+)
+
+// Expected is when a directory's syncs have ended, after the POST, in its recent history: Low
+// the soonest, High the latest. The zero value says there is no history.
+type Expected struct {
+	Low, High time.Duration
+}
+
+// Known reports a history to plan from.
+func (e Expected) Known() bool { return e.High > 0 && e.Low <= e.High }
+
+// PollPlan is when Wait polls a sync. Without a history it is the doubling schedule: a poll at
+// once, then after Initial, doubling to Max. With one it spends the polls the doubling schedule
+// would make for a sync of that length, no more, where they tell something: evenly over the span
+// in which the directory's syncs have ended (widened by a margin), none before it, so the end of
+// a sync is seen within one step instead of within up to Max. A sync that outlasts the span is
+// then polled with the doubling schedule again.
+type PollPlan struct {
+	Initial, Max time.Duration
+	// Floor is the least wait between two polls of a sync, and before the first.
+	Floor    time.Duration
+	Expected Expected
+}
+
+// DefaultPollFloor is PollPlan.Floor when unset.
+const DefaultPollFloor = 500 * time.Millisecond
+
+func (p PollPlan) withDefaults() PollPlan {
+	if p.Floor <= 0 {
+		p.Floor = DefaultPollFloor
+	}
+	if p.Initial <= 0 {
+		p.Initial = time.Second
+	}
+	p.Max = max(p.Max, p.Initial)
+	return p
+}
+
+// doubling is the schedule without a history; the jitter keeps replicas' polls apart.
+func (p PollPlan) doubling() backoff.Policy {
+	return backoff.Policy{Initial: p.Initial, Max: p.Max, Jitter: 0.2}
+}
+
+// DoublingPolls is how many polls the doubling schedule makes for a sync whose end is reported
+// d after the POST: the first at once, the last the first at or after d.
+func (p PollPlan) DoublingPolls(d time.Duration) int {
+	p = p.withDefaults()
+	pol := backoff.Policy{Initial: p.Initial, Max: p.Max}
+	n, at := 1, time.Duration(0)
+	for at < d {
+		at += pol.Bound(n)
+		n++
+	}
+	return n
+}
+
+// span is where the plan polls densely, after the POST, and the step between its polls.
+func (p PollPlan) span() (from, to, step time.Duration) {
+	e := p.Expected
+	margin := max(p.Floor, (e.High-e.Low)/4, e.High/20)
+	from, to = max(p.Floor, e.Low-margin), e.High+margin
+	// A sync ending mid-span costs about (mid-from)/step + 1.5 polls (the first at from, then
+	// one per step up to the first at or past its end): as many as the doubling schedule makes
+	// on average for syncs ending across the span.
+	mid := (e.Low + e.High) / 2
+	step = max(p.Floor, to-from)
+	if budget := p.meanDoublingPolls(); budget > 2 {
+		step = max(p.Floor, time.Duration(float64(mid-from)/(budget-1.5)))
+	}
+	return from, to, step
+}
+
+// meanDoublingPolls averages DoublingPolls over ends spread evenly across the expected span.
+func (p PollPlan) meanDoublingPolls() float64 {
+	e := p.Expected
+	const samples = 32
+	if e.High == e.Low {
+		return float64(p.DoublingPolls(e.High))
+	}
+	total := 0
+	for i := range samples {
+		total += p.DoublingPolls(e.Low + (e.High-e.Low)*time.Duration(i)/(samples-1))
+	}
+	return float64(total) / samples
+}
+
+// First is the wait before the first poll, elapsed after the POST.
+func (p PollPlan) First(elapsed time.Duration) time.Duration {
+	p = p.withDefaults()
+	if !p.Expected.Known() {
+		return 0
+	}
+	from, _, _ := p.span()
+	return max(from-elapsed, 0)
+}
+
+// Next is the wait after poll n (from 1), made elapsed after the POST.
+func (p PollPlan) Next(n int, elapsed time.Duration) time.Duration {
+	p = p.withDefaults()
+	if !p.Expected.Known() {
+		return p.doubling().Delay(n)
+	}
+	from, to, step := p.span()
+	if elapsed < to {
+		// The next step on the grid from "from", so a poll that came late does not shift the
+		// rest; never less than the floor.
+		next := from + (elapsed-from)/step*step + step
+		if elapsed < from {
+			next = from
+		}
+		return max(next-elapsed, p.Floor)
+	}
+	// Outlasted its history: back off as without one, counting from the first poll past it.
+	dense := int((to-from)/step) + 1
+	return max(step, p.doubling().Delay(max(n-dense, 1)))
+}
