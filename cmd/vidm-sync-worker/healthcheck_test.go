@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/testca"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 )
 
 // TestHealthcheckExitStatus: the subcommand the image's HEALTHCHECK runs succeeds on 2xx only,
@@ -200,5 +202,29 @@ func TestHealthURLFromAdminAddr(t *testing.T) {
 		if got, want := healthURL(addr, true), "https://"+strings.TrimPrefix(want, "http://"); got != want {
 			t.Errorf("ADMIN_ADDR %q over TLS: URL %q, want %q", addr, got, want)
 		}
+	}
+}
+
+// TestHealthcheckAgainstAWorkerOverTLS: the check, with the worker's own environment, passes
+// against a running worker whose admin port serves HTTPS.
+func TestHealthcheckAgainstAWorkerOverTLS(t *testing.T) {
+	ca := testca.New(t, "test CA")
+	dir := testca.NewSecretDir(t)
+	dir.Write(t, ca.Server(t, "vidm-sync-worker.dirsync.svc").Files(ca))
+	vars := map[string]string{"ADMIN_TLS_CERT_FILE": dir.Path("tls.crt"), "ADMIN_TLS_KEY_FILE": dir.Path("tls.key"), "ADMIN_TLS_CA_FILE": dir.Path("ca.crt")}
+	s := workertest.Start(t, workertest.Options{Env: vars})
+	w := s.RunWorker("w1")
+	vars["ADMIN_ADDR"] = strings.TrimPrefix(w.AdminURL, "http://")
+	var stdout strings.Builder
+	poll.Until(t, 15*time.Second, "the worker's admin port healthy over HTTPS", func() bool {
+		stdout.Reset()
+		return run(context.Background(), []string{"healthcheck"}, env(vars), &stdout, io.Discard) == nil
+	})
+	if !strings.Contains(stdout.String(), "https://") {
+		t.Fatalf("healthy, but not over HTTPS: %s", stdout.String())
+	}
+	delete(vars, "ADMIN_TLS_CERT_FILE")
+	if err := run(context.Background(), []string{"healthcheck"}, env(vars), io.Discard, io.Discard); err == nil {
+		t.Fatal("plain HTTP against the TLS admin port passed")
 	}
 }
