@@ -38,10 +38,17 @@ func httpsClient(t *testing.T, roots *x509.CertPool, cert *testca.Leaf) *http.Cl
 	return c
 }
 
-func send(c *http.Client, method, url, contentType, token, body string) (*http.Response, []byte, error) {
+// answer is what send read of a response (closed).
+type answer struct {
+	status  int
+	header  http.Header
+	cookies []*http.Cookie
+}
+
+func send(c *http.Client, method, url, contentType, token, body string) (answer, []byte, error) {
 	req, err := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
 	if err != nil {
-		return nil, nil, err
+		return answer{}, nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -51,11 +58,11 @@ func send(c *http.Client, method, url, contentType, token, body string) (*http.R
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return answer{}, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp, b, err
+	return answer{status: resp.StatusCode, header: resp.Header, cookies: resp.Cookies()}, b, err
 }
 
 // configReloads reads dirsync_config_reloads_total{result} from the admin port.
@@ -115,15 +122,15 @@ func TestAdminPortAndIngressOverTLS(t *testing.T) {
 	// The admin port: HTTPS for a client that trusts the CA, nothing for the others.
 	poll.Until(t, 10*time.Second, "the admin API over HTTPS", func() bool {
 		resp, _, err := send(trusting, "GET", admin+"/api/v1/directories", "", readToken, "")
-		return err == nil && resp.StatusCode == http.StatusOK
+		return err == nil && resp.status == http.StatusOK
 	})
-	if resp, body, err := send(trusting, "GET", admin+"/healthz", "", "", ""); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, body, err := send(trusting, "GET", admin+"/healthz", "", "", ""); err != nil || resp.status != http.StatusOK {
 		t.Fatalf("/healthz over HTTPS: %v %v %s", resp, err, body)
 	}
 	if _, _, err := send(httpsClient(t, other.Pool(), nil), "GET", admin+"/healthz", "", "", ""); err == nil {
 		t.Fatal("a client trusting another CA reached the admin port")
 	}
-	if resp, _, err := send(&http.Client{Timeout: 10 * time.Second}, "GET", "http://"+adminAddr+"/healthz", "", "", ""); err == nil && resp.StatusCode == http.StatusOK {
+	if resp, _, err := send(&http.Client{Timeout: 10 * time.Second}, "GET", "http://"+adminAddr+"/healthz", "", "", ""); err == nil && resp.status == http.StatusOK {
 		t.Fatal("the admin port answered plain HTTP")
 	}
 
@@ -133,13 +140,13 @@ func TestAdminPortAndIngressOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var session *http.Cookie
-	for _, c := range resp.Cookies() {
+	for _, c := range resp.cookies {
 		if c.Value != "" {
 			session = c
 		}
 	}
-	if resp.StatusCode != http.StatusSeeOther || session == nil || !session.Secure || !session.HttpOnly {
-		t.Fatalf("sign-in over TLS: %d, cookie %+v; want a Secure session cookie", resp.StatusCode, session)
+	if resp.status != http.StatusSeeOther || session == nil || !session.Secure || !session.HttpOnly {
+		t.Fatalf("sign-in over TLS: %d, cookie %+v; want a Secure session cookie", resp.status, session)
 	}
 
 	// The ingress: a client certificate of the publishers' CA naming an allowed client, and the token.
@@ -152,15 +159,15 @@ func TestAdminPortAndIngressOverTLS(t *testing.T) {
 		cert *testca.Leaf
 	}{{"no client certificate", nil}, {"another CA's certificate", &forged}, {"a name not allowed", &stranger}} {
 		if resp, body, err := send(httpsClient(t, ca.Pool(), tc.cert), "POST", events, ce, ingressToken, event); err == nil {
-			t.Fatalf("%s: the ingress answered %d %s; want the handshake refused", tc.name, resp.StatusCode, body)
+			t.Fatalf("%s: the ingress answered %d %s; want the handshake refused", tc.name, resp.status, body)
 		}
 	}
 	publisher := httpsClient(t, ca.Pool(), &vro)
-	if resp, body, err := send(publisher, "POST", events, ce, "", event); err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if resp, body, err := send(publisher, "POST", events, ce, "", event); err != nil || resp.status != http.StatusUnauthorized {
 		t.Fatalf("a certificate without the token: %v %v %s; want 401", resp, err, body)
 	}
 	resp, body, err := send(publisher, "POST", events+"?wait=20s", ce, ingressToken, event)
-	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Dirsync-Result-Status") != "COMPLETED" {
+	if err != nil || resp.status != http.StatusOK || resp.header.Get("Dirsync-Result-Status") != "COMPLETED" {
 		t.Fatalf("POST with certificate and token: %v %v %s", resp, err, body)
 	}
 
