@@ -232,6 +232,17 @@ func volumeFiles(t *testing.T, m *manifests, d *appsv1.Deployment, volume string
 // secret and CA files of the examples at their mount paths.
 func shippedConfig(t *testing.T, m *manifests) config.Config {
 	t.Helper()
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(shippedEnv(t, m)), false)
+	if err != nil {
+		t.Fatalf("the shipped manifests (with the example Secret and CA bundles) do not make a valid configuration:\n%v", err)
+	}
+	return cfg
+}
+
+// shippedEnv is the environment the pod would start with, its *_FILE variables pointing at the
+// examples' files in temporary directories.
+func shippedEnv(t *testing.T, m *manifests) map[string]string {
+	t.Helper()
 	env := podEnv(t, m)
 	mounts := mountedFiles(t, m)
 	for name, v := range env {
@@ -244,11 +255,7 @@ func shippedConfig(t *testing.T, m *manifests) config.Config {
 			}
 		}
 	}
-	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), false)
-	if err != nil {
-		t.Fatalf("the shipped manifests (with the example Secret and CA bundles) do not make a valid configuration:\n%v", err)
-	}
-	return cfg
+	return env
 }
 
 // TestManifestsDecodeStrictly: every document under deploy/kubernetes is a Kubernetes object of a
@@ -268,7 +275,12 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		if meta.Labels["app.kubernetes.io/name"] != "vidm-sync-worker" {
 			t.Errorf("%s: %s %s lacks the label app.kubernetes.io/name=vidm-sync-worker", o.file, o.kind, meta.Name)
 		}
+		// An example may be a patch of an applied object (tls-patch.example.yaml), never a
+		// second definition among the applied ones or the examples.
 		id := o.kind + " " + meta.Name
+		if isExample(o.file) {
+			id = "example " + id
+		}
 		if prev, dup := seen[id]; dup {
 			t.Errorf("%s: %s is also defined in %s", o.file, id, prev)
 		}

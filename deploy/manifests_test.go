@@ -40,7 +40,36 @@ type serviceMonitor struct {
 			Scheme        string `json:"scheme,omitempty"`
 			Interval      string `json:"interval,omitempty"`
 			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
+			TLSConfig     *struct {
+				ServerName string `json:"serverName,omitempty"`
+				CA         *struct {
+					Secret *corev1.SecretKeySelector `json:"secret,omitempty"`
+				} `json:"ca,omitempty"`
+			} `json:"tlsConfig,omitempty"`
 		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// certificate is the part of cert-manager's Certificate (cert-manager.io/v1) the examples use.
+type certificate struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
+		SecretName  string   `json:"secretName"`
+		DNSNames    []string `json:"dnsNames"`
+		Duration    string   `json:"duration,omitempty"`
+		RenewBefore string   `json:"renewBefore,omitempty"`
+		PrivateKey  *struct {
+			Algorithm      string `json:"algorithm,omitempty"`
+			Size           int    `json:"size,omitempty"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey,omitempty"`
+		Usages    []string `json:"usages,omitempty"`
+		IssuerRef struct {
+			Group string `json:"group,omitempty"`
+			Kind  string `json:"kind,omitempty"`
+			Name  string `json:"name"`
+		} `json:"issuerRef"`
 	} `json:"spec"`
 }
 
@@ -88,6 +117,7 @@ var kinds = map[string]func() any{
 	"networking.k8s.io/v1 NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
 	"monitoring.coreos.com/v1 ServiceMonitor": func() any { return &serviceMonitor{} },
 	"monitoring.coreos.com/v1 PrometheusRule": func() any { return &prometheusRule{} },
+	"cert-manager.io/v1 Certificate":          func() any { return &certificate{} },
 }
 
 // manifests holds every document under kubernetes/, decoded strictly.
@@ -181,6 +211,8 @@ func objectMeta(obj any) metav1.ObjectMeta {
 	case *serviceMonitor:
 		return o.Metadata
 	case *prometheusRule:
+		return o.Metadata
+	case *certificate:
 		return o.Metadata
 	case metav1.Object:
 		return metav1.ObjectMeta{Name: o.GetName(), Namespace: o.GetNamespace(), Labels: o.GetLabels()}

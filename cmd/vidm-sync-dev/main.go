@@ -69,8 +69,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	if getenv("ADMIN_READ_OPEN") == "" {
 		cfg.AdminReadOpen = true
 	}
+	scheme := "http://"
+	if cfg.AdminTLS() {
+		scheme = "https://"
+	}
 	log.Info("dev mode", "nats_url", cfg.NATSURL, "vidm_url", cfg.VIDMURL, "vidm_ca_file", cfg.VIDMCAFile,
-		"status_page", "http://"+worker.LocalAdminAddr(cfg.AdminAddr)+"/")
+		"status_page", scheme+worker.LocalAdminAddr(cfg.AdminAddr)+"/")
 	cfg.LogStart(log)
 	return worker.Run(ctx, cfg, log, worker.WithReload(worker.ReloadSignals(ctx)))
 }

@@ -2,13 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/poll"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/testca"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/workertest"
 )
 
 // TestHealthcheckExitStatus: the subcommand the image's HEALTHCHECK runs succeeds on 2xx only,
@@ -95,6 +104,87 @@ func TestHealthcheckTimeout(t *testing.T) {
 	}
 }
 
+// TestHealthcheckOverTLS: with ADMIN_TLS_CERT_FILE the check speaks HTTPS and verifies the admin
+// port: against the certificate file itself, or against ADMIN_TLS_CA_FILE (which also accepts a
+// rotated certificate the file does not hold yet). The certificate names a Service, not the
+// loopback address dialled.
+func TestHealthcheckOverTLS(t *testing.T) {
+	ca, other := testca.New(t, "test CA"), testca.New(t, "other CA")
+	const svc = "vidm-sync-worker.dirsync.svc"
+	served, rotated, foreign := ca.Server(t, svc), ca.Server(t, svc), other.Server(t, svc)
+	var current atomic.Pointer[tls.Certificate]
+	current.Store(&served.TLS)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current.Load(), nil }}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(plain.Close)
+
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certFile, keyFile, caFile := write("tls.crt", served.CertPEM), write("tls.key", served.KeyPEM), write("ca.crt", ca.PEM)
+	ipOnly := write("ip.crt", ca.Server(t, "127.0.0.1").CertPEM)
+	noPEM := write("empty.crt", []byte("nothing here"))
+	addr := strings.TrimPrefix(srv.URL, "https://")
+
+	for _, tc := range []struct {
+		name    string
+		serve   *tls.Certificate
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "trusting the certificate file", serve: &served.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": certFile, "ADMIN_TLS_KEY_FILE": keyFile}},
+		{name: "trusting the CA", serve: &served.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": certFile, "ADMIN_TLS_CA_FILE": caFile}},
+		{name: "rotated, trusting the CA", serve: &rotated.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": certFile, "ADMIN_TLS_CA_FILE": caFile}},
+		{name: "rotated, trusting the old certificate file", serve: &rotated.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": certFile}, wantErr: "certificate"},
+		{name: "another CA's certificate", serve: &foreign.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": certFile, "ADMIN_TLS_CA_FILE": caFile}, wantErr: "unknown authority"},
+		{name: "a certificate for an IP address", serve: &served.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": ipOnly, "ADMIN_TLS_CA_FILE": caFile}, wantErr: "127.0.0.1"},
+		{name: "plain HTTP where TLS is configured", serve: &served.TLS,
+			env: map[string]string{"ADMIN_ADDR": strings.TrimPrefix(plain.URL, "http://"), "ADMIN_TLS_CERT_FILE": certFile}, wantErr: "HTTP response to HTTPS client"},
+		{name: "no certificate file", serve: &served.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": filepath.Join(dir, "missing")}, wantErr: "ADMIN_TLS_CERT_FILE"},
+		{name: "no CA file", serve: &served.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": certFile, "ADMIN_TLS_CA_FILE": filepath.Join(dir, "missing")}, wantErr: "ADMIN_TLS_CA_FILE"},
+		{name: "not PEM", serve: &served.TLS,
+			env: map[string]string{"ADMIN_ADDR": addr, "ADMIN_TLS_CERT_FILE": noPEM}, wantErr: "no PEM certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			current.Store(tc.serve)
+			var stdout, stderr strings.Builder
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"healthcheck"}, env(tc.env), &stdout, &stderr)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("healthcheck failed: %v", err)
+			case tc.wantErr == "" && !strings.Contains(stdout.String(), "https://"):
+				t.Fatalf("healthy, but not over HTTPS: %s", stdout.String())
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestHealthURLFromAdminAddr(t *testing.T) {
 	for addr, want := range map[string]string{
 		"":               "http://127.0.0.1:9090/healthz",
@@ -106,8 +196,35 @@ func TestHealthURLFromAdminAddr(t *testing.T) {
 		"[::1]:9090":     "http://[::1]:9090/healthz",
 		"localhost:9090": "http://localhost:9090/healthz",
 	} {
-		if got := healthURL(addr); got != want {
+		if got := healthURL(addr, false); got != want {
 			t.Errorf("ADMIN_ADDR %q: URL %q, want %q", addr, got, want)
 		}
+		if got, want := healthURL(addr, true), "https://"+strings.TrimPrefix(want, "http://"); got != want {
+			t.Errorf("ADMIN_ADDR %q over TLS: URL %q, want %q", addr, got, want)
+		}
+	}
+}
+
+// TestHealthcheckAgainstAWorkerOverTLS: the check, with the worker's own environment, passes
+// against a running worker whose admin port serves HTTPS.
+func TestHealthcheckAgainstAWorkerOverTLS(t *testing.T) {
+	ca := testca.New(t, "test CA")
+	dir := testca.NewSecretDir(t)
+	dir.Write(t, ca.Server(t, "vidm-sync-worker.dirsync.svc").Files(ca))
+	vars := map[string]string{"ADMIN_TLS_CERT_FILE": dir.Path("tls.crt"), "ADMIN_TLS_KEY_FILE": dir.Path("tls.key"), "ADMIN_TLS_CA_FILE": dir.Path("ca.crt")}
+	s := workertest.Start(t, workertest.Options{Env: vars})
+	w := s.RunWorker("w1")
+	vars["ADMIN_ADDR"] = strings.TrimPrefix(w.AdminURL, "http://")
+	var stdout strings.Builder
+	poll.Until(t, 15*time.Second, "the worker's admin port healthy over HTTPS", func() bool {
+		stdout.Reset()
+		return run(context.Background(), []string{"healthcheck"}, env(vars), &stdout, io.Discard) == nil
+	})
+	if !strings.Contains(stdout.String(), "https://") {
+		t.Fatalf("healthy, but not over HTTPS: %s", stdout.String())
+	}
+	delete(vars, "ADMIN_TLS_CERT_FILE")
+	if err := run(context.Background(), []string{"healthcheck"}, env(vars), io.Discard, io.Discard); err == nil {
+		t.Fatal("plain HTTP against the TLS admin port passed")
 	}
 }

@@ -183,7 +183,18 @@ type Admin struct {
 	// ReadyVIDMInterval: /readyz needs a vIDM answer with accepted credentials within this
 	// interval; when none came by itself, readiness asks vIDM (at most once per interval).
 	ReadyVIDMInterval time.Duration `env:"READY_VIDM_INTERVAL,default=1m"`
+	// AdminTLSCertFile and AdminTLSKeyFile serve the admin port over HTTPS instead of HTTP: PEM
+	// files, re-read when their content changes (both or neither).
+	AdminTLSCertFile string `env:"ADMIN_TLS_CERT_FILE"`
+	AdminTLSKeyFile  string `env:"ADMIN_TLS_KEY_FILE"`
+	// AdminTLSCAFile is the CA `vidm-sync-worker healthcheck` verifies the admin port's
+	// certificate with; unset, it trusts the certificate in ADMIN_TLS_CERT_FILE itself. The
+	// worker does not read it.
+	AdminTLSCAFile string `env:"ADMIN_TLS_CA_FILE"`
 }
+
+// AdminTLS reports whether the admin port serves HTTPS.
+func (c Admin) AdminTLS() bool { return c.AdminTLSCertFile != "" }
 
 // Ingress is the CloudEvents HTTP ingress (HTTP binding), off by default.
 type Ingress struct {
@@ -198,7 +209,22 @@ type Ingress struct {
 	IngressMaxWait time.Duration `env:"INGRESS_MAX_WAIT,default=10m"`
 	// IngressMaxWaiters bounds the ?wait requests waiting at once; beyond it they get 429.
 	IngressMaxWaiters int `env:"INGRESS_MAX_WAITERS,default=256"`
+	// IngressTLSCertFile and IngressTLSKeyFile serve the ingress over HTTPS instead of HTTP: PEM
+	// files, re-read when their content changes (both or neither).
+	IngressTLSCertFile string `env:"INGRESS_TLS_CERT_FILE"`
+	IngressTLSKeyFile  string `env:"INGRESS_TLS_KEY_FILE"`
+	// IngressTLSClientCAFile makes client certificates required on the ingress, verified
+	// against the CAs in this PEM file (re-read like the certificate). With INGRESS_TOKEN as
+	// well, a publisher needs both; without it, the certificate alone.
+	IngressTLSClientCAFile string `env:"INGRESS_TLS_CLIENT_CA_FILE"`
+	// IngressTLSClientNames, when set, are the client certificates accepted (comma-separated):
+	// each is matched against a certificate's subject common name and its DNS, e-mail and URI
+	// names.
+	IngressTLSClientNames []string `env:"INGRESS_TLS_CLIENT_NAMES"`
 }
+
+// IngressTLS reports whether the ingress serves HTTPS.
+func (c Ingress) IngressTLS() bool { return c.IngressTLSCertFile != "" }
 
 // Logging is the log's format and level.
 type Logging struct {
@@ -260,6 +286,10 @@ func load(ctx context.Context, l envconfig.Lookuper, dev bool, hostname func() (
 		return Config{}, fmt.Errorf("reading the environment: %w", err)
 	}
 	c.Dev = dev
+	// "a, b" is how people write lists; the names themselves never have surrounding spaces.
+	for i, n := range c.IngressTLSClientNames {
+		c.IngressTLSClientNames[i] = strings.TrimSpace(n)
+	}
 
 	for _, sec := range c.secrets() {
 		readSecretFile(l, sec.env, sec.field, &problems)
@@ -587,7 +617,7 @@ func (c Config) TenantDefaults() tenants.Defaults {
 		Readiness:              tenants.Readiness{Check: c.ReadinessCheck, RecheckAfter: c.ReadinessRecheckAfter},
 		SyncClientTokenWarning: c.SyncClientTokenWarning,
 		SecretsDir:             c.TenantsSecretsDir,
-		Reserved:               append(slices.Clone(c.ownSecretFiles), c.NATSCredsFile, c.NATSKeyFile),
+		Reserved:               append(slices.Clone(c.ownSecretFiles), c.NATSCredsFile, c.NATSKeyFile, c.AdminTLSKeyFile, c.IngressTLSKeyFile),
 		AllowHTTP:              c.AllowInsecureHTTP,
 	}
 }
@@ -751,11 +781,18 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("history_runs", c.HistoryRuns),
 		slog.Duration("status_refresh", c.StatusRefresh),
 		slog.Duration("ready_vidm_interval", c.ReadyVIDMInterval),
+		slog.String("admin_tls_cert_file", c.AdminTLSCertFile),
+		slog.String("admin_tls_key_file", c.AdminTLSKeyFile),
+		slog.String("admin_tls_ca_file", c.AdminTLSCAFile),
 		slog.Bool("ingress_enabled", c.IngressEnabled),
 		slog.String("ingress_addr", c.IngressAddr),
 		slog.String("ingress_token", mask(c.IngressToken)),
 		slog.String("ingress_subject", c.IngressSubject),
 		slog.Duration("ingress_max_wait", c.IngressMaxWait),
+		slog.String("ingress_tls_cert_file", c.IngressTLSCertFile),
+		slog.String("ingress_tls_key_file", c.IngressTLSKeyFile),
+		slog.String("ingress_tls_client_ca_file", c.IngressTLSClientCAFile),
+		slog.Any("ingress_tls_client_names", c.IngressTLSClientNames),
 		slog.Bool("dev", c.Dev),
 	)
 }

@@ -165,70 +165,77 @@ func TestDefaults(t *testing.T) {
 
 func TestEverySettingIsRead(t *testing.T) {
 	env := map[string]string{
-		"NATS_URL":                  "nats://a:4222, tls://b:4222",
-		"NATS_CREDS_FILE":           "/etc/nats/worker.creds",
-		"NATS_CA_FILE":              "/etc/nats/ca.pem",
-		"NATS_CERT_FILE":            "/etc/nats/cert.pem",
-		"NATS_KEY_FILE":             "/etc/nats/key.pem",
-		"NATS_CLIENT_NAME":          "worker-a",
-		"NATS_INBOX_PREFIX":         "_INBOX_worker.a",
-		"TRIGGER_STREAM":            "T",
-		"TRIGGER_SUBJECTS":          "t.ad.>, t.vidm.*.requested",
-		"RESULT_STREAM":             "R",
-		"RESULT_SUBJECT_PREFIX":     "r.out",
-		"DEAD_STREAM":               "D",
-		"DEAD_SUBJECT":              "d.letters",
-		"CONSUMER":                  "C",
-		"PENDING_BUCKET":            "P",
-		"RUNS_BUCKET":               "RU",
-		"LEASE_BUCKET":              "L",
-		"HISTORY_BUCKET":            "HI",
-		"CONTROL_BUCKET":            "CT",
-		"MANAGE_STREAMS":            "false",
-		"STREAM_REPLICAS":           "3",
-		"RESULT_DUPLICATE_WINDOW":   "1h",
-		"TRIGGER_STREAM_MAX_BYTES":  "2147483648",
-		"RESULT_STREAM_MAX_BYTES":   "0",
-		"DEAD_STREAM_MAX_BYTES":     "1048576",
-		"VIDM_URL":                  "https://vidm.example.com/",
-		"VIDM_AUTH_MODE":            "system",
-		"VIDM_USERNAME":             "svc-sync",
-		"VIDM_PASSWORD":             vidmPassword,
-		"VIDM_CA_FILE":              "/etc/vidm/ca.pem",
-		"VIDM_INSECURE_SKIP_VERIFY": "true",
-		"VIDM_REQUEST_TIMEOUT":      "10s",
-		"VIDM_TENANT":               "emea",
-		"COALESCE_WINDOW":           "500ms",
-		"POLL_INITIAL_INTERVAL":     "1s",
-		"POLL_MAX_INTERVAL":         "1s",
-		"SYNC_DEADLINE":             "1h",
-		"POLL_CONFIRM_AFTER":        "7s",
-		"READINESS_CHECK":           "false",
-		"READINESS_RECHECK_AFTER":   "3s",
-		"READINESS_MAX_PER_RUN":     "50",
-		"MAX_CONCURRENT_SYNCS":      "2",
-		"LEASE_TTL":                 "10s",
-		"PULL_BATCH":                "16",
-		"MAX_IN_FLIGHT":             "16",
-		"ACK_WAIT":                  "1m",
-		"RESULT_SOURCE":             "https://sync.example.com/worker",
-		"LOG_FORMAT":                "json",
-		"LOG_LEVEL":                 "DEBUG",
-		"ADMIN_ADDR":                "127.0.0.1:9191",
-		"ADMIN_TOKEN":               "admin-token-1-of-at-least-32-characters",
-		"ADMIN_READ_TOKEN":          "read-token-2-of-at-least-32-characters",
-		"ADMIN_READ_OPEN":           "true",
-		"HISTORY_MAX_AGE":           "24h",
-		"HISTORY_RUNS":              "7",
-		"STATUS_REFRESH":            "3s",
-		"READY_VIDM_INTERVAL":       "30s",
-		"INGRESS_ENABLED":           "true",
-		"INGRESS_ADDR":              "127.0.0.1:8181",
-		"INGRESS_TOKEN":             "ingress-token-3-of-at-least-32-characters",
-		"INGRESS_SUBJECT":           "t.ad.http",
-		"INGRESS_MAX_WAIT":          "2m",
-		"SYNC_CLIENT_TOKEN_WARNING": "72h",
-		"SYNC_CLIENT_TOKEN_CHECK":   "10m",
+		"NATS_URL":                   "nats://a:4222, tls://b:4222",
+		"NATS_CREDS_FILE":            "/etc/nats/worker.creds",
+		"NATS_CA_FILE":               "/etc/nats/ca.pem",
+		"NATS_CERT_FILE":             "/etc/nats/cert.pem",
+		"NATS_KEY_FILE":              "/etc/nats/key.pem",
+		"NATS_CLIENT_NAME":           "worker-a",
+		"NATS_INBOX_PREFIX":          "_INBOX_worker.a",
+		"TRIGGER_STREAM":             "T",
+		"TRIGGER_SUBJECTS":           "t.ad.>, t.vidm.*.requested",
+		"RESULT_STREAM":              "R",
+		"RESULT_SUBJECT_PREFIX":      "r.out",
+		"DEAD_STREAM":                "D",
+		"DEAD_SUBJECT":               "d.letters",
+		"CONSUMER":                   "C",
+		"PENDING_BUCKET":             "P",
+		"RUNS_BUCKET":                "RU",
+		"LEASE_BUCKET":               "L",
+		"HISTORY_BUCKET":             "HI",
+		"CONTROL_BUCKET":             "CT",
+		"MANAGE_STREAMS":             "false",
+		"STREAM_REPLICAS":            "3",
+		"RESULT_DUPLICATE_WINDOW":    "1h",
+		"TRIGGER_STREAM_MAX_BYTES":   "2147483648",
+		"RESULT_STREAM_MAX_BYTES":    "0",
+		"DEAD_STREAM_MAX_BYTES":      "1048576",
+		"VIDM_URL":                   "https://vidm.example.com/",
+		"VIDM_AUTH_MODE":             "system",
+		"VIDM_USERNAME":              "svc-sync",
+		"VIDM_PASSWORD":              vidmPassword,
+		"VIDM_CA_FILE":               "/etc/vidm/ca.pem",
+		"VIDM_INSECURE_SKIP_VERIFY":  "true",
+		"VIDM_REQUEST_TIMEOUT":       "10s",
+		"VIDM_TENANT":                "emea",
+		"COALESCE_WINDOW":            "500ms",
+		"POLL_INITIAL_INTERVAL":      "1s",
+		"POLL_MAX_INTERVAL":          "1s",
+		"SYNC_DEADLINE":              "1h",
+		"POLL_CONFIRM_AFTER":         "7s",
+		"READINESS_CHECK":            "false",
+		"READINESS_RECHECK_AFTER":    "3s",
+		"READINESS_MAX_PER_RUN":      "50",
+		"MAX_CONCURRENT_SYNCS":       "2",
+		"LEASE_TTL":                  "10s",
+		"PULL_BATCH":                 "16",
+		"MAX_IN_FLIGHT":              "16",
+		"ACK_WAIT":                   "1m",
+		"RESULT_SOURCE":              "https://sync.example.com/worker",
+		"LOG_FORMAT":                 "json",
+		"LOG_LEVEL":                  "DEBUG",
+		"ADMIN_ADDR":                 "127.0.0.1:9191",
+		"ADMIN_TOKEN":                "admin-token-1-of-at-least-32-characters",
+		"ADMIN_READ_TOKEN":           "read-token-2-of-at-least-32-characters",
+		"ADMIN_READ_OPEN":            "true",
+		"HISTORY_MAX_AGE":            "24h",
+		"HISTORY_RUNS":               "7",
+		"STATUS_REFRESH":             "3s",
+		"READY_VIDM_INTERVAL":        "30s",
+		"INGRESS_ENABLED":            "true",
+		"INGRESS_ADDR":               "127.0.0.1:8181",
+		"INGRESS_TOKEN":              "ingress-token-3-of-at-least-32-characters",
+		"INGRESS_SUBJECT":            "t.ad.http",
+		"INGRESS_MAX_WAIT":           "2m",
+		"ADMIN_TLS_CERT_FILE":        "/tls/admin.crt",
+		"ADMIN_TLS_KEY_FILE":         "/tls/admin.key",
+		"ADMIN_TLS_CA_FILE":          "/tls/ca.crt",
+		"INGRESS_TLS_CERT_FILE":      "/tls/ingress.crt",
+		"INGRESS_TLS_KEY_FILE":       "/tls/ingress.key",
+		"INGRESS_TLS_CLIENT_CA_FILE": "/tls/clients.crt",
+		"INGRESS_TLS_CLIENT_NAMES":   "vro, spiffe://corp/abx",
+		"SYNC_CLIENT_TOKEN_WARNING":  "72h",
+		"SYNC_CLIENT_TOKEN_CHECK":    "10m",
 	}
 	c, err := loadMap(t, env, false)
 	if err != nil {
@@ -242,8 +249,10 @@ func TestEverySettingIsRead(t *testing.T) {
 			PollConfirmAfter: 7 * time.Second, PollFromHistory: true, PollFloor: 500 * time.Millisecond, ReadinessRecheckAfter: 3 * time.Second, ReadinessMaxPerRun: 50, MaxConcurrentSyncs: 2, LeaseTTL: 10 * time.Second},
 		Intake:  Intake{PullBatch: 16, MaxInFlight: 16, AckWait: time.Minute},
 		Logging: Logging{LogFormat: "json", LogLevel: "DEBUG"},
-		Admin:   Admin{AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1-of-at-least-32-characters", AdminReadToken: "read-token-2-of-at-least-32-characters", AdminReadOpen: true, HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second},
-		Ingress: Ingress{IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3-of-at-least-32-characters", IngressSubject: "t.ad.http", IngressMaxWait: 2 * time.Minute, IngressMaxWaiters: 256},
+		Admin: Admin{AdminAddr: "127.0.0.1:9191", AdminToken: "admin-token-1-of-at-least-32-characters", AdminReadToken: "read-token-2-of-at-least-32-characters", AdminReadOpen: true, HistoryMaxAge: 24 * time.Hour, HistoryRuns: 7, StatusRefresh: 3 * time.Second, ReadyVIDMInterval: 30 * time.Second,
+			AdminTLSCertFile: "/tls/admin.crt", AdminTLSKeyFile: "/tls/admin.key", AdminTLSCAFile: "/tls/ca.crt"},
+		Ingress: Ingress{IngressEnabled: true, IngressAddr: "127.0.0.1:8181", IngressToken: "ingress-token-3-of-at-least-32-characters", IngressSubject: "t.ad.http", IngressMaxWait: 2 * time.Minute, IngressMaxWaiters: 256,
+			IngressTLSCertFile: "/tls/ingress.crt", IngressTLSKeyFile: "/tls/ingress.key", IngressTLSClientCAFile: "/tls/clients.crt", IngressTLSClientNames: []string{"vro", "spiffe://corp/abx"}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("\n got %+v\nwant %+v", c, want)
@@ -382,6 +391,26 @@ func TestValidation(t *testing.T) {
 		{"triggers overlap each other", with(base(), "TRIGGER_SUBJECTS", "a.*,a.b"), false, []string{"TRIGGER_SUBJECTS"}, "overlap"},
 		{"dead overlaps results", with(base(), "DEAD_SUBJECT", "dirsync.result.dead"), false, []string{"DEAD_SUBJECT"}, "overlaps"},
 		{"tenant", with(base(), "VIDM_TENANT", "a.b"), false, []string{"VIDM_TENANT"}, "'.'"},
+
+		{"valid admin TLS", with(base(), "ADMIN_TLS_CERT_FILE", "/t/tls.crt", "ADMIN_TLS_KEY_FILE", "/t/tls.key", "ADMIN_TLS_CA_FILE", "/t/ca.crt"), false, nil, ""},
+		{"admin TLS cert without key", with(base(), "ADMIN_TLS_CERT_FILE", "/t/tls.crt"), false, []string{"ADMIN_TLS_KEY_FILE"}, "required with ADMIN_TLS_CERT_FILE (they go together)"},
+		{"admin TLS key without cert", with(base(), "ADMIN_TLS_KEY_FILE", "/t/tls.key"), false, []string{"ADMIN_TLS_CERT_FILE"}, "required with ADMIN_TLS_KEY_FILE (they go together)"},
+		{"admin TLS CA without TLS", with(base(), "ADMIN_TLS_CA_FILE", "/t/ca.crt"), false, []string{"ADMIN_TLS_CA_FILE"}, "needs ADMIN_TLS_CERT_FILE and ADMIN_TLS_KEY_FILE"},
+		{"valid ingress TLS with token", with(base(), "INGRESS_ENABLED", "true", "INGRESS_TOKEN", "an-ingress-token-of-at-least-32-characters",
+			"INGRESS_TLS_CERT_FILE", "/t/tls.crt", "INGRESS_TLS_KEY_FILE", "/t/tls.key"), false, nil, ""},
+		{"valid ingress client certificates instead of a token", with(base(), "INGRESS_ENABLED", "true",
+			"INGRESS_TLS_CERT_FILE", "/t/tls.crt", "INGRESS_TLS_KEY_FILE", "/t/tls.key", "INGRESS_TLS_CLIENT_CA_FILE", "/t/clients.crt",
+			"INGRESS_TLS_CLIENT_NAMES", "vro"), false, nil, ""},
+		{"ingress TLS key without cert", with(base(), "INGRESS_TLS_KEY_FILE", "/t/tls.key"), false, []string{"INGRESS_TLS_CERT_FILE"}, "required with INGRESS_TLS_KEY_FILE (they go together)"},
+		{"ingress TLS cert without key", with(base(), "INGRESS_TLS_CERT_FILE", "/t/tls.crt"), false, []string{"INGRESS_TLS_KEY_FILE"}, "required with INGRESS_TLS_CERT_FILE (they go together)"},
+		{"ingress client CA without TLS", with(base(), "INGRESS_ENABLED", "true", "INGRESS_TLS_CLIENT_CA_FILE", "/t/clients.crt"), false,
+			[]string{"INGRESS_TLS_CLIENT_CA_FILE"}, "client certificates are asked for in the TLS handshake"},
+		{"ingress client names without CA", with(base(), "INGRESS_TLS_CERT_FILE", "/t/tls.crt", "INGRESS_TLS_KEY_FILE", "/t/tls.key",
+			"INGRESS_TLS_CLIENT_NAMES", "vro"), false, []string{"INGRESS_TLS_CLIENT_NAMES"}, "needs INGRESS_TLS_CLIENT_CA_FILE"},
+		{"ingress client names empty entry", with(base(), "INGRESS_TLS_CERT_FILE", "/t/tls.crt", "INGRESS_TLS_KEY_FILE", "/t/tls.key",
+			"INGRESS_TLS_CLIENT_CA_FILE", "/t/clients.crt", "INGRESS_TLS_CLIENT_NAMES", "vro, ,abx"), false, []string{"INGRESS_TLS_CLIENT_NAMES"}, "empty entry"},
+		{"ingress without token or client certificates", with(base(), "INGRESS_ENABLED", "true", "INGRESS_TLS_CERT_FILE", "/t/tls.crt",
+			"INGRESS_TLS_KEY_FILE", "/t/tls.key"), false, []string{"INGRESS_TOKEN"}, "unless client certificates"},
 
 		{"vidm url scheme", with(base(), "VIDM_URL", "ftp://vidm"), false, []string{"VIDM_URL"}, "https://"},
 		{"inbox prefix with a wildcard", with(base(), "NATS_INBOX_PREFIX", "_INBOX.>"), false, []string{"NATS_INBOX_PREFIX"}, "must not contain"},
@@ -690,22 +719,39 @@ func TestRequestSubjectIsATriggerSubject(t *testing.T) {
 	}
 }
 
-// A tenants file may not name one of the worker's own secret files, wherever it sits.
+// A tenants file may not name one of the worker's own secret files, wherever it sits: its
+// tokens and its TLS private keys.
 func TestTenantsFileCannotNameTheWorkersOwnSecrets(t *testing.T) {
-	dir := t.TempDir()
-	token := filepath.Join(dir, "admin-token")
-	if err := os.WriteFile(token, []byte("admin-token-value-of-32-characters-X"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tf := filepath.Join(dir, "tenants.yaml")
-	if err := os.WriteFile(tf, []byte(`tenants: {corp: {backend: vidm, url: "https://vidm", auth: {mode: oauth, clientId: c, clientSecretFile: admin-token}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := loadMap(t, map[string]string{"NATS_URL": "nats://n:4222", "TENANTS_FILE": tf, "ADMIN_TOKEN_FILE": token}, false)
-	if err == nil || !strings.Contains(err.Error(), "admin-token is one of the worker's own secret files") {
-		t.Fatalf("Load = %v", err)
-	}
-	if strings.Contains(err.Error(), "admin-token-value") {
-		t.Fatalf("the error shows the secret: %v", err)
+	for _, tc := range []struct{ name, file string }{
+		{"ADMIN_TOKEN_FILE", "admin-token"},
+		{"ADMIN_TLS_KEY_FILE", "admin-tls.key"},
+		{"INGRESS_TLS_KEY_FILE", "ingress-tls.key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			secret := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(secret, []byte("admin-token-value-of-32-characters-X"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tf := filepath.Join(dir, "tenants.yaml")
+			if err := os.WriteFile(tf, []byte(`tenants: {corp: {backend: vidm, url: "https://vidm", auth: {mode: oauth, clientId: c, clientSecretFile: `+tc.file+`}}}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"NATS_URL": "nats://n:4222", "TENANTS_FILE": tf, tc.name: secret,
+				"ADMIN_TLS_CERT_FILE": "/t/admin.crt", "INGRESS_TLS_CERT_FILE": "/t/ingress.crt"}
+			if tc.name != "ADMIN_TLS_KEY_FILE" {
+				delete(env, "ADMIN_TLS_CERT_FILE")
+			}
+			if tc.name != "INGRESS_TLS_KEY_FILE" {
+				delete(env, "INGRESS_TLS_CERT_FILE")
+			}
+			_, err := loadMap(t, env, false)
+			if err == nil || !strings.Contains(err.Error(), tc.file+" is one of the worker's own secret files") {
+				t.Fatalf("Load = %v", err)
+			}
+			if strings.Contains(err.Error(), "admin-token-value") {
+				t.Fatalf("the error shows the secret: %v", err)
+			}
+		})
 	}
 }

@@ -21,7 +21,9 @@ func (c Config) Summary() slog.Value {
 		slog.String("nats_url", natsconn.RedactURLs(c.NATSURL)),
 		identity,
 		slog.String("admin_addr", c.AdminAddr),
+		slog.Bool("admin_tls", c.AdminTLS()),
 		slog.Bool("ingress", c.IngressEnabled),
+		slog.Bool("ingress_tls", c.IngressTLS()),
 		slog.Duration("coalesce_window", c.CoalesceWindow),
 		slog.Bool("readiness_check", c.ReadinessCheck),
 	)

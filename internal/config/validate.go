@@ -32,19 +32,8 @@ func (c NATS) validate(p *problemList, dev bool) {
 	if authMethods > 1 {
 		p.add("NATS_TOKEN", "set only one of NATS_TOKEN, NATS_USER with NATS_PASSWORD, and NATS_CREDS_FILE")
 	}
-	// Pairs: the problem names the half that is missing.
-	for _, pair := range [][2]struct{ env, v string }{
-		{{"NATS_USER", c.NATSUser}, {"NATS_PASSWORD", c.NATSPassword}},
-		{{"NATS_CERT_FILE", c.NATSCertFile}, {"NATS_KEY_FILE", c.NATSKeyFile}},
-	} {
-		a, b := pair[0], pair[1]
-		switch {
-		case a.v != "" && b.v == "":
-			p.add(b.env, "required with "+a.env+" (they go together)")
-		case a.v == "" && b.v != "":
-			p.add(a.env, "required with "+b.env+" (they go together)")
-		}
-	}
+	checkPair(p, setting[string]{"NATS_USER", c.NATSUser}, setting[string]{"NATS_PASSWORD", c.NATSPassword})
+	checkPair(p, setting[string]{"NATS_CERT_FILE", c.NATSCertFile}, setting[string]{"NATS_KEY_FILE", c.NATSKeyFile})
 	if c.NATSName == "" {
 		p.add("NATS_CLIENT_NAME", "must not be empty")
 	}
@@ -249,12 +238,17 @@ func (c Admin) validate(p *problemList) {
 		{"READY_VIDM_INTERVAL", c.ReadyVIDMInterval},
 	})
 	checkAtLeastOne(p, []setting[int]{{"HISTORY_RUNS", c.HistoryRuns}})
+	checkPair(p, setting[string]{"ADMIN_TLS_CERT_FILE", c.AdminTLSCertFile}, setting[string]{"ADMIN_TLS_KEY_FILE", c.AdminTLSKeyFile})
+	if c.AdminTLSCAFile != "" && !c.AdminTLS() {
+		p.add("ADMIN_TLS_CA_FILE", "needs ADMIN_TLS_CERT_FILE and ADMIN_TLS_KEY_FILE: it is the CA the healthcheck verifies the admin port's certificate with")
+	}
 }
 
 func (c Ingress) validate(p *problemList) {
 	if c.IngressEnabled {
-		if c.IngressToken == "" {
-			p.add("INGRESS_TOKEN", "required with INGRESS_ENABLED=true (or INGRESS_TOKEN_FILE)")
+		// A client certificate may authenticate publishers instead of the token.
+		if c.IngressToken == "" && c.IngressTLSClientCAFile == "" {
+			p.add("INGRESS_TOKEN", "required with INGRESS_ENABLED=true (or INGRESS_TOKEN_FILE), unless client certificates authenticate publishers (INGRESS_TLS_CLIENT_CA_FILE)")
 		}
 		if c.IngressAddr == "" {
 			p.add("INGRESS_ADDR", "must not be empty with INGRESS_ENABLED=true")
@@ -267,6 +261,18 @@ func (c Ingress) validate(p *problemList) {
 	checkPositive(p, []setting[time.Duration]{
 		{"INGRESS_MAX_WAIT", c.IngressMaxWait},
 	})
+	checkPair(p, setting[string]{"INGRESS_TLS_CERT_FILE", c.IngressTLSCertFile}, setting[string]{"INGRESS_TLS_KEY_FILE", c.IngressTLSKeyFile})
+	if c.IngressTLSClientCAFile != "" && !c.IngressTLS() {
+		p.add("INGRESS_TLS_CLIENT_CA_FILE", "needs INGRESS_TLS_CERT_FILE and INGRESS_TLS_KEY_FILE: client certificates are asked for in the TLS handshake")
+	}
+	if len(c.IngressTLSClientNames) > 0 {
+		if c.IngressTLSClientCAFile == "" {
+			p.add("INGRESS_TLS_CLIENT_NAMES", "needs INGRESS_TLS_CLIENT_CA_FILE: the names are those of client certificates")
+		}
+		if slices.Contains(c.IngressTLSClientNames, "") {
+			p.add("INGRESS_TLS_CLIENT_NAMES", "has an empty entry")
+		}
+	}
 }
 
 func (c Logging) validate(p *problemList) {
@@ -283,6 +289,17 @@ func (c Logging) validate(p *problemList) {
 func checkTokenLength(p *problemList, env, token string) {
 	if token != "" && len(token) < MinTokenLength {
 		p.add(env, fmt.Sprintf("is %d characters; at least %d are required (for example: openssl rand -base64 32)", len(token), MinTokenLength))
+	}
+}
+
+// checkPair reports half of a pair that goes together (a user and its password, a certificate
+// and its key): the problem names the half that is missing and the one that is set.
+func checkPair(p *problemList, a, b setting[string]) {
+	switch {
+	case a.v != "" && b.v == "":
+		p.add(b.env, "required with "+a.env+" (they go together)")
+	case a.v == "" && b.v != "":
+		p.add(a.env, "required with "+b.env+" (they go together)")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/health"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/servertls"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
@@ -35,6 +36,7 @@ type options struct {
 	schedAfter         func(time.Duration) <-chan time.Time
 	retryMin, retryMax time.Duration
 	httpLimits         httplimits.Limits
+	tlsInterval        time.Duration
 }
 
 // WithHTTPLimits sets the admin port's and the ingress's timeouts and header limit (tests; the
@@ -122,7 +124,7 @@ type adminPort struct {
 	log     *slog.Logger
 }
 
-func startAdmin(ctx context.Context, cfg config.Config, o options, metricsHandler http.Handler, probes *health.Health, log *slog.Logger) (*adminPort, error) {
+func startAdmin(ctx context.Context, cfg config.Config, o options, tlsSrc *servertls.Source, metricsHandler http.Handler, probes *health.Health, log *slog.Logger) (*adminPort, error) {
 	l, err := listen(ctx, o.adminLn, cfg.AdminAddr, "admin port")
 	if err != nil {
 		return nil, err
@@ -130,8 +132,8 @@ func startAdmin(ctx context.Context, cfg config.Config, o options, metricsHandle
 	log = log.With("component", "admin")
 	mux := &switchHandler{early: earlyMux(metricsHandler, probes.Healthz(), probes.Readyz())}
 	p := &adminPort{cfg: cfg, version: o.version, metrics: metricsHandler, probes: probes, mux: mux,
-		srv: startHTTP(l, mux, o.httpLimits, log), log: log}
-	log.Info("admin port listening", "addr", l.Addr().String())
+		srv: startHTTP(withTLS(l, tlsSrc), mux, o.httpLimits, log), log: log}
+	log.Info("admin port listening", "addr", l.Addr().String(), "tls", tlsSrc != nil)
 	return p, nil
 }
 

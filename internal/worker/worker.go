@@ -31,6 +31,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/httplimits"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/servertls"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/intake"
@@ -80,12 +81,19 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 	defer tr.Close()
 	log.Info("serving tenants", "tenants", tf)
 
+	srvTLS, err := loadTLS(cfg, o, m.ConfigReloaded, log)
+	if err != nil {
+		return err
+	}
+	stopTLS := srvTLS.run(ctx)
+	defer stopTLS()
+
 	probes := health.New(health.Options{Checks: []health.Check{
 		health.NATSConnected(nc),
 		health.JetStreamStarting(),
 		health.Backends(backendStates(tr), cfg.ReadyVIDMInterval, time.Now, m.TenantsUp),
 	}})
-	adminPort, err := startAdmin(ctx, cfg, o, metrics.Handler(reg), probes, log)
+	adminPort, err := startAdmin(ctx, cfg, o, srvTLS.admin, metrics.Handler(reg), probes, log)
 	if err != nil {
 		return err
 	}
@@ -110,7 +118,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 
 	var ingressSrv *ingressServer
 	if cfg.IngressEnabled {
-		if ingressSrv, err = startIngress(ctx, cfg, o, js, p.decoder, log); err != nil {
+		if ingressSrv, err = startIngress(ctx, cfg, o, srvTLS.ingress, js, p.decoder, log); err != nil {
 			return err
 		}
 	}
@@ -250,7 +258,7 @@ func (p *pipeline) run(ctx context.Context, reload <-chan struct{}, ingressSrv *
 
 // startIngress serves the HTTP ingress: CloudEvents over HTTP, published to the trigger stream.
 // The result watcher outlives the server's graceful stop, so waits in flight can still finish.
-func startIngress(ctx context.Context, cfg config.Config, o options, js jetstream.JetStream, dec *trigger.Decoder, log *slog.Logger) (*ingressServer, error) {
+func startIngress(ctx context.Context, cfg config.Config, o options, tlsSrc *servertls.Source, js jetstream.JetStream, dec *trigger.Decoder, log *slog.Logger) (*ingressServer, error) {
 	ilog := log.With("component", "ingress")
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w, err := await.Start(wctx, js, cfg.ResultStream, cfg.DeadStream, ilog)
@@ -264,10 +272,12 @@ func startIngress(ctx context.Context, cfg config.Config, o options, js jetstrea
 		cancel()
 		return nil, err
 	}
-	h := ingress.New(ingress.Config{Token: cfg.IngressToken, Subject: cfg.IngressSubject, MaxWait: cfg.IngressMaxWait,
+	clientCerts := tlsSrc != nil && cfg.IngressTLSClientCAFile != ""
+	h := ingress.New(ingress.Config{Token: cfg.IngressToken, ClientCerts: clientCerts, Subject: cfg.IngressSubject, MaxWait: cfg.IngressMaxWait,
 		MaxWaiters: cfg.IngressMaxWaiters, AnswerTime: cmp.Or(o.httpLimits.Write, httplimits.DefaultWrite), Logger: ilog}, js, dec, w)
-	ilog.Info("HTTP ingress listening", "addr", l.Addr().String(), "subject", cfg.IngressSubject)
-	return &ingressServer{srv: startHTTP(l, h, o.httpLimits, ilog), stopWatcher: func() { w.Stop(); cancel() }}, nil
+	ilog.Info("HTTP ingress listening", "addr", l.Addr().String(), "subject", cfg.IngressSubject,
+		"tls", tlsSrc != nil, "client_certificates", clientCerts, "token", cfg.IngressToken != "")
+	return &ingressServer{srv: startHTTP(withTLS(l, tlsSrc), h, o.httpLimits, ilog), stopWatcher: func() { w.Stop(); cancel() }}, nil
 }
 
 type ingressServer struct {

@@ -76,8 +76,13 @@ const (
 
 // Config configures the ingress.
 type Config struct {
-	// Token is the bearer token publishers present. Empty refuses every request.
+	// Token is the bearer token publishers present. Empty refuses every request, unless
+	// ClientCerts.
 	Token string
+	// ClientCerts says the server requires and verifies client certificates in the TLS
+	// handshake (INGRESS_TLS_CLIENT_CA_FILE): a request without a verified one is refused here
+	// too, and it takes the token as well, if there is one.
+	ClientCerts bool
 	// Subject is the trigger subject events are published to; it must be one of the worker's
 	// TRIGGER_SUBJECTS. Default DefaultSubject.
 	Subject string
@@ -121,7 +126,7 @@ func New(cfg Config, js Publisher, dec *trigger.Decoder, w *await.Watcher) http.
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{cfg: cfg, pub: js, dec: dec, watcher: w, log: cfg.Logger, waiters: make(chan struct{}, cfg.MaxWaiters)}
-	if cfg.Token == "" {
+	if cfg.Token == "" && !cfg.ClientCerts {
 		h.log.Error("ingress has no token: every request is refused")
 	}
 	// Compared as hashes, so that the comparison takes the same time whatever the lengths.
@@ -155,9 +160,11 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.answer(rw, r, http.StatusMethodNotAllowed, problem{Error: "method " + r.Method + " is not allowed: POST events to " + Path})
 		return
 	}
-	if !h.authorized(r) {
-		rw.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`"`)
-		h.answer(rw, r, http.StatusUnauthorized, problem{Error: "missing or wrong bearer token (Authorization: Bearer <token>)"})
+	if reason := h.unauthorized(r); reason != "" {
+		if h.cfg.Token != "" {
+			rw.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`"`)
+		}
+		h.answer(rw, r, http.StatusUnauthorized, problem{Error: reason})
 		return
 	}
 	wait, err := h.waitParam(r.URL.Query())
@@ -216,14 +223,28 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 // authorized checks the bearer token in constant time.
-func (h *handler) authorized(r *http.Request) bool {
+// unauthorized says why r may not publish, or "" if it may: with client certificates, it needs
+// a verified one (the handshake requires it; this holds should the server be set up otherwise),
+// and with a token, the token.
+func (h *handler) unauthorized(r *http.Request) string {
+	if h.cfg.ClientCerts && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+		return "a verified client certificate is required"
+	}
+	if h.cfg.Token == "" && h.cfg.ClientCerts {
+		return ""
+	}
 	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || h.cfg.Token == "" {
-		return false
+		return badToken
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(cred)))
-	return subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
+	if subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+		return badToken
+	}
+	return ""
 }
+
+const badToken = "missing or wrong bearer token (Authorization: Bearer <token>)"
 
 // waitParam reads ?wait=: absent is 0 (do not wait). Unknown parameters are refused rather than
 // ignored, so that a misspelt ?wiat= does not silently turn into a 202.

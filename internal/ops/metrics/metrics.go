@@ -198,7 +198,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		}, []string{"tenant"}),
 		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dirsync_config_reloads_total",
-			Help: `Configuration reloads, by result: "applied", or "rejected" (the running configuration was kept).`,
+			Help: `Configuration reloads (the tenants file; a changed TLS certificate file of the admin port or the ingress), by result: "applied", or "rejected" (the running configuration was kept).`,
 		}, []string{"result"}),
 		lastReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dirsync_config_last_reload_success_timestamp_seconds",
