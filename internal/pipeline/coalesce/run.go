@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
@@ -41,21 +42,21 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 	if run == nil {
 		// An operator's cancellation comes first, paused or not: the triggers it covers must
 		// not reach vIDM.
-		order, err := e.cancelOrder(rctx, d)
-		if err != nil {
+		order, paused, err := e.orders(rctx, d)
+		if paused || err != nil {
 			return err
-		}
-		if order == nil {
-			if paused, err := e.paused(rctx, d); paused || err != nil {
-				return err
-			}
 		}
 		// The snapshot: everything pending now is covered. It was all accepted before the POST
 		// that follows, so the sync covers it by causality, not by comparing clocks.
 		if run, err = e.store.NewRun(rctx, d, uuid.NewString(), order); err != nil {
 			return err
 		}
-		if run == nil {
+		if run != nil {
+			if err := e.collect(rctx, run, true); err != nil {
+				return err
+			}
+		}
+		if run == nil || run.Count == 0 {
 			return e.cancelDone(rctx, d, order)
 		}
 	} else {
@@ -67,7 +68,7 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 		// already reported keeps its outcome; only its publishing and clean-up remain. A run
 		// still collecting first fixes the triggers it reports.
 		if run.Phase == dirsync.PhaseCollecting {
-			if err := e.collect(rctx, run); err != nil || run.Count == 0 {
+			if err := e.collect(rctx, run, false); err != nil || run.Count == 0 {
 				return err
 			}
 		}
@@ -146,16 +147,28 @@ func (e *Engine) paused(ctx context.Context, d dirsync.DirKey) (bool, error) {
 	return p, nil
 }
 
-// cancelOrder returns d's cancellation order, if any.
-func (e *Engine) cancelOrder(ctx context.Context, d dirsync.DirKey) (*dirsync.Cancel, error) {
-	if e.cfg.Cancels == nil {
-		return nil, nil
+// orders reads an operator's orders for d, both at once: a cancellation, and whether it is
+// paused (which does not hold back a cancellation).
+func (e *Engine) orders(ctx context.Context, d dirsync.DirKey) (*dirsync.Cancel, bool, error) {
+	var order *dirsync.Cancel
+	var paused bool
+	g, gctx := errgroup.WithContext(ctx)
+	if e.cfg.Cancels != nil {
+		g.Go(func() (err error) {
+			if order, err = e.cfg.Cancels.Get(gctx, d); err != nil {
+				return fmt.Errorf("reading whether %s has a cancellation: %w", d, err)
+			}
+			return nil
+		})
 	}
-	o, err := e.cfg.Cancels.Get(ctx, d)
-	if err != nil {
-		return nil, fmt.Errorf("reading whether %s has a cancellation: %w", d, err)
+	g.Go(func() (err error) {
+		paused, err = e.paused(gctx, d)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, false, err
 	}
-	return o, nil
+	return order, paused && order == nil, nil
 }
 
 func (e *Engine) cancelDone(ctx context.Context, d dirsync.DirKey, o *dirsync.Cancel) error {
@@ -178,9 +191,14 @@ func (e *Engine) cancelled(ctx context.Context, run *dirsync.Run) error {
 		ErrMessage: run.Cancel.Message()})
 }
 
-// collect writes the pages of a collecting run's covered triggers.
-func (e *Engine) collect(ctx context.Context, run *dirsync.Run) error {
-	if err := e.store.Collect(ctx, run); err != nil {
+// collect writes the pages of a collecting run's covered triggers; fresh: the run was just
+// created here, so no earlier holder left pages of it.
+func (e *Engine) collect(ctx context.Context, run *dirsync.Run, fresh bool) error {
+	collect := e.store.Collect
+	if fresh {
+		collect = e.store.CollectNew
+	}
+	if err := collect(ctx, run); err != nil {
 		return err
 	}
 	if run.Count > 0 {
@@ -195,7 +213,7 @@ func (e *Engine) drive(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		var err error
 		switch run.Phase {
 		case dirsync.PhaseCollecting:
-			if err = e.collect(ctx, run); err == nil && run.Count == 0 {
+			if err = e.collect(ctx, run, false); err == nil && run.Count == 0 {
 				return nil
 			}
 		case dirsync.PhaseSnapshot, dirsync.PhasePosting:

@@ -81,6 +81,13 @@ func (s *Store) Collect(ctx context.Context, r *dirsync.Run) error {
 	if err := s.purgePages(ctx, r); err != nil {
 		return err
 	}
+	return s.CollectNew(ctx, r)
+}
+
+// CollectNew is Collect for a run NewRun has just created: no holder can have written pages of
+// it yet, so the listing of its page keys (a consumer on the bucket, several round trips) is
+// skipped.
+func (s *Store) CollectNew(ctx context.Context, r *dirsync.Run) error {
 	r.Count, r.Pages, r.Sample, r.Traceparent, r.IgnoreSafeguards, r.Collected = 0, 0, nil, "", false, 0
 	w := pageWriter{store: s, run: r, ctx: ctx}
 	add := w.add

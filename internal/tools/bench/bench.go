@@ -45,6 +45,7 @@ func suite() []scenario {
 		{"memory", "4. Memory and scale", runMemory},
 		{"horizontal", "5. Horizontal: 1, 2 and 3 replicas", runHorizontal},
 		{"large", "6. One directory, 100,000 triggers during its sync", runLarge},
+		{"polling", "7. Polling: how late the end of a sync is seen", runPolling},
 	}
 }
 
