@@ -152,7 +152,7 @@ type Coalescing struct {
 	ReadinessRecheckAfter time.Duration `env:"READINESS_RECHECK_AFTER,default=5s"`
 	// ReadinessMaxPerRun bounds the covered triggers of one run that are looked up.
 	ReadinessMaxPerRun int           `env:"READINESS_MAX_PER_RUN,default=2000"`
-	MaxConcurrentSyncs int           `env:"MAX_CONCURRENT_SYNCS,default=32"`
+	MaxConcurrentSyncs int           `env:"MAX_CONCURRENT_SYNCS,default=64"`
 	LeaseTTL           time.Duration `env:"LEASE_TTL,default=30s"`
 }
 

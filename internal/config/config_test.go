@@ -129,7 +129,7 @@ func TestDefaults(t *testing.T) {
 			ReadinessCheck:        true,
 			ReadinessRecheckAfter: 5 * time.Second,
 			ReadinessMaxPerRun:    2000,
-			MaxConcurrentSyncs:    32,
+			MaxConcurrentSyncs:    64,
 			LeaseTTL:              30 * time.Second,
 		},
 		Intake: Intake{

@@ -26,6 +26,10 @@ type PollPlan struct {
 	// Floor is the least wait between two polls of a sync, and before the first.
 	Floor    time.Duration
 	Expected Expected
+	// Dated: the identity system's status carries start times, so a sync just POSTed can be
+	// told from the previous one without seeing it RUNNING: the doubling schedule then skips
+	// its poll at once (nearly always RUNNING) and starts after Initial.
+	Dated bool
 }
 
 // DefaultPollFloor is PollPlan.Floor when unset.
@@ -94,6 +98,9 @@ func (p PollPlan) meanDoublingPolls() float64 {
 func (p PollPlan) First(elapsed time.Duration) time.Duration {
 	p = p.withDefaults()
 	if !p.Expected.Known() {
+		if p.Dated {
+			return max(p.Initial-elapsed, 0)
+		}
 		return 0
 	}
 	from, _, _ := p.span()
@@ -104,6 +111,9 @@ func (p PollPlan) First(elapsed time.Duration) time.Duration {
 func (p PollPlan) Next(n int, elapsed time.Duration) time.Duration {
 	p = p.withDefaults()
 	if !p.Expected.Known() {
+		if p.Dated {
+			n++ // the poll at once was skipped: the same times after it
+		}
 		return p.doubling().Delay(n)
 	}
 	from, to, step := p.span()

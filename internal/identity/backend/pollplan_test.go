@@ -114,3 +114,16 @@ func ExamplePollPlan() {
 	fmt.Println(at, lag)
 	// Output: [18.8s 19.714285714s 20.628571428s 21.542857142s 22.457142856s] 157.142856ms
 }
+
+// With dated statuses and no history, the doubling schedule only drops its poll at once.
+func TestPollPlanDatedSkipsThePollAtOnce(t *testing.T) {
+	p := backend.PollPlan{Initial: 2 * time.Second, Max: 15 * time.Second, Dated: true}
+	_, _, at := simulate(p, 20*time.Second)
+	bounds := []time.Duration{2, 6, 14, 29}
+	for i, b := range bounds {
+		hi, lo := b*time.Second, time.Duration(float64(b*time.Second)*0.8)
+		if i >= len(at) || at[i] < lo || at[i] > hi {
+			t.Fatalf("poll %d at %v, want within [%v, %v] (all: %v)", i+1, at[i], lo, hi, at)
+		}
+	}
+}

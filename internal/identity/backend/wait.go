@@ -39,6 +39,8 @@ type WaitOptions struct {
 	Expected Expected
 	// PollFloor is the least wait between polls of a planned schedule. Default 500ms.
 	PollFloor time.Duration
+	// Dated: the backend's status carries start times (PollPlan.Dated).
+	Dated bool
 	// Progress, if set, is called with every state read.
 	Progress func(SyncState)
 	// Logger hears about polls that failed and are retried. Default: discard.
@@ -121,7 +123,7 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 func (o WaitOptions) plan() PollPlan {
 	p := PollPlan{Initial: o.InitialInterval, Max: o.MaxInterval, Floor: o.PollFloor}
 	if !o.PostedAt.IsZero() {
-		p.Expected = o.Expected
+		p.Expected, p.Dated = o.Expected, o.Dated
 	}
 	return p
 }

@@ -35,28 +35,20 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 			e.log.Warn("releasing lease failed; it expires by itself", "directory", d, "err", err)
 		}
 	}()
-	run, err := e.store.LoadRun(rctx, d)
+	run, order, paused, err := e.load(rctx, d)
 	if err != nil {
 		return err
 	}
 	if run == nil {
 		// An operator's cancellation comes first, paused or not: the triggers it covers must
 		// not reach vIDM.
-		order, paused, err := e.orders(rctx, d)
-		if paused || err != nil {
+		if paused {
+			return nil
+		}
+		if run, err = e.snapshot(rctx, d, order); err != nil {
 			return err
 		}
-		// The snapshot: everything pending now is covered. It was all accepted before the POST
-		// that follows, so the sync covers it by causality, not by comparing clocks.
-		if run, err = e.store.NewRun(rctx, d, uuid.NewString(), order); err != nil {
-			return err
-		}
-		if run != nil {
-			if err := e.collect(rctx, run, true); err != nil {
-				return err
-			}
-		}
-		if run == nil || run.Count == 0 {
+		if run == nil {
 			return e.cancelDone(rctx, d, order)
 		}
 	} else {
@@ -145,6 +137,45 @@ func (e *Engine) paused(ctx context.Context, d dirsync.DirKey) (bool, error) {
 		e.log.Debug("directory paused; its triggers stay pending", "directory", d)
 	}
 	return p, nil
+}
+
+// load reads d's unfinished run and the operator's orders for a new one, at once.
+func (e *Engine) load(ctx context.Context, d dirsync.DirKey) (run *dirsync.Run, order *dirsync.Cancel, paused bool, err error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		run, err = e.store.LoadRun(gctx, d)
+		return err
+	})
+	g.Go(func() (err error) {
+		order, paused, err = e.orders(gctx, d)
+		return err
+	})
+	err = g.Wait()
+	return run, order, paused, err
+}
+
+// snapshot starts a new run of d: everything pending now (up to the cancel order, if any) is
+// covered. It was all accepted before the POST that follows, so the sync covers it by causality,
+// not by comparing clocks. A few triggers are kept inline and written with the run's next step;
+// more are written in pages first. Nil when nothing is pending.
+func (e *Engine) snapshot(ctx context.Context, d dirsync.DirKey, order *dirsync.Cancel) (*dirsync.Run, error) {
+	run, small, err := e.store.SnapshotSmall(ctx, d, uuid.NewString(), order)
+	switch {
+	case err != nil:
+		return nil, err
+	case small && run != nil:
+		e.log.Info("run created", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count, "pages", run.Pages)
+		return run, nil
+	case small:
+		return nil, nil
+	}
+	if run, err = e.store.NewRun(ctx, d, uuid.NewString(), order); err != nil || run == nil {
+		return nil, err
+	}
+	if err := e.collect(ctx, run, true); err != nil || run.Count == 0 {
+		return nil, err
+	}
+	return run, nil
 }
 
 // orders reads an operator's orders for d, both at once: a cancellation, and whether it is
@@ -254,6 +285,13 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	if st.Status == backend.StatusRunning {
 		e.log.Info("vIDM already runs a sync of the directory; waiting for it before starting ours",
 			"run_id", run.RunID, "directory", run.DirectoryName)
+		if run.Version == 0 {
+			// A snapshot kept in memory so far: written before a wait that may last long, so
+			// every replica's views show the run.
+			if err := e.store.SaveRun(ctx, run); err != nil {
+				return err
+			}
+		}
 		_, err := backend.Wait(ctx, t.Backend, run.DirectoryID, e.waitOptions(t, t.SyncDeadline, nil))
 		if errors.Is(err, backend.ErrSyncTimeout) {
 			// Every accepted trigger gets a terminal result: a sync that never ends is reported,
@@ -315,6 +353,9 @@ func (e *Engine) await(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	opts := e.waitOptions(t, remaining, before)
 	opts.PostedAt, opts.ConfirmAfter = run.StartedAt, t.ConfirmAfter
 	opts.Expected, opts.PollFloor = e.expected(ctx, run), e.cfg.PollFloor
+	// The status read before the POST had the previous sync's start time: ours is told apart by
+	// its own, so the first poll need not come at once.
+	opts.Dated = !run.BeforeStart.IsZero()
 	opts.Progress = func(st backend.SyncState) { e.noteProgress(ctx, run, st) }
 	st, err := backend.Wait(ctx, t.Backend, run.DirectoryID, opts)
 	switch {

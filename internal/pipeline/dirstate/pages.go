@@ -74,6 +74,59 @@ func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string, ca
 	return r, nil
 }
 
+// SnapshotSmall is the fast way to start a run of a directory with few pending triggers: it
+// reads them (one round of reads) and returns a run in PhaseSnapshot that keeps them inline, as
+// its one page, not yet written: the caller's next write (the run about to POST, or its outcome)
+// is its first, so the snapshot costs one write instead of a record, a page and a record again.
+// A holder that dies before that write leaves nothing: the triggers are still pending. ok is
+// false when the directory has more pending than a run record keeps inline (sampleSize
+// triggers, sampleBytes), or before the index is complete: NewRun and Collect then page them.
+// A nil run with ok means nothing is pending (or nothing up to the cancel order).
+func (s *Store) SnapshotSmall(ctx context.Context, dir dirsync.DirKey, runID string, cancel *dirsync.Cancel) (r *dirsync.Run, ok bool, err error) {
+	if n, ready := s.PendingCount(dir); !ready || n > sampleSize {
+		return nil, false, nil
+	}
+	var ts []dirsync.Trigger
+	var collected uint64
+	size := 0
+	err = s.eachPending(ctx, dir, func(p PendingEntry) error {
+		if cancel != nil && p.Revision > cancel.UpTo {
+			return nil
+		}
+		b, err := json.Marshal(p.Trigger)
+		if err != nil {
+			return fmt.Errorf("encode trigger %s: %w", p.Trigger.ID, err)
+		}
+		if size += len(b) + resultReserve; len(ts) == sampleSize || size > sampleBytes {
+			return errStop
+		}
+		ts, collected = append(ts, p.Trigger), max(collected, p.Revision)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStop):
+		return nil, false, nil // more than a record keeps: paged
+	case err != nil:
+		return nil, false, err
+	case len(ts) == 0:
+		return nil, true, nil
+	}
+	first := ts[0]
+	r = &dirsync.Run{RunID: runID, Tenant: first.Tenant, DirectoryID: first.DirectoryID, DirectoryName: first.DirectoryName,
+		Phase: dirsync.PhaseSnapshot, CreatedAt: s.now(), Cancel: cancel,
+		Count: len(ts), Pages: 1, Triggers: ts, Sample: ts, Collected: collected}
+	if r.Dir() != dir {
+		return nil, false, fmt.Errorf("pending trigger %s of %s names directory %s", first.ID, dir, r.Dir())
+	}
+	for _, t := range ts {
+		r.IgnoreSafeguards = r.IgnoreSafeguards || t.IgnoreSafeguards
+		if r.Traceparent == "" {
+			r.Traceparent = t.Traceparent
+		}
+	}
+	return r, true, nil
+}
+
 // Collect fixes the triggers a collecting run covers: every trigger of its directory pending now
 // (for a cancellation, those recorded up to its order), written in pages. It then moves the run to PhaseSnapshot, or forgets it when nothing was
 // pending after all (r.Count is 0).
@@ -212,8 +265,11 @@ func (s *Store) Forget(ctx context.Context, r *dirsync.Run) error {
 			return err
 		}
 	}
-	if err := s.purgePages(ctx, r); err != nil {
-		return err
+	if len(r.Triggers) == 0 {
+		// A run with its triggers inline never wrote pages: no listing of its keys.
+		if err := s.purgePages(ctx, r); err != nil {
+			return err
+		}
 	}
 	return s.DeleteRun(ctx, r)
 }

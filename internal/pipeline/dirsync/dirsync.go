@@ -249,8 +249,9 @@ type Run struct {
 	// Cancel is set on a run that reports an operator's cancellation instead of syncing: it
 	// covers only the triggers recorded up to the order's revision, and never reaches vIDM.
 	Cancel *Cancel `json:"cancel,omitempty"`
-	// Keys and Triggers are how a worker before paging kept the covered triggers, read so that
-	// a run such a worker left is finished after an upgrade; never written by this version.
+	// Triggers keeps a small run's covered triggers inline, as its one page (at most ten, a
+	// few kilobytes: dirstate.SnapshotSmall), so starting it costs one write. Keys is how a
+	// worker before paging kept them, read so that a run it left is finished after an upgrade.
 	Keys     []string  `json:"keys,omitempty"`
 	Triggers []Trigger `json:"triggers,omitempty"`
 	// Version is the revision of the run's record as the store last read or wrote it; the
