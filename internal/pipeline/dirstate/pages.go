@@ -63,8 +63,10 @@ func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string) (*
 	if first == nil {
 		return nil, nil
 	}
+	// The first trigger's trace context is the run's until Collect fixes it: the run's span
+	// starts before the collection it covers.
 	r := &dirsync.Run{RunID: runID, Tenant: first.Tenant, DirectoryID: first.DirectoryID, DirectoryName: first.DirectoryName,
-		Phase: dirsync.PhaseCollecting, CreatedAt: s.now()}
+		Phase: dirsync.PhaseCollecting, CreatedAt: s.now(), Traceparent: first.Traceparent, IntakeSpan: first.IntakeSpan}
 	if r.Dir() != dir {
 		return nil, fmt.Errorf("pending trigger %s of %s names directory %s", first.ID, dir, r.Dir())
 	}
@@ -81,7 +83,7 @@ func (s *Store) Collect(ctx context.Context, r *dirsync.Run) error {
 	if err := s.purgePages(ctx, r); err != nil {
 		return err
 	}
-	r.Count, r.Pages, r.Sample, r.Traceparent, r.IgnoreSafeguards = 0, 0, nil, "", false
+	r.Count, r.Pages, r.Sample, r.Traceparent, r.IntakeSpan, r.IgnoreSafeguards = 0, 0, nil, "", "", false
 	w := pageWriter{store: s, run: r, ctx: ctx}
 	if err := s.eachPending(ctx, r.Dir(), w.add); err != nil {
 		return err
@@ -128,6 +130,9 @@ func (w *pageWriter) add(p PendingEntry) error {
 	r.IgnoreSafeguards = r.IgnoreSafeguards || p.Trigger.IgnoreSafeguards
 	if r.Traceparent == "" {
 		r.Traceparent = p.Trigger.Traceparent
+	}
+	if r.IntakeSpan == "" {
+		r.IntakeSpan = p.Trigger.IntakeSpan
 	}
 	if len(r.Sample) < sampleSize && w.sampleBytes+len(b) <= sampleBytes {
 		r.Sample = append(r.Sample, p.Trigger)
