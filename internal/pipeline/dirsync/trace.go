@@ -3,9 +3,26 @@ package dirsync
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
+
+// Span attributes the pipeline's spans share. They name what an operator searches traces by;
+// never a secret, nor the triggers' principals.
+const (
+	AttrTenant       = attribute.Key("dirsync.tenant")
+	AttrDirectory    = attribute.Key("dirsync.directory") // the directory's name (or, before it is resolved, the trigger's reference)
+	AttrDirectoryID  = attribute.Key("dirsync.directory_id")
+	AttrRunID        = attribute.Key("dirsync.run_id")
+	AttrTriggerCount = attribute.Key("dirsync.trigger_count")
+)
+
+// SpanAttributes are the run's attributes on its spans and on its result publishes' spans.
+func (r *Run) SpanAttributes() []attribute.KeyValue {
+	return []attribute.KeyValue{AttrRunID.String(r.RunID), AttrTenant.String(r.Tenant), AttrDirectory.String(r.DirectoryName),
+		AttrDirectoryID.String(r.DirectoryID)}
+}
 
 // The stored trace contexts (Trigger.Traceparent and IntakeSpan, Run.Traceparent and IntakeSpan)
 // are W3C traceparent strings: the form events carry them in, readable in the stores, and the
