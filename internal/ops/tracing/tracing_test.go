@@ -86,7 +86,7 @@ func TestResourceAndSampler(t *testing.T) {
 		}
 		res := map[attribute.Key]string{}
 		for _, kv := range spans[0].Resource.Attributes() {
-			res[kv.Key] = kv.Value.Emit()
+			res[kv.Key] = kv.Value.String()
 		}
 		if res["service.name"] != "dirsync" || res["team"] != "identity" || res["service.version"] != "1.2.3" || res["telemetry.sdk.language"] != "go" {
 			t.Errorf("resource %v", res)
