@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"path"
@@ -11,18 +12,19 @@ import (
 )
 
 // Tracing is OpenTelemetry tracing, configured by the standard OTEL_* variables: spans are exported
-// with OTLP over HTTP, and only when an endpoint is set. The variables the exporter reads beyond
+// with OTLP (over HTTP by default, or gRPC), and only when an endpoint is set. The variables the exporter reads beyond
 // these (OTEL_EXPORTER_OTLP_TIMEOUT, _COMPRESSION, _CERTIFICATE, OTEL_BSP_*, ...) it reads itself.
 type Tracing struct {
 	// OTelSDKDisabled turns tracing off whatever else is set.
 	OTelSDKDisabled bool `env:"OTEL_SDK_DISABLED,default=false"`
 	// OTelTracesExporter is otlp (the default) or none.
 	OTelTracesExporter string `env:"OTEL_TRACES_EXPORTER"`
-	// OTLPEndpoint is the collector's OTLP/HTTP base URL; spans go to its /v1/traces.
+	// OTLPEndpoint is the collector's OTLP base URL; over HTTP spans go to its /v1/traces.
 	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	// OTLPTracesEndpoint is the whole URL spans are posted to; it wins over OTLPEndpoint.
 	OTLPTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
-	// OTLPProtocol and OTLPTracesProtocol (which wins): http/protobuf (the default) or http/json.
+	// OTLPProtocol and OTLPTracesProtocol (which wins): http/protobuf (the default), http/json
+	// or grpc.
 	OTLPProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
 	OTLPTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
 	// OTLPHeaders and OTLPTracesHeaders (which replaces it) are sent with every export:
@@ -57,9 +59,9 @@ func (c Tracing) switchedOff() bool {
 // tracing off.
 func (c Tracing) TracingEnabled() bool { return !c.switchedOff() && c.TracesURL() != "" }
 
-// TracesURL is where spans are posted: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is (its root
-// when it has no path), else OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces appended; "" when
-// neither is set.
+// TracesURL is where spans are sent: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is (its root
+// when it has no path), else OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces appended over HTTP, as
+// it is over gRPC (whose exporter uses the host and port only); "" when neither is set.
 func (c Tracing) TracesURL() string {
 	if raw := strings.TrimSpace(c.OTLPTracesEndpoint); raw != "" {
 		u, err := url.Parse(raw)
@@ -76,17 +78,18 @@ func (c Tracing) TracesURL() string {
 		if err != nil {
 			return raw
 		}
+		if c.ExportProtocol() == "grpc" {
+			return raw
+		}
 		u.Path = path.Join("/", u.Path, "v1/traces")
 		return u.String()
 	}
 	return ""
 }
 
-// OTLPJSON reports that spans are sent as http/json rather than http/protobuf.
-func (c Tracing) OTLPJSON() bool { return c.protocol() == "http/json" }
-
-func (c Tracing) protocol() string {
-	return strings.TrimSpace(firstSet(c.OTLPTracesProtocol, c.OTLPProtocol))
+// ExportProtocol is how spans are sent: http/protobuf (the default), http/json or grpc.
+func (c Tracing) ExportProtocol() string {
+	return cmp.Or(strings.TrimSpace(firstSet(c.OTLPTracesProtocol, c.OTLPProtocol)), "http/protobuf")
 }
 
 // ExportHeaders are the headers sent with every export: OTEL_EXPORTER_OTLP_TRACES_HEADERS when
@@ -150,12 +153,9 @@ func (c Tracing) validate(p *problemList) {
 		{"OTEL_EXPORTER_OTLP_PROTOCOL", c.OTLPProtocol}, {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", c.OTLPTracesProtocol},
 	} {
 		switch v := strings.TrimSpace(e.v); v {
-		case "", "http/protobuf", "http/json":
-		case "grpc":
-			p.add(e.env, "grpc is not supported: the worker exports OTLP over HTTP; set http/protobuf (or leave it unset) "+
-				"and point the endpoint at the collector's OTLP/HTTP port (4318)")
+		case "", "http/protobuf", "http/json", "grpc":
 		default:
-			p.add(e.env, fmt.Sprintf("%q is not http/protobuf or http/json", v))
+			p.add(e.env, fmt.Sprintf("%q is not http/protobuf, http/json or grpc", v))
 		}
 	}
 	for _, e := range []struct{ env, v string }{
@@ -193,7 +193,7 @@ func checkOTLPURL(p *problemList, env, raw string) {
 	case u.User != nil:
 		p.add(env, "must not carry credentials; use OTEL_EXPORTER_OTLP_HEADERS")
 	case u.Scheme != "http" && u.Scheme != "https":
-		p.add(env, fmt.Sprintf("%q must start with http:// or https:// (OTLP over HTTP)", raw))
+		p.add(env, fmt.Sprintf("%q must start with http:// or https://", raw))
 	case u.Host == "":
 		p.add(env, fmt.Sprintf("%q has no host", raw))
 	case u.RawQuery != "" || u.Fragment != "":

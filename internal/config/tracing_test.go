@@ -27,11 +27,9 @@ func TestTracingValidation(t *testing.T) {
 		{"sampler and resource", with(base(), "OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.25",
 			"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod,k8s.namespace.name=identity"), nil, ""},
 		{"sampler argument of another sampler is ignored", with(base(), "OTEL_TRACES_SAMPLER", "always_on", "OTEL_TRACES_SAMPLER_ARG", "x"), nil, ""},
-		{"grpc refused", with(base(), "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-			[]string{"OTEL_EXPORTER_OTLP_PROTOCOL"}, "grpc is not supported"},
-		{"grpc refused for traces", with(base(), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
-			[]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"}, "port (4318)"},
+		{"grpc", with(base(), "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), nil, ""},
 		{"unknown protocol", with(base(), "OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"), []string{"OTEL_EXPORTER_OTLP_PROTOCOL"}, `"thrift"`},
+		{"unknown traces protocol", with(base(), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc/json"), []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"}, "http/protobuf, http/json or grpc"},
 		{"other exporter", with(base(), "OTEL_TRACES_EXPORTER", "zipkin"), []string{"OTEL_TRACES_EXPORTER"}, "otlp or none"},
 		{"otlp without endpoint", with(base(), "OTEL_TRACES_EXPORTER", "otlp"), []string{"OTEL_TRACES_EXPORTER"}, "needs OTEL_EXPORTER_OTLP_ENDPOINT"},
 		{"endpoint scheme", with(base(), "OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector:4318"), []string{"OTEL_EXPORTER_OTLP_ENDPOINT"}, "http://"},
@@ -48,7 +46,7 @@ func TestTracingValidation(t *testing.T) {
 		{"sampler ratio", with(base(), "OTEL_TRACES_SAMPLER", "traceidratio", "OTEL_TRACES_SAMPLER_ARG", "1.5"), []string{"OTEL_TRACES_SAMPLER_ARG"}, "between 0 and 1"},
 		{"sdk disabled", with(base(), "OTEL_SDK_DISABLED", "maybe"), []string{"OTEL_SDK_DISABLED"}, "not a valid bool"},
 		// Switched off, the variables may be another program's: nothing is checked.
-		{"disabled ignores the rest", with(base(), "OTEL_SDK_DISABLED", "true", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "OTEL_TRACES_SAMPLER", "xray"), nil, ""},
+		{"disabled ignores the rest", with(base(), "OTEL_SDK_DISABLED", "true", "OTEL_EXPORTER_OTLP_PROTOCOL", "thrift", "OTEL_TRACES_SAMPLER", "xray"), nil, ""},
 		{"exporter none ignores the rest", with(base(), "OTEL_TRACES_EXPORTER", "none", "OTEL_EXPORTER_OTLP_ENDPOINT", "c:4317"), nil, ""},
 	}
 	for _, tt := range tests {
@@ -77,7 +75,7 @@ func TestTracingSettings(t *testing.T) {
 		env      map[string]string
 		enabled  bool
 		url      string
-		json     bool
+		protocol string
 		headers  map[string]string
 		resource map[string]string
 		sampler  string
@@ -101,8 +99,11 @@ func TestTracingSettings(t *testing.T) {
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
 			"OTEL_EXPORTER_OTLP_HEADERS": "a=1", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": " Authorization = Basic%20" + otlpKey + " ,, X-Org=ops",
 			"OTEL_TRACES_SAMPLER": "ParentBased_TraceIDRatio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, enabled: true,
-			url: "http://a:4318/v1/traces", json: true, headers: map[string]string{"Authorization": "Basic " + otlpKey, "X-Org": "ops"},
+			url: "http://a:4318/v1/traces", protocol: "http/json", headers: map[string]string{"Authorization": "Basic " + otlpKey, "X-Org": "ops"},
 			resource: map[string]string{"service.name": "vidm-sync-worker"}, sampler: "parentbased_traceidratio", ratio: 0.1},
+		{name: "grpc takes the endpoint as it is", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+			enabled: true, url: "https://collector:4317", protocol: "grpc", resource: map[string]string{"service.name": "vidm-sync-worker"},
+			sampler: "parentbased_always_on", ratio: 1},
 		{name: "service name from the resource attributes", env: map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=dirsync,team=identity%20ops"},
 			resource: map[string]string{"service.name": "dirsync", "team": "identity ops"}, sampler: "parentbased_always_on", ratio: 1},
 		{name: "OTEL_SERVICE_NAME wins", env: map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=dirsync", "OTEL_SERVICE_NAME": "sync-emea"},
@@ -117,10 +118,13 @@ func TestTracingSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			sampler, ratio := c.TracesSampler()
-			if c.TracingEnabled() != tt.enabled || c.TracesURL() != tt.url || c.OTLPJSON() != tt.json ||
+			if tt.protocol == "" {
+				tt.protocol = "http/protobuf"
+			}
+			if c.TracingEnabled() != tt.enabled || c.TracesURL() != tt.url || c.ExportProtocol() != tt.protocol ||
 				!maps.Equal(c.ExportHeaders(), tt.headers) || !maps.Equal(c.ResourceAttributes(), tt.resource) ||
 				sampler != tt.sampler || ratio != tt.ratio {
-				t.Fatalf("enabled %v url %q json %v headers %v resource %v sampler %s %v", c.TracingEnabled(), c.TracesURL(), c.OTLPJSON(),
+				t.Fatalf("enabled %v url %q protocol %s headers %v resource %v sampler %s %v", c.TracingEnabled(), c.TracesURL(), c.ExportProtocol(),
 					c.ExportHeaders(), c.ResourceAttributes(), sampler, ratio)
 			}
 		})

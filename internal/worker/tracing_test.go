@@ -116,6 +116,8 @@ func TestTracingByConfiguration(t *testing.T) {
 		want bool
 	}{
 		{"on", map[string]string{"OTEL_SERVICE_NAME": "sync-test", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k"}, true},
+		{"on over gRPC", map[string]string{"OTEL_SERVICE_NAME": "sync-test", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=k",
+			"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, true},
 		{"disabled", map[string]string{"OTEL_SDK_DISABLED": "true"}, false},
 		{"exporter none", map[string]string{"OTEL_TRACES_EXPORTER": "none"}, false},
 	}
@@ -124,6 +126,9 @@ func TestTracingByConfiguration(t *testing.T) {
 			sink := otlpsink.Start(true)
 			defer sink.Close()
 			tt.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.URL()
+			if tt.env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc" {
+				tt.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.GRPCURL()
+			}
 			h := newHarness(t, 100*time.Millisecond, tt.env)
 			stop := h.startWorker("a")
 			tr := group("corp.example.com", "proj-configured")

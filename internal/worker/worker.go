@@ -291,7 +291,7 @@ func startTracing(ctx context.Context, cfg config.Config, o options, log *slog.L
 	s := tracing.Settings{}
 	if cfg.TracingEnabled() {
 		sampler, ratio := cfg.TracesSampler()
-		s = tracing.Settings{URL: cfg.TracesURL(), JSON: cfg.OTLPJSON(), Headers: cfg.ExportHeaders(), Resource: cfg.ResourceAttributes(),
+		s = tracing.Settings{URL: cfg.TracesURL(), Protocol: cfg.ExportProtocol(), Headers: cfg.ExportHeaders(), Resource: cfg.ResourceAttributes(),
 			Version: o.version, Sampler: sampler, Ratio: ratio, Logger: log.With("component", "tracing")}
 	}
 	t, err := tracing.New(ctx, s)
@@ -302,7 +302,8 @@ func startTracing(ctx context.Context, cfg config.Config, o options, log *slog.L
 		return t.Provider(), func() {}, nil
 	}
 	sampler, _ := cfg.TracesSampler()
-	log.Info("exporting traces", "url", natsconn.RedactURLs(s.URL), "sampler", sampler, "service_name", s.Resource["service.name"])
+	log.Info("exporting traces", "url", natsconn.RedactURLs(s.URL), "protocol", s.Protocol, "sampler", sampler,
+		"service_name", s.Resource["service.name"])
 	return t.Provider(), func() {
 		// Detached from ctx, which has ended by now; bounded, so a collector that is down
 		// cannot hold up the stop.

@@ -1,6 +1,6 @@
 // Package tracing builds the worker's OpenTelemetry tracer provider: spans batched and exported
-// with OTLP over HTTP to the collector the OTEL_* variables name, or a no-op provider when tracing
-// is off. Nothing is global: the worker hands the provider to each part that makes spans, so two
+// with OTLP (over HTTP, or gRPC) to the collector the OTEL_* variables name, or a no-op provider
+// when tracing is off. Nothing is global: the worker hands the provider to each part that makes spans, so two
 // workers in one process (tests, the benchmark) trace apart.
 package tracing
 
@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -21,10 +22,11 @@ import (
 
 // Settings are what the provider is built from (config.Tracing's values).
 type Settings struct {
-	// URL is where spans are posted, the traces path included. "" leaves tracing off.
+	// URL is where spans are sent: over HTTP the traces path included, over gRPC the host and
+	// port count. "" leaves tracing off.
 	URL string
-	// JSON sends http/json rather than http/protobuf.
-	JSON bool
+	// Protocol is http/protobuf ("" too), http/json or grpc.
+	Protocol string
 	// Headers go with every export; they may hold credentials.
 	Headers map[string]string
 	// Resource describes the worker in every span; service.name among them.
@@ -66,14 +68,7 @@ func New(ctx context.Context, s Settings) (*Tracing, error) {
 	}
 	exp := s.Exporter
 	if exp == nil {
-		opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(s.URL)}
-		if len(s.Headers) > 0 {
-			opts = append(opts, otlptracehttp.WithHeaders(s.Headers))
-		}
-		if s.JSON {
-			opts = append(opts, otlptracehttp.WithEncoding(otlptracehttp.EncodingJSON))
-		}
-		if exp, err = otlptracehttp.New(ctx, opts...); err != nil {
+		if exp, err = newExporter(ctx, s); err != nil {
 			return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
 		}
 	}
@@ -114,6 +109,29 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tracing: flushing spans: %w", err)
 	}
 	return nil
+}
+
+// newExporter is the OTLP exporter of s.Protocol. The options given here win over the
+// environment, which the exporters read for the rest (timeout, compression, certificates).
+func newExporter(ctx context.Context, s Settings) (sdktrace.SpanExporter, error) {
+	switch s.Protocol {
+	case "", "http/protobuf", "http/json":
+		opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(s.URL)}
+		if len(s.Headers) > 0 {
+			opts = append(opts, otlptracehttp.WithHeaders(s.Headers))
+		}
+		if s.Protocol == "http/json" {
+			opts = append(opts, otlptracehttp.WithEncoding(otlptracehttp.EncodingJSON))
+		}
+		return otlptracehttp.New(ctx, opts...)
+	case "grpc":
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpointURL(s.URL)}
+		if len(s.Headers) > 0 {
+			opts = append(opts, otlptracegrpc.WithHeaders(s.Headers))
+		}
+		return otlptracegrpc.New(ctx, opts...)
+	}
+	return nil, fmt.Errorf("unknown protocol %q", s.Protocol)
 }
 
 // newSampler is the SDK's sampler of an OTEL_TRACES_SAMPLER name.

@@ -97,15 +97,19 @@ func TestResourceAndSampler(t *testing.T) {
 	}
 }
 
-// The real exporter, against an in-process OTLP receiver: the spans arrive at the URL with the
-// headers, in either encoding, by Shutdown at the latest; a refused export is a warning in the
-// worker's log, and its recovery an info line.
-func TestExportsOverOTLPHTTP(t *testing.T) {
-	for _, json := range []bool{false, true} {
+// The real exporters, against an in-process OTLP receiver: the spans arrive at the URL with the
+// headers, over HTTP in either encoding and over gRPC, by Shutdown at the latest; a refused export
+// is a warning in the worker's log, and its recovery an info line.
+func TestExportsOverOTLP(t *testing.T) {
+	for _, protocol := range []string{"http/protobuf", "http/json", "grpc"} {
 		sink := otlpsink.Start(true)
 		defer sink.Close()
 		var logs logbuf.Buffer
-		tr, err := tracing.New(context.Background(), tracing.Settings{URL: sink.URL() + "/v1/traces", JSON: json,
+		url := sink.URL() + "/v1/traces"
+		if protocol == "grpc" {
+			url = sink.GRPCURL()
+		}
+		tr, err := tracing.New(context.Background(), tracing.Settings{URL: url, Protocol: protocol,
 			Headers: map[string]string{"Authorization": "Bearer k"}, Resource: map[string]string{"service.name": "vidm-sync-worker"},
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
@@ -126,13 +130,13 @@ func TestExportsOverOTLPHTTP(t *testing.T) {
 		}
 		rs := sink.Received()
 		if sink.Spans() != 1 || len(rs) != 1 || rs[0].GetScopeSpans()[0].GetSpans()[0].GetName() != "kept" {
-			t.Fatalf("json %v: received %d spans: %v", json, sink.Spans(), rs)
+			t.Fatalf("%s: received %d spans: %v", protocol, sink.Spans(), rs)
 		}
 		if sink.Header().Get("Authorization") != "Bearer k" {
-			t.Fatalf("headers %v", sink.Header())
+			t.Fatalf("%s: headers %v", protocol, sink.Header())
 		}
 		if !strings.Contains(logs.String(), "exporting spans failed; they are dropped") || !strings.Contains(logs.String(), "exporting spans works again") {
-			t.Fatalf("log:\n%s", logs.String())
+			t.Fatalf("%s: log:\n%s", protocol, logs.String())
 		}
 	}
 }

@@ -1,12 +1,16 @@
-// Package otlpsink is an in-process OTLP/HTTP trace receiver, as an OpenTelemetry Collector would
-// be: an httptest server that decodes what an exporter posts (protobuf or JSON, gzip or not) and
-// keeps the spans, or only counts them (the benchmark, where keeping would cost memory). Tests
-// point OTEL_EXPORTER_OTLP_ENDPOINT at URL to measure and check the real export path.
+// Package otlpsink is an in-process OTLP trace receiver, as an OpenTelemetry Collector would be:
+// an httptest server that decodes what an exporter posts (protobuf or JSON, gzip or not), and a
+// gRPC server beside it, that keep the spans or only count them (the benchmark, where keeping
+// would cost memory). Tests point OTEL_EXPORTER_OTLP_ENDPOINT at URL (or GRPCURL) to measure
+// and check the real export path.
 package otlpsink
 
 import (
 	"compress/gzip"
+	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +19,10 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -22,6 +30,8 @@ import (
 // Sink is a running receiver. Its methods are safe to call while exports arrive.
 type Sink struct {
 	srv      *httptest.Server
+	grpc     *grpc.Server
+	grpcAddr string
 	keep     bool
 	spans    atomic.Int64
 	requests atomic.Int64
@@ -36,14 +46,29 @@ type Sink struct {
 func Start(keep bool) *Sink {
 	s := &Sink{keep: keep}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("otlpsink: listening for gRPC: %v", err)) // as httptest.NewServer does
+	}
+	s.grpcAddr = l.Addr().String()
+	s.grpc = grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(s.grpc, grpcService{s: s})
+	go func() { _ = s.grpc.Serve(l) }()
 	return s
 }
 
-// URL is the receiver's base URL, an OTEL_EXPORTER_OTLP_ENDPOINT: spans go to URL/v1/traces.
+// URL is the receiver's OTLP/HTTP base URL, an OTEL_EXPORTER_OTLP_ENDPOINT: spans go to
+// URL/v1/traces.
 func (s *Sink) URL() string { return s.srv.URL }
 
+// GRPCURL is the receiver's OTLP/gRPC endpoint (http://: without TLS).
+func (s *Sink) GRPCURL() string { return "http://" + s.grpcAddr }
+
 // Close stops the receiver.
-func (s *Sink) Close() { s.srv.Close() }
+func (s *Sink) Close() {
+	s.grpc.Stop()
+	s.srv.Close()
+}
 
 // Spans is the number of spans received so far.
 func (s *Sink) Spans() int { return int(s.spans.Load()) }
@@ -68,12 +93,33 @@ func (s *Sink) Header() http.Header {
 	return s.header.Clone()
 }
 
-func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
+// arrived notes an export request's headers and reports whether the test refuses it.
+func (s *Sink) arrived(h http.Header) (refuse int) {
 	s.requests.Add(1)
 	s.mu.Lock()
-	s.header = r.Header.Clone()
+	s.header = h
 	s.mu.Unlock()
-	if st := int(s.status.Load()); st != 0 {
+	return int(s.status.Load())
+}
+
+// record keeps or counts what an export request carried.
+func (s *Sink) record(req *coltracepb.ExportTraceServiceRequest) {
+	n := 0
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			n += len(ss.GetSpans())
+		}
+	}
+	if s.keep {
+		s.mu.Lock()
+		s.received = append(s.received, req.GetResourceSpans()...)
+		s.mu.Unlock()
+	}
+	s.spans.Add(int64(n))
+}
+
+func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
+	if st := s.arrived(r.Header.Clone()); st != 0 {
 		http.Error(w, "refused by the test", st)
 		return
 	}
@@ -106,18 +152,7 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n := 0
-	for _, rs := range req.GetResourceSpans() {
-		for _, ss := range rs.GetScopeSpans() {
-			n += len(ss.GetSpans())
-		}
-	}
-	if s.keep {
-		s.mu.Lock()
-		s.received = append(s.received, req.GetResourceSpans()...)
-		s.mu.Unlock()
-	}
-	s.spans.Add(int64(n))
+	s.record(&req)
 	var out []byte
 	if json {
 		w.Header().Set("Content-Type", "application/json")
@@ -127,4 +162,26 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		out, _ = proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 	}
 	_, _ = w.Write(out)
+}
+
+// grpcService is the OTLP/gRPC trace service; its metadata counts as the request's headers.
+type grpcService struct {
+	coltracepb.UnimplementedTraceServiceServer
+	s *Sink
+}
+
+func (g grpcService) Export(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	h := http.Header{}
+	for k, vs := range md {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	if g.s.arrived(h) != 0 {
+		// Not a code the exporter retries: the export fails at once.
+		return nil, status.Error(codes.InvalidArgument, "refused by the test")
+	}
+	g.s.record(req)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
 }
