@@ -46,7 +46,7 @@ type Sink struct {
 func Start(keep bool) *Sink {
 	s := &Sink{keep: keep}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(fmt.Sprintf("otlpsink: listening for gRPC: %v", err)) // as httptest.NewServer does
 	}
