@@ -751,7 +751,7 @@ func TestAsyncAPIMatchesWhatThePublisherSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := results.New(js, cfg.ResultSubjectPrefix, "urn:vidm-sync-worker:test")
+	pub := results.New(js, cfg.ResultSubjectPrefix, "urn:vidm-sync-worker:test", nil)
 
 	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	run := func(id string, o dirsync.Outcome) *dirsync.Run {

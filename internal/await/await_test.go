@@ -511,7 +511,7 @@ func publishPagedRun(t *testing.T, js jetstream.JetStream, runID string, n, per 
 	now := time.Now().UTC()
 	r := &dirsync.Run{RunID: runID, Tenant: "default", DirectoryID: "dir-corp", DirectoryName: "Corp AD", CreatedAt: now,
 		StartedAt: now, Count: n, Pages: pages, Outcome: &dirsync.Outcome{Status: contract.StatusCompleted, FinishedAt: now}}
-	pub := results.New(js, "r", "urn:test:worker")
+	pub := results.New(js, "r", "urn:test:worker", nil)
 	for p := 1; p <= pages; p++ {
 		var page []dirsync.Trigger
 		for i := (p - 1) * per; i < min(p*per, n); i++ {

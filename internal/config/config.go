@@ -40,6 +40,7 @@ type Config struct {
 	Admin
 	Ingress
 	Logging
+	Tracing
 
 	// Dev is set by the dev command (cmd/vidm-sync-dev), never from the environment. It relaxes NATS_URL and VIDM_URL: an
 	// empty one means the command starts an embedded NATS server or the vIDM simulator (see
@@ -252,6 +253,8 @@ func (c *Config) secrets() []struct {
 		{"ADMIN_TOKEN", &c.AdminToken},
 		{"ADMIN_READ_TOKEN", &c.AdminReadToken},
 		{"INGRESS_TOKEN", &c.IngressToken},
+		{"OTEL_EXPORTER_OTLP_HEADERS", &c.OTLPHeaders},
+		{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", &c.OTLPTracesHeaders},
 	}
 }
 
@@ -411,6 +414,7 @@ func (c Config) validate() problemList {
 	c.Admin.validate(&p)
 	c.Ingress.validate(&p)
 	c.Logging.validate(&p)
+	c.Tracing.validate(&p)
 	c.crossChecks(&p, subjectsOK)
 	return p
 }
@@ -793,6 +797,18 @@ func (c Config) LogValue() slog.Value {
 		slog.String("ingress_tls_key_file", c.IngressTLSKeyFile),
 		slog.String("ingress_tls_client_ca_file", c.IngressTLSClientCAFile),
 		slog.Any("ingress_tls_client_names", c.IngressTLSClientNames),
+		slog.Bool("otel_sdk_disabled", c.OTelSDKDisabled),
+		slog.String("otel_traces_exporter", c.OTelTracesExporter),
+		slog.String("otel_exporter_otlp_endpoint", natsconn.RedactURLs(c.OTLPEndpoint)),
+		slog.String("otel_exporter_otlp_traces_endpoint", natsconn.RedactURLs(c.OTLPTracesEndpoint)),
+		slog.String("otel_exporter_otlp_protocol", c.OTLPProtocol),
+		slog.String("otel_exporter_otlp_traces_protocol", c.OTLPTracesProtocol),
+		slog.String("otel_exporter_otlp_headers", headerNames(c.OTLPHeaders)),
+		slog.String("otel_exporter_otlp_traces_headers", headerNames(c.OTLPTracesHeaders)),
+		slog.String("otel_service_name", c.OTelServiceName),
+		slog.String("otel_resource_attributes", c.OTelResourceAttributes),
+		slog.String("otel_traces_sampler", c.OTelTracesSampler),
+		slog.String("otel_traces_sampler_arg", c.OTelTracesSamplerArg),
 		slog.Bool("dev", c.Dev),
 	)
 }

@@ -17,6 +17,10 @@ func (c Config) Summary() slog.Value {
 	if c.TenantsFile != "" {
 		identity = slog.String("tenants_file", c.TenantsFile)
 	}
+	tracing := "off"
+	if c.TracingEnabled() {
+		tracing = natsconn.RedactURLs(c.TracesURL())
+	}
 	return slog.GroupValue(
 		slog.String("nats_url", natsconn.RedactURLs(c.NATSURL)),
 		identity,
@@ -26,6 +30,7 @@ func (c Config) Summary() slog.Value {
 		slog.Bool("ingress_tls", c.IngressTLS()),
 		slog.Duration("coalesce_window", c.CoalesceWindow),
 		slog.Bool("readiness_check", c.ReadinessCheck),
+		slog.String("tracing", tracing),
 	)
 }
 

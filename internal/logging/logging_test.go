@@ -1,6 +1,7 @@
 package logging_test
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestNew(t *testing.T) {
@@ -54,5 +56,41 @@ func TestJSONDurationsAreText(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(b.String()), &line); err != nil || line.RetryIn != "1.353465261s" || line.Config.SyncDeadline != "30m0s" {
 		t.Fatalf("json output %q (%v): want durations as strings", b.String(), err)
+	}
+}
+
+// A line logged with a span's context names the span; one without, or with the other methods,
+// does not; the IDs survive With.
+func TestTraceIDs(t *testing.T) {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x4b, 0xf9}, SpanID: trace.SpanID{0x00, 0xf0, 0x67}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	for _, format := range []string{"json", "text"} {
+		var b strings.Builder
+		log, err := logging.New(format, "info", &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.With("component", "intake").InfoContext(ctx, "traced")
+		log.InfoContext(context.Background(), "untraced")
+		log.Info("plain")
+		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("%s: %d lines:\n%s", format, len(lines), b.String())
+		}
+		if !strings.Contains(lines[0], sc.TraceID().String()) || !strings.Contains(lines[0], sc.SpanID().String()) || !strings.Contains(lines[0], "intake") {
+			t.Fatalf("%s: the traced line lacks its ids: %s", format, lines[0])
+		}
+		for _, l := range lines[1:] {
+			if strings.Contains(l, "trace_id") {
+				t.Fatalf("%s: an untraced line has a trace id: %s", format, l)
+			}
+		}
+	}
+	var b strings.Builder
+	h := logging.WithTrace(slog.NewJSONHandler(&b, nil))
+	slog.New(logging.WithTrace(h)).InfoContext(ctx, "wrapped twice")
+	var line map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &line); err != nil || line["trace_id"] != sc.TraceID().String() || strings.Count(b.String(), "trace_id") != 1 {
+		t.Fatalf("wrapped twice: %s (%v)", b.String(), err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/admin"
@@ -37,6 +38,13 @@ type options struct {
 	retryMin, retryMax time.Duration
 	httpLimits         httplimits.Limits
 	tlsInterval        time.Duration
+	tracerProvider     trace.TracerProvider
+}
+
+// WithTracerProvider makes the worker's spans with tp instead of the OTEL_* configuration's
+// (tests, with an in-memory exporter); the caller flushes and shuts it down.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
 }
 
 // WithHTTPLimits sets the admin port's and the ingress's timeouts and header limit (tests; the

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/registry"
@@ -23,12 +25,13 @@ import (
 // SIGHUP). A file that does not load keeps the configuration in use.
 func WithReload(reload <-chan struct{}) Option { return func(o *options) { o.reload = reload } }
 
-// clientBuilder builds each tenant's client with the worker's logger and metrics.
-func clientBuilder(log *slog.Logger, m *metrics.Metrics) registry.BuildFunc {
+// clientBuilder builds each tenant's client with the worker's logger, metrics and tracer provider.
+func clientBuilder(log *slog.Logger, m *metrics.Metrics, tp trace.TracerProvider) registry.BuildFunc {
 	return func(t tenants.Tenant) (registry.Backend, error) {
 		c := systems.Config(t)
 		c.Logger = log.With("component", "vidm", "tenant", t.Name, "backend", string(t.Backend))
 		c.Observer = m.Backend(t.Name)
+		c.TracerProvider = tp
 		return systems.New(c)
 	}
 }

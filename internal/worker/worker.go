@@ -18,12 +18,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/await"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/registry"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tokenwatch"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/natsconn"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/control"
@@ -32,6 +34,7 @@ import (
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/ingress"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/metrics"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/servertls"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/ops/tracing"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/intake"
@@ -63,10 +66,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 // is then handed to the admin port, the readiness check and the metrics.
 func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger, opts ...Option) error {
 	o := newOptions(opts)
+	// Lines logged in a span's context name it, whoever built the logger.
+	log = slog.New(logging.WithTrace(log.Handler()))
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	tp, stopTracing, err := startTracing(ctx, cfg, o, log)
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs last: the spans of the shutdown are exported too.
+	defer stopTracing()
+	o.tracerProvider = tp
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.Options{Version: o.version})
 	tf, err := cfg.Tenants()
@@ -74,7 +86,7 @@ func Serve(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logg
 		return fmt.Errorf("tenants: %w", err)
 	}
 	warnInsecure(log, tf)
-	tr, err := registry.New(tf, clientBuilder(log, m))
+	tr, err := registry.New(tf, clientBuilder(log, m, tp))
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
 	}
@@ -151,7 +163,7 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 	// history bucket also keeps the reported-trigger markers for its TTL.
 	store := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History},
 		dirstate.Options{MaxPayload: nc.MaxPayload(), JetStream: js})
-	pub := results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource)
+	pub := results.New(js, cfg.ResultSubjectPrefix, cfg.ResultSource, o.tracerProvider)
 	history := dirstate.NewHistory(res.History, cfg.HistoryRuns)
 	pauses := dirstate.NewPauses(res.Control, nil)
 	cancels := dirstate.NewCancels(res.Control)
@@ -162,28 +174,30 @@ func newPipeline(ctx context.Context, cfg config.Config, o options, nc *nats.Con
 		// Every tenant has its own limit (MAX_CONCURRENT_SYNCS unless its file entry says
 		// otherwise), so one slow backend cannot take the others' slots; the replica-wide cap
 		// only bounds a configuration grown by reloads.
-		MaxConcurrent: max(tr.TotalConcurrency(), cfg.MaxConcurrentSyncs) * 4,
-		PollInitial:   cfg.PollInitialInterval,
-		PollMax:       cfg.PollMaxInterval,
-		PollFloor:     cfg.PollFloor,
-		History:       pollHistory(cfg, history),
-		SyncDeadline:  cfg.SyncDeadline,
-		ReadinessMax:  cfg.ReadinessMaxPerRun,
-		RetryMin:      o.retryMin,
-		RetryMax:      o.retryMax,
-		Logger:        log.With("component", "coalesce"),
-		Observer:      runObservers{metrics: m, history: history, log: log},
-		Gate:          pauses,
-		Cancels:       cancels,
+		MaxConcurrent:  max(tr.TotalConcurrency(), cfg.MaxConcurrentSyncs) * 4,
+		PollInitial:    cfg.PollInitialInterval,
+		PollMax:        cfg.PollMaxInterval,
+		PollFloor:      cfg.PollFloor,
+		History:        pollHistory(cfg, history),
+		SyncDeadline:   cfg.SyncDeadline,
+		ReadinessMax:   cfg.ReadinessMaxPerRun,
+		RetryMin:       o.retryMin,
+		RetryMax:       o.retryMax,
+		Logger:         log.With("component", "coalesce"),
+		Observer:       runObservers{metrics: m, history: history, log: log},
+		Gate:           pauses,
+		Cancels:        cancels,
+		TracerProvider: o.tracerProvider,
 	}, store, tr, pub)
 	grants := trigger.NewGrants(cfg.AdminToken, nil)
 	in := intake.New(intake.Config{
-		DeadSubject: cfg.DeadSubject,
-		MaxPayload:  nc.MaxPayload(),
-		Grants:      grants,
-		PullBatch:   cfg.PullBatch,
-		Logger:      log.With("component", "intake"),
-		Observer:    m,
+		DeadSubject:    cfg.DeadSubject,
+		MaxPayload:     nc.MaxPayload(),
+		Grants:         grants,
+		PullBatch:      cfg.PullBatch,
+		Logger:         log.With("component", "intake"),
+		Observer:       m,
+		TracerProvider: o.tracerProvider,
 	}, js, res.Consumer, dec, tr, store, eng.Notify)
 	sched := schedule.New(schedule.Config{Subject: cfg.RequestSubject(), Source: "urn:vidm-sync-worker:scheduler",
 		Now: o.schedNow, After: o.schedAfter,
@@ -288,6 +302,40 @@ type ingressServer struct {
 func (s *ingressServer) stop(grace time.Duration) error {
 	defer s.stopWatcher()
 	return s.srv.stop(grace)
+}
+
+// startTracing returns the tracer provider the worker's parts make spans with and what flushes
+// it at the end: the one WithTracerProvider gave (its owner flushes it), else one built from the
+// OTEL_* configuration, a no-op one when tracing is off.
+func startTracing(ctx context.Context, cfg config.Config, o options, log *slog.Logger) (trace.TracerProvider, func(), error) {
+	if o.tracerProvider != nil {
+		return o.tracerProvider, func() {}, nil
+	}
+	s := tracing.Settings{}
+	if cfg.TracingEnabled() {
+		sampler, ratio := cfg.TracesSampler()
+		s = tracing.Settings{URL: cfg.TracesURL(), Protocol: cfg.ExportProtocol(), Headers: cfg.ExportHeaders(), Resource: cfg.ResourceAttributes(),
+			Version: o.version, Sampler: sampler, Ratio: ratio, Logger: log.With("component", "tracing")}
+	}
+	t, err := tracing.New(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !t.Enabled() {
+		return t.Provider(), func() {}, nil
+	}
+	sampler, _ := cfg.TracesSampler()
+	log.Info("exporting traces", "url", natsconn.RedactURLs(s.URL), "protocol", s.Protocol, "sampler", sampler,
+		"service_name", s.Resource["service.name"])
+	return t.Provider(), func() {
+		// Detached from ctx, which has ended by now; bounded, so a collector that is down
+		// cannot hold up the stop.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := t.Shutdown(sctx); err != nil {
+			log.Warn("flushing the last spans failed", "err", err)
+		}
+	}, nil
 }
 
 // resourcesWhenReachable sets up the JetStream resources, waiting out a broker that is down or

@@ -98,7 +98,7 @@ func Wait(ctx context.Context, r StatusReader, directoryID string, opts WaitOpti
 			return last, err
 		case err != nil:
 			lastErr = err
-			opts.Logger.Warn("polling the sync status failed; still waiting", "directory_id", directoryID, "err", err)
+			opts.Logger.WarnContext(ctx, "polling the sync status failed; still waiting", "directory_id", directoryID, "err", err)
 		default:
 			last, lastErr = st, nil
 			if opts.Progress != nil {

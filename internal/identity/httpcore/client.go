@@ -24,6 +24,13 @@ import (
 
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 )
@@ -107,6 +114,9 @@ type Config struct {
 	Transport http.RoundTripper
 	// Observer hears about every HTTP attempt and every token obtained. Default: none.
 	Observer Observer
+	// TracerProvider makes a client span of every HTTP attempt, a child of the caller's span;
+	// the request carries that span's traceparent. Default: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // LogValue masks the secrets so a Config can be logged as a whole.
@@ -143,6 +153,7 @@ type Client struct {
 	dirs     *backend.DirectoryCache
 	redactor *strings.Replacer
 	obs      Observer
+	tracer   trace.Tracer
 	auth     authState
 	api      API // the endpoints of cfg.Kind
 }
@@ -180,6 +191,7 @@ func New(cfg Config, api API) (*Client, error) {
 		log:      cfg.Logger,
 		redactor: newRedactor(cfg.ClientSecret, cfg.Password, cfg.RefreshToken),
 		obs:      cfg.Observer,
+		tracer:   cfg.TracerProvider.Tracer("github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"),
 		api:      api,
 	}
 	c.tokens = newTokenCache(cfg, c.login)
@@ -220,6 +232,9 @@ func withDefaults(cfg Config, api API) Config {
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
 	}
 	return cfg
 }
@@ -284,7 +299,7 @@ func (c *Client) Do(ctx context.Context, cl Call) ([]byte, error) {
 		if !ok || loginFailed {
 			return nil, err
 		}
-		c.log.Warn("vIDM call failed, retrying", "op", cl.Op, "attempt", attempt, "wait", wait, "err", err)
+		c.log.WarnContext(ctx, "vIDM call failed, retrying", "op", cl.Op, "attempt", attempt, "wait", wait, "err", err)
 		if cerr := backoff.Wait(ctx, wait); cerr != nil {
 			// The cancellation is the cause; the last error is context and must not decide errors.Is.
 			return nil, &Error{Op: cl.Op, Err: fmt.Errorf("%w (last error: %v)", cerr, err)} //nolint:errorlint
@@ -308,7 +323,7 @@ func (c *Client) attemptWithAuth(ctx context.Context, cl Call) (body []byte, log
 	if err == nil || !errors.As(err, &e) || e.StatusCode != http.StatusUnauthorized {
 		return body, false, err
 	}
-	c.log.Info("vIDM rejected the token, logging in again", "op", cl.Op, "code", e.Code)
+	c.log.InfoContext(ctx, "vIDM rejected the token, logging in again", "op", cl.Op, "code", e.Code)
 	c.tokens.invalidate(tok)
 	if tok, err = c.tokens.get(ctx); err != nil {
 		return nil, true, err
@@ -319,10 +334,13 @@ func (c *Client) attemptWithAuth(ctx context.Context, cl Call) (body []byte, log
 	return body, false, err
 }
 
-// attempt sends one HTTP request with its own timeout and classifies the answer.
-func (c *Client) attempt(ctx context.Context, cl Call, token string) ([]byte, error) {
+// attempt sends one HTTP request with its own timeout and classifies the answer, in a client
+// span of its own.
+func (c *Client) attempt(ctx context.Context, cl Call, token string) (_ []byte, err error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
+	actx, span := c.tracer.Start(actx, cl.Method+" "+cl.Op, trace.WithSpanKind(trace.SpanKindClient))
+	defer func() { endSpan(span, err) }()
 	req, err := c.newRequest(actx, cl, token)
 	if err != nil {
 		return nil, &Error{Op: cl.Op, Err: err}
@@ -330,16 +348,20 @@ func (c *Client) attempt(ctx context.Context, cl Call, token string) ([]byte, er
 	start := c.cfg.Now()
 	t0 := time.Now() // the monotonic clock, for the observer: cfg.Now may be a test's fake
 	endpoint := endpointOf(cl)
+	if span.IsRecording() {
+		span.SetAttributes(spanAttributes(req, c.cfg.Kind, endpoint)...)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.log.Debug("vIDM request failed", "op", cl.Op, "method", cl.Method, "path", cl.Path, "err", err)
+		c.log.DebugContext(ctx, "vIDM request failed", "op", cl.Op, "method", cl.Method, "path", cl.Path, "err", err)
 		terr := transportError(cl.Op, ctx, err)
 		c.obs.Request(endpoint, 0, terr, time.Since(t0))
 		return nil, terr
 	}
 	defer resp.Body.Close()
+	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
 	body, readErr := readLimited(resp.Body, c.cfg.MaxResponseBytes)
-	c.log.Debug("vIDM request", "op", cl.Op, "method", cl.Method, "path", cl.Path,
+	c.log.DebugContext(ctx, "vIDM request", "op", cl.Op, "method", cl.Method, "path", cl.Path,
 		"status", resp.StatusCode, "duration", c.cfg.Now().Sub(start))
 	c.obs.Request(endpoint, resp.StatusCode, nil, time.Since(t0))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -353,6 +375,42 @@ func (c *Client) attempt(ctx context.Context, cl Call, token string) ([]byte, er
 		return body, nil
 	}
 	return nil, c.httpError(cl.Op, resp, body)
+}
+
+// spanAttributes describe a request on its span: the URL without its query (SCIM filters name
+// groups and users), never a header.
+func spanAttributes(req *http.Request, kind backend.Kind, endpoint string) []attribute.KeyValue {
+	u := url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host, Path: req.URL.Path, RawPath: req.URL.RawPath}
+	port, err := strconv.Atoi(req.URL.Port())
+	if err != nil {
+		port = 443
+		if req.URL.Scheme == "http" {
+			port = 80
+		}
+	}
+	return []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(req.Method), semconv.URLFull(u.String()),
+		semconv.ServerAddress(req.URL.Hostname()), semconv.ServerPort(port),
+		attribute.String("dirsync.backend", string(kind)), attribute.String("dirsync.endpoint", endpoint)}
+}
+
+// endSpan ends an attempt's span with its error, if any: error.type is the HTTP status of an
+// answer, else the kind of failure.
+func endSpan(span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		errType := "transport"
+		var e *Error
+		switch {
+		case errors.As(err, &e) && e.StatusCode != 0:
+			errType = strconv.Itoa(e.StatusCode)
+		case errors.Is(err, context.DeadlineExceeded):
+			errType = "timeout"
+		case errors.Is(err, context.Canceled):
+			errType = "canceled"
+		}
+		span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 func (c *Client) newRequest(ctx context.Context, cl Call, token string) (*http.Request, error) {
@@ -385,6 +443,11 @@ func (c *Client) newRequest(ctx context.Context, cl Call, token string) (*http.R
 		req.SetBasicAuth(cl.BasicUser, cl.BasicPass)
 	}
 	backend.SetRequestHeaders(ctx, req.Header)
+	if trace.SpanFromContext(ctx).IsRecording() {
+		// Traced: the request's own span is what the identity system sees as its parent (in
+		// place of the trigger's traceparent SetRequestHeaders put there).
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	return req, nil
 }
 

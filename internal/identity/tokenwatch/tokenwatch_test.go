@@ -472,7 +472,7 @@ func TestReplicasPublishOneWarningADay(t *testing.T) {
 	}
 	for replica := range 2 {
 		clk := fakeclock.New(t0.Add(time.Duration(replica) * time.Minute))
-		pub := results.New(js, "dirsync.result", fmt.Sprintf("urn:vidm-sync-worker:replica-%d", replica))
+		pub := results.New(js, "dirsync.result", fmt.Sprintf("urn:vidm-sync-worker:replica-%d", replica), nil)
 		obs := &observer{}
 		w := tokenwatch.New(tokenwatch.Config{Now: clk.Now, After: clk.After}, targets, pub, obs)
 		w.Check(ctx)

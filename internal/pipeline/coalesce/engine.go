@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
@@ -124,6 +127,10 @@ type Config struct {
 	Observer     Observer // optional
 	Gate         Gate     // optional: nothing is paused
 	Cancels      Cancels  // optional: nothing is cancelled
+	// TracerProvider makes a "run" span per attempt at a run, a child of its first traced
+	// trigger's intake span and linked to every covered trigger's; the identity-system calls and
+	// result publishes made for it are its children. Default: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -156,6 +163,9 @@ func (c Config) withDefaults() Config {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 	return c
 }
 
@@ -166,6 +176,7 @@ type Engine struct {
 	tenants Tenants
 	results Results
 	log     *slog.Logger
+	tracer  trace.Tracer
 
 	mu       sync.Mutex
 	due      map[dirsync.DirKey]time.Time // directories to look at, and from when
@@ -193,6 +204,7 @@ func New(cfg Config, store *dirstate.Store, tenants Tenants, results Results) *E
 	}
 	return &Engine{
 		cfg: cfg, store: store, tenants: tenants, results: results, log: cfg.Logger,
+		tracer:   cfg.TracerProvider.Tracer("github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/coalesce"),
 		due:      map[dirsync.DirKey]time.Time{},
 		active:   map[dirsync.DirKey]string{},
 		byGroup:  map[string]int{},

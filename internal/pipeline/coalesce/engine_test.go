@@ -76,10 +76,16 @@ func (r *fakeResults) runs() []*dirsync.Run {
 // the reported runs.
 func runUntilReported(t *testing.T, store *dirstate.Store, b coalesce.Backend, holder string) []*dirsync.Run {
 	t.Helper()
+	return runUntilReportedWith(t, store, b, coalesce.Config{Holder: holder})
+}
+
+// runUntilReportedWith is runUntilReported with an engine of cfg and short timings.
+func runUntilReportedWith(t *testing.T, store *dirstate.Store, b coalesce.Backend, cfg coalesce.Config) []*dirsync.Run {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	res := &fakeResults{}
-	eng := coalesce.New(coalesce.Config{Holder: holder, Window: time.Millisecond, LeaseTTL: 5 * time.Second, PollInitial: 10 * time.Millisecond},
-		store, coalesce.OneTenant(b), res)
+	cfg.Window, cfg.LeaseTTL, cfg.PollInitial = time.Millisecond, 5*time.Second, 10*time.Millisecond
+	eng := coalesce.New(cfg, store, coalesce.OneTenant(b), res)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	poll.Until(t, 10*time.Second, "a run to be reported and forgotten", func() bool {

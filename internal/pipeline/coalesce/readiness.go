@@ -88,7 +88,7 @@ func (e *Engine) lookup(ctx context.Context, t Tenant, run *dirsync.Run, dir bac
 	found, err := l.LookupPrincipals(ctx, dir, ps)
 	unsupported := errors.Is(err, backend.ErrLookupUnsupported)
 	if err != nil && !unsupported {
-		e.log.Warn("looking up the sync's groups and users failed; they are reported unknown", "run_id", run.RunID,
+		e.log.WarnContext(ctx, "looking up the sync's groups and users failed; they are reported unknown", "run_id", run.RunID,
 			"directory", run.DirectoryName, "principals", len(ps), "err", err)
 	}
 	for i := range out {

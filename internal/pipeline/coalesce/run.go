@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
@@ -39,6 +42,7 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 	if err != nil {
 		return err
 	}
+	resumed := run != nil
 	if run == nil {
 		// An operator's cancellation comes first, paused or not: the triggers it covers must
 		// not reach vIDM.
@@ -51,8 +55,21 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 		if run == nil {
 			return e.cancelDone(rctx, d, order)
 		}
-	} else {
-		e.log.Info("resuming run", "run_id", run.RunID, "directory", run.DirectoryName, "phase", run.Phase)
+	}
+	rctx, span := e.startSpan(rctx, run, resumed)
+	err = e.runInSpan(rctx, run, resumed)
+	endSpan(span, run, err)
+	return err
+}
+
+// runInSpan drives the run as far as it can under its span (in rctx) and the lease.
+func (e *Engine) runInSpan(rctx context.Context, run *dirsync.Run, resumed bool) error {
+	if resumed {
+		e.log.InfoContext(rctx, "resuming run", "run_id", run.RunID, "directory", run.DirectoryName, "phase", run.Phase)
+	}
+	if run.Phase != dirsync.PhaseCollecting {
+		// A new run was collected before its span started; a collecting one links once collected.
+		e.linkTriggers(rctx, run)
 	}
 	t, err := e.tenant(run)
 	if err != nil && run.Phase != dirsync.PhaseReported && run.Cancel == nil {
@@ -73,7 +90,7 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 	if err == nil && run.Cancel != nil {
 		// Forgotten only now, so a replica that stops before the report leaves the order for
 		// the next holder, whose run then finds nothing left to cancel.
-		err = e.cancelDone(rctx, d, run.Cancel)
+		err = e.cancelDone(rctx, run.Dir(), run.Cancel)
 	}
 	if cause := context.Cause(rctx); err != nil && errors.Is(cause, dirstate.ErrLeaseLost) {
 		return fmt.Errorf("run %s stopped: %w", run.RunID, cause)
@@ -82,6 +99,72 @@ func (e *Engine) runOnce(ctx context.Context, d dirsync.DirKey) error {
 		e.troubled(rctx, run, err)
 	}
 	return err
+}
+
+// maxLinks bounds the links of a run's span: a run may cover 100,000 triggers. It is also the
+// SDK's default OTEL_SPAN_LINK_COUNT_LIMIT.
+const maxLinks = 128
+
+// startSpan starts the span of this attempt at the run (one per holder and attempt), a child of
+// its first traced trigger's intake span. With tracing off it is a no-op that still carries that
+// trigger's trace context, for the log lines and the identity-system requests.
+func (e *Engine) startSpan(ctx context.Context, run *dirsync.Run, resumed bool) (context.Context, trace.Span) {
+	if parent := run.Parent(); parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	ctx, span := e.tracer.Start(ctx, "run")
+	if span.IsRecording() {
+		span.SetAttributes(run.SpanAttributes()...)
+		span.SetAttributes(attribute.Bool("dirsync.resumed", resumed), attribute.String("dirsync.phase", string(run.Phase)))
+	}
+	return ctx, span
+}
+
+// linkTriggers links the run's span to the covered triggers' intake spans (their publishers'
+// for triggers accepted with tracing off), the first maxLinks of them, read from the run's pages:
+// what any replica that resumes the run finds too. The total is an attribute.
+func (e *Engine) linkTriggers(ctx context.Context, run *dirsync.Run) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() || run.Count == 0 {
+		return
+	}
+	linked := 0
+	for n := 1; n <= run.Pages && linked < maxLinks; n++ {
+		page, err := e.store.Page(ctx, run, n)
+		if err != nil {
+			// The links are a convenience; the run goes on without the rest.
+			e.log.DebugContext(ctx, "reading a run's page to link its triggers failed", "run_id", run.RunID, "page", n, "err", err)
+			break
+		}
+		for _, t := range page {
+			if linked == maxLinks {
+				break
+			}
+			if sc := t.LinkTarget(); sc.IsValid() {
+				span.AddLink(trace.Link{SpanContext: sc})
+				linked++
+			}
+		}
+	}
+	span.SetAttributes(dirsync.AttrTriggerCount.Int(run.Count), attribute.Int("dirsync.trigger_links", linked))
+}
+
+// endSpan ends an attempt's span with what it came to.
+func endSpan(span trace.Span, run *dirsync.Run, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("dirsync.phase_reached", string(run.Phase)))
+		if o := run.Outcome; o != nil {
+			span.SetAttributes(attribute.String("dirsync.status", o.Status))
+			if o.ErrCode != "" {
+				span.SetAttributes(attribute.String("dirsync.error_code", o.ErrCode))
+			}
+		}
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "the run stopped before it was reported")
+		}
+	}
+	span.End()
 }
 
 // maxTroubleMessage bounds the error a run record keeps.
@@ -96,11 +179,11 @@ func (e *Engine) troubled(ctx context.Context, run *dirsync.Run, err error) {
 		tr.Failures, tr.Since = run.Trouble.Failures+1, run.Trouble.Since
 	}
 	if tr.Failures%dirsync.StuckAfter == 0 {
-		e.log.Error("directory stuck: its run keeps failing", "run_id", run.RunID, "tenant", run.Tenant,
+		e.log.ErrorContext(ctx, "directory stuck: its run keeps failing", "run_id", run.RunID, "tenant", run.Tenant,
 			"directory", run.DirectoryName, "failures", tr.Failures, "since", tr.Since, "triggers", run.Count, "err", err)
 	}
 	if serr := e.store.SetTrouble(ctx, run, &tr); serr != nil {
-		e.log.Warn("recording a run's failure failed", "run_id", run.RunID, "err", serr)
+		e.log.WarnContext(ctx, "recording a run's failure failed", "run_id", run.RunID, "err", serr)
 	}
 }
 
@@ -134,7 +217,7 @@ func (e *Engine) paused(ctx context.Context, d dirsync.DirKey) (bool, error) {
 		return false, fmt.Errorf("reading whether %s is paused: %w", d, err)
 	}
 	if p {
-		e.log.Debug("directory paused; its triggers stay pending", "directory", d)
+		e.log.DebugContext(ctx, "directory paused; its triggers stay pending", "directory", d)
 	}
 	return p, nil
 }
@@ -233,7 +316,8 @@ func (e *Engine) collect(ctx context.Context, run *dirsync.Run, fresh bool) erro
 		return err
 	}
 	if run.Count > 0 {
-		e.log.Info("run created", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count, "pages", run.Pages)
+		e.log.InfoContext(ctx, "run created", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count, "pages", run.Pages)
+		e.linkTriggers(ctx, run)
 	}
 	return nil
 }
@@ -283,7 +367,7 @@ func (e *Engine) start(ctx context.Context, t Tenant, run *dirsync.Run) error {
 		return e.posted(ctx, run, st.StartedAt)
 	}
 	if st.Status == backend.StatusRunning {
-		e.log.Info("vIDM already runs a sync of the directory; waiting for it before starting ours",
+		e.log.InfoContext(ctx, "vIDM already runs a sync of the directory; waiting for it before starting ours",
 			"run_id", run.RunID, "directory", run.DirectoryName)
 		if run.Version == 0 {
 			// A snapshot kept in memory so far: written before a wait that may last long, so
@@ -334,11 +418,12 @@ func (e *Engine) posted(ctx context.Context, run *dirsync.Run, at time.Time) err
 	if err := e.store.SaveRun(ctx, run); err != nil {
 		return err
 	}
-	e.log.Info("sync started", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count)
+	trace.SpanFromContext(ctx).AddEvent("sync started")
+	e.log.InfoContext(ctx, "sync started", "run_id", run.RunID, "directory", run.DirectoryName, "triggers", run.Count)
 	e.cfg.Observer.RunStarted(run)
 	if err := e.results.Started(ctx, run); err != nil {
 		// Informational only: the terminal result is what guarantees delivery.
-		e.log.Warn("publishing the started event failed", "run_id", run.RunID, "err", err)
+		e.log.WarnContext(ctx, "publishing the started event failed", "run_id", run.RunID, "err", err)
 	}
 	return nil
 }
@@ -409,7 +494,7 @@ func (e *Engine) noteProgress(ctx context.Context, run *dirsync.Run, st backend.
 	p := st.Progress
 	run.Progress = &p
 	if err := e.store.SaveRun(ctx, run); err != nil {
-		e.log.Debug("recording the sync's progress failed", "run_id", run.RunID, "err", err)
+		e.log.DebugContext(ctx, "recording the sync's progress failed", "run_id", run.RunID, "err", err)
 	}
 }
 
@@ -450,6 +535,7 @@ func (e *Engine) record(ctx context.Context, run *dirsync.Run, o dirsync.Outcome
 	o.ErrMessage = safetext.Clean(o.ErrMessage, maxErrMessage)
 	o.RecordedAt = e.cfg.Now()
 	run.Phase, run.Outcome, run.Progress = dirsync.PhaseReported, &o, nil
+	trace.SpanFromContext(ctx).AddEvent("outcome recorded", trace.WithAttributes(attribute.String("dirsync.status", o.Status)))
 	return e.store.SaveRun(ctx, run)
 }
 
@@ -480,7 +566,7 @@ func (e *Engine) report(ctx context.Context, t Tenant, run *dirsync.Run) error {
 	if err := e.store.Forget(ctx, run); err != nil {
 		return err
 	}
-	e.log.Info("sync reported", "run_id", run.RunID, "directory", run.DirectoryName,
+	e.log.InfoContext(ctx, "sync reported", "run_id", run.RunID, "directory", run.DirectoryName,
 		"status", run.Outcome.Status, "code", run.Outcome.ErrCode, "triggers", run.Count, "pages", run.Pages)
 	return nil
 }

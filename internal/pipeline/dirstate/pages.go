@@ -63,8 +63,10 @@ func (s *Store) NewRun(ctx context.Context, dir dirsync.DirKey, runID string, ca
 	if first == nil {
 		return nil, nil
 	}
+	// The first trigger's trace context is the run's until Collect fixes it: the run's span
+	// starts before the collection it covers.
 	r := &dirsync.Run{RunID: runID, Tenant: first.Tenant, DirectoryID: first.DirectoryID, DirectoryName: first.DirectoryName,
-		Phase: dirsync.PhaseCollecting, CreatedAt: s.now(), Cancel: cancel}
+		Phase: dirsync.PhaseCollecting, CreatedAt: s.now(), Cancel: cancel, Traceparent: first.Traceparent, IntakeSpan: first.IntakeSpan}
 	if r.Dir() != dir {
 		return nil, fmt.Errorf("pending trigger %s of %s names directory %s", first.ID, dir, r.Dir())
 	}
@@ -123,6 +125,9 @@ func (s *Store) SnapshotSmall(ctx context.Context, dir dirsync.DirKey, runID str
 		if r.Traceparent == "" {
 			r.Traceparent = t.Traceparent
 		}
+		if r.IntakeSpan == "" {
+			r.IntakeSpan = t.IntakeSpan
+		}
 	}
 	return r, true, nil
 }
@@ -141,7 +146,7 @@ func (s *Store) Collect(ctx context.Context, r *dirsync.Run) error {
 // it yet, so the listing of its page keys (a consumer on the bucket, several round trips) is
 // skipped.
 func (s *Store) CollectNew(ctx context.Context, r *dirsync.Run) error {
-	r.Count, r.Pages, r.Sample, r.Traceparent, r.IgnoreSafeguards, r.Collected = 0, 0, nil, "", false, 0
+	r.Count, r.Pages, r.Sample, r.Traceparent, r.IntakeSpan, r.IgnoreSafeguards, r.Collected = 0, 0, nil, "", "", false, 0
 	w := pageWriter{store: s, run: r, ctx: ctx}
 	add := w.add
 	if c := r.Cancel; c != nil {
@@ -198,6 +203,9 @@ func (w *pageWriter) add(p PendingEntry) error {
 	r.IgnoreSafeguards = r.IgnoreSafeguards || p.Trigger.IgnoreSafeguards
 	if r.Traceparent == "" {
 		r.Traceparent = p.Trigger.Traceparent
+	}
+	if r.IntakeSpan == "" {
+		r.IntakeSpan = p.Trigger.IntakeSpan
 	}
 	if len(r.Sample) < sampleSize && w.sampleBytes+len(b) <= sampleBytes {
 		r.Sample = append(r.Sample, p.Trigger)

@@ -21,6 +21,7 @@ import (
 // accepted, and forgetting the run leaves markers and nothing else.
 func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 	const n, maxPayload = 3000, 16 << 10
+	const intakeSpan = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"
 	ctx := context.Background()
 	res := newResources(t, 5*time.Second)
 	s := dirstate.New(dirstate.Buckets{Pending: res.Pending, Runs: res.Runs, Leases: res.Leases, Reported: res.History},
@@ -32,6 +33,9 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 			IgnoreSafeguards: i == 1234}
 		if i == 7 {
 			tr.Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		}
+		if i == 9 {
+			tr.IntakeSpan = intakeSpan
 		}
 		if err := s.AddPending(ctx, tr); err != nil {
 			t.Fatal(err)
@@ -46,8 +50,9 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 	if err := s.Collect(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Count != n || r.Phase != dirsync.PhaseSnapshot || !r.IgnoreSafeguards || r.Traceparent == "" || len(r.Sample) != 10 {
-		t.Fatalf("run: count %d phase %s safeguards %v trace %q sample %d", r.Count, r.Phase, r.IgnoreSafeguards, r.Traceparent, len(r.Sample))
+	if r.Count != n || r.Phase != dirsync.PhaseSnapshot || !r.IgnoreSafeguards || r.Traceparent == "" || r.IntakeSpan != intakeSpan || len(r.Sample) != 10 {
+		t.Fatalf("run: count %d phase %s safeguards %v trace %q intake span %q sample %d", r.Count, r.Phase, r.IgnoreSafeguards, r.Traceparent,
+			r.IntakeSpan, len(r.Sample))
 	}
 	loaded, err := s.LoadRun(ctx, dir)
 	if err != nil {
@@ -75,6 +80,9 @@ func TestRunsArePagedUnderTheBrokersLimit(t *testing.T) {
 		}
 		for _, tr := range page {
 			got = append(got, tr.ID)
+			if (tr.ID == "t-00009") != (tr.IntakeSpan == intakeSpan) {
+				t.Fatalf("trigger %s keeps intake span %q", tr.ID, tr.IntakeSpan)
+			}
 		}
 	}
 	if r.Pages < 10 || fmt.Sprint(got) != fmt.Sprint(want) {

@@ -63,6 +63,7 @@ type Trigger struct {
 	User             string    `json:"user,omitempty"`
 	Domain           string    `json:"domain,omitempty"` // the AD domain the trigger named, if any
 	Traceparent      string    `json:"traceparent,omitempty"`
+	IntakeSpan       string    `json:"intakeSpan,omitempty"` // its intake span's traceparent, if traced: runs link to it
 	Tenant           string    `json:"tenant"`
 	DirectoryID      string    `json:"directoryId"`
 	DirectoryName    string    `json:"directoryName"`
@@ -235,6 +236,10 @@ type Run struct {
 	// Traceparent is the first covered trigger's that has one: the run's vIDM requests and
 	// result events carry it.
 	Traceparent string `json:"traceparent,omitempty"`
+	// IntakeSpan is the first covered trigger's intake span that has one (Trigger.IntakeSpan):
+	// the parent of the run's spans, so that one trigger's trace reads publisher, intake, run,
+	// identity-system calls, result.
+	IntakeSpan string `json:"intakeSpan,omitempty"`
 	// Published is the number of result pages already published, so a resumed run goes on
 	// from the next.
 	Published int      `json:"published,omitempty"`

@@ -19,6 +19,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/backoff"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
@@ -75,6 +80,9 @@ type Config struct {
 	Observer   Observer // optional
 	// Grants checks the admin API's grants to ignore safeguards; nil honours none.
 	Grants *trigger.Grants
+	// TracerProvider makes the "intake" span of every message, a child of the trigger's
+	// traceparent. Default: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Intake consumes triggers.
@@ -87,6 +95,7 @@ type Intake struct {
 	store    *dirstate.Store
 	notify   func(dirsync.DirKey)
 	log      *slog.Logger
+	tracer   trace.Tracer
 	inflight sync.WaitGroup
 }
 
@@ -107,7 +116,11 @@ func New(cfg Config, js jetstream.JetStream, cons jetstream.Consumer, dec *trigg
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = 1 << 20
 	}
-	return &Intake{cfg: cfg, cons: cons, js: js, dec: dec, resolver: r, store: store, notify: notify, log: cfg.Logger}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	return &Intake{cfg: cfg, cons: cons, js: js, dec: dec, resolver: r, store: store, notify: notify, log: cfg.Logger,
+		tracer: cfg.TracerProvider.Tracer("github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/intake")}
 }
 
 // Run consumes until ctx ends, then stops pulling and waits for the triggers being recorded to be
@@ -138,8 +151,11 @@ func (in *Intake) handle(ctx context.Context, m jetstream.Msg) {
 	in.inflight.Go(func() { in.process(ctx, m) })
 }
 
-// process decides a message's fate.
+// process decides a message's fate, inside the message's "intake" span: a child of the trigger's
+// traceparent, so the publisher's trace shows the trigger's acceptance. Its log lines are made
+// with the span's context, which gives them the trace id (with tracing off, the trigger's own).
 func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
+	began := time.Now()
 	in.cfg.Observer.Received()
 	t, err := in.dec.Decode(m.Headers(), m.Data())
 	if err != nil {
@@ -148,25 +164,33 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		if errors.As(err, &te) {
 			code = string(te.Code)
 		}
-		// Undecodable: its id and trace context are not trusted, so none are logged.
+		// Undecodable: its id and trace context are not trusted, so none are logged, and its
+		// span starts a trace of its own.
+		ctx, span := in.startSpan(ctx, m, began, nil)
+		defer span.End()
 		in.deadLetter(ctx, m, code, err.Error(), in.log)
 		return
 	}
+	ctx, span := in.startSpan(ctx, m, began, &t)
+	defer span.End()
 	tenant, dir, err := in.resolver.Resolve(ctx, t.Tenant, t.DirectoryRef())
 	if code := deadCode(err); code != "" {
-		in.deadLetter(ctx, m, code, err.Error(), in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+		in.deadLetter(ctx, m, code, err.Error(), in.triggerLog(t.ID, t.DirectoryRef()))
 		return
 	}
 	if err != nil {
 		// vIDM unreachable or refusing us: not accepted yet, ask for it again later.
-		in.retryLater(m, err, in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+		in.retryLater(ctx, m, err, in.triggerLog(t.ID, t.DirectoryRef()))
 		return
+	}
+	if span.IsRecording() {
+		span.SetAttributes(dirsync.AttrTenant.String(tenant), dirsync.AttrDirectory.String(dir.Name), dirsync.AttrDirectoryID.String(dir.ID))
 	}
 	if dir.SyncDisabled {
 		// Dead-lettered rather than synced: vIDM would sync nothing, and the publisher waiting for
 		// its group would wait in vain. Re-drive it once the directory's sync is turned on.
 		in.deadLetter(ctx, m, contract.CodeDirectorySyncDisabled, fmt.Sprintf("directory %q has its sync turned off in the identity system (syncConfigurationEnabled: false): turn it on in the directory's sync settings, then re-drive this trigger", backend.Clip(dir.Name, 256)),
-			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+			in.triggerLog(t.ID, t.DirectoryRef()))
 		return
 	}
 	if t.IgnoreSafeguards && !in.resolver.AllowsIgnoreSafeguards(tenant) &&
@@ -174,7 +198,7 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		// Dead-lettered rather than synced without the flag: the publisher asked for something
 		// it may not have, and must hear so; an operator may re-drive it once the tenant allows it.
 		in.deadLetter(ctx, m, contract.CodeSafeguardsNotAllowed, fmt.Sprintf("ignoreSafeguards is not allowed for tenant %q: set allowIgnoreSafeguards on the tenant, or ask through the admin API", tenant),
-			in.triggerLog(t.ID, t.DirectoryRef(), t.Traceparent))
+			in.triggerLog(t.ID, t.DirectoryRef()))
 		return
 	}
 	pt := dirsync.Trigger{
@@ -182,10 +206,49 @@ func (in *Intake) process(ctx context.Context, m jetstream.Msg) {
 		Tenant: tenant, DirectoryID: dir.ID, DirectoryName: dir.Name,
 		IgnoreSafeguards: t.IgnoreSafeguards, AcceptedAt: in.cfg.Now(),
 	}
+	if span.IsRecording() {
+		// Stored with the trigger: the run that covers it links to this span.
+		pt.IntakeSpan = dirsync.Traceparent(span.SpanContext())
+	}
 	if in.alreadyReported(ctx, m, pt) {
 		return
 	}
 	in.record(ctx, m, pt)
+}
+
+// Values of the intake span's dirsync.intake.outcome.
+const (
+	outcomeAccepted        = "accepted"
+	outcomeDeadLettered    = "dead_lettered"
+	outcomeRetry           = "retry"
+	outcomeAlreadyReported = "already_reported"
+)
+
+// outcomeKey is the intake span's attribute that says what became of the message.
+const outcomeKey = attribute.Key("dirsync.intake.outcome")
+
+// startSpan starts a message's intake span at began (before decoding, which it covers), as a
+// child of the trigger's traceparent when t is decoded and has one. With tracing off the span is a
+// no-op that still carries the traceparent's context, for the log lines.
+func (in *Intake) startSpan(ctx context.Context, m jetstream.Msg, began time.Time, t *trigger.Trigger) (context.Context, trace.Span) {
+	if t != nil {
+		if parent := dirsync.SpanContext(t.Traceparent); parent.IsValid() {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+		}
+	}
+	ctx, span := in.tracer.Start(ctx, "intake", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(began))
+	if span.IsRecording() {
+		span.SetAttributes(semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(m.Subject()))
+		if t != nil {
+			span.SetAttributes(semconv.CloudEventsEventID(t.ID), semconv.CloudEventsEventSource(t.Source), semconv.CloudEventsEventType(t.Type),
+				dirsync.AttrDirectory.String(t.DirectoryRef()))
+			if t.Tenant != "" {
+				span.SetAttributes(dirsync.AttrTenant.String(t.Tenant))
+			}
+		}
+	}
+	return ctx, span
 }
 
 // alreadyReported acknowledges a redelivered trigger that a run has already reported: its
@@ -199,16 +262,17 @@ func (in *Intake) alreadyReported(ctx context.Context, m jetstream.Msg, pt dirsy
 	runID, ok, err := in.store.Reported(ctx, pt.Key())
 	if err != nil {
 		// Recording it again costs at most a second report; losing it is not an option.
-		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("reading whether a redelivered trigger was reported failed; recording it", "err", err)
+		in.triggerLog(pt.ID, pt.DirectoryName).WarnContext(ctx, "reading whether a redelivered trigger was reported failed; recording it", "err", err)
 		return false
 	}
 	if !ok {
 		return false
 	}
 	if err := m.Ack(); err != nil {
-		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("acknowledging a reported trigger failed", "err", err)
+		in.triggerLog(pt.ID, pt.DirectoryName).WarnContext(ctx, "acknowledging a reported trigger failed", "err", err)
 	}
-	in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Info("redelivered trigger was already reported; acknowledged", "run_id", runID)
+	in.triggerLog(pt.ID, pt.DirectoryName).InfoContext(ctx, "redelivered trigger was already reported; acknowledged", "run_id", runID)
+	trace.SpanFromContext(ctx).SetAttributes(outcomeKey.String(outcomeAlreadyReported), dirsync.AttrRunID.String(runID))
 	in.cfg.Observer.AlreadyReported()
 	return true
 }
@@ -230,14 +294,11 @@ func deadCode(err error) string {
 	return ""
 }
 
-// triggerLog is the logger for one trigger's lines. It is built only when there is something to
-// log: a logger per accepted trigger would cost more than deciding its fate.
-func (in *Intake) triggerLog(id, directory, traceparent string) *slog.Logger {
-	log := in.log.With("trigger_id", id, "directory", directory)
-	if tid := traceID(traceparent); tid != "" {
-		log = log.With("trace_id", tid)
-	}
-	return log
+// triggerLog is the logger for one trigger's lines; the trace id comes from the context they are
+// logged with. It is built only when there is something to log: a logger per accepted trigger
+// would cost more than deciding its fate.
+func (in *Intake) triggerLog(id, directory string) *slog.Logger {
+	return in.log.With("trigger_id", id, "directory", directory)
 }
 
 func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirsync.Trigger) {
@@ -246,38 +307,35 @@ func (in *Intake) record(ctx context.Context, m jetstream.Msg, pt dirsync.Trigge
 	defer cancel()
 	// From here on the directory is vIDM's name for it, not the trigger's reference.
 	if err := in.store.AddPending(wctx, pt); err != nil {
-		in.retryLater(m, err, in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent))
+		in.retryLater(ctx, m, err, in.triggerLog(pt.ID, pt.DirectoryName))
 		return
 	}
 	if err := m.Ack(); err != nil {
 		// The trigger is recorded; a redelivery lands on the same pending key.
-		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Warn("acknowledging a recorded trigger failed", "err", err)
+		in.triggerLog(pt.ID, pt.DirectoryName).WarnContext(ctx, "acknowledging a recorded trigger failed", "err", err)
 	}
 	if in.log.Enabled(ctx, slog.LevelDebug) {
-		in.triggerLog(pt.ID, pt.DirectoryName, pt.Traceparent).Debug("trigger accepted", "type", pt.Type)
+		in.triggerLog(pt.ID, pt.DirectoryName).DebugContext(ctx, "trigger accepted", "type", pt.Type)
 	}
+	trace.SpanFromContext(ctx).SetAttributes(outcomeKey.String(outcomeAccepted))
 	in.cfg.Observer.Accepted(pt)
 	in.notify(dirsync.NewDirKey(pt.Tenant, pt.DirectoryID))
 }
 
-// traceID is the trace id of a W3C traceparent (already validated by the decoder), or "".
-func traceID(traceparent string) string {
-	if len(traceparent) < 35 || traceparent[2] != '-' {
-		return ""
-	}
-	return traceparent[3:35]
-}
-
 // retryLater hands the message back with a delay growing with its delivery count.
-func (in *Intake) retryLater(m jetstream.Msg, cause error, log *slog.Logger) {
+func (in *Intake) retryLater(ctx context.Context, m jetstream.Msg, cause error, log *slog.Logger) {
 	deliveries := 1
 	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
 		deliveries = int(min(md.NumDelivered, 64)) //nolint:gosec // at most 64
 	}
 	delay := backoff.Policy{Initial: 2 * time.Second, Max: time.Minute}.Delay(deliveries)
-	log.Warn("trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(outcomeKey.String(outcomeRetry))
+	span.SetStatus(codes.Error, "not accepted yet; redelivery requested")
+	span.RecordError(cause)
+	log.WarnContext(ctx, "trigger not accepted yet; redelivery requested", "retry_in", delay, "err", cause)
 	if err := m.NakWithDelay(delay); err != nil {
-		log.Warn("nak failed; the message is redelivered after the ack wait", "err", err)
+		log.WarnContext(ctx, "nak failed; the message is redelivered after the ack wait", "err", err)
 	}
 }
 
@@ -304,14 +362,17 @@ func (in *Intake) deadLetter(ctx context.Context, m jetstream.Msg, code, reason 
 		_, err = in.js.PublishMsg(ctx, dl, opts...)
 	}
 	if err != nil {
-		in.retryLater(m, fmt.Errorf("dead-lettering: %w", err), log)
+		in.retryLater(ctx, m, fmt.Errorf("dead-lettering: %w", err), log)
 		return
 	}
 	in.cfg.Observer.DeadLettered(code)
-	log.Warn("trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject(),
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(outcomeKey.String(outcomeDeadLettered), attribute.String("dirsync.dead_letter.code", code))
+	span.SetStatus(codes.Error, "dead-lettered: "+code)
+	log.WarnContext(ctx, "trigger dead-lettered", "code", code, "reason", reason, "subject", m.Subject(),
 		"omitted", dl.Header.Get(contract.HeaderDeadOmitted))
 	if err := m.TermWithReason(code); err != nil {
-		log.Warn("terminating a dead-lettered message failed", "err", err)
+		log.WarnContext(ctx, "terminating a dead-lettered message failed", "err", err)
 	}
 }
 

@@ -21,12 +21,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/httpcore"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/registry"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/tenants"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/vidm"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/streams"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirstate"
@@ -97,6 +100,7 @@ type env struct {
 	sim   *vidmsim.Server
 	rec   *recorder
 	logs  *logbuf.Buffer
+	spans *tracetest.SpanRecorder // with setup.traced
 }
 
 // start runs intake until the test ends.
@@ -109,6 +113,7 @@ func start(t *testing.T) *env {
 type setup struct {
 	maxPayload    int32 // 0: NATS's default
 	maxAckPending int   // MAX_IN_FLIGHT
+	traced        bool  // record spans (env.spans); else tracing is off
 }
 
 func startWith(t *testing.T, su setup) *env {
@@ -151,10 +156,15 @@ func startWith(t *testing.T, su setup) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := intake.New(intake.Config{
+	cfg := intake.Config{
 		DeadSubject: "d", Observer: e.rec, MaxPayload: js.Conn().MaxPayload(), Grants: testGrants,
-		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}, js, res.Consumer, dec, reg, e.store, func(dirsync.DirKey) {})
+		Logger: slog.New(logging.WithTrace(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+	}
+	if su.traced {
+		e.spans = tracetest.NewSpanRecorder()
+		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))
+	}
+	in := intake.New(cfg, js, res.Consumer, dec, reg, e.store, func(dirsync.DirKey) {})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
@@ -255,6 +265,65 @@ func TestObserverHearsEveryFate(t *testing.T) {
 	if !unknownLogged {
 		t.Errorf("dead-letter log of %s lacks directory or trace_id: %s", unknownID, e.logs.String())
 	}
+}
+
+// With tracing on, every message has an "intake" span: a trigger's is a child of its traceparent
+// and is stored with the trigger for the run to link to, its log lines name it, and a dead
+// letter's says so; an undecodable message's starts a trace of its own.
+func TestIntakeSpans(t *testing.T) {
+	e := startWith(t, setup{maxAckPending: 10, traced: true})
+	goodID := e.publish(t, group("Corp AD", "proj-a"))
+	unknownID := e.publish(t, group("Nowhere AD", "proj-b"))
+	if _, err := e.js.Publish(context.Background(), "t.test", []byte("not an event")); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "three intake spans", func() bool { return len(e.spans.Ended()) == 3 })
+	publisher := dirsync.SpanContext(traceparent)
+	byEvent := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range e.spans.Ended() {
+		if s.Name() != "intake" || s.SpanKind().String() != "consumer" {
+			t.Fatalf("span %q kind %s", s.Name(), s.SpanKind())
+		}
+		byEvent[attr(s, "cloudevents.event_id")] = s
+	}
+	good, unknown, garbage := byEvent[goodID], byEvent[unknownID], byEvent[""]
+	if good == nil || unknown == nil || garbage == nil {
+		t.Fatalf("spans by event id: %v", byEvent)
+	}
+	for _, s := range []sdktrace.ReadOnlySpan{good, unknown} {
+		if s.Parent().SpanID() != publisher.SpanID() || s.SpanContext().TraceID() != publisher.TraceID() || !s.Parent().IsRemote() {
+			t.Fatalf("span of %s: parent %v, want the publisher's %v", attr(s, "cloudevents.event_id"), s.Parent(), publisher)
+		}
+	}
+	if garbage.Parent().IsValid() || attr(garbage, "dirsync.intake.outcome") != "dead_lettered" || garbage.Status().Code.String() != "Error" {
+		t.Fatalf("undecodable message's span: parent %v, attributes %v, status %v", garbage.Parent(), garbage.Attributes(), garbage.Status())
+	}
+	if attr(good, "dirsync.intake.outcome") != "accepted" || attr(good, "dirsync.tenant") != "default" || attr(good, "dirsync.directory") != "Corp AD" ||
+		attr(good, "dirsync.directory_id") != "dir-corp" || attr(good, "messaging.destination.name") != "t.test" || attr(good, "cloudevents.event_type") != "ad.group.created" {
+		t.Fatalf("accepted trigger's span attributes %v", good.Attributes())
+	}
+	if attr(unknown, "dirsync.intake.outcome") != "dead_lettered" || attr(unknown, "dirsync.dead_letter.code") != contract.CodeUnknownDirectory ||
+		unknown.Status().Code.String() != "Error" {
+		t.Fatalf("dead-lettered trigger's span: attributes %v, status %v", unknown.Attributes(), unknown.Status())
+	}
+	pending, err := e.store.Pending(context.Background(), dirsync.NewDirKey("default", "dir-corp"))
+	if err != nil || len(pending) != 1 || pending[0].Trigger.IntakeSpan != dirsync.Traceparent(good.SpanContext()) || pending[0].Trigger.Traceparent != traceparent {
+		t.Fatalf("pending %+v (%v): want the trigger with its intake span", pending, err)
+	}
+	for _, l := range e.logLines(t, "trigger dead-lettered") {
+		if l["trigger_id"] == unknownID && (l["trace_id"] != publisher.TraceID().String() || l["span_id"] != unknown.SpanContext().SpanID().String()) {
+			t.Fatalf("dead-letter log line %v: want the intake span's trace and span ids", l)
+		}
+	}
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key {
+			return kv.Value.String()
+		}
+	}
+	return ""
 }
 
 func TestObserverCountsRedeliveries(t *testing.T) {

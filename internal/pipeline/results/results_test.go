@@ -46,13 +46,13 @@ func reportedRun(n int, status string) (*dirsync.Run, []dirsync.Trigger) {
 // The result message as Finished publishes it: subject, event id (the stream de-duplicates on it),
 // type, subject, traceparent and the data listing every covered trigger.
 func TestFinishedMessage(t *testing.T) {
-	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:test")
+	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:test", nil)
 	for _, tc := range []struct{ status, typ, subject string }{
 		{"COMPLETED", contract.TypeCompleted, "dirsync.result.completed"},
 		{"FAILED", contract.TypeFailed, "dirsync.result.failed"},
 	} {
 		r, page := reportedRun(3, tc.status)
-		msg, typ, err := p.finishedMsg(r, 1, page)
+		msg, typ, err := p.finishedMsg(r, 1, page, r.Traceparent)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestFinishedMessage(t *testing.T) {
 			t.Errorf("error = %+v for %s", d.Error, tc.status)
 		}
 	}
-	if _, _, err := p.finishedMsg(&dirsync.Run{RunID: "r"}, 1, nil); err == nil {
+	if _, _, err := p.finishedMsg(&dirsync.Run{RunID: "r"}, 1, nil, ""); err == nil {
 		t.Error("a run without an outcome was encoded")
 	}
 }
@@ -101,14 +101,14 @@ func TestFinishedMessage(t *testing.T) {
 // A run of several pages: each page has its own deterministic id, says which part it is and
 // lists its own triggers; all carry the run's id, status and total.
 func TestFinishedPages(t *testing.T) {
-	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:test")
+	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:test", nil)
 	r, all := reportedRun(7, "COMPLETED")
 	r.Pages = 3
 	pages := [][]dirsync.Trigger{all[:3], all[3:6], all[6:]}
 	seen := map[string]bool{}
 	for i, page := range pages {
 		n := i + 1
-		msg, _, err := p.finishedMsg(r, n, page)
+		msg, _, err := p.finishedMsg(r, n, page, r.Traceparent)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,13 +141,13 @@ func TestFinishedPages(t *testing.T) {
 
 // Reporting a run short of the JetStream publish: result data, event, binary-mode message.
 func BenchmarkFinishedMessage(b *testing.B) {
-	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:bench")
+	p := New(nil, "dirsync.result", "urn:vidm-sync-worker:bench", nil)
 	for _, n := range []int{1, 100} {
 		r, page := reportedRun(n, "COMPLETED")
 		b.Run(fmt.Sprintf("triggers=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := p.finishedMsg(r, 1, page); err != nil {
+				if _, _, err := p.finishedMsg(r, 1, page, r.Traceparent); err != nil {
 					b.Fatal(err)
 				}
 			}

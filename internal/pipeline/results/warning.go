@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/contract"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/identity/backend"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/natsio/cenats"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/pipeline/dirsync"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/safetext"
 )
 
@@ -45,11 +47,24 @@ func (p *Publisher) TokenExpiring(ctx context.Context, w TokenWarning) error {
 	if err != nil {
 		return err
 	}
+	ctx, span := p.startSpan(ctx)
+	if span.IsRecording() {
+		// A consumer of the warning continues the trace under its publish.
+		e.SetExtension("traceparent", dirsync.Traceparent(span.SpanContext()))
+	}
 	msg, err := cenats.EncodeBinary(p.prefix+"."+warningKind, e)
 	if err != nil {
+		endSpan(span, err)
 		return fmt.Errorf("encode %s: %w", contract.TypeSyncClientTokenExpiring, err)
 	}
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+	if span.IsRecording() {
+		span.SetName("publish " + msg.Subject)
+		span.SetAttributes(dirsync.AttrTenant.String(w.Tenant), semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(msg.Subject), semconv.CloudEventsEventID(e.ID()), semconv.CloudEventsEventType(e.Type()))
+	}
+	_, err = p.js.PublishMsg(ctx, msg)
+	endSpan(span, err)
+	if err != nil {
 		return fmt.Errorf("publish %s for tenant %s provider %s: %w", contract.TypeSyncClientTokenExpiring, w.Tenant, e.Subject(), err)
 	}
 	return nil

@@ -67,7 +67,7 @@ func resultStream(t *testing.T) (jetstream.JetStream, jetstream.Stream) {
 func TestTokenExpiringPublishes(t *testing.T) {
 	ctx := context.Background()
 	js, stream := resultStream(t)
-	p := New(js, "dirsync.result", "urn:vidm-sync-worker:test")
+	p := New(js, "dirsync.result", "urn:vidm-sync-worker:test", nil)
 	sch := warningSchema(t)
 	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	w := TokenWarning{Tenant: "vcf", Token: oktaToken, WarnBefore: 14 * 24 * time.Hour, Now: now}
@@ -153,7 +153,7 @@ func msgs(t *testing.T, s jetstream.Stream) uint64 {
 
 func TestTokenExpiringPublishError(t *testing.T) {
 	js := natstest.JetStream(t) // no stream over the subject: JetStream has no responder
-	p := New(js, "dirsync.result", "urn:test")
+	p := New(js, "dirsync.result", "urn:test", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := p.TokenExpiring(ctx, TokenWarning{Tenant: "vcf", Token: oktaToken, Now: oktaToken.ExpiresAt.Add(-time.Hour)})
@@ -248,7 +248,7 @@ func TestTokenWarningData(t *testing.T) {
 		{name: "no expiry", w: TokenWarning{Tenant: "vcf", Token: backend.SyncClientToken{ProviderID: "p"}, Now: exp}, wantErr: true},
 		{name: "no check time", w: TokenWarning{Tenant: "vcf", Token: oktaToken}, wantErr: true},
 	}
-	p := New(nil, "dirsync.result", "urn:test")
+	p := New(nil, "dirsync.result", "urn:test", nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, err := p.tokenWarningEvent(tt.w)

@@ -19,6 +19,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/logging"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/devstack"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/logbuf"
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/natstest"
@@ -108,7 +109,7 @@ func Start(t testing.TB, o Options) *Stack {
 
 // Logger is a worker's logger: JSON lines into Logs, tagged with the replica's name.
 func (s *Stack) Logger(name string) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", name)
+	return slog.New(logging.WithTrace(slog.NewJSONHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))).With("replica", name)
 }
 
 // Worker is a worker running in the test.

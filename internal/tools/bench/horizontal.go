@@ -20,7 +20,7 @@ func runHorizontal(ctx context.Context, r *runner) (Scenario, error) {
 	var one float64
 	for reps := 1; reps <= 3; reps++ {
 		r.progress("horizontal: %d replica(s), ingest", reps)
-		ir, err := r.measureIngest(ctx, fmt.Sprintf("horizontal-ingest-%d", reps), n, dirs, reps, "2s", r.processes(reps))
+		ir, err := r.measureIngest(ctx, fmt.Sprintf("horizontal-ingest-%d", reps), n, dirs, reps, "2s", nil, r.processes(reps))
 		if err != nil {
 			return sc, fmt.Errorf("%d replicas, ingest: %w", reps, err)
 		}

@@ -3,12 +3,14 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
+	"github.com/vidm-sync-worker/vidm-sync-worker/internal/testkit/otlpsink"
 )
 
 // ingestResult is one measurement of scenario 1: the same triggers taken by a bare consumer and
@@ -52,8 +54,9 @@ func (r *runner) processes(n int) startFleet {
 
 // measureIngest publishes n triggers over dirs directories into a fresh stream, drains them with
 // a bare pull consumer (baseline), then starts the worker and times it until its consumer has
-// nothing pending or unacknowledged and it has accepted all n.
-func (r *runner) measureIngest(ctx context.Context, name string, n, dirs, replicas int, window string, start startFleet) (ingestResult, error) {
+// nothing pending or unacknowledged and it has accepted all n. extra adds to the workers'
+// environment (tracing).
+func (r *runner) measureIngest(ctx context.Context, name string, n, dirs, replicas int, window string, extra map[string]string, start startFleet) (ingestResult, error) {
 	res := ingestResult{n: n, dirs: dirs, replicas: replicas}
 	dir, err := r.subdir(name)
 	if err != nil {
@@ -65,6 +68,7 @@ func (r *runner) measureIngest(ctx context.Context, name string, n, dirs, replic
 	}
 	defer st.close()
 	vars := st.env(map[string]string{"COALESCE_WINDOW": window})
+	maps.Copy(vars, extra)
 	cfg, err := loadConfig(ctx, vars)
 	if err != nil {
 		return res, err
@@ -179,7 +183,7 @@ func runIngest(ctx context.Context, r *runner) (Scenario, error) {
 	sc := Scenario{}
 	var batch, inflight int
 	for i, w := range ingestWindows() {
-		res, err := r.measureIngest(ctx, fmt.Sprintf("ingest-%d", i), n, dirs, 1, w.window, r.inProcess())
+		res, err := r.measureIngest(ctx, fmt.Sprintf("ingest-%d", i), n, dirs, 1, w.window, nil, r.inProcess())
 		if err != nil {
 			return Scenario{}, err
 		}
@@ -187,6 +191,14 @@ func runIngest(ctx context.Context, r *runner) (Scenario, error) {
 		sc.Rows = append(sc.Rows, ingestRows(res, w.label)...)
 		sc.Rows = append(sc.Rows, Row{Metric: w.label + "setup: publish rate (async, 4096 in flight)", Unit: "triggers/s", Value: float64(n) / res.publish.Seconds()})
 		ingestInvariants(&sc, res, w.label)
+
+		r.progress("ingest: %s tracing on", w.window)
+		traced, spans, err := r.measureTracedIngest(ctx, fmt.Sprintf("ingest-traced-%d", i), n, dirs, w.window)
+		if err != nil {
+			return Scenario{}, err
+		}
+		sc.Rows = append(sc.Rows, tracedRows(res, traced, spans, w.label)...)
+		ingestInvariants(&sc, traced, w.label+"tracing on: ")
 	}
 	sc.Setup = []string{
 		fmt.Sprintf("%d valid ad.group.created triggers over %d directories, in the trigger stream before the worker starts", n, dirs),
@@ -196,6 +208,10 @@ func runIngest(ctx context.Context, r *runner) (Scenario, error) {
 		"worker time: from worker start (connect, bind, directory list included) until its consumer has NumPending = 0 and NumAckPending = 0 " +
 			"and dirsync_triggers_accepted_total = N; baseline: a new durable pull consumer on the same stream that only acks, same N " +
 			"(median of 3 passes, each a new durable)",
+		"tracing on: the same measurement on another fresh stack right after, with OTEL_EXPORTER_OTLP_ENDPOINT set to an in-process " +
+			"OTLP/HTTP receiver (internal/testkit/otlpsink, counting the spans without decoding them; it shares the cores, as the embedded " +
+			"nats-server does): the real SDK, batch processor (OTEL_BSP_* defaults) and exporter; its baseline is the tracing-off worker of " +
+			"the same window. The triggers carry no traceparent, so every intake span is a sampled root",
 	}
 	sc.Notes = append(sc.Notes,
 		"why the goal is not met: per trigger the worker decodes the CloudEvent and validates it and its data against the JSON Schemas "+
@@ -214,6 +230,30 @@ func runIngest(ctx context.Context, r *runner) (Scenario, error) {
 		"before paging (2026-11-23, same machine): 0.149 × raw with syncs during intake and 0.163 × raw intake alone; a run now also "+
 			"writes its pages, a reported marker per trigger and one purge per trigger, which the syncs during intake pay for")
 	return sc, nil
+}
+
+// measureTracedIngest is measureIngest of the in-process worker with tracing on, exporting to an
+// in-process OTLP/HTTP receiver; it returns the spans the receiver got, the last batch flushed
+// at the worker's stop.
+func (r *runner) measureTracedIngest(ctx context.Context, name string, n, dirs int, window string) (ingestResult, int, error) {
+	sink := otlpsink.Start(false)
+	defer sink.Close()
+	res, err := r.measureIngest(ctx, name, n, dirs, 1, window, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": sink.URL()}, r.inProcess())
+	return res, sink.Spans(), err
+}
+
+// tracedRows compare the worker with tracing on to the worker with it off.
+func tracedRows(off, on ingestResult, spans int, prefix string) []Row {
+	offRate := off.workerRate()
+	return []Row{
+		{Metric: prefix + "worker, tracing on (OTLP/HTTP export): accepted and acked", Unit: "triggers/s", Value: on.workerRate(),
+			Baseline: &offRate, Ratio: ptr(on.workerRate() / offRate)},
+		{Metric: prefix + "tracing on: worker vs raw JetStream pull consumer", Unit: "triggers/s", Value: on.workerRate(),
+			Baseline: ptr(on.rawRate()), Ratio: ptr(on.workerRate() / on.rawRate())},
+		// Fewer spans than triggers: the batch processor's queue (OTEL_BSP_MAX_QUEUE_SIZE) was full and it dropped some.
+		{Metric: prefix + "tracing on: spans the receiver got (intake, runs, identity-system calls, publishes; baseline: triggers)",
+			Value: float64(spans), Baseline: ptr(float64(on.n)), Ratio: ptr(float64(spans) / float64(on.n))},
+	}
 }
 
 func ingestRows(res ingestResult, prefix string) []Row {
