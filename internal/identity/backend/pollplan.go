@@ -23,7 +23,8 @@ func (e Expected) Known() bool { return e.High > 0 && e.Low <= e.High }
 // then polled with the doubling schedule again.
 type PollPlan struct {
 	Initial, Max time.Duration
-	// Floor is the least wait between two polls of a sync, and before the first.
+	// Floor is the least wait between two polls of a sync, and before the first; at most
+	// Initial.
 	Floor    time.Duration
 	Expected Expected
 	// Dated: the identity system's status carries start times, so a sync just POSTed can be
@@ -43,6 +44,9 @@ func (p PollPlan) withDefaults() PollPlan {
 		p.Initial = time.Second
 	}
 	p.Max = max(p.Max, p.Initial)
+	// Never more careful than the doubling schedule's own first wait: a backend polled every
+	// few milliseconds by configuration is not to be waited on for half a second.
+	p.Floor = min(p.Floor, p.Initial)
 	return p
 }
 

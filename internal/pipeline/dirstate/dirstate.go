@@ -218,15 +218,16 @@ func (s *Store) AddPending(ctx context.Context, t dirsync.Trigger) error {
 		return fmt.Errorf("encode pending trigger: %w", err)
 	}
 	key := t.Key()
+	var rev uint64
 	if s.js != nil {
-		err = s.createAsync(ctx, key, b)
+		rev, err = s.createAsync(ctx, key, b)
 	} else {
-		_, err = s.pending.Create(ctx, key, b)
+		rev, err = s.pending.Create(ctx, key, b)
 	}
 	if errors.Is(err, errLastSequence) {
 		// An entry exists: the trigger, or the marker a forgotten trigger left. Create tells
 		// them apart and writes over the marker.
-		_, err = s.pending.Create(ctx, key, b)
+		rev, err = s.pending.Create(ctx, key, b)
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
@@ -234,6 +235,9 @@ func (s *Store) AddPending(ctx context.Context, t dirsync.Trigger) error {
 	case err != nil:
 		return fmt.Errorf("record pending trigger: %w", err)
 	}
+	// Indexed now, not when the watch delivers it: the run this trigger's notice starts must
+	// find it, or it would end empty and leave the trigger to the next notice.
+	s.index.add(key, rev)
 	return nil
 }
 
@@ -242,25 +246,25 @@ var errLastSequence = errors.New("key already written")
 
 // createAsync publishes value under key if the key was never written (or only purged),
 // asynchronously, and waits for the broker's answer.
-func (s *Store) createAsync(ctx context.Context, key string, value []byte) error {
+func (s *Store) createAsync(ctx context.Context, key string, value []byte) (uint64, error) {
 	msg := nats.NewMsg(s.pendingSubject + key)
 	msg.Data = value
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	f, err := s.js.PublishMsgAsync(msg)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	select {
-	case <-f.Ok():
-		return nil
+	case ack := <-f.Ok():
+		return ack.Sequence, nil
 	case err := <-f.Err():
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return errLastSequence
+			return 0, errLastSequence
 		}
-		return err
+		return 0, err
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 }
 
