@@ -17,14 +17,14 @@ func (e Expected) Known() bool { return e.High > 0 && e.Low <= e.High }
 
 // PollPlan is when Wait polls a sync. Without a history it is the doubling schedule: a poll at
 // once, then after Initial, doubling to Max. With one it spends the polls the doubling schedule
-// would make for a sync of that length, no more, where they tell something: evenly over the span
-// in which the directory's syncs have ended (widened by a margin), none before it, so the end of
-// a sync is seen within one step instead of within up to Max. A sync that outlasts the span is
-// then polled with the doubling schedule again.
+// would make on average for syncs of those lengths, no more, where they tell something: evenly
+// over the span in which the directory's syncs have ended, none before it (a steady history: one
+// poll just after the end it predicts), so the end of a sync is seen within one step instead of
+// within up to Max. A sync that outlasts the span is then polled with waits doubling from the
+// floor to Max.
 type PollPlan struct {
 	Initial, Max time.Duration
-	// Floor is the least wait between two polls of a sync, and before the first; at most
-	// Initial.
+	// Floor is the least wait between two polls of a sync; at most Initial.
 	Floor    time.Duration
 	Expected Expected
 	// Dated: the identity system's status carries start times, so a sync just POSTed can be
@@ -56,27 +56,38 @@ func (p PollPlan) doubling() backoff.Policy {
 }
 
 // DoublingPolls is how many polls the doubling schedule makes for a sync whose end is reported
-// d after the POST: the first at once, the last the first at or after d.
+// d after the POST: the first at once (after Initial when Dated), the last the first at or
+// after d.
 func (p PollPlan) DoublingPolls(d time.Duration) int {
 	p = p.withDefaults()
 	pol := backoff.Policy{Initial: p.Initial, Max: p.Max}
-	n, at := 1, time.Duration(0)
+	n, at, k := 1, time.Duration(0), 1
+	if p.Dated {
+		at, k = p.Initial, 2
+	}
 	for at < d {
-		at += pol.Bound(n)
+		at += pol.Bound(k)
+		k++
 		n++
 	}
 	return n
 }
 
-// span is where the plan polls densely, after the POST, and the step between its polls.
+// span is where the plan polls, after the POST, and the step between its polls: from just after
+// the soonest end in the history to just after the latest (lead: a twentieth of it, between
+// 20ms and the floor, for the identity system to report what ended).
 func (p PollPlan) span() (from, to, step time.Duration) {
 	e := p.Expected
-	margin := max(p.Floor, (e.High-e.Low)/4, e.High/20)
-	from, to = max(p.Floor, e.Low-margin), e.High+margin
+	lead := min(max(e.High/20, 20*time.Millisecond), p.Floor)
+	from, to = e.Low+lead, e.High+lead
+	if to-from < p.Floor {
+		// A steady history: one poll just after the end it predicts.
+		return to, to, p.Floor
+	}
 	// A sync ending mid-span costs about (mid-from)/step + 1.5 polls (the first at from, then
 	// one per step up to the first at or past its end): as many as the doubling schedule makes
 	// on average for syncs ending across the span.
-	mid := (e.Low + e.High) / 2
+	mid := (from + to) / 2
 	step = max(p.Floor, to-from)
 	if budget := p.meanDoublingPolls(); budget > 2 {
 		step = max(p.Floor, time.Duration(float64(mid-from)/(budget-1.5)))
@@ -130,7 +141,7 @@ func (p PollPlan) Next(n int, elapsed time.Duration) time.Duration {
 		}
 		return max(next-elapsed, p.Floor)
 	}
-	// Outlasted its history: back off as without one, counting from the first poll past it.
+	// Outlasted its history: back off from the floor, doubling to Max.
 	dense := int((to-from)/step) + 1
-	return max(step, p.doubling().Delay(max(n-dense, 1)))
+	return backoff.Policy{Initial: p.Floor, Max: p.Max}.Bound(max(n-dense, 1))
 }
