@@ -442,19 +442,24 @@ func TestValidation(t *testing.T) {
 		{"result source", with(base(), "RESULT_SOURCE", "not a uri"), false, []string{"RESULT_SOURCE"}, "URI reference"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadMap(t, tt.env, tt.dev)
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			wantProblems(t, err, tt.want...)
-			if !strings.Contains(err.Error(), tt.text) {
-				t.Fatalf("error does not say %q:\n%v", tt.text, err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkLoad(t, tt.env, tt.dev, tt.want, tt.text) })
+	}
+}
+
+// checkLoad loads env: with want empty it must succeed, else fail naming each setting in want
+// and saying text.
+func checkLoad(t *testing.T, env map[string]string, dev bool, want []string, text string) {
+	t.Helper()
+	_, err := loadMap(t, env, dev)
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	wantProblems(t, err, want...)
+	if !strings.Contains(err.Error(), text) {
+		t.Fatalf("error does not say %q:\n%v", text, err)
 	}
 }
 

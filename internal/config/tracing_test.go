@@ -51,20 +51,10 @@ func TestTracingValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadMap(t, tt.env, false)
-			if err != nil && strings.Contains(err.Error(), otlpKey) {
+			if _, err := loadMap(t, tt.env, false); err != nil && strings.Contains(err.Error(), otlpKey) {
 				t.Fatalf("the error shows the header's value:\n%v", err)
 			}
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			wantProblems(t, err, tt.want...)
-			if !strings.Contains(err.Error(), tt.text) {
-				t.Fatalf("error does not say %q:\n%v", tt.text, err)
-			}
+			checkLoad(t, tt.env, false, tt.want, tt.text)
 		})
 	}
 }
