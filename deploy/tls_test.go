@@ -51,43 +51,30 @@ func tlsOverlay(t *testing.T) (*appsv1.Deployment, *serviceMonitor, *certificate
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		t.Fatalf("kustomize build of the TLS overlay: %v", err)
-	}
 	var (
 		d        *appsv1.Deployment
 		sm       *serviceMonitor
 		cert     *certificate
 		services []*corev1.Service
 	)
-	for _, r := range resMap.Resources() {
-		b, err := r.AsYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var into any
-		switch r.GetKind() {
+	buildOverlay(t, dir, "the TLS overlay", func(kind string) any {
+		switch kind {
 		case "Deployment":
 			d = &appsv1.Deployment{}
-			into = d
+			return d
 		case "ServiceMonitor":
 			sm = &serviceMonitor{}
-			into = sm
+			return sm
 		case "Certificate":
 			cert = &certificate{}
-			into = cert
+			return cert
 		case "Service":
 			s := &corev1.Service{}
 			services = append(services, s)
-			into = s
-		default:
-			continue
+			return s
 		}
-		if err := yaml.UnmarshalStrict(b, into); err != nil {
-			t.Fatalf("the TLS overlay's %s %s: %v", r.GetKind(), r.GetName(), err)
-		}
-	}
+		return nil
+	})
 	if d == nil || sm == nil || cert == nil || len(services) == 0 {
 		t.Fatalf("the TLS overlay lacks the Deployment, the ServiceMonitor, the Certificate or the Services")
 	}
@@ -219,6 +206,29 @@ func TestTLSExampleNamesAnIssuerPlaceholder(t *testing.T) {
 			if !strings.HasPrefix(c.Spec.IssuerRef.Name, "REPLACE-ME") {
 				t.Errorf("%s: issuerRef %q is not a REPLACE-ME placeholder", o.file, c.Spec.IssuerRef.Name)
 			}
+		}
+	}
+}
+
+// buildOverlay runs kustomize (its library, as `kubectl apply -k` does) on dir and decodes, strictly,
+// each resource into what into returns for its kind; nil leaves the resource out.
+func buildOverlay(t *testing.T, dir, what string, into func(kind string) any) {
+	t.Helper()
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build of %s: %v", what, err)
+	}
+	for _, r := range resMap.Resources() {
+		dst := into(r.GetKind())
+		if dst == nil {
+			continue
+		}
+		b, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.UnmarshalStrict(b, dst); err != nil {
+			t.Fatalf("%s: %s %s: %v", what, r.GetKind(), r.GetName(), err)
 		}
 	}
 }

@@ -13,9 +13,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
-	"sigs.k8s.io/yaml"
 
 	"github.com/vidm-sync-worker/vidm-sync-worker/internal/config"
 )
@@ -97,40 +94,26 @@ func buildWithTracing(t *testing.T, more string) (corev1.ConfigMap, appsv1.Deplo
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), overlay)
-	if err != nil {
-		t.Fatalf("kustomize build with %s: %v", tracingComponent, err)
-	}
 	var (
 		cm  corev1.ConfigMap
 		dep appsv1.Deployment
 		np  networkingv1.NetworkPolicy
 	)
-	for _, r := range resMap.Resources() {
-		b, err := r.AsYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var into any
-		switch r.GetKind() {
+	buildOverlay(t, overlay, "the base with "+tracingComponent, func(kind string) any {
+		switch kind {
 		case "ConfigMap":
-			into = &cm
+			return &cm
 		case "Deployment":
-			into = &dep
+			return &dep
 		case "NetworkPolicy":
-			into = &np
-		default:
-			continue
+			return &np
 		}
-		if err := yaml.UnmarshalStrict(b, into); err != nil {
-			t.Fatalf("%s: %v", r.GetKind(), err)
-		}
-	}
-
+		return nil
+	})
 	return cm, dep, np
 }
 
-// The overlay of deploy/README.md ("9. Tracing") moves the endpoint and the egress rule elsewhere.
+// The overlay of deploy/README.md ("10. Tracing") moves the endpoint and the egress rule elsewhere.
 func TestTracingComponentOverlayExample(t *testing.T) {
 	cm, _, np := buildWithTracing(t, `patches:
   - patch: |-

@@ -97,6 +97,13 @@ func callJSON(t *testing.T, method, url, token string, body any, want int, out a
 	}
 }
 
+// conflictAnswer is the admin API's 409 body.
+type conflictAnswer struct {
+	Error      string
+	Reason     string
+	CurrentRun *control.Run
+}
+
 func directory(t *testing.T, base, id string) control.Directory {
 	t.Helper()
 	var d control.Directory
@@ -173,11 +180,7 @@ func TestSyncRequestedThroughTheAdminAPI(t *testing.T) {
 		d := directory(t, base, corpID)
 		return d.CurrentRun != nil && d.CurrentRun.Status == control.RunRunning
 	})
-	var conflict struct {
-		Error      string
-		Reason     string
-		CurrentRun *control.Run
-	}
+	var conflict conflictAnswer
 	callJSON(t, "POST", corp+"/sync", adminToken, nil, http.StatusConflict, &conflict)
 	if conflict.Reason != "running" || conflict.CurrentRun == nil || !strings.Contains(conflict.Error, "queue=true") {
 		t.Fatalf("409 body = %+v", conflict)
@@ -486,7 +489,7 @@ func TestCancelReportsPendingTriggersWithoutASync(t *testing.T) {
 	corp := base + "/api/v1/directories/default/" + corpID
 	cancelBody := map[string]string{"by": "alice", "reason": "groups created in the wrong OU"}
 
-	var conflict struct{ Reason string }
+	var conflict conflictAnswer
 	callJSON(t, "POST", corp+"/cancel", adminToken, cancelBody, http.StatusConflict, &conflict)
 	if conflict.Reason != "nothing_pending" {
 		t.Fatalf("cancel with nothing pending: reason %q", conflict.Reason)
@@ -555,11 +558,7 @@ func TestCancelLeavesAStartedSyncAlone(t *testing.T) {
 		d := directory(t, base, corpID)
 		return d.CurrentRun != nil && d.CurrentRun.StartedAt != nil
 	})
-	var conflict struct {
-		Reason     string
-		Error      string
-		CurrentRun *control.Run
-	}
+	var conflict conflictAnswer
 	callJSON(t, "POST", corp+"/cancel", adminToken, cancelBody, http.StatusConflict, &conflict)
 	if conflict.Reason != "started" || conflict.CurrentRun == nil || !strings.Contains(conflict.Error, "cannot be cancelled") {
 		t.Fatalf("cancel of a started sync: %+v", conflict)

@@ -27,7 +27,7 @@ func cancelFields(by, reason string) (string, string, error) {
 		return "", "", &badRequest{http.StatusBadRequest, "reason: say why the triggers are cancelled; the pipelines that sent them read it"}
 	case len(by) > maxBy:
 		return "", "", &badRequest{http.StatusBadRequest, fmt.Sprintf("by: at most %d bytes", maxBy)}
-	case strings.ContainsFunc(by+reason, safetext.IsControl) || safetext.Clean(by+reason, len(by)+len(reason)) != by+reason:
+	case safetext.Clean(by+reason, len(by)+len(reason)) != by+reason: // control characters or invalid UTF-8
 		return "", "", &badRequest{http.StatusBadRequest, "by and reason must be printable UTF-8 text on one line"}
 	}
 	return by, reason, checkReason(reason)
